@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs ../shared/conformance against a fresh oxidesk.
+#
+#   scripts/conformance.sh [run.py arguments...]
+#   scripts/conformance.sh --only 'json-*' --cases DIR
+#
+# Builds oxidesk, starts it with tests/conformance/oxidesk.toml on a free
+# port with a fresh SQLite database, makes the fixture's four keys, runs
+# the corpus runner with them and exits with the runner's status.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+shared="${OXIDESK_SHARED:-$here/../shared}"
+runner="$shared/conformance/run.py"
+[ -f "$runner" ] || { echo "conformance runner not found at $runner" >&2; exit 2; }
+
+cargo build --quiet --manifest-path "$here/Cargo.toml" --bin oxidesk
+bin="$here/target/debug/oxidesk"
+work="$(mktemp -d)"
+config="$here/tests/conformance/oxidesk.toml"
+export OXIDESK_CONFIG="$config"
+export OXIDESK__DATABASE="sqlite://$work/oxidesk.db"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+
+key() { "$bin" key add "$@" 2>/dev/null | head -n1; }
+default_key="$(key --ip 127.0.0.1 --can-read --notes 'conformance default')"
+inactive_key="$(key --ip 127.0.0.1 --notes 'conformance inactive')"
+inactive_id="$("$bin" key list | awk 'NR>1 && /conformance inactive/ {print $1}')"
+"$bin" key revoke "$inactive_id" >/dev/null
+no_create_key="$(key --ip 127.0.0.1 --no-create --notes 'conformance no_create')"
+other_ip_key="$(key --ip 192.0.2.10 --notes 'conformance other_ip')"
+
+RUST_LOG="${RUST_LOG:-warn}" "$bin" serve --listen "127.0.0.1:$port" 2>"$work/server.log" &
+server=$!
+cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+for _ in $(seq 100); do
+  if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$port),0.2)" 2>/dev/null; then break; fi
+  sleep 0.1
+done
+
+set +e
+python3 "$runner" --base-url "http://127.0.0.1:$port" --api-key "$default_key" \
+  --key inactive="$inactive_key" --key no_create="$no_create_key" --key other_ip="$other_ip_key" \
+  --alt-source-address 127.0.0.2 \
+  --pipe-cmd "$bin pipe" \
+  "$@"
+status=$?
+set -e
+if [ "$status" -ne 0 ] && [ -s "$work/server.log" ]; then
+  echo "--- server log (last 40 lines)" >&2; tail -n 40 "$work/server.log" >&2
+fi
+exit "$status"

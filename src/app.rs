@@ -1,0 +1,79 @@
+//! Application state, router assembly and `serve`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use axum::Router;
+use axum::http::{HeaderName, StatusCode, header};
+use axum::response::Response;
+use ipnet::IpNet;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::{Config, Limits};
+use crate::domain::catalog::Catalog;
+use crate::storage::Store;
+
+/// Shared by every request; built once at start-up.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Compiled configuration.
+    pub catalog: Arc<Catalog>,
+    /// Size caps.
+    pub limits: Limits,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<Vec<IpNet>>,
+    /// Request ids for opaque 5xx bodies and logs.
+    pub request_ids: Arc<AtomicU64>,
+}
+
+impl AppState {
+    /// Builds the state from a validated configuration and an open store.
+    pub fn new(config: &Config, store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            catalog: Arc::new(Catalog::new(config)),
+            limits: config.limits.clone(),
+            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+            request_ids: Arc::new(AtomicU64::new(1)),
+        }
+    }
+}
+
+/// The full router: routes, plus a panic guard (a bug answers an opaque
+/// 500 instead of dropping the connection) and request tracing with the
+/// API key header masked.
+pub fn router(state: AppState) -> Router {
+    crate::http::routes()
+        .with_state(state)
+        .layer(TraceLayer::new_for_http())
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            HeaderName::from_static("x-api-key"),
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+        .layer(CatchPanicLayer::custom(panic_response))
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("request handler panicked");
+    crate::error::ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+        .render(&axum::http::HeaderMap::new())
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

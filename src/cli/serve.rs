@@ -1,0 +1,56 @@
+//! `oxidesk serve`.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::Args;
+use tokio::net::TcpListener;
+
+use super::{Cli, load_config, open_store};
+use crate::app::{AppState, serve};
+
+/// `serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listen address, overriding the file.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
+
+pub(super) async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
+    let mut config = load_config(cli)?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    let store = open_store(&config)?;
+    let state = AppState::new(&config, store);
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(listen.addr = %addr, database = %config.database, "oxidesk listening on http://{addr}");
+    serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("oxidesk stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,78 @@
+//! `oxidesk ticket show|list`.
+
+use clap::Subcommand;
+
+use super::{Cli, load_config, open_store};
+
+/// `ticket` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TicketCommand {
+    /// Show one ticket.
+    Show {
+        /// Ticket number.
+        number: String,
+        /// Print API.md's JSON shape instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the newest tickets.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+pub(super) async fn run(cli: &Cli, cmd: &TicketCommand) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    let store = open_store(&config)?;
+    match cmd {
+        TicketCommand::Show { number, json } => {
+            let Some(t) = store.load_ticket(number.clone()).await? else {
+                anyhow::bail!("no ticket {number}");
+            };
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&t)?);
+                return Ok(());
+            }
+            println!("Ticket #{}  [{}]  {}", t.number, t.status, t.subject);
+            println!("From:       {} <{}>", t.user.name, t.user.email);
+            println!(
+                "Created:    {}  source {}  ip {}",
+                t.created, t.source, t.ip
+            );
+            println!("Priority:   {}", t.priority.name);
+            if let Some(topic) = &t.topic {
+                println!("Topic:      {}", topic.name);
+            }
+            if let Some(d) = &t.department {
+                println!("Department: {}", d.name);
+            }
+            for (name, value) in &t.fields {
+                println!("{name}: {value}");
+            }
+            for e in &t.thread {
+                println!(
+                    "\n--- {} from {} <{}> at {} ({})",
+                    e.kind, e.from.name, e.from.email, e.created, e.format
+                );
+                println!("{}", e.body);
+                for a in &e.attachments {
+                    println!(
+                        "  [attachment] {} ({}, {} bytes, sha256 {})",
+                        a.name, a.content_type, a.size, a.sha256
+                    );
+                }
+            }
+        }
+        TicketCommand::List { limit } => {
+            for t in store.list_tickets(*limit).await? {
+                println!(
+                    "{}  {}  {:<6}  {:<30}  {}",
+                    t.number, t.created, t.status, t.user_email, t.subject
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,746 @@
+//! Configuration: the TOML file, the `OXIDESK__SECTION__KEY` environment
+//! overlay and the command-line overrides, validated once at start-up.
+//!
+//! This module owns the *shape* of the configuration and its stock defaults
+//! (osTicket 1.18's install data). It must not know about HTTP or storage;
+//! `domain::catalog` turns a validated `Config` into the lookup tables the
+//! request path uses.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// Everything oxidesk can be configured with. Every section has a default,
+/// so an empty file (or no file) runs a stock helpdesk.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// `sqlite://PATH` (created when missing).
+    pub database: String,
+    /// Peers whose `X-Forwarded-For` is believed (API.md, Authentication).
+    pub trusted_proxies: Vec<IpNet>,
+    /// The helpdesk's time zone (IANA name): dates without an offset are read in it.
+    pub timezone: String,
+    /// `reject` (API.md default: 400) or `ignore` (osTicket's lenient behaviour).
+    pub unknown_fields: UnknownFields,
+    /// Size and count caps.
+    pub limits: Limits,
+    /// Ticket numbering and defaults.
+    pub tickets: TicketsConfig,
+    /// Ticket priorities.
+    pub priorities: Vec<Priority>,
+    /// Departments.
+    pub departments: Vec<Department>,
+    /// Help topics.
+    pub topics: Vec<Topic>,
+    /// Forms by name: `user` and `ticket` always apply, others through topics.
+    pub forms: BTreeMap<String, Form>,
+}
+
+/// What to do with a request field no form knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownFields {
+    /// `400 <field>: Unexpected data received in API request`.
+    Reject,
+    /// Drop it, log it and name it in `X-Ignored-Fields`.
+    Ignore,
+}
+
+/// Size and count caps (API.md, Responses: 413).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body accepted.
+    pub max_request_body_bytes: u64,
+    /// Largest single decoded attachment.
+    pub max_attachment_bytes: u64,
+    /// Most attachments on one ticket.
+    pub max_attachments: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_body_bytes: 40 * 1024 * 1024,
+            max_attachment_bytes: 25 * 1024 * 1024,
+            max_attachments: 64,
+        }
+    }
+}
+
+/// How ticket numbers are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NumberSequence {
+    /// Each `#` a random digit (osTicket's default).
+    Random,
+    /// A counter, zero-padded to the number of `#`.
+    Sequential,
+}
+
+/// Ticket numbering and defaults.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TicketsConfig {
+    /// `######`-style pattern: `#` is a digit, anything else literal.
+    pub number_format: String,
+    /// Random or sequential digits.
+    pub number_sequence: NumberSequence,
+    /// Priority of a ticket that names none and whose topic names none.
+    pub default_priority_id: i64,
+    /// Topic of a ticket that names none (osTicket: none).
+    pub default_topic_id: Option<i64>,
+    /// Department of a ticket whose topic names none.
+    pub default_department_id: i64,
+}
+
+impl Default for TicketsConfig {
+    fn default() -> Self {
+        Self {
+            number_format: "######".into(),
+            number_sequence: NumberSequence::Random,
+            default_priority_id: 2,
+            default_topic_id: None,
+            default_department_id: 1,
+        }
+    }
+}
+
+/// A ticket priority.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Priority {
+    /// Id sent as `priority`/`priorityId`.
+    pub id: i64,
+    /// Name shown by the read API.
+    pub name: String,
+}
+
+/// A department.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Department {
+    /// Id.
+    pub id: i64,
+    /// Name shown by the read API.
+    pub name: String,
+}
+
+/// A help topic.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topic {
+    /// Id sent as `topicId`.
+    pub id: i64,
+    /// Name shown by the read API.
+    pub name: String,
+    /// Parent topic, for display only.
+    #[serde(default)]
+    pub parent_id: Option<i64>,
+    /// Priority of its tickets when the request names none.
+    #[serde(default)]
+    pub default_priority_id: Option<i64>,
+    /// Department of its tickets (else the default department).
+    #[serde(default)]
+    pub department_id: Option<i64>,
+    /// Extra forms (names in `[forms]`) whose fields this topic accepts.
+    #[serde(default)]
+    pub forms: Vec<String>,
+    /// An inactive topic is refused (400).
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A form: an ordered list of typed fields.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Form {
+    /// Title, for display.
+    #[serde(default)]
+    pub title: String,
+    /// The fields, in order.
+    #[serde(default)]
+    pub fields: Vec<Field>,
+}
+
+/// Field types (API.md, Field processing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    /// One line of text.
+    Text,
+    /// Several lines of text.
+    Memo,
+    /// An email address.
+    Email,
+    /// Digits with an optional `X` extension.
+    Phone,
+    /// A decimal number.
+    Number,
+    /// A calendar date.
+    Date,
+    /// A date and time.
+    Datetime,
+    /// One or several keys of a choice list.
+    Choice,
+    /// A checkbox.
+    Boolean,
+}
+
+/// One choice of a choice field.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Choice {
+    /// Stored value.
+    pub key: String,
+    /// Displayed value, also accepted as input (case-insensitive).
+    pub label: String,
+}
+
+/// A typed form field.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Field {
+    /// Name used in requests.
+    pub name: String,
+    /// Label, for display and messages.
+    #[serde(default)]
+    pub label: String,
+    /// Type.
+    #[serde(rename = "type")]
+    pub kind: FieldType,
+    /// Missing or empty → 400.
+    #[serde(default)]
+    pub required: bool,
+    /// Shortest accepted text (characters).
+    #[serde(default)]
+    pub min_length: Option<usize>,
+    /// Longest accepted text (characters).
+    #[serde(default)]
+    pub max_length: Option<usize>,
+    /// Phone: fewest digits before the extension.
+    #[serde(default)]
+    pub min_digits: Option<usize>,
+    /// Phone: whether an extension is allowed.
+    #[serde(default = "yes")]
+    pub extension: bool,
+    /// Datetime: whether values are instants (converted to UTC).
+    #[serde(default = "yes")]
+    pub timezone_aware: bool,
+    /// Choice: the choices.
+    #[serde(default)]
+    pub choices: Vec<Choice>,
+    /// Choice: several may be chosen.
+    #[serde(default)]
+    pub multiple: bool,
+}
+
+/// Field names that are not form fields but the request's own (API.md,
+/// Create a ticket); no form may define them.
+pub const RESERVED_FIELDS: &[&str] = &[
+    "email",
+    "name",
+    "subject",
+    "message",
+    "alert",
+    "autorespond",
+    "ip",
+    "priority",
+    "priorityId",
+    "source",
+    "topicId",
+    "attachments",
+];
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database: "sqlite://oxidesk-data/oxidesk.db".into(),
+            trusted_proxies: Vec::new(),
+            timezone: "UTC".into(),
+            unknown_fields: UnknownFields::Reject,
+            limits: Limits::default(),
+            tickets: TicketsConfig::default(),
+            priorities: stock_priorities(),
+            departments: stock_departments(),
+            topics: stock_topics(),
+            forms: stock_forms(),
+        }
+    }
+}
+
+fn stock_priorities() -> Vec<Priority> {
+    [(1, "Low"), (2, "Normal"), (3, "High"), (4, "Emergency")]
+        .into_iter()
+        .map(|(id, name)| Priority {
+            id,
+            name: name.into(),
+        })
+        .collect()
+}
+
+fn stock_departments() -> Vec<Department> {
+    [(1, "Support"), (2, "Sales"), (3, "Maintenance")]
+        .into_iter()
+        .map(|(id, name)| Department {
+            id,
+            name: name.into(),
+        })
+        .collect()
+}
+
+fn stock_topics() -> Vec<Topic> {
+    let topic = |id, name: &str, parent_id, prio, dept| Topic {
+        id,
+        name: name.into(),
+        parent_id,
+        default_priority_id: Some(prio),
+        department_id: dept,
+        forms: Vec::new(),
+        active: true,
+    };
+    vec![
+        topic(1, "General Inquiry", None, 2, None),
+        topic(2, "Feedback", None, 1, None),
+        topic(10, "Report a Problem", None, 2, Some(3)),
+        topic(11, "Access Issue", Some(10), 3, None),
+    ]
+}
+
+fn field(name: &str, label: &str, kind: FieldType) -> Field {
+    Field {
+        name: name.into(),
+        label: label.into(),
+        kind,
+        required: false,
+        min_length: None,
+        max_length: None,
+        min_digits: None,
+        extension: true,
+        timezone_aware: true,
+        choices: Vec::new(),
+        multiple: false,
+    }
+}
+
+/// osTicket's stock user form ("Contact Information") and ticket form
+/// ("Ticket Details"), less the built-in fields (email, name, subject,
+/// message, priority), which every ticket has.
+fn stock_forms() -> BTreeMap<String, Form> {
+    let mut phone = field("phone", "Phone Number", FieldType::Phone);
+    phone.min_digits = Some(7);
+    let notes = field("notes", "Internal Notes", FieldType::Memo);
+    BTreeMap::from([
+        (
+            "user".to_string(),
+            Form {
+                title: "Contact Information".into(),
+                fields: vec![phone, notes],
+            },
+        ),
+        (
+            "ticket".to_string(),
+            Form {
+                title: "Ticket Details".into(),
+                fields: Vec::new(),
+            },
+        ),
+    ])
+}
+
+/// A configuration problem, naming the key (and the line when the TOML
+/// parser knows it).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key or a value of the wrong type.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file (or `environment`).
+        path: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A value that parses but makes no sense.
+    #[error("config key `{key}`: {message}")]
+    Invalid {
+        /// Dotted key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Loads the file (if any), applies `OXIDESK__SECTION__KEY` variables from
+    /// `env`, and validates the result.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let (text, name) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?,
+                p.display().to_string(),
+            ),
+            None => (String::new(), "defaults".to_string()),
+        };
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: name.clone(),
+            message: e.to_string(),
+        })?;
+        let mut overlaid = false;
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix("OXIDESK__") else {
+                continue;
+            };
+            let parts: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            if parts.iter().any(String::is_empty) {
+                return Err(invalid(key, "empty path segment"));
+            }
+            set_path(&mut table, &parts, parse_env_value(&value))
+                .map_err(|m| invalid(parts.join("."), m))?;
+            overlaid = true;
+        }
+        let config: Config = if overlaid {
+            let text =
+                toml::to_string(&table).map_err(|e| invalid("environment", e.to_string()))?;
+            toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: format!("{name} + OXIDESK__ environment"),
+                message: e.to_string(),
+            })?
+        } else {
+            toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: name,
+                message: e.to_string(),
+            })?
+        };
+        config.validated()
+    }
+
+    /// Checks cross-references and values; fills in the stock `user` and
+    /// `ticket` forms when the file defines other forms only.
+    pub fn validated(mut self) -> Result<Self, ConfigError> {
+        for stock in ["user", "ticket"] {
+            if !self.forms.contains_key(stock) {
+                let form = stock_forms()
+                    .remove(stock)
+                    .ok_or_else(|| invalid(stock, "no stock form"))?;
+                self.forms.insert(stock.to_string(), form);
+            }
+        }
+        if self.database.trim().is_empty() {
+            return Err(invalid("database", "must not be empty"));
+        }
+        if !self.database.starts_with("sqlite:") {
+            return Err(invalid(
+                "database",
+                "only sqlite://PATH is supported by this build",
+            ));
+        }
+        jiff::tz::TimeZone::get(&self.timezone)
+            .map_err(|e| invalid("timezone", format!("unknown time zone: {e}")))?;
+        let fmt = &self.tickets.number_format;
+        if !fmt.contains('#') {
+            return Err(invalid("tickets.number_format", "needs at least one `#`"));
+        }
+        if !fmt
+            .chars()
+            .all(|c| c == '#' || c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(invalid(
+                "tickets.number_format",
+                "only `#`, ASCII letters, digits and `-` are allowed",
+            ));
+        }
+        if fmt.chars().filter(|&c| c == '#').count() > 18 {
+            return Err(invalid("tickets.number_format", "at most 18 `#`"));
+        }
+        if self.limits.max_request_body_bytes == 0 || self.limits.max_attachment_bytes == 0 {
+            return Err(invalid("limits", "limits must be greater than zero"));
+        }
+        unique_ids(self.priorities.iter().map(|p| p.id), "priorities")?;
+        unique_ids(self.departments.iter().map(|d| d.id), "departments")?;
+        unique_ids(self.topics.iter().map(|t| t.id), "topics")?;
+        let priority_ids: BTreeSet<i64> = self.priorities.iter().map(|p| p.id).collect();
+        let dept_ids: BTreeSet<i64> = self.departments.iter().map(|d| d.id).collect();
+        let topic_ids: BTreeSet<i64> = self.topics.iter().map(|t| t.id).collect();
+        if !priority_ids.contains(&self.tickets.default_priority_id) {
+            return Err(invalid(
+                "tickets.default_priority_id",
+                format!("no priority {}", self.tickets.default_priority_id),
+            ));
+        }
+        if !dept_ids.contains(&self.tickets.default_department_id) {
+            return Err(invalid(
+                "tickets.default_department_id",
+                format!("no department {}", self.tickets.default_department_id),
+            ));
+        }
+        if let Some(t) = self.tickets.default_topic_id
+            && !topic_ids.contains(&t)
+        {
+            return Err(invalid("tickets.default_topic_id", format!("no topic {t}")));
+        }
+        for (i, t) in self.topics.iter().enumerate() {
+            let key = |k: &str| format!("topics[{i}].{k}");
+            if let Some(p) = t.default_priority_id
+                && !priority_ids.contains(&p)
+            {
+                return Err(invalid(
+                    key("default_priority_id"),
+                    format!("no priority {p}"),
+                ));
+            }
+            if let Some(d) = t.department_id
+                && !dept_ids.contains(&d)
+            {
+                return Err(invalid(key("department_id"), format!("no department {d}")));
+            }
+            if let Some(p) = t.parent_id
+                && !topic_ids.contains(&p)
+            {
+                return Err(invalid(key("parent_id"), format!("no topic {p}")));
+            }
+            for f in &t.forms {
+                if f == "user" || f == "ticket" || !self.forms.contains_key(f) {
+                    return Err(invalid(key("forms"), format!("no extra form named `{f}`")));
+                }
+            }
+        }
+        let mut always: BTreeSet<&str> = BTreeSet::new();
+        for (form_name, form) in &self.forms {
+            let mut names = BTreeSet::new();
+            for (i, f) in form.fields.iter().enumerate() {
+                let key = |k: &str| format!("forms.{form_name}.fields[{i}].{k}");
+                if f.name.is_empty()
+                    || !f
+                        .name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                {
+                    return Err(invalid(
+                        key("name"),
+                        "use ASCII letters, digits, `_` or `-`",
+                    ));
+                }
+                if RESERVED_FIELDS.contains(&f.name.as_str()) {
+                    return Err(invalid(
+                        key("name"),
+                        format!("`{}` is a built-in request field", f.name),
+                    ));
+                }
+                if !names.insert(f.name.as_str()) {
+                    return Err(invalid(
+                        key("name"),
+                        format!("duplicate field `{}`", f.name),
+                    ));
+                }
+                if (form_name == "user" || form_name == "ticket") && !always.insert(f.name.as_str())
+                {
+                    return Err(invalid(
+                        key("name"),
+                        format!("`{}` is in both the user and ticket forms", f.name),
+                    ));
+                }
+                if f.kind == FieldType::Choice {
+                    if f.choices.is_empty() {
+                        return Err(invalid(key("choices"), "a choice field needs choices"));
+                    }
+                    let mut keys = BTreeSet::new();
+                    for c in &f.choices {
+                        if !keys.insert(c.key.as_str()) {
+                            return Err(invalid(
+                                key("choices"),
+                                format!("duplicate key `{}`", c.key),
+                            ));
+                        }
+                    }
+                }
+                if let (Some(a), Some(b)) = (f.min_length, f.max_length)
+                    && a > b
+                {
+                    return Err(invalid(key("min_length"), "greater than max_length"));
+                }
+            }
+        }
+        // A topic form must not redefine a field every ticket already has.
+        for t in &self.topics {
+            for form in &t.forms {
+                for f in &self.forms[form].fields {
+                    if always.contains(f.name.as_str()) {
+                        return Err(invalid(
+                            format!("forms.{form}.fields"),
+                            format!("`{}` is already in the user or ticket form", f.name),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// The SQLite file path of `database`.
+    pub fn sqlite_path(&self) -> PathBuf {
+        let rest = self
+            .database
+            .strip_prefix("sqlite://")
+            .or_else(|| self.database.strip_prefix("sqlite:"))
+            .unwrap_or(&self.database);
+        PathBuf::from(rest)
+    }
+}
+
+fn unique_ids(ids: impl Iterator<Item = i64>, key: &str) -> Result<(), ConfigError> {
+    let mut seen = BTreeSet::new();
+    for id in ids {
+        if !seen.insert(id) {
+            return Err(invalid(key, format!("duplicate id {id}")));
+        }
+    }
+    Ok(())
+}
+
+/// An environment value is read as a TOML value when it parses as one
+/// (`8080`, `true`, `["10.0.0.0/8"]`), else as a plain string.
+fn parse_env_value(raw: &str) -> toml::Value {
+    let doc = format!("v = {raw}");
+    match toml::from_str::<toml::Table>(&doc) {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.into()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, parts: &[String], value: toml::Value) -> Result<(), String> {
+    match parts {
+        [] => Err("empty key".into()),
+        [last] => {
+            table.insert(last.clone(), value);
+            Ok(())
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => set_path(t, rest, value),
+                _ => Err(format!("`{first}` is not a section")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str, env: Vec<(&str, &str)>) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(
+            Some(&path),
+            env.into_iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn empty_file_gives_stock_helpdesk() {
+        let c = load_str("", vec![]).unwrap();
+        assert_eq!(c.priorities.len(), 4);
+        assert_eq!(c.topics.len(), 4);
+        assert!(c.forms.contains_key("user") && c.forms.contains_key("ticket"));
+        assert_eq!(c.listen.port(), 8080);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_key_and_line() {
+        let err = load_str(
+            "listen = \"127.0.0.1:1\"\n\n[limits]\nmax_body = 3\n",
+            vec![],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("max_body"), "{err}");
+        assert!(err.contains("line 4"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_an_error_naming_line() {
+        let err = load_str("\nlisten = 12\n", vec![]).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn env_overlay_overrides_file() {
+        let c = load_str(
+            "[limits]\nmax_attachment_bytes = 5\n",
+            vec![
+                ("OXIDESK__LIMITS__MAX_ATTACHMENT_BYTES", "7"),
+                ("OXIDESK__LISTEN", "127.0.0.1:9999"),
+                ("OTHER", "x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_attachment_bytes, 7);
+        assert_eq!(c.listen.port(), 9999);
+    }
+
+    #[test]
+    fn topic_with_unknown_form_is_rejected() {
+        let err = load_str(
+            "[[topics]]\nid = 5\nname = \"X\"\nforms = [\"nope\"]\n",
+            vec![],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("topics[0].forms"), "{err}");
+    }
+
+    #[test]
+    fn reserved_field_name_is_rejected() {
+        let err = load_str(
+            "[forms.user]\nfields = [{ name = \"email\", type = \"text\" }]\n",
+            vec![],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("built-in"), "{err}");
+    }
+
+    #[test]
+    fn bad_timezone_and_number_format_are_rejected() {
+        assert!(load_str("timezone = \"Mars/Base\"\n", vec![]).is_err());
+        assert!(load_str("[tickets]\nnumber_format = \"ABC\"\n", vec![]).is_err());
+    }
+}

@@ -1,0 +1,174 @@
+//! The configuration compiled once at start-up into the lookup tables the
+//! request path uses (no per-request work that could be done once).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jiff::tz::TimeZone;
+
+use crate::config::{Config, Field, UnknownFields};
+use crate::storage::{Named, NumberPolicy};
+
+/// A field and the form it belongs to.
+#[derive(Debug, Clone)]
+pub struct FormField {
+    /// Form name.
+    pub form: String,
+    /// The field.
+    pub field: Field,
+}
+
+/// A help topic, ready for lookups.
+#[derive(Debug, Clone)]
+pub struct TopicEntry {
+    /// Id and name.
+    pub named: Named,
+    /// Refused when false.
+    pub active: bool,
+    /// Its default priority.
+    pub default_priority: Option<Named>,
+    /// Its department (else the default).
+    pub department: Option<Named>,
+    /// Fields of its extra forms, in form order.
+    pub fields: Vec<Arc<FormField>>,
+    /// The same, by name.
+    pub by_name: HashMap<String, Arc<FormField>>,
+}
+
+/// Everything the request path needs from the configuration.
+#[derive(Debug)]
+pub struct Catalog {
+    /// Priorities by id.
+    pub priorities: HashMap<i64, Named>,
+    /// Priorities by lower-case name (accepted as well as ids).
+    pub priorities_by_name: HashMap<String, Named>,
+    /// Topics by id.
+    pub topics: HashMap<i64, TopicEntry>,
+    /// Fields of the user and ticket forms, in order.
+    pub always: Vec<Arc<FormField>>,
+    /// The same, by name.
+    pub always_by_name: HashMap<String, Arc<FormField>>,
+    /// Default priority.
+    pub default_priority: Named,
+    /// Default topic.
+    pub default_topic: Option<i64>,
+    /// Default department.
+    pub default_department: Option<Named>,
+    /// The helpdesk time zone.
+    pub tz: TimeZone,
+    /// Reject or ignore unknown fields.
+    pub unknown_fields: UnknownFields,
+    /// Ticket numbering.
+    pub numbers: NumberPolicy,
+}
+
+impl Catalog {
+    /// Compiles a validated configuration.
+    pub fn new(config: &Config) -> Self {
+        let priorities: HashMap<i64, Named> = config
+            .priorities
+            .iter()
+            .map(|p| {
+                (
+                    p.id,
+                    Named {
+                        id: p.id,
+                        name: p.name.clone(),
+                    },
+                )
+            })
+            .collect();
+        let departments: HashMap<i64, Named> = config
+            .departments
+            .iter()
+            .map(|d| {
+                (
+                    d.id,
+                    Named {
+                        id: d.id,
+                        name: d.name.clone(),
+                    },
+                )
+            })
+            .collect();
+        let form_fields = |form: &str| -> Vec<Arc<FormField>> {
+            config
+                .forms
+                .get(form)
+                .map(|f| {
+                    f.fields
+                        .iter()
+                        .map(|field| {
+                            Arc::new(FormField {
+                                form: form.to_string(),
+                                field: field.clone(),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut always = form_fields("user");
+        always.extend(form_fields("ticket"));
+        let always_by_name = always
+            .iter()
+            .map(|f| (f.field.name.clone(), f.clone()))
+            .collect();
+        let topics = config
+            .topics
+            .iter()
+            .map(|t| {
+                let fields: Vec<Arc<FormField>> =
+                    t.forms.iter().flat_map(|f| form_fields(f)).collect();
+                let by_name = fields
+                    .iter()
+                    .map(|f| (f.field.name.clone(), f.clone()))
+                    .collect();
+                let entry = TopicEntry {
+                    named: Named {
+                        id: t.id,
+                        name: t.name.clone(),
+                    },
+                    active: t.active,
+                    default_priority: t
+                        .default_priority_id
+                        .and_then(|p| priorities.get(&p).cloned()),
+                    department: t.department_id.and_then(|d| departments.get(&d).cloned()),
+                    fields,
+                    by_name,
+                };
+                (t.id, entry)
+            })
+            .collect();
+        let default_priority = priorities
+            .get(&config.tickets.default_priority_id)
+            .cloned()
+            .unwrap_or(Named {
+                id: config.tickets.default_priority_id,
+                name: String::new(),
+            });
+        Self {
+            priorities_by_name: priorities
+                .values()
+                .map(|p| (p.name.to_lowercase(), p.clone()))
+                .collect(),
+            priorities,
+            topics,
+            always,
+            always_by_name,
+            default_priority,
+            default_topic: config.tickets.default_topic_id,
+            default_department: departments
+                .get(&config.tickets.default_department_id)
+                .cloned(),
+            // Validated by Config::validated.
+            tz: TimeZone::get(&config.timezone).unwrap_or(TimeZone::UTC),
+            unknown_fields: config.unknown_fields,
+            numbers: NumberPolicy {
+                format: config.tickets.number_format.clone(),
+                sequential: config.tickets.number_sequence
+                    == crate::config::NumberSequence::Sequential,
+            },
+        }
+    }
+}

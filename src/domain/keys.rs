@@ -1,0 +1,178 @@
+//! API keys: generation, hashing and the authorization rules of API.md.
+//!
+//! A key is 32 random bytes shown once as 64 upper-case hex characters
+//! (osTicket's keys are upper-case hex too). Only its SHA-256 is stored:
+//! keys are high-entropy secrets, so a fast hash is safe, and lookups are
+//! by hash; the stored hash is then compared in constant time.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::storage::ApiKeyRecord;
+
+/// A plain API key. Its `Debug` never shows it.
+pub struct ApiKeySecret(String);
+
+impl fmt::Debug for ApiKeySecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKeySecret(<redacted>)")
+    }
+}
+
+impl ApiKeySecret {
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        Self(hex::encode_upper(bytes))
+    }
+
+    /// Wraps a key received in a request.
+    pub fn from_header(s: &str) -> Self {
+        Self(s.to_string())
+    }
+
+    /// The key itself, to show once.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// SHA-256 of the key, as stored.
+    pub fn hash(&self) -> [u8; 32] {
+        Sha256::digest(self.0.as_bytes()).into()
+    }
+
+    /// The first characters, to tell keys apart in listings.
+    pub fn prefix(&self) -> String {
+        self.0.chars().take(6).collect()
+    }
+}
+
+/// What a key is being used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// `can_create_tickets`.
+    CreateTickets,
+    /// `can_read_tickets`.
+    ReadTickets,
+}
+
+/// Why a key was refused; the texts are osTicket's (API.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No header, or no such key.
+    #[error("Valid API key required")]
+    Missing,
+    /// Inactive, or used from an address it is not bound to.
+    #[error("API key not found/active or source IP not authorized")]
+    NotActiveOrAddress,
+    /// The key lacks the permission.
+    #[error("API key not authorized")]
+    NotAuthorized,
+}
+
+/// Checks a stored key against the presented one, the client address and
+/// the permission needed.
+pub fn authorize(
+    presented: &ApiKeySecret,
+    record: Option<&ApiKeyRecord>,
+    client: IpAddr,
+    permission: Permission,
+) -> Result<(), AuthError> {
+    let record = record.ok_or(AuthError::Missing)?;
+    if !bool::from(record.hash.ct_eq(&presented.hash())) {
+        return Err(AuthError::Missing);
+    }
+    let client = canonical(client);
+    if !record.is_active || !record.addresses.iter().any(|net| net.contains(&client)) {
+        return Err(AuthError::NotActiveOrAddress);
+    }
+    let allowed = match permission {
+        Permission::CreateTickets => record.can_create,
+        Permission::ReadTickets => record.can_read,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(AuthError::NotAuthorized)
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:127.0.0.1`) compare as IPv4.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(secret: &ApiKeySecret, nets: &[&str]) -> ApiKeyRecord {
+        ApiKeyRecord {
+            id: 1,
+            hash: secret.hash(),
+            prefix: secret.prefix(),
+            addresses: nets.iter().map(|n| n.parse().unwrap()).collect(),
+            is_active: true,
+            can_create: true,
+            can_read: false,
+            notes: String::new(),
+            created: String::new(),
+        }
+    }
+
+    #[test]
+    fn keys_are_random_hex_and_redacted() {
+        let a = ApiKeySecret::generate();
+        let b = ApiKeySecret::generate();
+        assert_ne!(a.expose(), b.expose());
+        assert_eq!(a.expose().len(), 64);
+        assert!(a.expose().chars().all(|c| c.is_ascii_hexdigit()));
+        assert!(!format!("{a:?}").contains(a.expose()));
+    }
+
+    #[test]
+    fn authorization_rules() {
+        let k = ApiKeySecret::generate();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let r = record(&k, &["127.0.0.1/32", "10.0.0.0/8", "2001:db8::/32"]);
+        let create = Permission::CreateTickets;
+        assert_eq!(authorize(&k, Some(&r), ip("127.0.0.1"), create), Ok(()));
+        assert_eq!(
+            authorize(&k, Some(&r), ip("::ffff:127.0.0.1"), create),
+            Ok(())
+        );
+        assert_eq!(authorize(&k, Some(&r), ip("10.9.8.7"), create), Ok(()));
+        assert_eq!(authorize(&k, Some(&r), ip("2001:db8::5"), create), Ok(()));
+        assert_eq!(
+            authorize(&k, Some(&r), ip("127.0.0.2"), create),
+            Err(AuthError::NotActiveOrAddress)
+        );
+        assert_eq!(
+            authorize(&k, Some(&r), ip("127.0.0.1"), Permission::ReadTickets),
+            Err(AuthError::NotAuthorized)
+        );
+        assert_eq!(
+            authorize(&k, None, ip("127.0.0.1"), create),
+            Err(AuthError::Missing)
+        );
+        let other = ApiKeySecret::generate();
+        assert_eq!(
+            authorize(&other, Some(&r), ip("127.0.0.1"), create),
+            Err(AuthError::Missing)
+        );
+        let mut inactive = r.clone();
+        inactive.is_active = false;
+        assert_eq!(
+            authorize(&k, Some(&inactive), ip("127.0.0.1"), create),
+            Err(AuthError::NotActiveOrAddress)
+        );
+    }
+}

@@ -1,0 +1,436 @@
+//! The create-ticket use case: a [`TicketDraft`] checked against the
+//! catalog becomes a [`NewTicket`], stored in one transaction.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+
+use super::DomainError;
+use super::catalog::{Catalog, FormField};
+use super::fields::{parse_bool, parse_email, parse_field, parse_ip, scalar_text};
+use crate::intake::{RawValue, TicketDraft};
+use crate::storage::{NewAttachment, NewEntry, NewFieldValue, NewTicket, Store, StoreError};
+
+/// Facts about the request that are not in its body.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// The client's address (after the trusted-proxy rule).
+    pub client_ip: IpAddr,
+    /// When the request arrived.
+    pub now: Timestamp,
+}
+
+/// A ticket ready to store, and what was dropped on the way.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The ticket.
+    pub ticket: NewTicket,
+    /// Unknown fields dropped under `unknown_fields = "ignore"`.
+    pub ignored_fields: Vec<String>,
+}
+
+/// Why a ticket was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// The request broke a rule (4xx).
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// Storage failed (5xx).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+const SOURCES: &[&str] = &["API", "Email", "Phone", "Web", "Other"];
+
+/// Built-in request fields (API.md, Create a ticket), apart from message
+/// and attachments which intake decodes.
+const BUILTIN: &[&str] = &[
+    "email",
+    "name",
+    "subject",
+    "alert",
+    "autorespond",
+    "ip",
+    "priority",
+    "priorityId",
+    "source",
+    "topicId",
+];
+
+fn invalid(field: &str, message: impl Into<String>) -> DomainError {
+    DomainError::Invalid {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+fn missing(field: &str, label: &str) -> DomainError {
+    DomainError::Missing {
+        field: field.to_string(),
+        label: label.to_string(),
+    }
+}
+
+fn parse_id(field: &str, raw: &RawValue) -> Result<i64, DomainError> {
+    let text = scalar_text(raw).map_err(|m| invalid(field, m))?;
+    text.trim()
+        .parse::<i64>()
+        .map_err(|_| invalid(field, format!("\"{text}\" is not an id")))
+}
+
+/// A required text value: present, a string (or number), not blank.
+fn required_text(
+    builtin: &HashMap<&str, RawValue>,
+    field: &str,
+    label: &str,
+) -> Result<String, DomainError> {
+    match builtin.get(field) {
+        None => Err(missing(field, label)),
+        Some(raw) if raw.is_empty() => Err(missing(field, label)),
+        Some(raw) => {
+            let s = scalar_text(raw).map_err(|m| invalid(field, m))?;
+            let s = s.trim();
+            if s.is_empty() {
+                Err(missing(field, label))
+            } else {
+                Ok(s.to_string())
+            }
+        }
+    }
+}
+
+/// Checks a draft against the catalog and builds the ticket to store.
+pub fn prepare_ticket(
+    catalog: &Catalog,
+    draft: TicketDraft,
+    ctx: &RequestContext,
+) -> Result<Prepared, DomainError> {
+    let mut builtin: HashMap<&str, RawValue> = HashMap::new();
+    let mut custom: Vec<(String, RawValue)> = Vec::new();
+    for (name, value) in draft.fields {
+        match BUILTIN.iter().find(|b| **b == name) {
+            Some(b) => {
+                builtin.insert(b, value);
+            }
+            None => custom.push((name, value)),
+        }
+    }
+
+    // The topic decides which extra forms apply, so it comes first.
+    let topic_id = match builtin.get("topicId") {
+        Some(raw) if !raw.is_empty() => Some(parse_id("topicId", raw)?),
+        _ => catalog.default_topic,
+    };
+    let topic = match topic_id {
+        None => None,
+        Some(id) => match catalog.topics.get(&id) {
+            Some(t) if t.active => Some(t),
+            Some(_) => return Err(invalid("topicId", format!("help topic {id} is not active"))),
+            None => return Err(invalid("topicId", format!("unknown help topic {id}"))),
+        },
+    };
+
+    // Custom fields: known to the user/ticket forms or the topic's forms.
+    let mut ignored_fields = Vec::new();
+    let mut values: HashMap<String, (&FormField, serde_json::Value)> = HashMap::new();
+    for (name, raw) in &custom {
+        let def = catalog
+            .always_by_name
+            .get(name)
+            .or_else(|| topic.and_then(|t| t.by_name.get(name)));
+        let Some(def) = def else {
+            match catalog.unknown_fields {
+                crate::config::UnknownFields::Reject => {
+                    return Err(DomainError::Unexpected {
+                        field: name.clone(),
+                    });
+                }
+                crate::config::UnknownFields::Ignore => {
+                    ignored_fields.push(name.clone());
+                    continue;
+                }
+            }
+        };
+        let parsed =
+            parse_field(&def.field, raw, &catalog.tz, ctx.now).map_err(|m| invalid(name, m))?;
+        if let Some(v) = parsed {
+            values.insert(name.clone(), (def, v.to_json(def.field.multiple)));
+        }
+    }
+
+    // Built-in fields, in the order a person fills the form.
+    let email_text = required_text(&builtin, "email", "Email Address")?;
+    let email = parse_email(&email_text).map_err(|m| invalid("email", m))?;
+    let name = required_text(&builtin, "name", "Full Name")?;
+    let subject = required_text(&builtin, "subject", "Issue Summary")?;
+    let message = match draft.message {
+        Some(m) if !m.body.trim().is_empty() => m,
+        _ => return Err(missing("message", "Issue Details")),
+    };
+    let flag = |field: &str| -> Result<bool, DomainError> {
+        match builtin.get(field) {
+            Some(raw) if !raw.is_empty() => parse_bool(raw).map_err(|m| invalid(field, m)),
+            _ => Ok(true),
+        }
+    };
+    let alert = flag("alert")?;
+    let autorespond = flag("autorespond")?;
+    let ip = match builtin.get("ip") {
+        Some(raw) if !raw.is_empty() => {
+            let text = scalar_text(raw).map_err(|m| invalid("ip", m))?;
+            parse_ip(&text).map_err(|m| invalid("ip", m))?
+        }
+        _ => ctx.client_ip,
+    };
+    let source = match builtin.get("source") {
+        Some(raw) if !raw.is_empty() => {
+            let text = scalar_text(raw).map_err(|m| invalid("source", m))?;
+            let text = text.trim();
+            SOURCES
+                .iter()
+                .find(|s| s.eq_ignore_ascii_case(text))
+                .ok_or_else(|| {
+                    invalid(
+                        "source",
+                        format!("\"{text}\" is not one of {}", SOURCES.join(", ")),
+                    )
+                })?
+                .to_string()
+        }
+        _ => "API".to_string(),
+    };
+    // `priority` wins over osTicket's alias `priorityId`.
+    let priority_field = ["priority", "priorityId"]
+        .into_iter()
+        .find(|f| builtin.get(f).is_some_and(|r| !r.is_empty()));
+    let priority = match priority_field {
+        Some(field) => {
+            let raw = &builtin[field];
+            let text = scalar_text(raw).map_err(|m| invalid(field, m))?;
+            let text = text.trim();
+            let found = match text.parse::<i64>() {
+                Ok(id) => catalog.priorities.get(&id),
+                Err(_) => catalog.priorities_by_name.get(&text.to_lowercase()),
+            };
+            found
+                .cloned()
+                .ok_or_else(|| invalid(field, format!("unknown priority \"{text}\"")))?
+        }
+        None => topic
+            .and_then(|t| t.default_priority.clone())
+            .unwrap_or_else(|| catalog.default_priority.clone()),
+    };
+
+    // Required custom fields of every form that applies.
+    let topic_fields = topic.map(|t| t.fields.as_slice()).unwrap_or(&[]);
+    for def in catalog.always.iter().chain(topic_fields) {
+        if def.field.required && !values.contains_key(&def.field.name) {
+            let label = if def.field.label.is_empty() {
+                &def.field.name
+            } else {
+                &def.field.label
+            };
+            return Err(missing(&def.field.name, label));
+        }
+    }
+
+    let mut fields: Vec<NewFieldValue> = values
+        .into_iter()
+        .map(|(name, (def, value))| NewFieldValue {
+            form: def.form.clone(),
+            name,
+            value,
+        })
+        .collect();
+    fields.sort_by(|a, b| (&a.form, &a.name).cmp(&(&b.form, &b.name)));
+
+    let attachments = draft
+        .attachments
+        .into_iter()
+        .map(|a| NewAttachment {
+            sha256: Sha256::digest(&a.data).into(),
+            name: a.name,
+            content_type: a.content_type,
+            data: a.data,
+            inline: a.inline,
+            content_id: a.content_id,
+        })
+        .collect();
+
+    let ticket = NewTicket {
+        user_email: email.clone(),
+        user_name: name.clone(),
+        subject,
+        source,
+        priority,
+        topic: topic.map(|t| t.named.clone()),
+        department: topic
+            .and_then(|t| t.department.clone())
+            .or_else(|| catalog.default_department.clone()),
+        ip: ip.to_string(),
+        created: ctx.now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        alert,
+        autorespond,
+        fields,
+        entry: NewEntry {
+            kind: "message".into(),
+            format: message.format.as_str().into(),
+            body: message.body,
+            from_name: name,
+            from_email: email,
+            message_id: None,
+            auto_reply: false,
+            bounce: false,
+            attachments,
+        },
+    };
+    Ok(Prepared {
+        ticket,
+        ignored_fields,
+    })
+}
+
+/// Stores a prepared ticket; the number is returned once it is durable.
+pub async fn create_ticket(store: &dyn Store, prepared: Prepared) -> Result<String, CreateError> {
+    Ok(store.create_ticket(prepared.ticket).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::intake::{BodyFormat, MessageDraft};
+
+    fn catalog() -> Catalog {
+        let text = r#"
+[[topics]]
+id = 20
+name = "Equipment Fault"
+default_priority_id = 3
+forms = ["equipment"]
+
+[[topics]]
+id = 21
+name = "Old"
+active = false
+
+[forms.equipment]
+fields = [
+  { name = "serial_number", label = "Serial Number", type = "text", required = true },
+  { name = "asset_tag", type = "text" },
+]
+"#;
+        let config: Config = toml::from_str(text).unwrap();
+        Catalog::new(&config.validated().unwrap())
+    }
+
+    fn draft(extra: &[(&str, RawValue)]) -> TicketDraft {
+        let mut fields: Vec<(String, RawValue)> = vec![
+            ("name".into(), RawValue::Str("A".into())),
+            ("email".into(), RawValue::Str("a@example.com".into())),
+            ("subject".into(), RawValue::Str("S".into())),
+        ];
+        for (k, v) in extra {
+            fields.retain(|(n, _)| n != k);
+            fields.push((k.to_string(), v.clone()));
+        }
+        TicketDraft {
+            fields,
+            message: Some(MessageDraft {
+                body: "m".into(),
+                format: BodyFormat::Text,
+            }),
+            attachments: vec![],
+        }
+    }
+
+    fn ctx() -> RequestContext {
+        RequestContext {
+            client_ip: "127.0.0.1".parse().unwrap(),
+            now: "2026-11-28T10:00:00Z".parse().unwrap(),
+        }
+    }
+
+    fn err(extra: &[(&str, RawValue)]) -> DomainError {
+        prepare_ticket(&catalog(), draft(extra), &ctx()).unwrap_err()
+    }
+
+    fn s(v: &str) -> RawValue {
+        RawValue::Str(v.into())
+    }
+
+    #[test]
+    fn defaults() {
+        let p = prepare_ticket(&catalog(), draft(&[]), &ctx()).unwrap();
+        let t = p.ticket;
+        assert_eq!(
+            (t.priority.id, t.source.as_str(), t.ip.as_str()),
+            (2, "API", "127.0.0.1")
+        );
+        assert!(t.topic.is_none() && t.alert && t.autorespond);
+        assert_eq!(t.department.unwrap().name, "Support");
+    }
+
+    #[test]
+    fn topic_forms_and_priority() {
+        let p = prepare_ticket(
+            &catalog(),
+            draft(&[
+                ("topicId", RawValue::Number("20".into())),
+                ("serial_number", s("SN1")),
+            ]),
+            &ctx(),
+        )
+        .unwrap();
+        assert_eq!(p.ticket.priority.id, 3);
+        assert_eq!(p.ticket.fields[0].name, "serial_number");
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let cases: Vec<(Vec<(&str, RawValue)>, &str)> = vec![
+            (vec![("asset_tag", s("x"))], "asset_tag"),
+            (vec![("favourite_colour", s("x"))], "favourite_colour"),
+            (vec![("topicId", s("20"))], "serial_number"),
+            (vec![("topicId", s("99"))], "topicId"),
+            (vec![("topicId", s("21"))], "topicId"),
+            (vec![("priority", s("9"))], "priority"),
+            (vec![("priorityId", s("x"))], "priorityId"),
+            (vec![("ip", s("999.1.1.1"))], "ip"),
+            (vec![("source", s("Fax"))], "source"),
+            (vec![("alert", s("maybe"))], "alert"),
+            (vec![("email", s("nope"))], "email"),
+            (vec![("email", RawValue::Null)], "email"),
+            (vec![("name", s("  "))], "name"),
+            (vec![("subject", RawValue::List(vec![s("a")]))], "subject"),
+            (vec![("phone", s("call me"))], "phone"),
+        ];
+        for (extra, field) in cases {
+            assert_eq!(err(&extra).field(), field, "{extra:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_can_be_ignored() {
+        let mut c = catalog();
+        c.unknown_fields = crate::config::UnknownFields::Ignore;
+        let p = prepare_ticket(&c, draft(&[("favourite_colour", s("blue"))]), &ctx()).unwrap();
+        assert_eq!(p.ignored_fields, vec!["favourite_colour"]);
+    }
+
+    #[test]
+    fn source_and_priority_by_name_are_case_insensitive() {
+        let p = prepare_ticket(
+            &catalog(),
+            draft(&[("source", s("phone")), ("priority", s("high"))]),
+            &ctx(),
+        )
+        .unwrap();
+        assert_eq!(
+            (p.ticket.source.as_str(), p.ticket.priority.id),
+            ("Phone", 3)
+        );
+    }
+}

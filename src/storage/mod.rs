@@ -1,0 +1,301 @@
+//! Persistence: the [`Store`] trait, its records and [`StoreError`].
+//!
+//! Backend SQL lives only in the backend modules (`sqlite.rs`; PostgreSQL
+//! later). Nothing here knows about HTTP or request formats.
+
+pub mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+/// A boxed future, so that `Store` can be used as `Arc<dyn Store>`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Storage failures, as the caller must treat them.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The thing asked for does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule refused the write.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database is busy or shutting down: retry later.
+    #[error("storage busy: {0}")]
+    Busy(String),
+    /// Anything else (I/O, corruption, bugs).
+    #[error("storage failure: {0}")]
+    Other(String),
+}
+
+/// Id, name pair (priority, topic, department) as stored with a ticket.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Named {
+    /// Id.
+    pub id: i64,
+    /// Name at the time the ticket was made.
+    pub name: String,
+}
+
+/// A file to store with a thread entry.
+#[derive(Debug, Clone)]
+pub struct NewAttachment {
+    /// File name.
+    pub name: String,
+    /// Media type.
+    pub content_type: String,
+    /// Content; stored once per distinct SHA-256.
+    pub data: Vec<u8>,
+    /// SHA-256 of `data`.
+    pub sha256: [u8; 32],
+    /// Shown inline.
+    pub inline: bool,
+    /// Content-ID without angle brackets.
+    pub content_id: Option<String>,
+}
+
+/// The first message of a new ticket.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    /// `message` (from the user).
+    pub kind: String,
+    /// `text` or `html`.
+    pub format: String,
+    /// UTF-8 body (sanitised when html).
+    pub body: String,
+    /// Sender name.
+    pub from_name: String,
+    /// Sender address.
+    pub from_email: String,
+    /// Message-ID without angle brackets (email).
+    pub message_id: Option<String>,
+    /// Auto-reply flag (email).
+    pub auto_reply: bool,
+    /// Bounce flag (email).
+    pub bounce: bool,
+    /// Files.
+    pub attachments: Vec<NewAttachment>,
+}
+
+/// A form value to store with a ticket.
+#[derive(Debug, Clone)]
+pub struct NewFieldValue {
+    /// Form name (`user`, `ticket`, or a topic form).
+    pub form: String,
+    /// Field name.
+    pub name: String,
+    /// Normalised value (API.md, Read a ticket: `fields`).
+    pub value: serde_json::Value,
+}
+
+/// A ticket ready to be stored: every value already validated.
+#[derive(Debug, Clone)]
+pub struct NewTicket {
+    /// User's address (unique, case-insensitive).
+    pub user_email: String,
+    /// User's name (kept only when the user is new).
+    pub user_name: String,
+    /// Subject.
+    pub subject: String,
+    /// `API`, `Email`, `Phone`, `Web`, `Other`.
+    pub source: String,
+    /// Priority.
+    pub priority: Named,
+    /// Help topic.
+    pub topic: Option<Named>,
+    /// Department.
+    pub department: Option<Named>,
+    /// Client IP address.
+    pub ip: String,
+    /// Creation time, RFC 3339 UTC.
+    pub created: String,
+    /// Send staff alerts.
+    pub alert: bool,
+    /// Send the user an autoresponse.
+    pub autorespond: bool,
+    /// Form values.
+    pub fields: Vec<NewFieldValue>,
+    /// The first thread entry.
+    pub entry: NewEntry,
+}
+
+/// How ticket numbers are drawn.
+#[derive(Debug, Clone)]
+pub struct NumberPolicy {
+    /// `######`-style pattern.
+    pub format: String,
+    /// Counter instead of random digits.
+    pub sequential: bool,
+}
+
+/// An attachment as the read API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttachmentView {
+    /// File name.
+    pub name: String,
+    /// Media type.
+    #[serde(rename = "type")]
+    pub content_type: String,
+    /// Bytes.
+    pub size: i64,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// Shown inline.
+    pub inline: bool,
+    /// Content-ID.
+    pub content_id: Option<String>,
+}
+
+/// Name and address.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Party {
+    /// Name.
+    pub name: String,
+    /// Address.
+    pub email: String,
+}
+
+/// Loop-protection flags of an entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntryFlags {
+    /// Auto-reply.
+    pub auto_reply: bool,
+    /// Bounce.
+    pub bounce: bool,
+}
+
+/// A thread entry as the read API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntryView {
+    /// `message`.
+    pub kind: String,
+    /// `text` or `html`.
+    pub format: String,
+    /// Body.
+    pub body: String,
+    /// Sender.
+    pub from: Party,
+    /// RFC 3339 UTC.
+    pub created: String,
+    /// Message-ID.
+    pub message_id: Option<String>,
+    /// Flags.
+    pub flags: EntryFlags,
+    /// Files.
+    pub attachments: Vec<AttachmentView>,
+}
+
+/// A ticket in API.md's "Read a ticket" shape.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TicketView {
+    /// Number.
+    pub number: String,
+    /// Subject.
+    pub subject: String,
+    /// `open`.
+    pub status: String,
+    /// Source.
+    pub source: String,
+    /// Priority.
+    pub priority: Named,
+    /// Topic.
+    pub topic: Option<Named>,
+    /// Department.
+    pub department: Option<Named>,
+    /// Requester.
+    pub user: Party,
+    /// Client IP.
+    pub ip: String,
+    /// RFC 3339 UTC.
+    pub created: String,
+    /// Form values by field name.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// Thread, oldest first.
+    pub thread: Vec<EntryView>,
+}
+
+/// One line of `ticket list`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TicketSummary {
+    /// Number.
+    pub number: String,
+    /// Subject.
+    pub subject: String,
+    /// Status.
+    pub status: String,
+    /// Requester's address.
+    pub user_email: String,
+    /// RFC 3339 UTC.
+    pub created: String,
+}
+
+/// An API key as stored (never the key itself).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyRecord {
+    /// Id.
+    pub id: i64,
+    /// SHA-256 of the key.
+    pub hash: [u8; 32],
+    /// First characters of the key, to tell keys apart in listings.
+    pub prefix: String,
+    /// Source addresses the key may be used from.
+    pub addresses: Vec<IpNet>,
+    /// Inactive keys are refused.
+    pub is_active: bool,
+    /// osTicket's `can_create_tickets`.
+    pub can_create: bool,
+    /// `can_read_tickets` (new).
+    pub can_read: bool,
+    /// Admin notes.
+    pub notes: String,
+    /// RFC 3339 UTC.
+    pub created: String,
+}
+
+/// A key to store.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    /// SHA-256 of the key.
+    pub hash: [u8; 32],
+    /// First characters of the key.
+    pub prefix: String,
+    /// Bound addresses.
+    pub addresses: Vec<IpNet>,
+    /// Create permission.
+    pub can_create: bool,
+    /// Read permission.
+    pub can_read: bool,
+    /// Notes.
+    pub notes: String,
+    /// RFC 3339 UTC.
+    pub created: String,
+}
+
+/// The persistence operations oxidesk needs. Every write is durable
+/// (committed and synced) when its future resolves `Ok`.
+pub trait Store: Send + Sync {
+    /// Stores a ticket atomically and returns its new number.
+    fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<String, StoreError>>;
+    /// A ticket by number.
+    fn load_ticket(&self, number: String) -> BoxFuture<'_, Result<Option<TicketView>, StoreError>>;
+    /// Newest tickets first.
+    fn list_tickets(&self, limit: u32) -> BoxFuture<'_, Result<Vec<TicketSummary>, StoreError>>;
+    /// Whether a ticket with this number exists.
+    fn ticket_exists(&self, number: String) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// A key by the SHA-256 of its secret.
+    fn find_api_key(
+        &self,
+        hash: [u8; 32],
+    ) -> BoxFuture<'_, Result<Option<ApiKeyRecord>, StoreError>>;
+    /// Stores a key; returns its id.
+    fn add_api_key(&self, key: NewApiKey) -> BoxFuture<'_, Result<i64, StoreError>>;
+    /// Every key, oldest first.
+    fn list_api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, StoreError>>;
+    /// Deactivates a key; `NotFound` when there is none.
+    fn revoke_api_key(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Row counts by table, for tests and checks.
+    fn counts(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, StoreError>>;
+}

@@ -1,0 +1,657 @@
+//! The embedded SQLite backend.
+//!
+//! Writes go through one writer thread that commits **groups** of requests
+//! in one transaction (group commit): each request's work runs inside its
+//! own SAVEPOINT, so a failing request is rolled back alone, and every
+//! caller is answered only after the COMMIT (with `synchronous=FULL`, an
+//! fsync of the WAL) has returned. An fsync costs milliseconds; sharing it
+//! between the requests that arrived meanwhile is what makes durable
+//! writes fast. Reads use a small pool of read-only connections (WAL lets
+//! them run beside the writer).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use rand::Rng;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use super::{
+    ApiKeyRecord, AttachmentView, BoxFuture, EntryFlags, EntryView, Named, NewApiKey, NewTicket,
+    NumberPolicy, Party, Store, StoreError, TicketSummary, TicketView,
+};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records the
+/// last one applied.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+
+/// Most requests committed in one transaction.
+const MAX_GROUP: usize = 512;
+
+/// How often a random ticket number is redrawn when taken.
+const NUMBER_ATTEMPTS: usize = 100;
+
+type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&Connection, &NumberPolicy) -> (bool, Completion) + Send>;
+
+/// SQLite store; cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    readers: Mutex<Vec<Connection>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+        if let Ok(mut w) = self.writer.lock()
+            && let Some(handle) = w.take()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(e.to_string())
+}
+
+fn map_sqlite(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::Busy(e.to_string())
+        }
+        Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(e.to_string()),
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        map_sqlite(e)
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database at `path`, applies the
+    /// migrations and starts the writer thread.
+    pub fn open(path: &Path, numbers: NumberPolicy) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                other(format!(
+                    "cannot create database directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| other(format!("cannot open database {}: {e}", path.display())))?;
+        configure(&conn)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(other(format!(
+                "cannot switch {} to WAL (got {mode})",
+                path.display()
+            )));
+        }
+        // A 201 means durable: the WAL is synced at every commit.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        migrate(&conn)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let writer = std::thread::Builder::new()
+            .name("oxidesk-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx, numbers))
+            .map_err(other)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                jobs: Mutex::new(Some(tx)),
+                readers: Mutex::new(Vec::new()),
+                writer: Mutex::new(Some(writer)),
+            }),
+        })
+    }
+
+    /// Runs `f` in the writer's next group; resolves after the commit.
+    fn write<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &NumberPolicy) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
+        let job: Job = Box::new(move |conn, numbers| {
+            let result = f(conn, numbers);
+            let ok = result.is_ok();
+            let done: Completion = Box::new(move |commit| {
+                let outcome = match (result, commit) {
+                    (Ok(v), Ok(())) => Ok(v),
+                    (Ok(_), Err(e)) | (Err(e), _) => Err(e),
+                };
+                let _ = tx.send(outcome);
+            });
+            (ok, done)
+        });
+        let sent = match self.inner.jobs.lock() {
+            Ok(jobs) => jobs.as_ref().is_some_and(|s| s.send(job).is_ok()),
+            Err(_) => false,
+        };
+        Box::pin(async move {
+            if !sent {
+                return Err(StoreError::Busy("the database writer has stopped".into()));
+            }
+            rx.await
+                .map_err(|_| StoreError::Busy("the database writer has stopped".into()))?
+        })
+    }
+
+    /// Runs `f` on a pooled read connection, off the async threads.
+    fn read<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let pooled = inner.readers.lock().map_err(other)?.pop();
+                let conn = match pooled {
+                    Some(c) => c,
+                    None => {
+                        let c = Connection::open_with_flags(
+                            &inner.path,
+                            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                        )?;
+                        configure(&c)?;
+                        c
+                    }
+                };
+                let result = f(&conn);
+                if let Ok(mut pool) = inner.readers.lock()
+                    && pool.len() < 16
+                {
+                    pool.push(conn);
+                }
+                result
+            })
+            .await
+            .map_err(other)?
+        })
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    // IMMEDIATE: two processes starting at once apply each migration once.
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| -> Result<(), StoreError> {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (n, sql) in MIGRATIONS {
+            if *n > version {
+                conn.execute_batch(sql)
+                    .map_err(|e| other(format!("migration {n} failed: {e}")))?;
+                conn.pragma_update(None, "user_version", n)?;
+            }
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(Into::into),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, numbers: NumberPolicy) {
+    let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
+    let mut done: Vec<Completion> = Vec::with_capacity(MAX_GROUP);
+    while let Ok(first) = rx.recv() {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcome = run_group(&conn, &numbers, &mut group, &mut done);
+        for complete in done.drain(..) {
+            complete(outcome.clone());
+        }
+    }
+}
+
+/// One transaction for the whole group; one savepoint per job.
+fn run_group(
+    conn: &Connection,
+    numbers: &NumberPolicy,
+    group: &mut Vec<Job>,
+    done: &mut Vec<Completion>,
+) -> Result<(), StoreError> {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        // The jobs never ran: dropping them drops their reply channels,
+        // which their callers see as `Busy` (retryable).
+        group.clear();
+        return Err(map_sqlite(e));
+    }
+    for job in group.drain(..) {
+        let savepoint = conn.execute_batch("SAVEPOINT job");
+        let (ok, complete) = job(conn, numbers);
+        if savepoint.is_ok() {
+            if !ok {
+                let _ = conn.execute_batch("ROLLBACK TO job");
+            }
+            let _ = conn.execute_batch("RELEASE job");
+        }
+        done.push(complete);
+    }
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            tracing::error!(error = %e, "group commit failed");
+            Err(map_sqlite(e))
+        }
+    }
+}
+
+/// Draws the next ticket number (inside the write transaction, so the
+/// uniqueness check cannot race: this connection is the only writer).
+fn next_number(conn: &Connection, policy: &NumberPolicy) -> Result<String, StoreError> {
+    let width = policy.format.chars().filter(|&c| c == '#').count();
+    let fill = |digits: &str| {
+        let mut d = digits.chars();
+        policy
+            .format
+            .chars()
+            .map(|c| if c == '#' { d.next().unwrap_or('0') } else { c })
+            .collect::<String>()
+    };
+    if policy.sequential {
+        let value: i64 = conn
+            .prepare_cached(
+                "INSERT INTO counters (name, value) VALUES ('ticket_number', 1)
+                 ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
+            )?
+            .query_row([], |r| r.get(0))?;
+        let digits = format!("{value:0width$}");
+        if digits.len() > width {
+            // Past the pattern's capacity: keep every digit rather than wrap.
+            let prefix: String = policy.format.chars().take_while(|&c| c != '#').collect();
+            return Ok(format!("{prefix}{digits}"));
+        }
+        return Ok(fill(&digits));
+    }
+    let mut rng = rand::rng();
+    for _ in 0..NUMBER_ATTEMPTS {
+        let digits: String = (0..width)
+            .map(|i| {
+                // osTicket never starts a random number with 0.
+                let low = if i == 0 { 1 } else { 0 };
+                char::from(b'0' + rng.random_range(low..10u8))
+            })
+            .collect();
+        let number = fill(&digits);
+        let taken = conn
+            .prepare_cached("SELECT 1 FROM tickets WHERE number = ?1")?
+            .query_row([&number], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if !taken {
+            return Ok(number);
+        }
+    }
+    Err(StoreError::Conflict(format!(
+        "no free ticket number after {NUMBER_ATTEMPTS} attempts: widen tickets.number_format"
+    )))
+}
+
+fn insert_ticket(
+    conn: &Connection,
+    numbers: &NumberPolicy,
+    t: NewTicket,
+) -> Result<String, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO users (email, name, created) VALUES (?1, ?2, ?3) ON CONFLICT(email) DO NOTHING",
+    )?
+    .execute(params![t.user_email, t.user_name, t.created])?;
+    let user_id: i64 = conn
+        .prepare_cached("SELECT id FROM users WHERE email = ?1")?
+        .query_row([&t.user_email], |r| r.get(0))?;
+    let number = next_number(conn, numbers)?;
+    conn.prepare_cached(
+        "INSERT INTO tickets (number, user_id, subject, status, source, priority_id, priority_name,
+             topic_id, topic_name, dept_id, dept_name, ip, created, alert, autorespond)
+         VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        number,
+        user_id,
+        t.subject,
+        t.source,
+        t.priority.id,
+        t.priority.name,
+        t.topic.as_ref().map(|n| n.id),
+        t.topic.as_ref().map(|n| n.name.as_str()),
+        t.department.as_ref().map(|n| n.id),
+        t.department.as_ref().map(|n| n.name.as_str()),
+        t.ip,
+        t.created,
+        t.alert,
+        t.autorespond,
+    ])?;
+    let ticket_id = conn.last_insert_rowid();
+    let e = &t.entry;
+    conn.prepare_cached(
+        "INSERT INTO thread_entries (ticket_id, kind, format, body, from_name, from_email, created,
+             message_id, auto_reply, bounce)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        ticket_id,
+        e.kind,
+        e.format,
+        e.body,
+        e.from_name,
+        e.from_email,
+        t.created,
+        e.message_id,
+        e.auto_reply,
+        e.bounce
+    ])?;
+    let entry_id = conn.last_insert_rowid();
+    for (position, a) in e.attachments.iter().enumerate() {
+        conn.prepare_cached(
+            "INSERT INTO blobs (sha256, size, data) VALUES (?1, ?2, ?3) ON CONFLICT(sha256) DO NOTHING",
+        )?
+        .execute(params![&a.sha256[..], a.data.len() as i64, a.data])?;
+        conn.prepare_cached(
+            "INSERT INTO attachments (entry_id, position, sha256, name, content_type, inline, content_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            entry_id,
+            position as i64,
+            &a.sha256[..],
+            a.name,
+            a.content_type,
+            a.inline,
+            a.content_id
+        ])?;
+    }
+    for f in &t.fields {
+        conn.prepare_cached(
+            "INSERT INTO field_values (ticket_id, form, name, value) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![ticket_id, f.form, f.name, f.value.to_string()])?;
+    }
+    Ok(number)
+}
+
+fn load_ticket(conn: &Connection, number: &str) -> Result<Option<TicketView>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT t.id, t.number, t.subject, t.status, t.source, t.priority_id, t.priority_name,
+                    t.topic_id, t.topic_name, t.dept_id, t.dept_name, u.name, u.email, t.ip, t.created
+             FROM tickets t JOIN users u ON u.id = t.user_id WHERE t.number = ?1",
+        )?
+        .query_row([number], |r| {
+            let named = |id: Option<i64>, name: Option<String>| match (id, name) {
+                (Some(id), Some(name)) => Some(Named { id, name }),
+                _ => None,
+            };
+            Ok((
+                r.get::<_, i64>(0)?,
+                TicketView {
+                    number: r.get(1)?,
+                    subject: r.get(2)?,
+                    status: r.get(3)?,
+                    source: r.get(4)?,
+                    priority: Named {
+                        id: r.get(5)?,
+                        name: r.get(6)?,
+                    },
+                    topic: named(r.get(7)?, r.get(8)?),
+                    department: named(r.get(9)?, r.get(10)?),
+                    user: Party {
+                        name: r.get(11)?,
+                        email: r.get(12)?,
+                    },
+                    ip: r.get(13)?,
+                    created: r.get(14)?,
+                    fields: serde_json::Map::new(),
+                    thread: Vec::new(),
+                },
+            ))
+        })
+        .optional()?;
+    let Some((ticket_id, mut view)) = row else {
+        return Ok(None);
+    };
+    let mut fields = conn.prepare_cached(
+        "SELECT name, value FROM field_values WHERE ticket_id = ?1 ORDER BY form, name",
+    )?;
+    let rows = fields.query_map([ticket_id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    for row in rows {
+        let (name, value) = row?;
+        let value = serde_json::from_str(&value).map_err(other)?;
+        view.fields.insert(name, value);
+    }
+    let mut entries = conn.prepare_cached(
+        "SELECT id, kind, format, body, from_name, from_email, created, message_id, auto_reply, bounce
+         FROM thread_entries WHERE ticket_id = ?1 ORDER BY id",
+    )?;
+    let rows = entries.query_map([ticket_id], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            EntryView {
+                kind: r.get(1)?,
+                format: r.get(2)?,
+                body: r.get(3)?,
+                from: Party {
+                    name: r.get(4)?,
+                    email: r.get(5)?,
+                },
+                created: r.get(6)?,
+                message_id: r.get(7)?,
+                flags: EntryFlags {
+                    auto_reply: r.get(8)?,
+                    bounce: r.get(9)?,
+                },
+                attachments: Vec::new(),
+            },
+        ))
+    })?;
+    let mut attachments = conn.prepare_cached(
+        "SELECT a.name, a.content_type, b.size, a.sha256, a.inline, a.content_id
+         FROM attachments a JOIN blobs b ON b.sha256 = a.sha256
+         WHERE a.entry_id = ?1 ORDER BY a.position",
+    )?;
+    for row in rows {
+        let (entry_id, mut entry) = row?;
+        let files = attachments.query_map([entry_id], |r| {
+            Ok(AttachmentView {
+                name: r.get(0)?,
+                content_type: r.get(1)?,
+                size: r.get(2)?,
+                sha256: hex::encode(r.get::<_, Vec<u8>>(3)?),
+                inline: r.get(4)?,
+                content_id: r.get(5)?,
+            })
+        })?;
+        for f in files {
+            entry.attachments.push(f?);
+        }
+        view.thread.push(entry);
+    }
+    Ok(Some(view))
+}
+
+fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ApiKeyRecord, String)> {
+    let hash: Vec<u8> = r.get(1)?;
+    let mut h = [0u8; 32];
+    if hash.len() == 32 {
+        h.copy_from_slice(&hash);
+    }
+    Ok((
+        ApiKeyRecord {
+            id: r.get(0)?,
+            hash: h,
+            prefix: r.get(2)?,
+            addresses: Vec::new(),
+            is_active: r.get(4)?,
+            can_create: r.get(5)?,
+            can_read: r.get(6)?,
+            notes: r.get(7)?,
+            created: r.get(8)?,
+        },
+        r.get(3)?,
+    ))
+}
+
+fn finish_key((mut key, addresses): (ApiKeyRecord, String)) -> Result<ApiKeyRecord, StoreError> {
+    key.addresses = serde_json::from_str(&addresses).map_err(other)?;
+    Ok(key)
+}
+
+const KEY_COLUMNS: &str =
+    "id, hash, prefix, addresses, is_active, can_create, can_read, notes, created";
+
+impl Store for SqliteStore {
+    fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<String, StoreError>> {
+        self.write(move |conn, numbers| insert_ticket(conn, numbers, ticket))
+    }
+
+    fn load_ticket(&self, number: String) -> BoxFuture<'_, Result<Option<TicketView>, StoreError>> {
+        self.read(move |conn| load_ticket(conn, &number))
+    }
+
+    fn list_tickets(&self, limit: u32) -> BoxFuture<'_, Result<Vec<TicketSummary>, StoreError>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT t.number, t.subject, t.status, u.email, t.created
+                 FROM tickets t JOIN users u ON u.id = t.user_id ORDER BY t.id DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit], |r| {
+                Ok(TicketSummary {
+                    number: r.get(0)?,
+                    subject: r.get(1)?,
+                    status: r.get(2)?,
+                    user_email: r.get(3)?,
+                    created: r.get(4)?,
+                })
+            })?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(Into::into)
+        })
+    }
+
+    fn ticket_exists(&self, number: String) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT 1 FROM tickets WHERE number = ?1")?
+                .query_row([&number], |_| Ok(()))
+                .optional()?
+                .is_some())
+        })
+    }
+
+    fn find_api_key(
+        &self,
+        hash: [u8; 32],
+    ) -> BoxFuture<'_, Result<Option<ApiKeyRecord>, StoreError>> {
+        self.read(move |conn| {
+            let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?1");
+            let row = conn
+                .prepare_cached(&sql)?
+                .query_row([&hash[..]], key_from_row)
+                .optional()?;
+            row.map(finish_key).transpose()
+        })
+    }
+
+    fn add_api_key(&self, key: NewApiKey) -> BoxFuture<'_, Result<i64, StoreError>> {
+        self.write(move |conn, _| {
+            let addresses = serde_json::to_string(&key.addresses).map_err(other)?;
+            conn.prepare_cached(
+                "INSERT INTO api_keys (hash, prefix, addresses, is_active, can_create, can_read, notes, created)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                &key.hash[..],
+                key.prefix,
+                addresses,
+                key.can_create,
+                key.can_read,
+                key.notes,
+                key.created
+            ])?;
+            Ok(conn.last_insert_rowid())
+        })
+    }
+
+    fn list_api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, StoreError>> {
+        self.read(move |conn| {
+            let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY id");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map([], key_from_row)?;
+            let mut keys = Vec::new();
+            for row in rows {
+                keys.push(finish_key(row?)?);
+            }
+            Ok(keys)
+        })
+    }
+
+    fn revoke_api_key(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn, _| {
+            let n = conn
+                .prepare_cached("UPDATE api_keys SET is_active = 0 WHERE id = ?1")?
+                .execute([id])?;
+            if n == 0 {
+                Err(StoreError::NotFound)
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, StoreError>> {
+        self.read(move |conn| {
+            let mut out = Vec::new();
+            for table in [
+                "users",
+                "tickets",
+                "thread_entries",
+                "attachments",
+                "blobs",
+                "field_values",
+                "api_keys",
+            ] {
+                let sql = format!("SELECT count(*) FROM {table}");
+                let n: i64 = conn.query_row(&sql, [], |r| r.get(0))?;
+                out.push((table.to_string(), n));
+            }
+            Ok(out)
+        })
+    }
+}
