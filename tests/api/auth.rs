@@ -1,0 +1,178 @@
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{add_key, spawn_app, spawn_app_with, ticket};
+
+#[tokio::test]
+async fn missing_unknown_inactive_and_unauthorized_keys_are_401_with_osticket_texts() {
+    let app = spawn_app().await;
+    let body = ticket("auth").to_string().into_bytes();
+    let r = app
+        .send(Method::POST, "/api/tickets.json", None, body.clone(), &[])
+        .await;
+    assert_eq!((r.status, r.body.as_str()), (401, "Valid API key required"));
+    let r = app
+        .send(
+            Method::POST,
+            "/api/tickets.json",
+            Some("0123456789ABCDEF"),
+            body.clone(),
+            &[],
+        )
+        .await;
+    assert_eq!((r.status, r.body.as_str()), (401, "Valid API key required"));
+
+    let other_ip = add_key(&app.store, &["192.0.2.10/32"], true, false).await;
+    let r = app
+        .send(
+            Method::POST,
+            "/api/tickets.json",
+            Some(&other_ip),
+            body.clone(),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (401, "API key not found/active or source IP not authorized")
+    );
+
+    let no_create = add_key(&app.store, &["127.0.0.0/8"], false, false).await;
+    let r = app
+        .send(
+            Method::POST,
+            "/api/tickets.json",
+            Some(&no_create),
+            body.clone(),
+            &[],
+        )
+        .await;
+    assert_eq!((r.status, r.body.as_str()), (401, "API key not authorized"));
+
+    let inactive = add_key(&app.store, &["127.0.0.1/32"], true, true).await;
+    let id = app.store.list_api_keys().await.unwrap().last().unwrap().id;
+    app.store.revoke_api_key(id).await.unwrap();
+    let r = app
+        .send(
+            Method::POST,
+            "/api/tickets.json",
+            Some(&inactive),
+            body.clone(),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (401, "API key not found/active or source IP not authorized")
+    );
+
+    // A key that can create but not read cannot use the read API.
+    let n = app.post_json(&ticket("auth-ok")).await.number();
+    let create_only = add_key(&app.store, &["127.0.0.1/32"], true, false).await;
+    let r = app
+        .send(
+            Method::GET,
+            &format!("/api/tickets/{n}.json"),
+            Some(&create_only),
+            vec![],
+            &[],
+        )
+        .await;
+    assert_eq!((r.status, r.body.as_str()), (401, "API key not authorized"));
+    // Nothing but the one good ticket was written.
+    assert_eq!(app.counts().await[1], ("tickets".to_string(), 1));
+}
+
+#[tokio::test]
+async fn key_is_checked_before_the_body_and_compared_exactly() {
+    let app = spawn_app().await;
+    let r = app
+        .send(
+            Method::POST,
+            "/api/tickets.json",
+            Some("FFFF"),
+            b"{\"name\": ".to_vec(),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    // The key itself is case-sensitive (stored as a hash of the exact text).
+    let swapped: String = app.key.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let r = app
+        .send(
+            Method::POST,
+            "/api/tickets.json",
+            Some(&swapped),
+            ticket("case").to_string().into_bytes(),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    // Header name is case-insensitive.
+    let r = app
+        .send(
+            Method::POST,
+            "/api/tickets.json",
+            None,
+            ticket("hdr").to_string().into_bytes(),
+            &[("x-api-key", &app.key)],
+        )
+        .await;
+    assert_eq!(r.status, 201);
+}
+
+#[tokio::test]
+async fn forwarded_for_is_believed_only_from_trusted_proxies() {
+    // Loopback is a trusted proxy here: the client is the right-most
+    // untrusted X-Forwarded-For entry.
+    let app = spawn_app_with("trusted_proxies = [\"127.0.0.0/8\"]").await;
+    let bound = add_key(&app.store, &["203.0.113.0/24"], true, true).await;
+    let body = ticket("xff").to_string().into_bytes();
+    let r = app
+        .send(
+            Method::POST,
+            "/api/tickets.json",
+            Some(&bound),
+            body.clone(),
+            &[("X-Forwarded-For", "198.51.100.1, 203.0.113.7, 127.0.0.5")],
+        )
+        .await;
+    let n = r.number();
+    let t = app.get_ticket(&n).await;
+    assert_eq!(t["ip"], json!("203.0.113.7"));
+    // The default key (bound to 127.0.0.1) no longer matches a forwarded client.
+    let r = app
+        .send(
+            Method::POST,
+            "/api/tickets.json",
+            Some(&app.key),
+            body.clone(),
+            &[("X-Forwarded-For", "203.0.113.7")],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+
+    // Without trusted proxies the header is ignored.
+    let plain = spawn_app().await;
+    let bound = add_key(&plain.store, &["203.0.113.0/24"], true, true).await;
+    let r = plain
+        .send(
+            Method::POST,
+            "/api/tickets.json",
+            Some(&bound),
+            body.clone(),
+            &[("X-Forwarded-For", "203.0.113.7")],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    let r = plain
+        .send(
+            Method::POST,
+            "/api/tickets.json",
+            Some(&plain.key),
+            body,
+            &[("X-Forwarded-For", "203.0.113.7")],
+        )
+        .await;
+    assert_eq!(r.status, 201);
+}

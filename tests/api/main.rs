@@ -1,0 +1,10 @@
+//! Integration tests: real HTTP over loopback against a real SQLite file.
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod json;
+mod limits;
+mod routes;
+mod storage;

@@ -1,0 +1,66 @@
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use oxidesk::storage::sqlite::SqliteStore;
+use oxidesk::storage::{NumberPolicy, Store};
+
+use crate::helpers::{spawn_app, spawn_app_env, ticket};
+
+#[tokio::test]
+async fn concurrent_creations_get_unique_numbers_and_all_are_stored() {
+    let app = Arc::new(spawn_app().await);
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            app.post_json(&ticket(&format!("conc{i}"))).await.number()
+        }));
+    }
+    let mut numbers = HashSet::new();
+    for t in tasks {
+        assert!(numbers.insert(t.await.unwrap()), "duplicate number");
+    }
+    for n in &numbers {
+        assert!(
+            app.store.ticket_exists(n.clone()).await.unwrap(),
+            "{n} missing"
+        );
+    }
+    assert_eq!(app.counts().await[1], ("tickets".to_string(), 200));
+}
+
+#[tokio::test]
+async fn a_created_ticket_survives_a_restart() {
+    let app = spawn_app().await;
+    let n = app.post_json(&ticket("durable")).await.number();
+    let (db, _dir) = app.stop().await;
+    let reopened = SqliteStore::open(
+        &db,
+        NumberPolicy {
+            format: "######".into(),
+            sequential: false,
+        },
+    )
+    .unwrap();
+    let t = reopened
+        .load_ticket(n.clone())
+        .await
+        .unwrap()
+        .expect("ticket after reopen");
+    assert_eq!(t.subject, "Subject durable");
+}
+
+#[tokio::test]
+async fn sequential_numbers_follow_the_pattern() {
+    let app = spawn_app_env(
+        "",
+        &[
+            ("OXIDESK__TICKETS__NUMBER_FORMAT", "HD-###"),
+            ("OXIDESK__TICKETS__NUMBER_SEQUENCE", "sequential"),
+        ],
+    )
+    .await;
+    let a = app.post_json(&ticket("s1")).await.number();
+    let b = app.post_json(&ticket("s2")).await.number();
+    assert_eq!((a.as_str(), b.as_str()), ("HD-001", "HD-002"));
+}
