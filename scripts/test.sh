@@ -10,8 +10,7 @@ cargo clippy --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --all-targets
 echo "== conformance"
-# XML (issue 3) and email (issue 4) are not built yet: the route and
-# custom-field cases that use them wait for those issues.
-scripts/conformance.sh --only 'auth-*' 'json-*' 'limit-*' \
-  'route-201-*' 'route-content-*' 'route-error-*' 'route-no-rewrite-json' 'route-unknown-*' \
-  'custom-[!a]*' 'custom-*-json'
+# Email intake (issue 4) is not built yet: the route case that posts a
+# mail waits for it.
+scripts/conformance.sh --only 'auth-*' 'json-*' 'limit-*' 'xml*' 'custom-*' \
+  'route-[!n]*' 'route-no-rewrite-[!e]*'

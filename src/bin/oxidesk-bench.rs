@@ -1,1 +1,279 @@
-fn main() {}
+//! `oxidesk-bench`: a real HTTP load of ticket creations.
+//!
+//! Starts `oxidesk serve` (the binary next to this one) on a fresh SQLite
+//! database, makes a key, sends ~1 KB tickets from `--concurrency`
+//! keep-alive connections for `--seconds`, then prints tickets/s, latency
+//! percentiles and the server's peak RSS. Finally it kills the server with
+//! SIGKILL and checks, in the database file, that every ticket answered
+//! `201` is there: a `201` must mean durable.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+
+/// Load generator for oxidesk's ticket intake.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Parallel keep-alive connections.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Length of the measured run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Warm-up before measuring.
+    #[arg(long, default_value_t = 1)]
+    warmup_seconds: u64,
+    /// Approximate request body size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    body_bytes: usize,
+    /// The oxidesk binary (default: next to this one).
+    #[arg(long)]
+    server: Option<PathBuf>,
+    /// Keep the database directory instead of deleting it.
+    #[arg(long)]
+    keep: bool,
+}
+
+fn json_body(i: u64, conn: usize, body_bytes: usize) -> Vec<u8> {
+    let filler = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ";
+    let mut message = String::new();
+    while message.len() + 200 < body_bytes {
+        message.push_str(filler);
+    }
+    serde_json::json!({
+        "name": format!("Bench User {conn}"),
+        "email": format!("bench-{conn}-{}@example.com", i % 500),
+        "subject": format!("Printer on floor {} is on fire", i % 7),
+        "message": message,
+        "phone": "3185558634X123",
+        "source": "API",
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[derive(Default)]
+struct ConnResult {
+    latencies_us: Vec<u64>,
+    numbers: Vec<String>,
+    errors: u64,
+}
+
+async fn drive(
+    port: u16,
+    key: String,
+    conn_id: usize,
+    body_bytes: usize,
+    warm_until: Instant,
+    until: Instant,
+) -> anyhow::Result<ConnResult> {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let mut out = ConnResult::default();
+    let mut i = 0u64;
+    loop {
+        let now = Instant::now();
+        if now >= until {
+            break;
+        }
+        i += 1;
+        let body = json_body(i, conn_id, body_bytes);
+        let req = Request::post("/api/tickets.json")
+            .header("host", "127.0.0.1")
+            .header("x-api-key", &key)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        sender.ready().await?;
+        let started = Instant::now();
+        let resp = sender.send_request(req).await?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        let elapsed = started.elapsed();
+        if status.as_u16() == 201 {
+            // Tickets answered during warm-up are checked too, not timed.
+            out.numbers
+                .push(String::from_utf8_lossy(&bytes).trim().to_string());
+            if started >= warm_until {
+                out.latencies_us.push(elapsed.as_micros() as u64);
+            }
+        } else {
+            out.errors += 1;
+            if out.errors <= 3 {
+                eprintln!("status {status}: {}", String::from_utf8_lossy(&bytes));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx] as f64 / 1000.0
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let server = match &args.server {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("no parent dir")?
+            .join("oxidesk"),
+    };
+    if !server.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release)",
+            server.display()
+        );
+    }
+    let dir = tempfile::Builder::new().prefix("oxidesk-bench").tempdir()?;
+    let db = dir.path().join("bench.db");
+    let db_url = format!("sqlite://{}", db.display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+
+    let out = Command::new(&server)
+        .env_remove("OXIDESK_CONFIG")
+        .args(["--database", &db_url, "key", "add", "--ip", "127.0.0.1"])
+        .stderr(Stdio::null())
+        .output()?;
+    if !out.status.success() {
+        bail!("key add failed");
+    }
+    let key = String::from_utf8(out.stdout)?
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+
+    let log = std::fs::File::create(dir.path().join("server.log"))?;
+    let mut child = Command::new(&server)
+        .env_remove("OXIDESK_CONFIG")
+        .args([
+            "--database",
+            &db_url,
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stderr(log)
+        .spawn()?;
+    let pid = child.id();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            bail!("server did not start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let warm_until = Instant::now() + Duration::from_secs(args.warmup_seconds);
+    let until = warm_until + Duration::from_secs(args.seconds);
+    let results: Vec<ConnResult> = runtime.block_on(async {
+        let tasks: Vec<_> = (0..args.concurrency)
+            .map(|c| {
+                tokio::spawn(drive(
+                    port,
+                    key.clone(),
+                    c,
+                    args.body_bytes,
+                    warm_until,
+                    until,
+                ))
+            })
+            .collect();
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await??);
+        }
+        anyhow::Ok(results)
+    })?;
+    let rss = peak_rss_kib(pid);
+
+    // SIGKILL: no graceful shutdown, no chance to flush anything late.
+    child.kill()?;
+    child.wait()?;
+
+    let mut latencies: Vec<u64> = results
+        .iter()
+        .flat_map(|r| r.latencies_us.iter().copied())
+        .collect();
+    latencies.sort_unstable();
+    let numbers: Vec<&String> = results.iter().flat_map(|r| r.numbers.iter()).collect();
+    let errors: u64 = results.iter().map(|r| r.errors).sum();
+
+    let conn = rusqlite::Connection::open(&db)?;
+    let mut stmt = conn.prepare("SELECT 1 FROM tickets WHERE number = ?1")?;
+    let mut missing = 0usize;
+    for n in &numbers {
+        if !stmt.exists([n.as_str()])? {
+            missing += 1;
+        }
+    }
+    let unique: std::collections::HashSet<&&String> = numbers.iter().collect();
+
+    let measured = latencies.len();
+    println!(
+        "oxidesk-bench: json, concurrency {}, {} s measured (+{} s warm-up), ~{} B bodies",
+        args.concurrency, args.seconds, args.warmup_seconds, args.body_bytes
+    );
+    println!(
+        "tickets/s:        {:.0}",
+        measured as f64 / args.seconds as f64
+    );
+    println!("latency p50:      {:.2} ms", percentile(&latencies, 0.50));
+    println!("latency p99:      {:.2} ms", percentile(&latencies, 0.99));
+    println!(
+        "latency max:      {:.2} ms",
+        latencies.last().copied().unwrap_or(0) as f64 / 1000.0
+    );
+    println!(
+        "server peak RSS:  {} MiB",
+        rss.map(|k| format!("{:.1}", k as f64 / 1024.0))
+            .unwrap_or_else(|| "?".into())
+    );
+    println!("errors:           {errors}");
+    println!(
+        "201s checked:     {} (unique {}), missing after SIGKILL: {missing}",
+        numbers.len(),
+        unique.len()
+    );
+    if args.keep {
+        println!("database kept at {}", dir.keep().display());
+    }
+    if missing > 0 || errors > 0 || unique.len() != numbers.len() {
+        bail!(
+            "FAILED: {missing} missing, {errors} errors, {} duplicates",
+            numbers.len() - unique.len()
+        );
+    }
+    Ok(())
+}

@@ -15,7 +15,7 @@ use crate::app::AppState;
 use crate::domain::keys::{ApiKeySecret, Permission, authorize};
 use crate::domain::tickets::{RequestContext, create_ticket, prepare_ticket};
 use crate::error::ApiError;
-use crate::intake::{IntakeLimits, json};
+use crate::intake::{IntakeLimits, json, xml};
 
 /// Bodies larger than this are decoded on the blocking pool.
 const INLINE_DECODE_BYTES: usize = 64 * 1024;
@@ -146,18 +146,16 @@ async fn create(
         max_attachment_bytes: state.limits.max_attachment_bytes,
         max_attachments: state.limits.max_attachments,
     };
-    let decode = move |bytes: &[u8]| match format {
-        Format::Json => json::parse_json(bytes, &limits),
-        Format::Xml | Format::Email => Err(crate::intake::IntakeError::NotATicket(
-            "this format is not supported yet".into(),
-        )),
-    };
-    if format != Format::Json {
+    if format == Format::Email {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
-            "This format is not implemented yet",
+            "Email intake is not implemented yet",
         ));
     }
+    let decode = move |bytes: &[u8]| match format {
+        Format::Xml => xml::parse_xml(bytes, &limits),
+        Format::Json | Format::Email => json::parse_json(bytes, &limits),
+    };
     let draft = if bytes.len() > INLINE_DECODE_BYTES {
         tokio::task::spawn_blocking(move || decode(&bytes))
             .await

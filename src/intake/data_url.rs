@@ -202,4 +202,20 @@ mod tests {
         .unwrap();
         assert_eq!(d.into_file_bytes("f").unwrap(), vec![0xff]);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn base64_round_trips(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            use base64::Engine as _;
+            let url = format!("data:application/octet-stream;base64,{}", base64::engine::general_purpose::STANDARD.encode(&bytes));
+            proptest::prop_assert_eq!(parse(&url, "f").unwrap().data, bytes);
+        }
+
+        #[test]
+        fn literal_data_is_kept_byte_for_byte(text in "[^,]{0,20}", data in "\\PC{0,100}") {
+            let url = format!("data:text/plain,{data}");
+            proptest::prop_assert_eq!(parse(&url, "f").unwrap().data, data.as_bytes().to_vec());
+            let _ = parse(&format!("data:{text},{data}"), "f");
+        }
+    }
 }

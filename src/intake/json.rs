@@ -214,4 +214,13 @@ mod tests {
             Err(IntakeError::BadDataUrl { .. })
         ));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_input(s in "\\PC{0,200}") {
+            let _ = parse_json(s.as_bytes(), &LIMITS);
+            let wrapped = format!("{{\"message\": \"data:{s}\", \"attachments\": [{{\"f\": \"data:{s}\"}}]}}");
+            let _ = parse_json(wrapped.as_bytes(), &LIMITS);
+        }
+    }
 }

@@ -10,6 +10,7 @@ pub mod charset;
 pub mod data_url;
 pub mod html;
 pub mod json;
+pub mod xml;
 
 /// A field value as the request carried it, before the forms type it.
 #[derive(Debug, Clone, PartialEq)]

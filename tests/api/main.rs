@@ -8,3 +8,4 @@ mod json;
 mod limits;
 mod routes;
 mod storage;
+mod xml;

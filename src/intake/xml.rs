@@ -1,0 +1,485 @@
+//! `POST /api/tickets.xml`: osTicket's "extremely lax" XML (API.md, XML).
+//!
+//! Any simple value may be an attribute of the root `<ticket>` or a child
+//! element, as text or CDATA. Tokenising is `quick-xml`'s; it never
+//! expands entities beyond the five predefined ones and character
+//! references, and we refuse any `<!DOCTYPE>` outright, so there is no
+//! entity expansion and nothing is fetched. Depth and element count are
+//! bounded; the body limit applies before parsing.
+
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
+
+use super::{
+    AttachmentDraft, BodyFormat, IntakeError, IntakeLimits, MessageDraft, RawValue, TicketDraft,
+    charset, check_attachment, html,
+};
+
+/// Deepest element nesting accepted (`<ticket><attachments><file>` is 3).
+const MAX_DEPTH: usize = 16;
+/// Most elements in one document.
+const MAX_ELEMENTS: usize = 10_000;
+
+/// Decodes an XML ticket request.
+pub fn parse_xml(body: &[u8], limits: &IntakeLimits) -> Result<TicketDraft, IntakeError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(IntakeError::EmptyBody);
+    }
+    let text = decode_document(body)?;
+    Parser::new(&text, limits).run()
+}
+
+/// The document as UTF-8: a byte-order mark wins, then the declaration's
+/// `encoding`, then UTF-8 (XML 1.0 §4.3.3).
+fn decode_document(body: &[u8]) -> Result<String, IntakeError> {
+    if let Some((encoding, bom_len)) = encoding_rs::Encoding::for_bom(body) {
+        let (text, _) = encoding.decode_without_bom_handling(&body[bom_len..]);
+        return Ok(text.into_owned());
+    }
+    let label = declared_encoding(body);
+    match label {
+        Some(label) => {
+            let encoding = charset::lookup(&label).ok_or(IntakeError::UnknownCharset {
+                field: "encoding".into(),
+                charset: label.clone(),
+            })?;
+            let (text, _) = encoding.decode_without_bom_handling(body);
+            Ok(text.into_owned())
+        }
+        None => Ok(String::from_utf8_lossy(body).into_owned()),
+    }
+}
+
+/// The `encoding` pseudo-attribute of a leading `<?xml …?>` declaration
+/// (which is ASCII in every ASCII-compatible encoding).
+fn declared_encoding(body: &[u8]) -> Option<String> {
+    let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
+    let rest = &body[start..];
+    if !rest.starts_with(b"<?xml") {
+        return None;
+    }
+    let end = rest.windows(2).take(512).position(|w| w == b"?>")? + 2;
+    let decl = std::str::from_utf8(&rest[..end]).ok()?;
+    let mut reader = Reader::from_str(decl);
+    match reader.read_event() {
+        Ok(Event::Decl(d)) => d.encoding().and_then(Result::ok).map(|e| e.into_owned()),
+        _ => None,
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let upto = &text[..text.floor_char_boundary(offset.min(text.len()))];
+    let line = upto.matches('\n').count() + 1;
+    let column = upto.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// What the element being read will become.
+enum Slot {
+    /// `<ticket>` itself.
+    Root,
+    /// A simple field (or an unknown element, which the forms will refuse).
+    Field { name: String, ext: Option<String> },
+    /// `<message type=…>`.
+    Message { html: bool },
+    /// `<attachments>`: holds `<file>` elements only.
+    Attachments,
+    /// `<file name type encoding>`.
+    File {
+        name: String,
+        content_type: String,
+        base64: bool,
+    },
+}
+
+struct Open {
+    slot: Slot,
+    text: String,
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    reader: Reader<&'a [u8]>,
+    limits: &'a IntakeLimits,
+    draft: TicketDraft,
+    stack: Vec<Open>,
+    elements: usize,
+    seen_root: bool,
+}
+
+impl<'a> Parser<'a> {
+    fn new(text: &'a str, limits: &'a IntakeLimits) -> Self {
+        let mut reader = Reader::from_str(text);
+        let config = reader.config_mut();
+        config.check_end_names = true;
+        Self {
+            text,
+            reader,
+            limits,
+            draft: TicketDraft::default(),
+            stack: Vec::new(),
+            elements: 0,
+            seen_root: false,
+        }
+    }
+
+    fn malformed(&self, offset: u64, message: impl Into<String>) -> IntakeError {
+        let (line, column) = position(self.text, usize::try_from(offset).unwrap_or(usize::MAX));
+        IntakeError::Malformed {
+            format: "XML",
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    fn run(mut self) -> Result<TicketDraft, IntakeError> {
+        loop {
+            let event = match self.reader.read_event() {
+                Ok(e) => e,
+                Err(e) => return Err(self.malformed(self.reader.error_position(), e.to_string())),
+            };
+            match event {
+                Event::DocType(_) => {
+                    return Err(IntakeError::NotATicket(
+                        "XML with a DOCTYPE is refused (no DTDs, no entities)".into(),
+                    ));
+                }
+                Event::Start(start) => self.start(&start)?,
+                Event::End(_) => self.end()?,
+                Event::Text(t) => self.push_text(&t.xml10_content())?,
+                Event::CData(c) => self.push_text(&c.xml10_content())?,
+                Event::GeneralRef(r) => {
+                    let resolved = if r.is_char_ref() {
+                        r.resolve_char_ref().ok().flatten().map(String::from)
+                    } else {
+                        quick_xml::escape::resolve_predefined_entity(&r).map(str::to_string)
+                    };
+                    match resolved {
+                        Some(s) => self.push_text(&s)?,
+                        None => {
+                            return Err(self.malformed(
+                                self.reader.buffer_position(),
+                                format!("unknown entity &{};", &*r),
+                            ));
+                        }
+                    }
+                }
+                Event::Empty(empty) => {
+                    self.start(&empty)?;
+                    self.end()?;
+                }
+                Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+                Event::Eof => break,
+            }
+        }
+        if !self.seen_root {
+            return Err(IntakeError::NotATicket(
+                "the XML body has no <ticket> element".into(),
+            ));
+        }
+        if !self.stack.is_empty() {
+            return Err(self.malformed(self.reader.buffer_position(), "unexpected end of document"));
+        }
+        Ok(self.draft)
+    }
+
+    fn attrs(&self, start: &BytesStart<'_>) -> Result<Vec<(String, String)>, IntakeError> {
+        let mut out = Vec::new();
+        for attr in start.attributes() {
+            let attr =
+                attr.map_err(|e| self.malformed(self.reader.buffer_position(), e.to_string()))?;
+            let value = attr
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map_err(|e| self.malformed(self.reader.buffer_position(), e.to_string()))?;
+            out.push((attr.key.as_ref().to_string(), value.into_owned()));
+        }
+        Ok(out)
+    }
+
+    fn start(&mut self, start: &BytesStart<'_>) -> Result<(), IntakeError> {
+        self.elements += 1;
+        if self.elements > MAX_ELEMENTS || self.stack.len() >= MAX_DEPTH {
+            return Err(IntakeError::NotATicket(format!(
+                "XML too deep or too large (at most {MAX_DEPTH} levels and {MAX_ELEMENTS} elements)"
+            )));
+        }
+        let name = start.name().as_ref().to_string();
+        let attrs = self.attrs(start)?;
+        let attr = |key: &str| attrs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let slot = match self.stack.last().map(|o| &o.slot) {
+            None if !self.seen_root => {
+                if name != "ticket" {
+                    return Err(IntakeError::NotATicket(format!(
+                        "the root element must be <ticket>, not <{name}>"
+                    )));
+                }
+                self.seen_root = true;
+                // Every attribute of the root is a simple field.
+                for (k, v) in attrs {
+                    self.draft.fields.push((k, RawValue::Str(v)));
+                }
+                self.stack.push(Open {
+                    slot: Slot::Root,
+                    text: String::new(),
+                });
+                return Ok(());
+            }
+            None => {
+                return Err(self.malformed(
+                    self.reader.buffer_position(),
+                    "only one root element is allowed",
+                ));
+            }
+            Some(Slot::Root) => match name.as_str() {
+                "message" => Slot::Message {
+                    html: attr("type").is_some_and(|t| t.trim().eq_ignore_ascii_case("text/html")),
+                },
+                "attachments" => Slot::Attachments,
+                _ => Slot::Field {
+                    ext: if name == "phone" { attr("ext") } else { None },
+                    name,
+                },
+            },
+            Some(Slot::Attachments) if name == "file" => Slot::File {
+                name: attr("name").unwrap_or_default(),
+                content_type: attr("type")
+                    .map(|t| t.trim().to_ascii_lowercase())
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| "text/plain".into()),
+                base64: attr("encoding").is_some_and(|e| e.trim().eq_ignore_ascii_case("base64")),
+            },
+            Some(Slot::Attachments) => {
+                return Err(IntakeError::WrongType {
+                    field: "attachments".into(),
+                    expected: "<file> elements",
+                    got: "another element",
+                });
+            }
+            Some(Slot::Field { name: parent, .. }) => {
+                return Err(IntakeError::WrongType {
+                    field: parent.clone(),
+                    expected: "text",
+                    got: "nested elements",
+                });
+            }
+            Some(Slot::Message { .. }) => {
+                return Err(IntakeError::WrongType {
+                    field: "message".into(),
+                    expected: "text or CDATA",
+                    got: "nested elements",
+                });
+            }
+            Some(Slot::File { name: file, .. }) => {
+                return Err(IntakeError::WrongType {
+                    field: file.clone(),
+                    expected: "text or CDATA",
+                    got: "nested elements",
+                });
+            }
+        };
+        self.stack.push(Open {
+            slot,
+            text: String::new(),
+        });
+        Ok(())
+    }
+
+    fn push_text(&mut self, s: &str) -> Result<(), IntakeError> {
+        match self.stack.last_mut() {
+            Some(open) => {
+                open.text.push_str(s);
+                Ok(())
+            }
+            None if s.trim().is_empty() => Ok(()),
+            None => Err(self.malformed(
+                self.reader.buffer_position(),
+                "text outside the root element",
+            )),
+        }
+    }
+
+    fn end(&mut self) -> Result<(), IntakeError> {
+        let Some(open) = self.stack.pop() else {
+            return Err(self.malformed(self.reader.buffer_position(), "unexpected end tag"));
+        };
+        let text = open.text.trim();
+        match open.slot {
+            Slot::Root => {}
+            Slot::Field { name, ext } => {
+                let value = match ext.map(|e| e.trim().to_string()).filter(|e| !e.is_empty()) {
+                    Some(ext) if !text.is_empty() => format!("{text}X{ext}"),
+                    _ => text.to_string(),
+                };
+                self.draft.fields.push((name, RawValue::Str(value)));
+            }
+            Slot::Message { html } => {
+                self.draft.message = Some(if html {
+                    MessageDraft {
+                        body: html::sanitize(text),
+                        format: BodyFormat::Html,
+                    }
+                } else {
+                    MessageDraft {
+                        body: text.to_string(),
+                        format: BodyFormat::Text,
+                    }
+                });
+            }
+            Slot::Attachments => {}
+            Slot::File {
+                name,
+                content_type,
+                base64,
+            } => {
+                let data = if base64 {
+                    data_url::forgiving_base64::decode_to_vec(text.as_bytes()).map_err(|_| {
+                        IntakeError::BadBase64 {
+                            field: name.clone(),
+                        }
+                    })?
+                } else {
+                    text.as_bytes().to_vec()
+                };
+                let att = AttachmentDraft {
+                    name,
+                    content_type,
+                    data,
+                    inline: false,
+                    content_id: None,
+                };
+                check_attachment(self.limits, self.draft.attachments.len(), &att)?;
+                self.draft.attachments.push(att);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: IntakeLimits = IntakeLimits {
+        max_attachment_bytes: 64,
+        max_attachments: 4,
+    };
+
+    fn parse(s: &str) -> Result<TicketDraft, IntakeError> {
+        parse_xml(s.as_bytes(), &LIMITS)
+    }
+
+    fn field<'d>(d: &'d TicketDraft, name: &str) -> Option<&'d RawValue> {
+        d.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    #[test]
+    fn attribute_element_and_cdata_are_equivalent() {
+        let forms = [
+            r#"<ticket subject="Fish &amp; Chips"><message>m</message></ticket>"#,
+            r#"<ticket><subject>Fish &amp; Chips</subject><message>m</message></ticket>"#,
+            r#"<ticket><subject><![CDATA[Fish & Chips]]></subject><message>m</message></ticket>"#,
+            "<ticket><subject>\n   Fish &#38; Chips  \n</subject><message>m</message></ticket>",
+        ];
+        for xml in forms {
+            let d = parse(xml).unwrap_or_else(|e| panic!("{xml}: {e}"));
+            assert_eq!(
+                field(&d, "subject"),
+                Some(&RawValue::Str("Fish & Chips".into())),
+                "{xml}"
+            );
+        }
+    }
+
+    #[test]
+    fn message_type_phone_ext_and_files() {
+        let d = parse(
+            r#"<?xml version="1.0"?><ticket><phone ext="123">318-555-8634</phone>
+            <message type="text/html"><![CDATA[<b>x</b><script>y</script>]]></message>
+            <attachments><file name="a.txt">  hi  </file>
+            <file name="b.bin" type="application/octet-stream" encoding="base64">AAEC</file></attachments></ticket>"#,
+        )
+        .unwrap();
+        assert_eq!(
+            field(&d, "phone"),
+            Some(&RawValue::Str("318-555-8634X123".into()))
+        );
+        let m = d.message.unwrap();
+        assert_eq!((m.body.as_str(), m.format), ("<b>x</b>", BodyFormat::Html));
+        assert_eq!(d.attachments[0].data, b"hi");
+        assert_eq!(d.attachments[0].content_type, "text/plain");
+        assert_eq!(d.attachments[1].data, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn declared_encodings_are_honoured() {
+        let mut body =
+            b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><ticket><subject>Caf".to_vec();
+        body.extend([0xe9]);
+        body.extend(b"</subject></ticket>");
+        let d = parse_xml(&body, &LIMITS).unwrap();
+        assert_eq!(field(&d, "subject"), Some(&RawValue::Str("Café".into())));
+        let mut bom = vec![0xff, 0xfe];
+        for u in "<ticket><subject>Ωmega</subject></ticket>".encode_utf16() {
+            bom.extend(u.to_le_bytes());
+        }
+        let d = parse_xml(&bom, &LIMITS).unwrap();
+        assert_eq!(field(&d, "subject"), Some(&RawValue::Str("Ωmega".into())));
+    }
+
+    #[test]
+    fn refusals() {
+        let cases = [
+            "<!DOCTYPE ticket [<!ENTITY a \"b\">]><ticket><subject>&a;</subject></ticket>",
+            "<!DOCTYPE ticket SYSTEM \"http://x/\"><ticket/>",
+            "<ticket><subject>&nope;</subject></ticket>",
+            "<ticket><subject>x</ticket>",
+            "<other/>",
+            "<ticket/><ticket/>",
+            "<ticket><subject><b>x</b></subject></ticket>",
+            "<ticket><attachments><file name=\"x\" encoding=\"base64\">*not*</file></attachments></ticket>",
+            "",
+            "<?xml version=\"1.0\" encoding=\"klingon\"?><ticket/>",
+        ];
+        for xml in cases {
+            assert!(parse(xml).is_err(), "accepted: {xml}");
+        }
+        let deep = format!("<ticket>{}{}</ticket>", "<a>".repeat(40), "</a>".repeat(40));
+        assert!(parse(&deep).is_err());
+    }
+
+    #[test]
+    fn malformed_reports_line_and_column() {
+        match parse("<ticket>\n<subject>x</subject>\n<message>m</ticket>") {
+            Err(IntakeError::Malformed { line, .. }) => assert_eq!(line, 3),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            let _ = parse_xml(&bytes, &LIMITS);
+        }
+
+        #[test]
+        fn never_panics_on_mutated_documents(
+            edits in proptest::collection::vec((0usize..1000, proptest::prelude::any::<u8>(), 0u8..3), 1..10)
+        ) {
+            let mut doc = br#"<?xml version="1.0" encoding="ISO-8859-1"?><ticket a="1&amp;"><name>N</name>
+                <phone ext="1">555</phone><message type="text/html"><![CDATA[<b>x</b>]]></message>
+                <attachments><file name="f" encoding="base64">AAEC</file></attachments></ticket>"#.to_vec();
+            for (pos, byte, op) in edits {
+                let pos = pos % doc.len().max(1);
+                match op {
+                    0 => doc[pos] = byte,
+                    1 => { doc.remove(pos); }
+                    _ => doc.insert(pos, byte),
+                }
+                if doc.is_empty() { break; }
+            }
+            let _ = parse_xml(&doc, &LIMITS);
+        }
+    }
+}
