@@ -36,6 +36,9 @@ struct Args {
     /// The oxidesk binary (default: next to this one).
     #[arg(long)]
     server: Option<PathBuf>,
+    /// Request format: `json` or `xml`.
+    #[arg(long, default_value = "json", value_parser = ["json", "xml"])]
+    format: String,
     /// Keep the database directory instead of deleting it.
     #[arg(long)]
     keep: bool,
@@ -59,6 +62,23 @@ fn json_body(i: u64, conn: usize, body_bytes: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+fn xml_body(i: u64, conn: usize, body_bytes: usize) -> Vec<u8> {
+    let filler = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ";
+    let mut message = String::new();
+    while message.len() + 300 < body_bytes {
+        message.push_str(filler);
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ticket source=\"API\">\n  \
+         <name>Bench User {conn}</name>\n  <email>bench-{conn}-{}@example.com</email>\n  \
+         <subject>Printer on floor {} is on fire</subject>\n  <phone>3185558634X123</phone>\n  \
+         <message><![CDATA[{message}]]></message>\n</ticket>\n",
+        i % 500,
+        i % 7
+    )
+    .into_bytes()
+}
+
 #[derive(Default)]
 struct ConnResult {
     latencies_us: Vec<u64>,
@@ -67,6 +87,7 @@ struct ConnResult {
 }
 
 async fn drive(
+    xml: bool,
     port: u16,
     key: String,
     conn_id: usize,
@@ -79,6 +100,16 @@ async fn drive(
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
+    // Bodies are made up front so the generator spends its CPU on HTTP.
+    let bodies: Vec<Bytes> = (0..500)
+        .map(|i| {
+            Bytes::from(if xml {
+                xml_body(i, conn_id, body_bytes)
+            } else {
+                json_body(i, conn_id, body_bytes)
+            })
+        })
+        .collect();
     let mut out = ConnResult::default();
     let mut i = 0u64;
     loop {
@@ -87,12 +118,15 @@ async fn drive(
             break;
         }
         i += 1;
-        let body = json_body(i, conn_id, body_bytes);
-        let req = Request::post("/api/tickets.json")
-            .header("host", "127.0.0.1")
-            .header("x-api-key", &key)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))?;
+        let body = bodies[(i as usize) % bodies.len()].clone();
+        let req = Request::post(if xml {
+            "/api/tickets.xml"
+        } else {
+            "/api/tickets.json"
+        })
+        .header("host", "127.0.0.1")
+        .header("x-api-key", &key)
+        .body(Full::new(body))?;
         sender.ready().await?;
         let started = Instant::now();
         let resp = sender.send_request(req).await?;
@@ -195,12 +229,14 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let xml = args.format == "xml";
     let warm_until = Instant::now() + Duration::from_secs(args.warmup_seconds);
     let until = warm_until + Duration::from_secs(args.seconds);
     let results: Vec<ConnResult> = runtime.block_on(async {
         let tasks: Vec<_> = (0..args.concurrency)
             .map(|c| {
                 tokio::spawn(drive(
+                    xml,
                     port,
                     key.clone(),
                     c,
@@ -242,8 +278,8 @@ fn main() -> anyhow::Result<()> {
 
     let measured = latencies.len();
     println!(
-        "oxidesk-bench: json, concurrency {}, {} s measured (+{} s warm-up), ~{} B bodies",
-        args.concurrency, args.seconds, args.warmup_seconds, args.body_bytes
+        "oxidesk-bench: {}, concurrency {}, {} s measured (+{} s warm-up), ~{} B bodies",
+        args.format, args.concurrency, args.seconds, args.warmup_seconds, args.body_bytes
     );
     println!(
         "tickets/s:        {:.0}",

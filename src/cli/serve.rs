@@ -29,7 +29,9 @@ pub(super) async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(listen.addr = %addr, database = %config.database, "oxidesk listening on http://{addr}");
-    serve(listener, state, shutdown_signal()).await?;
+    // Run the server as a task so the accept loop is on a worker thread
+    // and the main thread only waits.
+    tokio::spawn(serve(listener, state, shutdown_signal())).await??;
     tracing::info!("oxidesk stopped");
     Ok(())
 }

@@ -171,31 +171,49 @@ impl SqliteStore {
     {
         let inner = self.inner.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let pooled = inner.readers.lock().map_err(other)?.pop();
-                let conn = match pooled {
-                    Some(c) => c,
-                    None => {
-                        let c = Connection::open_with_flags(
-                            &inner.path,
-                            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                        )?;
-                        configure(&c)?;
-                        c
-                    }
-                };
-                let result = f(&conn);
-                if let Ok(mut pool) = inner.readers.lock()
-                    && pool.len() < 16
-                {
-                    pool.push(conn);
-                }
-                result
-            })
-            .await
-            .map_err(other)?
+            tokio::task::spawn_blocking(move || with_reader(&inner, f))
+                .await
+                .map_err(other)?
         })
     }
+
+    /// Runs a point lookup on a pooled read connection on the calling
+    /// thread. Only for indexed single-row reads of hot pages (a few
+    /// microseconds, less than the hand-off to the blocking pool costs);
+    /// anything that may scan goes through [`Self::read`].
+    fn read_point<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let result = with_reader(&self.inner, f);
+        Box::pin(std::future::ready(result))
+    }
+}
+
+fn with_reader<T>(
+    inner: &Inner,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let pooled = inner.readers.lock().map_err(other)?.pop();
+    let conn = match pooled {
+        Some(c) => c,
+        None => {
+            let c = Connection::open_with_flags(
+                &inner.path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            configure(&c)?;
+            c
+        }
+    };
+    let result = f(&conn);
+    if let Ok(mut pool) = inner.readers.lock()
+        && pool.len() < 16
+    {
+        pool.push(conn);
+    }
+    result
 }
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
@@ -253,13 +271,13 @@ fn run_group(
         return Err(map_sqlite(e));
     }
     for job in group.drain(..) {
-        let savepoint = conn.execute_batch("SAVEPOINT job");
+        let savepoint = exec_cached(conn, "SAVEPOINT job");
         let (ok, complete) = job(conn, numbers);
         if savepoint.is_ok() {
             if !ok {
-                let _ = conn.execute_batch("ROLLBACK TO job");
+                let _ = exec_cached(conn, "ROLLBACK TO job");
             }
-            let _ = conn.execute_batch("RELEASE job");
+            let _ = exec_cached(conn, "RELEASE job");
         }
         done.push(complete);
     }
@@ -271,6 +289,13 @@ fn run_group(
             Err(map_sqlite(e))
         }
     }
+}
+
+/// Runs a parameterless statement through the statement cache (parsing
+/// SAVEPOINT/RELEASE for every request showed up in profiles).
+fn exec_cached(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
 }
 
 /// Draws the next ticket number (inside the write transaction, so the
@@ -329,13 +354,20 @@ fn insert_ticket(
     numbers: &NumberPolicy,
     t: NewTicket,
 ) -> Result<String, StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO users (email, name, created) VALUES (?1, ?2, ?3) ON CONFLICT(email) DO NOTHING",
-    )?
-    .execute(params![t.user_email, t.user_name, t.created])?;
-    let user_id: i64 = conn
+    // A returning address keeps its user (and stored name): one lookup;
+    // a new one, one insert.
+    let existing: Option<i64> = conn
         .prepare_cached("SELECT id FROM users WHERE email = ?1")?
-        .query_row([&t.user_email], |r| r.get(0))?;
+        .query_row([&t.user_email], |r| r.get(0))
+        .optional()?;
+    let user_id = match existing {
+        Some(id) => id,
+        None => {
+            conn.prepare_cached("INSERT INTO users (email, name, created) VALUES (?1, ?2, ?3)")?
+                .execute(params![t.user_email, t.user_name, t.created])?;
+            conn.last_insert_rowid()
+        }
+    };
     let number = next_number(conn, numbers)?;
     conn.prepare_cached(
         "INSERT INTO tickets (number, user_id, subject, status, source, priority_id, priority_name,
@@ -579,10 +611,12 @@ impl Store for SqliteStore {
         &self,
         hash: [u8; 32],
     ) -> BoxFuture<'_, Result<Option<ApiKeyRecord>, StoreError>> {
-        self.read(move |conn| {
-            let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?1");
+        self.read_point(move |conn| {
             let row = conn
-                .prepare_cached(&sql)?
+                .prepare_cached(concat!(
+                    "SELECT id, hash, prefix, addresses, is_active, can_create, can_read, notes, created",
+                    " FROM api_keys WHERE hash = ?1"
+                ))?
                 .query_row([&hash[..]], key_from_row)
                 .optional()?;
             row.map(finish_key).transpose()
