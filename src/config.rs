@@ -40,6 +40,67 @@ pub struct Config {
     pub topics: Vec<Topic>,
     /// Forms by name: `user` and `ticket` always apply, others through topics.
     pub forms: BTreeMap<String, Form>,
+    /// Email intake (`/api/tickets.email` and `oxidesk pipe`).
+    pub email: EmailConfig,
+    /// Senders refused with `403 Ticket denied`, per channel.
+    pub bans: Vec<Ban>,
+}
+
+/// A channel a ticket arrives by, for the ban list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// `/api/tickets.email` and the pipe.
+    Email,
+    /// `/api/tickets.json` and `.xml`.
+    Api,
+}
+
+/// A ban-list entry.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ban {
+    /// An address (`test@example.com`) or a whole domain (`@example.net`).
+    pub address: String,
+    /// Where the ban applies (osTicket's ban list targets email).
+    #[serde(default = "email_channel")]
+    pub channels: Vec<Channel>,
+}
+
+fn email_channel() -> Vec<Channel> {
+    vec![Channel::Email]
+}
+
+/// Email intake settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailConfig {
+    /// Off: the pipe exits 69 (`EX_UNAVAILABLE`) and HTTP answers 503.
+    pub enabled: bool,
+    /// Take the priority from `X-Priority`/`Importance`/`Priority`
+    /// (osTicket's default: off).
+    pub use_email_priority: bool,
+    /// Priority ids for the header words.
+    pub priority_low_id: i64,
+    /// Normal.
+    pub priority_normal_id: i64,
+    /// High.
+    pub priority_high_id: i64,
+    /// Urgent.
+    pub priority_urgent_id: i64,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            use_email_priority: false,
+            priority_low_id: 1,
+            priority_normal_id: 2,
+            priority_high_id: 3,
+            priority_urgent_id: 4,
+        }
+    }
 }
 
 /// What to do with a request field no form knows.
@@ -276,6 +337,8 @@ impl Default for Config {
             departments: stock_departments(),
             topics: stock_topics(),
             forms: stock_forms(),
+            email: EmailConfig::default(),
+            bans: Vec::new(),
         }
     }
 }
@@ -590,6 +653,31 @@ impl Config {
                 {
                     return Err(invalid(key("min_length"), "greater than max_length"));
                 }
+            }
+        }
+        if self.email.use_email_priority {
+            for (key, id) in [
+                ("email.priority_low_id", self.email.priority_low_id),
+                ("email.priority_normal_id", self.email.priority_normal_id),
+                ("email.priority_high_id", self.email.priority_high_id),
+                ("email.priority_urgent_id", self.email.priority_urgent_id),
+            ] {
+                if !priority_ids.contains(&id) {
+                    return Err(invalid(key, format!("no priority {id}")));
+                }
+            }
+        }
+        for (i, b) in self.bans.iter().enumerate() {
+            let a = b.address.trim();
+            let ok = match a.strip_prefix('@') {
+                Some(domain) => !domain.is_empty() && !domain.contains('@'),
+                None => a.contains('@') && !a.starts_with('@') && !a.ends_with('@'),
+            };
+            if !ok {
+                return Err(invalid(
+                    format!("bans[{i}].address"),
+                    "use an address (a@example.com) or a domain (@example.com)",
+                ));
             }
         }
         // A topic form must not redefine a field every ticket already has.

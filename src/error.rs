@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::DomainError;
+use crate::domain::email::EmailError;
 use crate::domain::keys::AuthError;
 use crate::domain::tickets::CreateError;
 use crate::intake::IntakeError;
@@ -115,6 +116,7 @@ impl From<DomainError> for ApiError {
             DomainError::Missing { .. }
             | DomainError::Invalid { .. }
             | DomainError::Unexpected { .. } => StatusCode::BAD_REQUEST,
+            DomainError::Denied { .. } => StatusCode::FORBIDDEN,
         };
         ApiError::new(status, e.to_string()).with_field(e.field())
     }
@@ -131,6 +133,21 @@ impl ApiError {
             StoreError::Conflict(_) | StoreError::Other(_) => {
                 ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, request_id, e)
             }
+        }
+    }
+
+    /// Maps a failed email intake.
+    pub fn from_email(e: EmailError, request_id: u64) -> Self {
+        match e {
+            EmailError::Disabled => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Email intake is disabled")
+            }
+            EmailError::Intake(i) => i.into(),
+            EmailError::Domain(DomainError::Denied { field }) => {
+                ApiError::new(StatusCode::FORBIDDEN, "Ticket denied").with_field(field)
+            }
+            EmailError::Domain(d) => d.into(),
+            EmailError::Store(s) => ApiError::from_store(&s, request_id),
         }
     }
 

@@ -12,6 +12,8 @@ use crate::storage::Store;
 use crate::storage::sqlite::SqliteStore;
 
 mod key;
+mod mail;
+mod pipe;
 mod serve;
 mod ticket;
 
@@ -35,6 +37,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server.
     Serve(serve::ServeArgs),
+    /// File one message read on standard input (for the MTA); exits with
+    /// a sysexits.h code.
+    Pipe,
     /// Manage API keys.
     #[command(subcommand)]
     Key(key::KeyCommand),
@@ -44,6 +49,9 @@ pub enum Command {
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Look at mail messages the way intake does.
+    #[command(subcommand)]
+    Mail(mail::MailCommand),
 }
 
 /// `config` subcommands.
@@ -91,8 +99,27 @@ fn init_logging(default: &str) {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if matches!(cli.command, Command::Pipe) {
+        init_logging("warn,html5ever=error");
+        let code = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(pipe::run(&cli)),
+            Err(e) => {
+                eprintln!("oxidesk pipe: {e}");
+                pipe::exit::TEMPFAIL
+            }
+        };
+        std::process::exit(code);
+    }
     let is_serve = matches!(cli.command, Command::Serve(_));
-    init_logging(if is_serve { "info" } else { "warn" });
+    // html5ever warns about every odd table it repairs: not our news.
+    init_logging(if is_serve {
+        "info,html5ever=error"
+    } else {
+        "warn,html5ever=error"
+    });
     let runtime = if is_serve {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -107,6 +134,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Serve(args) => serve::run(&cli, args).await,
             Command::Key(cmd) => key::run(&cli, cmd).await,
             Command::Ticket(cmd) => ticket::run(&cli, cmd).await,
+            Command::Mail(cmd) => mail::run(cmd),
+            Command::Pipe => unreachable!("handled above"),
             Command::Config(ConfigCommand::Check(args)) => {
                 let config = load_config(&cli)?;
                 if args.print {

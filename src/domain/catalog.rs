@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use jiff::tz::TimeZone;
 
-use crate::config::{Config, Field, UnknownFields};
+use crate::config::{Channel, Config, EmailConfig, Field, UnknownFields};
+use crate::intake::IntakeLimits;
 use crate::storage::{Named, NumberPolicy};
 
 /// A field and the form it belongs to.
@@ -60,6 +61,30 @@ pub struct Catalog {
     pub unknown_fields: UnknownFields,
     /// Ticket numbering.
     pub numbers: NumberPolicy,
+    /// Email intake settings.
+    pub email: EmailConfig,
+    /// Ban list: (lower-case address or `@domain`, channels).
+    pub bans: Vec<(String, Vec<Channel>)>,
+    /// Limits for intake.
+    pub intake_limits: IntakeLimits,
+}
+
+impl Catalog {
+    /// Whether `address` is banned on `channel`.
+    pub fn is_banned(&self, address: &str, channel: Channel) -> bool {
+        let address = address.trim().to_lowercase();
+        let domain = address.rfind('@').map(|i| &address[i..]);
+        self.bans.iter().any(|(pattern, channels)| {
+            channels.contains(&channel)
+                && (*pattern == address
+                    || (pattern.starts_with('@') && Some(pattern.as_str()) == domain))
+        })
+    }
+
+    /// A priority by id (configured priorities only).
+    pub fn priority(&self, id: i64) -> Option<Named> {
+        self.priorities.get(&id).cloned()
+    }
 }
 
 impl Catalog {
@@ -168,6 +193,16 @@ impl Catalog {
                 format: config.tickets.number_format.clone(),
                 sequential: config.tickets.number_sequence
                     == crate::config::NumberSequence::Sequential,
+            },
+            email: config.email.clone(),
+            bans: config
+                .bans
+                .iter()
+                .map(|b| (b.address.trim().to_lowercase(), b.channels.clone()))
+                .collect(),
+            intake_limits: IntakeLimits {
+                max_attachment_bytes: config.limits.max_attachment_bytes,
+                max_attachments: config.limits.max_attachments,
             },
         }
     }

@@ -6,6 +6,7 @@
 //! never on HTTP.
 
 pub mod catalog;
+pub mod email;
 pub mod fields;
 pub mod keys;
 pub mod tickets;
@@ -30,6 +31,12 @@ pub enum DomainError {
         /// What is wrong.
         message: String,
     },
+    /// The sender is on the ban list (403).
+    #[error("Ticket denied: {field} is on the ban list")]
+    Denied {
+        /// The address field.
+        field: String,
+    },
     /// A field no applicable form has (osTicket's own words).
     #[error("{field}: Unexpected data received in API request")]
     Unexpected {
@@ -44,7 +51,8 @@ impl DomainError {
         match self {
             DomainError::Missing { field, .. }
             | DomainError::Invalid { field, .. }
-            | DomainError::Unexpected { field } => field,
+            | DomainError::Unexpected { field }
+            | DomainError::Denied { field } => field,
         }
     }
 }

@@ -163,6 +163,11 @@ pub fn prepare_ticket(
     // Built-in fields, in the order a person fills the form.
     let email_text = required_text(&builtin, "email", "Email Address")?;
     let email = parse_email(&email_text).map_err(|m| invalid("email", m))?;
+    if catalog.is_banned(&email, crate::config::Channel::Api) {
+        return Err(DomainError::Denied {
+            field: "email".into(),
+        });
+    }
     let name = required_text(&builtin, "name", "Full Name")?;
     let subject = required_text(&builtin, "subject", "Issue Summary")?;
     let message = match draft.message {

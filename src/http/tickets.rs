@@ -12,10 +12,12 @@ use jiff::Timestamp;
 
 use super::client::client_addr;
 use crate::app::AppState;
+use crate::domain::email::{EmailContext, file_email, prepare_email};
 use crate::domain::keys::{ApiKeySecret, Permission, authorize};
 use crate::domain::tickets::{RequestContext, create_ticket, prepare_ticket};
 use crate::error::ApiError;
 use crate::intake::{IntakeLimits, json, xml};
+use crate::storage::EmailOutcome;
 
 /// Bodies larger than this are decoded on the blocking pool.
 const INLINE_DECODE_BYTES: usize = 64 * 1024;
@@ -147,15 +149,13 @@ async fn create(
         max_attachments: state.limits.max_attachments,
     };
     if format == Format::Email {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "Email intake is not implemented yet",
-        ));
+        return create_from_email(state, client_ip, bytes, request_id).await;
     }
     let decode = move |bytes: &[u8]| match format {
         Format::Xml => xml::parse_xml(bytes, &limits),
         Format::Json | Format::Email => json::parse_json(bytes, &limits),
     };
+    // (Email was answered above; it never reaches `decode`.)
     let draft = if bytes.len() > INLINE_DECODE_BYTES {
         tokio::task::spawn_blocking(move || decode(&bytes))
             .await
@@ -187,6 +187,50 @@ async fn create(
         response.headers_mut().insert("x-ignored-fields", v);
     }
     Ok(response)
+}
+
+fn text_response(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// `POST /api/tickets.email`: 201 with the ticket the message went to, or
+/// an empty 201 for a bounce that names no ticket.
+async fn create_from_email(
+    state: &AppState,
+    client_ip: std::net::IpAddr,
+    bytes: axum::body::Bytes,
+    request_id: u64,
+) -> Result<Response, ApiError> {
+    let ctx = EmailContext {
+        client_ip: Some(client_ip),
+        now: Timestamp::now(),
+    };
+    let catalog = state.catalog.clone();
+    let prepared = if bytes.len() > INLINE_DECODE_BYTES {
+        tokio::task::spawn_blocking(move || prepare_email(&catalog, &bytes, &ctx))
+            .await
+            .map_err(|e| ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, request_id, &e))?
+    } else {
+        prepare_email(&catalog, &bytes, &ctx)
+    };
+    let outcome = match prepared {
+        Ok(email) => file_email(state.store.as_ref(), email).await,
+        Err(e) => Err(e),
+    }
+    .map_err(|e| ApiError::from_email(e, request_id))?;
+    let number = match outcome {
+        EmailOutcome::Created(n) | EmailOutcome::Appended(n) | EmailOutcome::Duplicate(Some(n)) => {
+            n
+        }
+        EmailOutcome::Duplicate(None) | EmailOutcome::BounceLogged => String::new(),
+    };
+    tracing::info!(request.id = request_id, ticket.number = %number, "filed email");
+    Ok(text_response(StatusCode::CREATED, number))
 }
 
 /// `/api/tickets/{number}.json`.

@@ -8,6 +8,7 @@
 
 pub mod charset;
 pub mod data_url;
+pub mod email;
 pub mod html;
 pub mod json;
 pub mod xml;

@@ -122,6 +122,39 @@ pub struct NewTicket {
     pub entry: NewEntry,
 }
 
+/// An email to file: a new ticket, or an entry of the ticket it answers.
+#[derive(Debug, Clone)]
+pub struct NewEmail {
+    /// Message-ID (claimed once: exactly-once processing).
+    pub message_id: Option<String>,
+    /// Ids that may name a message of an existing thread: In-Reply-To,
+    /// References, and for a bounce the returned message's Message-ID.
+    pub thread_ids: Vec<String>,
+    /// `[#number]` from the subject: honoured only when the sender is the
+    /// ticket's user.
+    pub subject_number: Option<String>,
+    /// A bounce never opens a ticket.
+    pub is_bounce: bool,
+    /// The ticket to open when the message continues none; its `entry` is
+    /// what is appended otherwise.
+    pub ticket: NewTicket,
+    /// The raw message, deflate-compressed.
+    pub raw_compressed: Vec<u8>,
+}
+
+/// What became of an email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailOutcome {
+    /// A new ticket.
+    Created(String),
+    /// Appended to this ticket.
+    Appended(String),
+    /// This Message-ID was processed before (into this ticket, if any).
+    Duplicate(Option<String>),
+    /// A bounce that names no ticket: logged, nothing stored.
+    BounceLogged,
+}
+
 /// How ticket numbers are drawn.
 #[derive(Debug, Clone)]
 pub struct NumberPolicy {
@@ -279,6 +312,9 @@ pub struct NewApiKey {
 pub trait Store: Send + Sync {
     /// Stores a ticket atomically and returns its new number.
     fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<String, StoreError>>;
+    /// Files an email atomically: claims its Message-ID, threads it into
+    /// an existing ticket or opens one (API.md, Email).
+    fn ingest_email(&self, email: NewEmail) -> BoxFuture<'_, Result<EmailOutcome, StoreError>>;
     /// A ticket by number.
     fn load_ticket(&self, number: String) -> BoxFuture<'_, Result<Option<TicketView>, StoreError>>;
     /// Newest tickets first.

@@ -18,13 +18,17 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
-    ApiKeyRecord, AttachmentView, BoxFuture, EntryFlags, EntryView, Named, NewApiKey, NewTicket,
-    NumberPolicy, Party, Store, StoreError, TicketSummary, TicketView,
+    ApiKeyRecord, AttachmentView, BoxFuture, EmailOutcome, EntryFlags, EntryView, Named, NewApiKey,
+    NewEmail, NewEntry, NewTicket, NumberPolicy, Party, Store, StoreError, TicketSummary,
+    TicketView,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records the
 /// last one applied.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_email.sql")),
+];
 
 /// Most requests committed in one transaction.
 const MAX_GROUP: usize = 512;
@@ -352,8 +356,8 @@ fn next_number(conn: &Connection, policy: &NumberPolicy) -> Result<String, Store
 fn insert_ticket(
     conn: &Connection,
     numbers: &NumberPolicy,
-    t: NewTicket,
-) -> Result<String, StoreError> {
+    t: &NewTicket,
+) -> Result<(String, i64, i64), StoreError> {
     // A returning address keeps its user (and stored name): one lookup;
     // a new one, one insert.
     let existing: Option<i64> = conn
@@ -391,7 +395,22 @@ fn insert_ticket(
         t.autorespond,
     ])?;
     let ticket_id = conn.last_insert_rowid();
-    let e = &t.entry;
+    let entry_id = insert_entry(conn, ticket_id, &t.entry, &t.created)?;
+    for f in &t.fields {
+        conn.prepare_cached(
+            "INSERT INTO field_values (ticket_id, form, name, value) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![ticket_id, f.form, f.name, f.value.to_string()])?;
+    }
+    Ok((number, ticket_id, entry_id))
+}
+
+fn insert_entry(
+    conn: &Connection,
+    ticket_id: i64,
+    e: &NewEntry,
+    created: &str,
+) -> Result<i64, StoreError> {
     conn.prepare_cached(
         "INSERT INTO thread_entries (ticket_id, kind, format, body, from_name, from_email, created,
              message_id, auto_reply, bounce)
@@ -404,7 +423,7 @@ fn insert_ticket(
         e.body,
         e.from_name,
         e.from_email,
-        t.created,
+        created,
         e.message_id,
         e.auto_reply,
         e.bounce
@@ -429,13 +448,80 @@ fn insert_ticket(
             a.content_id
         ])?;
     }
-    for f in &t.fields {
-        conn.prepare_cached(
-            "INSERT INTO field_values (ticket_id, form, name, value) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![ticket_id, f.form, f.name, f.value.to_string()])?;
+    Ok(entry_id)
+}
+
+/// The ticket an email continues: a thread message it names, else the
+/// `[#number]` of a ticket whose user sent it.
+fn find_thread(conn: &Connection, email: &NewEmail) -> Result<Option<(i64, String)>, StoreError> {
+    for id in &email.thread_ids {
+        let found = conn
+            .prepare_cached(
+                "SELECT t.id, t.number FROM thread_entries e JOIN tickets t ON t.id = e.ticket_id
+                 WHERE e.message_id = ?1",
+            )?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if found.is_some() {
+            return Ok(found);
+        }
     }
-    Ok(number)
+    if let Some(number) = &email.subject_number {
+        return Ok(conn
+            .prepare_cached(
+                "SELECT t.id, t.number FROM tickets t JOIN users u ON u.id = t.user_id
+                 WHERE t.number = ?1 AND u.email = ?2",
+            )?
+            .query_row(params![number, email.ticket.user_email], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?);
+    }
+    Ok(None)
+}
+
+fn ingest_email(
+    conn: &Connection,
+    numbers: &NumberPolicy,
+    email: NewEmail,
+) -> Result<EmailOutcome, StoreError> {
+    let created = &email.ticket.created;
+    if let Some(id) = &email.message_id {
+        // The claim is a constraint, not a check-then-insert.
+        let claimed = conn
+            .prepare_cached(
+                "INSERT INTO processed_messages (message_id, ticket_id, created) VALUES (?1, NULL, ?2)
+                 ON CONFLICT(message_id) DO NOTHING",
+            )?
+            .execute(params![id, created])?;
+        if claimed == 0 {
+            let number: Option<String> = conn
+                .prepare_cached(
+                    "SELECT t.number FROM processed_messages p LEFT JOIN tickets t ON t.id = p.ticket_id
+                     WHERE p.message_id = ?1",
+                )?
+                .query_row([id], |r| r.get(0))?;
+            return Ok(EmailOutcome::Duplicate(number));
+        }
+    }
+    let (outcome, ticket_id, entry_id) = match find_thread(conn, &email)? {
+        Some((ticket_id, number)) => {
+            let entry_id = insert_entry(conn, ticket_id, &email.ticket.entry, created)?;
+            (EmailOutcome::Appended(number), ticket_id, entry_id)
+        }
+        None if email.is_bounce => return Ok(EmailOutcome::BounceLogged),
+        None => {
+            let (number, ticket_id, entry_id) = insert_ticket(conn, numbers, &email.ticket)?;
+            (EmailOutcome::Created(number), ticket_id, entry_id)
+        }
+    };
+    conn.prepare_cached("INSERT INTO raw_messages (entry_id, compressed) VALUES (?1, ?2)")?
+        .execute(params![entry_id, email.raw_compressed])?;
+    if let Some(id) = &email.message_id {
+        conn.prepare_cached("UPDATE processed_messages SET ticket_id = ?1 WHERE message_id = ?2")?
+            .execute(params![ticket_id, id])?;
+    }
+    Ok(outcome)
 }
 
 fn load_ticket(conn: &Connection, number: &str) -> Result<Option<TicketView>, StoreError> {
@@ -571,7 +657,11 @@ const KEY_COLUMNS: &str =
 
 impl Store for SqliteStore {
     fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<String, StoreError>> {
-        self.write(move |conn, numbers| insert_ticket(conn, numbers, ticket))
+        self.write(move |conn, numbers| insert_ticket(conn, numbers, &ticket).map(|(n, _, _)| n))
+    }
+
+    fn ingest_email(&self, email: NewEmail) -> BoxFuture<'_, Result<EmailOutcome, StoreError>> {
+        self.write(move |conn, numbers| ingest_email(conn, numbers, email))
     }
 
     fn load_ticket(&self, number: String) -> BoxFuture<'_, Result<Option<TicketView>, StoreError>> {
@@ -680,6 +770,8 @@ impl Store for SqliteStore {
                 "blobs",
                 "field_values",
                 "api_keys",
+                "processed_messages",
+                "raw_messages",
             ] {
                 let sql = format!("SELECT count(*) FROM {table}");
                 let n: i64 = conn.query_row(&sql, [], |r| r.get(0))?;

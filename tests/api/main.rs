@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod json;
 mod limits;
+
 mod routes;
 mod storage;
 mod xml;

@@ -1,0 +1,694 @@
+//! RFC 5322 messages (`POST /api/tickets.email`, `oxidesk pipe`).
+//!
+//! MIME parsing, transfer decoding, RFC 2047/2231 and charsets are
+//! `mail-parser`'s (Stalwart). This module decides what a helpdesk takes
+//! from a message: the sender, the subject, the body (the html alternative
+//! when there is one), the attachments (every other leaf part), the
+//! threading ids, and the loop-protection flags (auto-reply, bounce).
+
+use std::collections::HashSet;
+
+use mail_parser::{HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType};
+use serde::Serialize;
+
+use super::{AttachmentDraft, BodyFormat, IntakeError, IntakeLimits, MessageDraft, html};
+
+/// A mailbox.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mailbox {
+    /// Display name (decoded), or the old-style comment.
+    pub name: Option<String>,
+    /// The address.
+    pub email: String,
+}
+
+/// Urgency named by `X-Priority`, `Importance` or `Priority`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PriorityHint {
+    /// 5, low, non-urgent.
+    Low,
+    /// 3-4, normal.
+    Normal,
+    /// 1-2, high.
+    High,
+    /// urgent.
+    Urgent,
+}
+
+/// What intake takes from a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailDraft {
+    /// First mailbox of From; `None` when there is none.
+    pub from: Option<Mailbox>,
+    /// Decoded subject; `None` when the header is missing.
+    pub subject: Option<String>,
+    /// The body (html sanitised).
+    pub message: MessageDraft,
+    /// Every non-body leaf part, in message order.
+    pub attachments: Vec<AttachmentDraft>,
+    /// Message-ID without angle brackets.
+    pub message_id: Option<String>,
+    /// First id of In-Reply-To.
+    pub in_reply_to: Option<String>,
+    /// All ids of References, in order.
+    pub references: Vec<String>,
+    /// Must never get an autoresponse.
+    pub auto_reply: bool,
+    /// A delivery status notification.
+    pub bounce: bool,
+    /// Message-IDs of the messages a bounce returns.
+    pub returned_ids: Vec<String>,
+    /// Priority headers, when present.
+    pub priority: Option<PriorityHint>,
+}
+
+/// Parses a message for intake: it must start with a header field (after
+/// an optional mbox `From ` line), and the attachment caps apply.
+pub fn parse_email(raw: &[u8], limits: &IntakeLimits) -> Result<EmailDraft, IntakeError> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Err(IntakeError::EmptyBody);
+    }
+    if !starts_with_header_field(raw) {
+        return Err(IntakeError::NotATicket(
+            "not an RFC 5322 message: it does not start with a header field".into(),
+        ));
+    }
+    let mut draft = inspect_email(raw)?;
+    for (i, att) in draft.attachments.iter_mut().enumerate() {
+        if att.name.trim().is_empty() {
+            att.name = invented_name(i + 1, &att.content_type);
+        }
+        super::check_attachment(limits, i, att)?;
+    }
+    Ok(draft)
+}
+
+/// A name for a part that declares none (stored files need one):
+/// `attachment-2.png`, `message-3.eml`.
+fn invented_name(n: usize, content_type: &str) -> String {
+    let ext = match content_type {
+        "message/rfc822" => return format!("message-{n}.eml"),
+        "text/plain" => "txt",
+        "text/html" => "html",
+        "text/calendar" => "ics",
+        "text/rfc822-headers" => "txt",
+        "message/delivery-status" => "txt",
+        "image/png" => "png",
+        "image/jpeg" => "jpg",
+        "image/gif" => "gif",
+        "application/pdf" => "pdf",
+        _ => "bin",
+    };
+    format!("attachment-{n}.{ext}")
+}
+
+/// Parses whatever it is given as leniently as possible (for `mail
+/// inspect` and the corpus); never panics.
+pub fn inspect_email(raw: &[u8]) -> Result<EmailDraft, IntakeError> {
+    match MessageParser::default().parse(raw) {
+        Some(message) => Ok(extract(&message)),
+        // No header block at all: the whole input is body text.
+        None => Ok(EmailDraft {
+            from: None,
+            subject: None,
+            message: MessageDraft {
+                body: super::charset::utf8_or_legacy(raw.to_vec()),
+                format: BodyFormat::Text,
+            },
+            attachments: Vec::new(),
+            message_id: None,
+            in_reply_to: None,
+            references: Vec::new(),
+            auto_reply: false,
+            bounce: false,
+            returned_ids: Vec::new(),
+            priority: None,
+        }),
+    }
+}
+
+/// RFC 5322 §2.2: `field-name ":"` with printable ASCII other than colon.
+fn starts_with_header_field(raw: &[u8]) -> bool {
+    let mut lines = raw
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let Some(mut first) = lines.by_ref().find(|l| !l.is_empty()) else {
+        return false;
+    };
+    if first.starts_with(b"From ") {
+        match lines.next() {
+            Some(next) => first = next,
+            None => return false,
+        }
+    }
+    match first.iter().position(|&b| b == b':') {
+        Some(colon) if colon > 0 => first[..colon].iter().all(|&b| (33..=126).contains(&b)),
+        _ => false,
+    }
+}
+
+fn strip_id(id: &str) -> Option<String> {
+    let id = id
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim();
+    (!id.is_empty()).then(|| id.to_string())
+}
+
+fn ids(value: &HeaderValue<'_>) -> Vec<String> {
+    match value {
+        HeaderValue::Text(t) => strip_id(t).into_iter().collect(),
+        HeaderValue::TextList(list) => list.iter().filter_map(|t| strip_id(t)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn raw_header<'a>(message: &'a Message<'a>, name: &'a str) -> Option<&'a str> {
+    message.header_raw(name).map(str::trim)
+}
+
+fn mailbox(message: &Message<'_>) -> Option<Mailbox> {
+    let addr = message.from()?.first()?;
+    let email = addr.address()?.trim().to_string();
+    if email.is_empty() {
+        return None;
+    }
+    let name = addr
+        .name()
+        .map(|n| n.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|n| !n.is_empty());
+    Some(Mailbox { name, email })
+}
+
+fn content_type(part: &MessagePart<'_>) -> String {
+    match part.content_type() {
+        Some(ct) => {
+            let sub = ct.subtype().unwrap_or("");
+            if sub.is_empty() {
+                ct.ctype().to_ascii_lowercase()
+            } else {
+                format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase()
+            }
+        }
+        None => match part.body {
+            PartType::Message(_) => "message/rfc822".into(),
+            PartType::Html(_) => "text/html".into(),
+            PartType::Text(_) => "text/plain".into(),
+            _ => "application/octet-stream".into(),
+        },
+    }
+}
+
+/// Leaf parts in message order (nested messages are leaves).
+fn leaves(message: &Message<'_>, id: usize, out: &mut Vec<usize>, depth: usize) {
+    let Some(part) = message.parts.get(id) else {
+        return;
+    };
+    match &part.body {
+        PartType::Multipart(children) if depth < 64 => {
+            for &c in children {
+                leaves(message, c as usize, out, depth + 1);
+            }
+        }
+        PartType::Multipart(_) => {}
+        _ => out.push(id),
+    }
+}
+
+fn is_report_of(message: &Message<'_>, report_type: &str) -> bool {
+    message.root_part().content_type().is_some_and(|ct| {
+        ct.ctype().eq_ignore_ascii_case("multipart")
+            && ct
+                .subtype()
+                .is_some_and(|s| s.eq_ignore_ascii_case("report"))
+            && ct
+                .attribute("report-type")
+                .is_some_and(|r| r.eq_ignore_ascii_case(report_type))
+    })
+}
+
+const BOUNCE_SUBJECTS: &[&str] = &[
+    "undelivered mail",
+    "undeliverable",
+    "delivery status notification",
+    "delivery failure",
+    "delivery has failed",
+    "failure notice",
+    "returned mail",
+    "mail delivery failed",
+    "mail delivery failure",
+    "delivery notification",
+    "non remis",
+    "nondeliverable",
+    "non-deliverable",
+    "could not be delivered",
+    "delivery problem",
+    "warning: could not send message",
+    "mail system error",
+    "message delayed",
+    "delayed mail",
+    "delivery delayed",
+];
+
+fn is_bounce(message: &Message<'_>, from: Option<&Mailbox>, subject: Option<&str>) -> bool {
+    if is_report_of(message, "delivery-status") {
+        return true;
+    }
+    // RFC 5321 §4.5.5: notifications are sent with a null reverse-path.
+    if raw_header(message, "Return-Path").is_some_and(|r| r.trim_matches([' ', '\t']) == "<>") {
+        return true;
+    }
+    let local = from.map(|m| {
+        m.email
+            .split('@')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    });
+    let from_daemon = local
+        .as_deref()
+        .is_some_and(|l| l == "mailer-daemon" || l == "postmaster" || l == "mail-daemon");
+    let subject = subject.unwrap_or_default().to_lowercase();
+    let bounce_subject = BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s));
+    // A message from MAILER-DAEMON is a bounce; postmaster only with a
+    // bounce subject (humans write from postmaster too).
+    (from_daemon && (local.as_deref() != Some("postmaster") || bounce_subject))
+        || (bounce_subject && message.parts.iter().any(|p| p.message().is_some()))
+}
+
+fn is_auto_reply(message: &Message<'_>) -> bool {
+    if raw_header(message, "Auto-Submitted").is_some_and(|v| {
+        let v = v.split(';').next().unwrap_or_default().trim();
+        !v.is_empty() && !v.eq_ignore_ascii_case("no")
+    }) {
+        return true;
+    }
+    if raw_header(message, "Precedence").is_some_and(|v| {
+        matches!(
+            v.to_ascii_lowercase().as_str(),
+            "bulk" | "junk" | "list" | "auto_reply" | "auto-reply"
+        )
+    }) {
+        return true;
+    }
+    for h in [
+        "X-Autoreply",
+        "X-Autorespond",
+        "X-Autogenerated",
+        "X-Auto-Response",
+    ] {
+        if raw_header(message, h).is_some_and(|v| !v.eq_ignore_ascii_case("no")) {
+            return true;
+        }
+    }
+    // Exchange marks replies made by inbox rules and out-of-office.
+    if raw_header(message, "X-MS-Exchange-Inbox-Rules-Loop").is_some()
+        || raw_header(message, "X-MS-Exchange-Generated-Message-Source").is_some()
+    {
+        return true;
+    }
+    if raw_header(message, "X-Auto-Response-Suppress").is_some_and(|v| {
+        let v = v.to_ascii_lowercase();
+        v.contains("all") || v.contains("oof") || v.contains("autoreply")
+    }) && raw_header(message, "In-Reply-To").is_some()
+    {
+        return true;
+    }
+    false
+}
+
+fn priority(message: &Message<'_>) -> Option<PriorityHint> {
+    if let Some(v) = raw_header(message, "X-Priority") {
+        let digit = v.chars().find(|c| c.is_ascii_digit())?;
+        return Some(match digit {
+            '1' | '2' => PriorityHint::High,
+            '3' | '4' => PriorityHint::Normal,
+            _ => PriorityHint::Low,
+        });
+    }
+    for h in ["Importance", "Priority"] {
+        if let Some(v) = raw_header(message, h) {
+            return match v.to_ascii_lowercase().as_str() {
+                "high" => Some(PriorityHint::High),
+                "urgent" | "emergency" => Some(PriorityHint::Urgent),
+                "normal" | "medium" => Some(PriorityHint::Normal),
+                "low" | "non-urgent" => Some(PriorityHint::Low),
+                _ => None,
+            };
+        }
+    }
+    None
+}
+
+/// Message-IDs of the messages a bounce returns (message/rfc822 and
+/// text/rfc822-headers parts).
+fn returned_ids(message: &Message<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    for part in &message.parts {
+        if let Some(inner) = part.message() {
+            out.extend(inner.message_id().and_then(strip_id));
+        } else if content_type(part) == "text/rfc822-headers"
+            && let Some(headers) = MessageParser::default().parse(part.contents())
+        {
+            out.extend(headers.message_id().and_then(strip_id));
+        }
+    }
+    out
+}
+
+fn extract(message: &Message<'_>) -> EmailDraft {
+    let from = mailbox(message);
+    let subject = message.header("Subject").map(|_| {
+        message
+            .subject()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+
+    // The body: the html alternative when one exists, else the text part
+    // (API.md: rich text on).
+    let html_ids: Vec<usize> = message
+        .html_body
+        .iter()
+        .map(|&i| i as usize)
+        .filter(|&i| {
+            matches!(
+                message.parts.get(i).map(|p| &p.body),
+                Some(PartType::Html(_))
+            )
+        })
+        .collect();
+    let text_ids: Vec<usize> = message
+        .text_body
+        .iter()
+        .map(|&i| i as usize)
+        .filter(|&i| {
+            matches!(
+                message.parts.get(i).map(|p| &p.body),
+                Some(PartType::Text(_))
+            )
+        })
+        .collect();
+    let (format, body_ids) = if html_ids.is_empty() {
+        (BodyFormat::Text, text_ids.clone())
+    } else {
+        (BodyFormat::Html, html_ids.clone())
+    };
+    let mut body = String::new();
+    for &i in &body_ids {
+        if let Some(text) = message.parts[i].text_contents() {
+            if !body.is_empty() {
+                body.push('\n');
+            }
+            body.push_str(text);
+        }
+    }
+    let referenced_cids: HashSet<String> = if format == BodyFormat::Html {
+        cid_references(&body)
+    } else {
+        HashSet::new()
+    };
+    let body = match format {
+        BodyFormat::Html => html::sanitize(&body),
+        BodyFormat::Text => body,
+    };
+
+    // Every other leaf is an attachment; the unchosen alternative is not.
+    let skip: HashSet<usize> = html_ids.iter().chain(text_ids.iter()).copied().collect();
+    let mut leaf_ids = Vec::new();
+    leaves(message, 0, &mut leaf_ids, 0);
+    let mut attachments = Vec::new();
+    for id in leaf_ids {
+        if skip.contains(&id) || (id == 0 && body_ids.is_empty() && message.parts.len() == 1) {
+            continue;
+        }
+        let part = &message.parts[id];
+        if id == 0
+            && !matches!(
+                part.body,
+                PartType::Binary(_) | PartType::InlineBinary(_) | PartType::Message(_)
+            )
+        {
+            continue;
+        }
+        let content_id = part.content_id().and_then(strip_id);
+        let inline = part
+            .content_disposition()
+            .is_some_and(|d| d.ctype().eq_ignore_ascii_case("inline"))
+            || content_id
+                .as_ref()
+                .is_some_and(|c| referenced_cids.contains(c));
+        attachments.push(AttachmentDraft {
+            name: part
+                .attachment_name()
+                .map(str::to_string)
+                .unwrap_or_default(),
+            content_type: content_type(part),
+            data: part.contents().to_vec(),
+            inline,
+            content_id,
+        });
+    }
+
+    let bounce = is_bounce(message, from.as_ref(), subject.as_deref());
+    EmailDraft {
+        auto_reply: bounce || is_auto_reply(message),
+        returned_ids: if bounce {
+            returned_ids(message)
+        } else {
+            Vec::new()
+        },
+        bounce,
+        priority: priority(message),
+        message_id: message.message_id().and_then(strip_id),
+        in_reply_to: ids(message.in_reply_to()).into_iter().next(),
+        references: ids(message.references()),
+        from,
+        subject,
+        message: MessageDraft { body, format },
+        attachments,
+    }
+}
+
+/// `cid:` references in an html body (lower-case ids are kept as sent).
+fn cid_references(html: &str) -> HashSet<String> {
+    let mut out = HashSet::new();
+    let lower = html.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(pos) = lower[from..].find("cid:") {
+        let start = from + pos + 4;
+        let end = html[start..]
+            .find(|c: char| c == '"' || c == '\'' || c == '>' || c.is_whitespace() || c == ')')
+            .map_or(html.len(), |e| start + e);
+        if let Some(id) = strip_id(&html[start..end]) {
+            out.insert(id);
+        }
+        from = end.max(start);
+    }
+    out
+}
+
+/// The mail corpus's expectation schema (`../shared/mail-corpus`), as
+/// `oxidesk mail inspect --json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    /// The file inspected.
+    pub file: String,
+    /// Sender.
+    pub from: Option<Mailbox>,
+    /// Subject.
+    pub subject: Option<String>,
+    /// Body.
+    pub body: String,
+    /// `text` or `html`.
+    pub body_format: &'static str,
+    /// Attachments.
+    pub attachments: Vec<InspectedAttachment>,
+    /// Message-ID.
+    pub message_id: Option<String>,
+    /// In-Reply-To.
+    pub in_reply_to: Option<String>,
+    /// References.
+    pub references: Vec<String>,
+    /// Auto-reply.
+    pub auto_reply: bool,
+    /// Bounce.
+    pub bounce: bool,
+}
+
+/// One attachment in an [`Inspection`].
+#[derive(Debug, Clone, Serialize)]
+pub struct InspectedAttachment {
+    /// File name, `None` when none is declared.
+    pub name: Option<String>,
+    /// Media type.
+    #[serde(rename = "type")]
+    pub content_type: String,
+    /// Decoded size.
+    pub size: usize,
+    /// Inline.
+    pub inline: bool,
+    /// Content-ID.
+    pub content_id: Option<String>,
+}
+
+impl Inspection {
+    /// Describes a parsed message.
+    pub fn new(file: String, d: &EmailDraft) -> Self {
+        Self {
+            file,
+            from: d.from.clone(),
+            subject: d.subject.clone(),
+            body: d.message.body.clone(),
+            body_format: d.message.format.as_str(),
+            attachments: d
+                .attachments
+                .iter()
+                .map(|a| InspectedAttachment {
+                    name: (!a.name.is_empty()).then(|| a.name.clone()),
+                    content_type: a.content_type.clone(),
+                    size: a.data.len(),
+                    inline: a.inline,
+                    content_id: a.content_id.clone(),
+                })
+                .collect(),
+            message_id: d.message_id.clone(),
+            in_reply_to: d.in_reply_to.clone(),
+            references: d.references.clone(),
+            auto_reply: d.auto_reply,
+            bounce: d.bounce,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: IntakeLimits = IntakeLimits {
+        max_attachment_bytes: 1024,
+        max_attachments: 8,
+    };
+
+    fn parse(lines: &[&str]) -> EmailDraft {
+        parse_email(lines.join("\r\n").as_bytes(), &LIMITS).unwrap()
+    }
+
+    #[test]
+    fn plain_message() {
+        let d = parse(&[
+            "From: =?UTF-8?B?Wm/DqyDDhW5nc3Ryw7Zt?= <zoe@example.com>",
+            "Subject: Re: =?ISO-8859-1?Q?Stra=DFe?= and =?UTF-8?B?5pel5pys?= done",
+            "Message-ID: <a@b>",
+            "In-Reply-To: <x@y> <z@w>",
+            "References: <r1@x>\r\n <r2@x>",
+            "Content-Type: text/plain; charset=UTF-8",
+            "",
+            "Hello",
+        ]);
+        assert_eq!(d.from.unwrap().name.as_deref(), Some("Zoë Ångström"));
+        assert_eq!(d.subject.as_deref(), Some("Re: Straße and 日本 done"));
+        assert_eq!(d.message_id.as_deref(), Some("a@b"));
+        assert_eq!(d.in_reply_to.as_deref(), Some("x@y"));
+        assert_eq!(d.references, vec!["r1@x", "r2@x"]);
+        assert_eq!(
+            (d.message.body.trim(), d.message.format),
+            ("Hello", BodyFormat::Text)
+        );
+        assert!(!d.auto_reply && !d.bounce && d.attachments.is_empty());
+    }
+
+    #[test]
+    fn alternative_prefers_html_and_related_image_is_inline() {
+        let d = parse(&[
+            "From: a@example.com",
+            "Content-Type: multipart/related; boundary=rel",
+            "",
+            "--rel",
+            "Content-Type: multipart/alternative; boundary=alt",
+            "",
+            "--alt",
+            "Content-Type: text/plain",
+            "",
+            "plain",
+            "--alt",
+            "Content-Type: text/html",
+            "",
+            "<p>html <img src=\"cid:logo@x\"><script>x</script></p>",
+            "--alt--",
+            "--rel",
+            "Content-Type: image/png",
+            "Content-ID: <logo@x>",
+            "Content-Transfer-Encoding: base64",
+            "",
+            "AAEC",
+            "--rel--",
+        ]);
+        assert_eq!(d.message.format, BodyFormat::Html);
+        assert!(d.message.body.contains("cid:logo@x") && !d.message.body.contains("script"));
+        assert_eq!(d.attachments.len(), 1);
+        let a = &d.attachments[0];
+        assert_eq!(
+            (a.inline, a.content_id.as_deref(), a.data.len()),
+            (true, Some("logo@x"), 3)
+        );
+    }
+
+    #[test]
+    fn loop_flags() {
+        let auto = parse(&[
+            "From: a@example.com",
+            "Auto-Submitted: auto-replied",
+            "",
+            "x",
+        ]);
+        assert!(auto.auto_reply && !auto.bounce);
+        let not_auto = parse(&["From: a@example.com", "Auto-Submitted: no", "", "x"]);
+        assert!(!not_auto.auto_reply);
+        let bulk = parse(&["From: a@example.com", "Precedence: bulk", "", "x"]);
+        assert!(bulk.auto_reply);
+        let bounce = parse(&[
+            "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)",
+            "Content-Type: multipart/report; report-type=delivery-status; boundary=b",
+            "",
+            "--b",
+            "Content-Type: text/plain",
+            "",
+            "failed",
+            "--b",
+            "Content-Type: message/rfc822",
+            "",
+            "From: x@example.com",
+            "Message-ID: <orig@x>",
+            "",
+            "original",
+            "--b--",
+        ]);
+        assert!(bounce.bounce && bounce.auto_reply);
+        assert_eq!(bounce.returned_ids, vec!["orig@x"]);
+        let null_path = parse(&["Return-Path: <>", "From: a@example.com", "", "x"]);
+        assert!(null_path.bounce);
+    }
+
+    #[test]
+    fn priority_headers() {
+        let p = |h: &str| parse(&["From: a@example.com", h, "", "x"]).priority;
+        assert_eq!(p("X-Priority: 1 (Highest)"), Some(PriorityHint::High));
+        assert_eq!(p("X-Priority: 5"), Some(PriorityHint::Low));
+        assert_eq!(p("Importance: high"), Some(PriorityHint::High));
+        assert_eq!(p("Priority: urgent"), Some(PriorityHint::Urgent));
+        assert_eq!(p("X-Other: 1"), None);
+    }
+
+    #[test]
+    fn not_a_message() {
+        assert!(parse_email(b"", &LIMITS).is_err());
+        assert!(parse_email(b"this is not an email message at all", &LIMITS).is_err());
+        assert!(parse_email(b"no colon here\r\n\r\nbody", &LIMITS).is_err());
+        assert!(parse_email(b"From a@b Thu Mar 5 10:00:00 2026\nFrom: a@b\n\nx", &LIMITS).is_ok());
+    }
+}
