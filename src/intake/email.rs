@@ -106,6 +106,8 @@ fn invented_name(n: usize, content_type: &str) -> String {
 /// Parses whatever it is given as leniently as possible (for `mail
 /// inspect` and the corpus); never panics.
 pub fn inspect_email(raw: &[u8]) -> Result<EmailDraft, IntakeError> {
+    let fixed = normalize_headers(raw);
+    let raw: &[u8] = &fixed;
     match MessageParser::default().parse(raw) {
         Some(message) => Ok(extract(&message)),
         // No header block at all: the whole input is body text.
@@ -126,6 +128,182 @@ pub fn inspect_email(raw: &[u8]) -> Result<EmailDraft, IntakeError> {
             priority: None,
         }),
     }
+}
+
+/// Repairs header blocks before MIME parsing, where real mail breaks
+/// the rules in ways the parser reads differently from other clients:
+///
+/// * raw 8-bit header text (not RFC 2047, not UTF-8) is decoded with the
+///   message's first declared charset (else windows-1252) and re-encoded
+///   as UTF-8 (RFC 6532); left alone it would become U+FFFD;
+/// * a repeated single-valued field (From, Subject, Content-Type, …) keeps
+///   its first occurrence, as most clients read it (the parser keeps the
+///   last);
+/// * a B-encoded word without its `=` padding gets it back.
+///
+/// Only header lines of the message and of its MIME parts are touched;
+/// bodies keep their bytes. Nothing is copied when nothing changes.
+fn normalize_headers(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    const SINGLE: &[&[u8]] = &[
+        b"from",
+        b"subject",
+        b"message-id",
+        b"in-reply-to",
+        b"references",
+        b"content-type",
+        b"content-transfer-encoding",
+        b"content-disposition",
+        b"content-id",
+    ];
+    let is_utf8 = std::str::from_utf8(raw).is_ok();
+    let encoding = if is_utf8 {
+        encoding_rs::WINDOWS_1252
+    } else {
+        declared_charset(raw)
+            .and_then(|c| super::charset::lookup(&c))
+            .filter(|e| *e != encoding_rs::UTF_8)
+            .unwrap_or(encoding_rs::WINDOWS_1252)
+    };
+    let mut out = Vec::with_capacity(raw.len() + 64);
+    let mut changed = false;
+    let mut in_headers = true;
+    let mut seen: Vec<Vec<u8>> = Vec::new();
+    let mut dropping = false;
+    let mut boundaries: Vec<Vec<u8>> = Vec::new();
+    for line in raw.split_inclusive(|&b| b == b'\n') {
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        let content = content.strip_suffix(b"\r").unwrap_or(content);
+        if !in_headers {
+            if content.starts_with(b"--") && boundaries.iter().any(|b| content[2..].starts_with(b))
+            {
+                in_headers = true;
+                seen.clear();
+                dropping = false;
+            }
+            out.extend_from_slice(line);
+            continue;
+        }
+        if content.is_empty() {
+            in_headers = false;
+            out.extend_from_slice(line);
+            continue;
+        }
+        let continuation = content.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !continuation {
+            dropping = false;
+            if let Some(colon) = content.iter().position(|&b| b == b':') {
+                let name = content[..colon].trim_ascii().to_ascii_lowercase();
+                if SINGLE.contains(&name.as_slice()) {
+                    if seen.contains(&name) {
+                        dropping = true;
+                    } else {
+                        seen.push(name);
+                    }
+                }
+            }
+        }
+        if dropping {
+            changed = true;
+            continue;
+        }
+        if let Some(b) = boundary_param(content) {
+            boundaries.push(b);
+        }
+        let has_encoded_word = content.windows(2).any(|w| w == b"=?");
+        if has_encoded_word {
+            if let Some(fixed) = pad_b_words(line) {
+                out.extend_from_slice(&fixed);
+                changed = true;
+                continue;
+            }
+        } else if !is_utf8 && std::str::from_utf8(line).is_err() {
+            // Encoded words carry their own charset (even around stray
+            // 8-bit bytes): those lines are left to the MIME parser.
+            let (text, _, _) = encoding.decode(line);
+            out.extend_from_slice(text.as_bytes());
+            changed = true;
+            continue;
+        }
+        out.extend_from_slice(line);
+    }
+    if changed {
+        std::borrow::Cow::Owned(out)
+    } else {
+        std::borrow::Cow::Borrowed(raw)
+    }
+}
+
+/// `=?cs?B?eHB0bw?=` → `=?cs?B?eHB0bw==?=`; `None` when nothing needed it.
+fn pad_b_words(line: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(line.len() + 4);
+    let mut changed = false;
+    let mut i = 0;
+    while i < line.len() {
+        if line[i..].starts_with(b"=?")
+            && let Some(q1) = line[i + 2..]
+                .iter()
+                .position(|&b| b == b'?')
+                .map(|p| i + 2 + p)
+            && line
+                .get(q1 + 1)
+                .is_some_and(|b| b.eq_ignore_ascii_case(&b'b'))
+            && line.get(q1 + 2) == Some(&b'?')
+            && let Some(end) = line[q1 + 3..]
+                .windows(2)
+                .position(|w| w == b"?=")
+                .map(|p| q1 + 3 + p)
+        {
+            let data = &line[q1 + 3..end];
+            out.extend_from_slice(&line[i..q1 + 3]);
+            out.extend_from_slice(data);
+            let pad = (4 - data.len() % 4) % 4;
+            if pad > 0 && pad < 3 && !data.contains(&b'=') {
+                out.extend(std::iter::repeat_n(b'=', pad));
+                changed = true;
+            }
+            out.extend_from_slice(b"?=");
+            i = end + 2;
+            continue;
+        }
+        out.push(line[i]);
+        i += 1;
+    }
+    changed.then_some(out)
+}
+
+/// `boundary=…` on a header line, quoted or not.
+fn boundary_param(line: &[u8]) -> Option<Vec<u8>> {
+    let lower = line.to_ascii_lowercase();
+    let at = lower.windows(9).position(|w| w == b"boundary=")? + 9;
+    let rest = &line[at..];
+    let value: Vec<u8> = if rest.first() == Some(&b'"') {
+        rest[1..]
+            .iter()
+            .take_while(|&&b| b != b'"')
+            .copied()
+            .collect()
+    } else {
+        rest.iter()
+            .take_while(|&&b| !b.is_ascii_whitespace() && b != b';')
+            .copied()
+            .collect()
+    };
+    (!value.is_empty()).then_some(value)
+}
+
+/// The first `charset=` parameter in the message.
+fn declared_charset(raw: &[u8]) -> Option<String> {
+    let lower = raw.to_ascii_lowercase();
+    let at = lower.windows(8).position(|w| w == b"charset=")? + 8;
+    let value: String = raw[at..]
+        .iter()
+        .skip_while(|&&b| b == b'"')
+        .take_while(|&&b| {
+            b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b':' || b == b'.'
+        })
+        .map(|&b| char::from(b))
+        .collect();
+    (!value.is_empty()).then_some(value)
 }
 
 /// RFC 5322 §2.2: `field-name ":"` with printable ASCII other than colon.
@@ -165,18 +343,38 @@ fn ids(value: &HeaderValue<'_>) -> Vec<String> {
     }
 }
 
+/// The first top-level header of that name: with duplicated From,
+/// Subject or References, the first one counts (the corpus and most
+/// parsers agree; mail-parser's accessors return the last).
+fn first_header<'a>(message: &'a Message<'a>, name: &str) -> Option<&'a HeaderValue<'a>> {
+    message
+        .headers()
+        .iter()
+        .find(|h| h.name().eq_ignore_ascii_case(name))
+        .map(|h| &h.value)
+}
+
 fn raw_header<'a>(message: &'a Message<'a>, name: &'a str) -> Option<&'a str> {
     message.header_raw(name).map(str::trim)
 }
 
-fn mailbox(message: &Message<'_>) -> Option<Mailbox> {
-    let addr = message.from()?.first()?;
+fn mailbox<'a>(message: &'a Message<'a>) -> Option<Mailbox> {
+    let addr = match first_header(message, "From")? {
+        HeaderValue::Address(a) => a.first()?,
+        _ => message.from()?.first()?,
+    };
     let email = addr.address()?.trim().to_string();
     if email.is_empty() {
         return None;
     }
+    // A comment after a display name is not part of it (RFC 5322 §3.2.2);
+    // with no phrase, the comment is the name (`addr (Name)`).
     let name = addr
         .name()
+        .map(|n| match n.find('(') {
+            Some(i) if !n[..i].trim().is_empty() => n[..i].to_string(),
+            _ => n.to_string(),
+        })
         .map(|n| n.split_whitespace().collect::<Vec<_>>().join(" "))
         .filter(|n| !n.is_empty());
     Some(Mailbox { name, email })
@@ -201,20 +399,122 @@ fn content_type(part: &MessagePart<'_>) -> String {
     }
 }
 
-/// Leaf parts in message order (nested messages are leaves).
+/// Leaf parts in message order (nested messages are leaves). Text
+/// children of a multipart/alternative are versions of the body, never
+/// attachments (RFC 2046 §5.1.4), whichever one is shown.
 fn leaves(message: &Message<'_>, id: usize, out: &mut Vec<usize>, depth: usize) {
     let Some(part) = message.parts.get(id) else {
         return;
     };
     match &part.body {
         PartType::Multipart(children) if depth < 64 => {
+            let alternative = part
+                .content_type()
+                .and_then(|ct| ct.subtype())
+                .is_some_and(|s| s.eq_ignore_ascii_case("alternative"));
             for &c in children {
-                leaves(message, c as usize, out, depth + 1);
+                let child = c as usize;
+                if alternative
+                    && message
+                        .parts
+                        .get(child)
+                        .is_some_and(|p| matches!(p.body, PartType::Text(_) | PartType::Html(_)))
+                {
+                    continue;
+                }
+                leaves(message, child, out, depth + 1);
             }
         }
         PartType::Multipart(_) => {}
         _ => out.push(id),
     }
+}
+
+/// The decoded bytes of a part as sent (for text attachments, which the
+/// parser converts to UTF-8: a file is kept byte for byte). uuencoded
+/// parts (`x-uuencode`, which the parser leaves alone) are decoded here.
+fn part_bytes(message: &Message<'_>, part: &MessagePart<'_>) -> Vec<u8> {
+    let raw = message
+        .raw_message()
+        .get(part.offset_body as usize..part.offset_end as usize);
+    let cte = part
+        .content_transfer_encoding()
+        .map(|c| c.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    if matches!(cte.as_str(), "x-uuencode" | "uuencode" | "x-uue")
+        && let Some((_, data)) = raw.and_then(|r| uudecode(r).into_iter().next())
+    {
+        return data;
+    }
+    if matches!(part.body, PartType::Text(_) | PartType::Html(_))
+        && let Some(raw) = raw
+    {
+        let decoded = match part.encoding {
+            mail_parser::Encoding::Base64 => mail_parser::decoders::base64::base64_decode(raw),
+            mail_parser::Encoding::QuotedPrintable => {
+                mail_parser::decoders::quoted_printable::quoted_printable_decode(raw)
+            }
+            mail_parser::Encoding::None => Some(raw.to_vec()),
+        };
+        if let Some(d) = decoded {
+            return d;
+        }
+    }
+    part.contents().to_vec()
+}
+
+/// uuencoded files (`begin 644 name` … `end`): (name, bytes) for each
+/// block that decodes. No maintained crate does this; it is 20 lines.
+pub fn uudecode(text: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut lines = text
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.strip_prefix(b"begin ") else {
+            continue;
+        };
+        let rest = String::from_utf8_lossy(rest);
+        let mut words = rest.trim().splitn(2, ' ');
+        let mode_ok = words
+            .next()
+            .is_some_and(|m| !m.is_empty() && m.chars().all(|c| c.is_digit(8)));
+        let name = words.next().unwrap_or("").trim().to_string();
+        if !mode_ok {
+            continue;
+        }
+        let mut data = Vec::new();
+        let mut ok = false;
+        for line in lines.by_ref() {
+            if line == b"end" || line.starts_with(b"end ") {
+                ok = true;
+                break;
+            }
+            let Some((&first, body)) = line.split_first() else {
+                continue;
+            };
+            let len = usize::from(first.wrapping_sub(b' ') & 0x3f);
+            if len == 0 {
+                continue;
+            }
+            let sextet = |b: u8| b.wrapping_sub(b' ') & 0x3f;
+            let mut bytes = Vec::with_capacity(len + 2);
+            for chunk in body.chunks(4) {
+                let c: Vec<u8> = (0..4)
+                    .map(|i| sextet(*chunk.get(i).unwrap_or(&b'`')))
+                    .collect();
+                bytes.push((c[0] << 2) | (c[1] >> 4));
+                bytes.push((c[1] << 4) | (c[2] >> 2));
+                bytes.push((c[2] << 6) | c[3]);
+            }
+            bytes.truncate(len);
+            data.extend(bytes);
+        }
+        if ok {
+            files.push((name, data));
+        }
+    }
+    files
 }
 
 fn is_report_of(message: &Message<'_>, report_type: &str) -> bool {
@@ -250,14 +550,35 @@ const BOUNCE_SUBJECTS: &[&str] = &[
     "message delayed",
     "delayed mail",
     "delivery delayed",
+    "メールエラー通知",
+    "配信できません",
+    "配送できません",
+];
+
+/// Subjects of vacation and out-of-office replies.
+const AUTO_REPLY_SUBJECTS: &[&str] = &[
+    "auto reply:",
+    "automatic reply:",
+    "auto-reply:",
+    "autoreply:",
+    "auto response:",
+    "out of office:",
+    "out of office reply",
+    "abwesenheitsnotiz",
+    "réponse automatique",
 ];
 
 fn is_bounce(message: &Message<'_>, from: Option<&Mailbox>, subject: Option<&str>) -> bool {
     if is_report_of(message, "delivery-status") {
         return true;
     }
-    // RFC 5321 §4.5.5: notifications are sent with a null reverse-path.
-    if raw_header(message, "Return-Path").is_some_and(|r| r.trim_matches([' ', '\t']) == "<>") {
+    // RFC 5321 §4.5.5: notifications are sent with a null reverse-path,
+    // but so are out-of-office replies and read receipts.
+    if raw_header(message, "Return-Path").is_some_and(|r| r.trim_matches([' ', '\t']) == "<>")
+        && !is_vacation_reply(message)
+        && !is_report_of(message, "disposition-notification")
+        && !is_report_of(message, "feedback-report")
+    {
         return true;
     }
     let local = from.map(|m| {
@@ -269,13 +590,30 @@ fn is_bounce(message: &Message<'_>, from: Option<&Mailbox>, subject: Option<&str
     });
     let from_daemon = local
         .as_deref()
-        .is_some_and(|l| l == "mailer-daemon" || l == "postmaster" || l == "mail-daemon");
+        .is_some_and(|l| l == "mailer-daemon" || l == "postmaster" || l == "mail-daemon")
+        || (from.is_none()
+            && raw_header(message, "From")
+                .is_some_and(|f| f.to_ascii_lowercase().contains("mailer-daemon")));
     let subject = subject.unwrap_or_default().to_lowercase();
     let bounce_subject = BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s));
     // A message from MAILER-DAEMON is a bounce; postmaster only with a
     // bounce subject (humans write from postmaster too).
     (from_daemon && (local.as_deref() != Some("postmaster") || bounce_subject))
-        || (bounce_subject && message.parts.iter().any(|p| p.message().is_some()))
+        || (bounce_subject
+            && message
+                .parts
+                .iter()
+                .any(|p| p.message().is_some() || content_type(p) == "text/rfc822-headers"))
+}
+
+/// Out-of-office and inbox-rule replies (which also use a null
+/// Return-Path, but are not bounces).
+fn is_vacation_reply(message: &Message<'_>) -> bool {
+    let subject = message.subject().unwrap_or_default().trim().to_lowercase();
+    AUTO_REPLY_SUBJECTS.iter().any(|s| subject.starts_with(s))
+        || raw_header(message, "X-MS-Exchange-Inbox-Rules-Loop").is_some()
+        || raw_header(message, "Auto-Submitted")
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("auto-replied"))
 }
 
 fn is_auto_reply(message: &Message<'_>) -> bool {
@@ -302,6 +640,14 @@ fn is_auto_reply(message: &Message<'_>) -> bool {
         if raw_header(message, h).is_some_and(|v| !v.eq_ignore_ascii_case("no")) {
             return true;
         }
+    }
+    // ARF abuse reports are machine-made (not delivery failures).
+    if is_report_of(message, "feedback-report") {
+        return true;
+    }
+    let subject = message.subject().unwrap_or_default().trim().to_lowercase();
+    if AUTO_REPLY_SUBJECTS.iter().any(|s| subject.starts_with(s)) {
+        return true;
     }
     // Exchange marks replies made by inbox rules and out-of-office.
     if raw_header(message, "X-MS-Exchange-Inbox-Rules-Loop").is_some()
@@ -358,7 +704,7 @@ fn returned_ids(message: &Message<'_>) -> Vec<String> {
     out
 }
 
-fn extract(message: &Message<'_>) -> EmailDraft {
+fn extract<'a>(message: &'a Message<'a>) -> EmailDraft {
     let from = mailbox(message);
     let subject = message.header("Subject").map(|_| {
         message
@@ -371,6 +717,16 @@ fn extract(message: &Message<'_>) -> EmailDraft {
 
     // The body: the html alternative when one exists, else the text part
     // (API.md: rich text on).
+    // A text part that declares a file name and is not marked inline is
+    // a file (McAfee's "deliveryproblems.txt"), not the body.
+    let is_named_file = |i: usize| {
+        message.parts.get(i).is_some_and(|p| {
+            p.attachment_name().is_some()
+                && !p
+                    .content_disposition()
+                    .is_some_and(|d| d.ctype().eq_ignore_ascii_case("inline"))
+        })
+    };
     let html_ids: Vec<usize> = message
         .html_body
         .iter()
@@ -381,6 +737,7 @@ fn extract(message: &Message<'_>) -> EmailDraft {
                 Some(PartType::Html(_))
             )
         })
+        .filter(|&i| !is_named_file(i))
         .collect();
     let text_ids: Vec<usize> = message
         .text_body
@@ -392,6 +749,7 @@ fn extract(message: &Message<'_>) -> EmailDraft {
                 Some(PartType::Text(_))
             )
         })
+        .filter(|&i| !is_named_file(i))
         .collect();
     let (format, body_ids) = if html_ids.is_empty() {
         (BodyFormat::Text, text_ids.clone())
@@ -407,11 +765,13 @@ fn extract(message: &Message<'_>) -> EmailDraft {
             body.push_str(text);
         }
     }
-    let referenced_cids: HashSet<String> = if format == BodyFormat::Html {
-        cid_references(&body)
-    } else {
-        HashSet::new()
-    };
+    // Parts referenced by `cid:` from any html version are inline.
+    let mut referenced_cids: HashSet<String> = HashSet::new();
+    for part in &message.parts {
+        if let PartType::Html(html) = &part.body {
+            referenced_cids.extend(cid_references(html));
+        }
+    }
     let body = match format {
         BodyFormat::Html => html::sanitize(&body),
         BodyFormat::Text => body,
@@ -423,7 +783,7 @@ fn extract(message: &Message<'_>) -> EmailDraft {
     leaves(message, 0, &mut leaf_ids, 0);
     let mut attachments = Vec::new();
     for id in leaf_ids {
-        if skip.contains(&id) || (id == 0 && body_ids.is_empty() && message.parts.len() == 1) {
+        if skip.contains(&id) {
             continue;
         }
         let part = &message.parts[id];
@@ -448,10 +808,27 @@ fn extract(message: &Message<'_>) -> EmailDraft {
                 .map(str::to_string)
                 .unwrap_or_default(),
             content_type: content_type(part),
-            data: part.contents().to_vec(),
+            data: part_bytes(message, part),
             inline,
             content_id,
         });
+    }
+    // Outlook and Notes put uuencoded files inside a plain-text body.
+    let mut body = body;
+    if format == BodyFormat::Text && body.contains("\nbegin ") {
+        let files = uudecode(body.as_bytes());
+        if !files.is_empty() {
+            body = strip_uuencoded(&body);
+            for (name, data) in files {
+                attachments.push(AttachmentDraft {
+                    name,
+                    content_type: "application/octet-stream".into(),
+                    data,
+                    inline: false,
+                    content_id: None,
+                });
+            }
+        }
     }
 
     let bounce = is_bounce(message, from.as_ref(), subject.as_deref());
@@ -464,14 +841,47 @@ fn extract(message: &Message<'_>) -> EmailDraft {
         },
         bounce,
         priority: priority(message),
-        message_id: message.message_id().and_then(strip_id),
-        in_reply_to: ids(message.in_reply_to()).into_iter().next(),
-        references: ids(message.references()),
+        message_id: first_header(message, "Message-ID")
+            .map(ids)
+            .and_then(|v| v.into_iter().next()),
+        in_reply_to: first_header(message, "In-Reply-To")
+            .map(ids)
+            .and_then(|v| v.into_iter().next()),
+        references: first_header(message, "References")
+            .map(ids)
+            .unwrap_or_default(),
         from,
         subject,
         message: MessageDraft { body, format },
         attachments,
     }
+}
+
+/// The body without its `begin`…`end` uuencoded blocks.
+fn strip_uuencoded(body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    let mut skipping = false;
+    for line in body.split_inclusive('\n') {
+        let bare = line.trim_end_matches(['\r', '\n']);
+        if !skipping
+            && bare.starts_with("begin ")
+            && bare
+                .split(' ')
+                .nth(1)
+                .is_some_and(|m| !m.is_empty() && m.chars().all(|c| c.is_digit(8)))
+        {
+            skipping = true;
+            continue;
+        }
+        if skipping {
+            if bare == "end" {
+                skipping = false;
+            }
+            continue;
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 /// `cid:` references in an html body (lower-case ids are kept as sent).

@@ -25,7 +25,9 @@ fn compare(got: &Value, want: &Value) -> Vec<String> {
         match key.as_str() {
             "from" => match (w, g) {
                 (Value::Null, Value::Null) => {}
-                (Value::Null, _) | (_, Value::Null) => miss.push(format!("from: want {w}, got {g}")),
+                (Value::Null, _) | (_, Value::Null) => {
+                    miss.push(format!("from: want {w}, got {g}"))
+                }
                 _ => {
                     let we = w["email"].as_str().unwrap_or_default();
                     let ge = g["email"].as_str().unwrap_or_default();
@@ -39,10 +41,8 @@ fn compare(got: &Value, want: &Value) -> Vec<String> {
                     }
                 }
             },
-            "subject" => {
-                if w.as_str().map(fold) != g.as_str().map(fold) {
-                    miss.push(format!("subject: want {w}, got {g}"));
-                }
+            "subject" if w.as_str().map(fold) != g.as_str().map(fold) => {
+                miss.push(format!("subject: want {w}, got {g}"));
             }
             "body_contains" => {
                 let body = got["body"].as_str().unwrap_or_default();
@@ -56,33 +56,47 @@ fn compare(got: &Value, want: &Value) -> Vec<String> {
                 let want_list = w.as_array().cloned().unwrap_or_default();
                 let got_list = g.as_array().cloned().unwrap_or_default();
                 if want_list.len() != got_list.len() {
-                    let names: Vec<String> = got_list.iter().map(|a| format!("{}:{}", a["name"], a["type"])).collect();
-                    miss.push(format!("attachments: want {}, got {} {names:?}", want_list.len(), got_list.len()));
+                    let names: Vec<String> = got_list
+                        .iter()
+                        .map(|a| format!("{}:{}", a["name"], a["type"]))
+                        .collect();
+                    miss.push(format!(
+                        "attachments: want {}, got {} {names:?}",
+                        want_list.len(),
+                        got_list.len()
+                    ));
                     continue;
                 }
                 for (i, wa) in want_list.iter().enumerate() {
-                    // Match by (name, type) where given, else by position.
-                    let found = got_list
-                        .iter()
-                        .find(|ga| {
-                            wa.get("name").is_none_or(|n| *n == ga["name"])
-                                && wa.get("type").is_none_or(|t| *t == ga["type"])
-                        })
-                        .unwrap_or(&got_list[i]);
+                    // The same position when it fits, else the first item
+                    // with the same (name, type).
+                    let fits = |ga: &Value| {
+                        wa.get("name").is_none_or(|n| *n == ga["name"])
+                            && wa.get("type").is_none_or(|t| *t == ga["type"])
+                    };
+                    let found = if fits(&got_list[i]) {
+                        &got_list[i]
+                    } else {
+                        got_list.iter().find(|ga| fits(ga)).unwrap_or(&got_list[i])
+                    };
                     for (k, v) in wa.as_object().into_iter().flatten() {
                         if k == "size" && v.is_null() {
                             continue;
                         }
                         if found[k.as_str()] != *v {
-                            miss.push(format!("attachments[{i}].{k}: want {v}, got {}", found[k.as_str()]));
+                            miss.push(format!(
+                                "attachments[{i}].{k}: want {v}, got {}",
+                                found[k.as_str()]
+                            ));
                         }
                     }
                 }
             }
-            "body_format" | "message_id" | "in_reply_to" | "references" | "auto_reply" | "bounce" => {
-                if g != w {
-                    miss.push(format!("{key}: want {w}, got {g}"));
-                }
+            "body_format" | "message_id" | "in_reply_to" | "references" | "auto_reply"
+            | "bounce"
+                if g != w =>
+            {
+                miss.push(format!("{key}: want {w}, got {g}"));
             }
             _ => {}
         }
@@ -103,7 +117,11 @@ fn mail_corpus_matches_at_least_97_percent() {
         .args(&files)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -114,7 +132,10 @@ fn mail_corpus_matches_at_least_97_percent() {
     let mut report = Vec::new();
     for (file, got) in files.iter().zip(&lines) {
         let stem = file.file_stem().unwrap().to_string_lossy().to_string();
-        let want: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected").join(format!("{stem}.json"))).unwrap()).unwrap();
+        let want: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("expected").join(format!("{stem}.json"))).unwrap(),
+        )
+        .unwrap();
         let miss = compare(got, &want);
         if miss.is_empty() {
             matched += 1;
@@ -126,6 +147,9 @@ fn mail_corpus_matches_at_least_97_percent() {
         println!("{line}");
     }
     let pct = matched as f64 * 100.0 / files.len() as f64;
-    println!("mail corpus: {matched}/{} messages match in full ({pct:.1}%)", files.len());
+    println!(
+        "mail corpus: {matched}/{} messages match in full ({pct:.1}%)",
+        files.len()
+    );
     assert!(pct >= 97.0, "only {pct:.1}% of the mail corpus matches");
 }

@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod json;
 mod limits;
+mod mail_corpus;
 
 mod routes;
 mod storage;
