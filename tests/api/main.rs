@@ -4,6 +4,7 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod email;
 mod json;
 mod limits;
 mod mail_corpus;
