@@ -36,9 +36,17 @@ struct Args {
     /// The oxidesk binary (default: next to this one).
     #[arg(long)]
     server: Option<PathBuf>,
-    /// Request format: `json` or `xml`.
-    #[arg(long, default_value = "json", value_parser = ["json", "xml"])]
+    /// Request format: `json`, `xml` or `email`.
+    #[arg(long, default_value = "json", value_parser = ["json", "xml", "email"])]
     format: String,
+    /// Deliver emails through `oxidesk pipe` (one process per message,
+    /// `--concurrency` at a time) instead of HTTP.
+    #[arg(long)]
+    pipe: bool,
+    /// Measure email parsing alone, on one thread, over the messages in
+    /// this directory (e.g. ../shared/mail-corpus/messages).
+    #[arg(long)]
+    parse_mail: Option<PathBuf>,
     /// Keep the database directory instead of deleting it.
     #[arg(long)]
     keep: bool,
@@ -79,6 +87,118 @@ fn xml_body(i: u64, conn: usize, body_bytes: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+fn email_body(i: u64, conn: usize, body_bytes: usize) -> Vec<u8> {
+    let filler = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ";
+    let mut message = String::new();
+    while message.len() + 400 < body_bytes {
+        message.push_str(filler);
+        message.push_str("\r\n");
+    }
+    format!(
+        "From: Bench User {conn} <bench-{conn}-{}@example.com>\r\nTo: support@example.com\r\n\
+         Subject: Printer on floor {} is on fire\r\nDate: Thu, 05 Mar 2026 10:00:00 +0000\r\n\
+         Message-ID: <bench-{conn}-{i}-{}@example.com>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=UTF-8\r\n\r\n{message}",
+        i % 500,
+        i % 7,
+        std::process::id(),
+    )
+    .into_bytes()
+}
+
+/// Parses every message in `dir` over and over on this thread.
+fn parse_mail_bench(dir: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
+    let mut messages = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_file() {
+            messages.push(std::fs::read(&path)?);
+        }
+    }
+    if messages.is_empty() {
+        bail!("no messages in {}", dir.display());
+    }
+    let total: usize = messages.iter().map(Vec::len).sum();
+    let limits = oxidesk::intake::IntakeLimits {
+        max_attachment_bytes: u64::MAX,
+        max_attachments: usize::MAX,
+    };
+    let started = Instant::now();
+    let (mut bytes, mut count, mut failed) = (0usize, 0usize, 0usize);
+    while started.elapsed() < Duration::from_secs(seconds) {
+        for m in &messages {
+            if oxidesk::intake::email::parse_email(m, &limits).is_err() {
+                failed += 1;
+            }
+            bytes += m.len();
+            count += 1;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "oxidesk-bench: email parsing on one thread, {} messages ({:.1} MB) per pass",
+        messages.len(),
+        total as f64 / 1e6
+    );
+    println!("throughput:       {:.1} MB/s", bytes as f64 / 1e6 / secs);
+    println!("messages/s:       {:.0}", count as f64 / secs);
+    println!(
+        "refused (not mail or over caps), per pass: {}",
+        failed * messages.len() / count.max(1)
+    );
+    Ok(())
+}
+
+/// Delivers emails through `oxidesk pipe`, `concurrency` processes at a time.
+fn pipe_bench(
+    server: &std::path::Path,
+    db_url: &str,
+    args: &Args,
+) -> anyhow::Result<(Vec<u64>, u64)> {
+    use std::io::Write;
+    let until = Instant::now() + Duration::from_secs(args.seconds);
+    let handles: Vec<_> = (0..args.concurrency)
+        .map(|c| {
+            let server = server.to_path_buf();
+            let db_url = db_url.to_string();
+            let body_bytes = args.body_bytes;
+            std::thread::spawn(move || -> anyhow::Result<(Vec<u64>, u64)> {
+                let (mut lat, mut errors, mut i) = (Vec::new(), 0u64, 0u64);
+                while Instant::now() < until {
+                    i += 1;
+                    let started = Instant::now();
+                    let mut child = Command::new(&server)
+                        .env_remove("OXIDESK_CONFIG")
+                        .args(["--database", &db_url, "pipe"])
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()?;
+                    if let Some(mut stdin) = child.stdin.take() {
+                        stdin.write_all(&email_body(i, c, body_bytes))?;
+                    }
+                    if child.wait()?.success() {
+                        lat.push(started.elapsed().as_micros() as u64);
+                    } else {
+                        errors += 1;
+                    }
+                }
+                Ok((lat, errors))
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for h in handles {
+        let (lat, e) = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("pipe thread panicked"))??;
+        all.extend(lat);
+        errors += e;
+    }
+    Ok((all, errors))
+}
+
 #[derive(Default)]
 struct ConnResult {
     latencies_us: Vec<u64>,
@@ -87,7 +207,7 @@ struct ConnResult {
 }
 
 async fn drive(
-    xml: bool,
+    format: &'static str,
     port: u16,
     key: String,
     conn_id: usize,
@@ -103,10 +223,9 @@ async fn drive(
     // Bodies are made up front so the generator spends its CPU on HTTP.
     let bodies: Vec<Bytes> = (0..500)
         .map(|i| {
-            Bytes::from(if xml {
-                xml_body(i, conn_id, body_bytes)
-            } else {
-                json_body(i, conn_id, body_bytes)
+            Bytes::from(match format {
+                "xml" => xml_body(i, conn_id, body_bytes),
+                _ => json_body(i, conn_id, body_bytes),
             })
         })
         .collect();
@@ -118,11 +237,16 @@ async fn drive(
             break;
         }
         i += 1;
-        let body = bodies[(i as usize) % bodies.len()].clone();
-        let req = Request::post(if xml {
-            "/api/tickets.xml"
+        // Every mail needs its own Message-ID, so mails are made per request.
+        let body = if format == "email" {
+            Bytes::from(email_body(i, conn_id, body_bytes))
         } else {
-            "/api/tickets.json"
+            bodies[(i as usize) % bodies.len()].clone()
+        };
+        let req = Request::post(match format {
+            "xml" => "/api/tickets.xml",
+            "email" => "/api/tickets.email",
+            _ => "/api/tickets.json",
         })
         .header("host", "127.0.0.1")
         .header("x-api-key", &key)
@@ -169,6 +293,9 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(dir) = &args.parse_mail {
+        return parse_mail_bench(dir, args.seconds);
+    }
     let server = match &args.server {
         Some(p) => p.clone(),
         None => std::env::current_exe()?
@@ -203,6 +330,37 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_default()
         .to_string();
 
+    if args.pipe {
+        // Create the schema once, so concurrent first runs do not race.
+        let _ = Command::new(&server)
+            .env_remove("OXIDESK_CONFIG")
+            .args(["--database", &db_url, "key", "list"])
+            .output()?;
+        let (mut lat, errors) = pipe_bench(&server, &db_url, &args)?;
+        lat.sort_unstable();
+        let conn = rusqlite::Connection::open(&db)?;
+        let stored: i64 = conn.query_row("SELECT count(*) FROM tickets", [], |r| r.get(0))?;
+        println!(
+            "oxidesk-bench: email through `oxidesk pipe`, {} at a time, {} s",
+            args.concurrency, args.seconds
+        );
+        println!(
+            "messages/s:       {:.0}",
+            lat.len() as f64 / args.seconds as f64
+        );
+        println!("latency p50:      {:.2} ms", percentile(&lat, 0.50));
+        println!("latency p99:      {:.2} ms", percentile(&lat, 0.99));
+        println!("errors:           {errors}");
+        println!("exit 0 count:     {}, tickets stored: {stored}", lat.len());
+        if errors > 0 || stored != lat.len() as i64 {
+            bail!(
+                "FAILED: {errors} errors, {stored} stored for {} accepted",
+                lat.len()
+            );
+        }
+        return Ok(());
+    }
+
     let log = std::fs::File::create(dir.path().join("server.log"))?;
     let mut child = Command::new(&server)
         .env_remove("OXIDESK_CONFIG")
@@ -229,14 +387,18 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let xml = args.format == "xml";
+    let format: &'static str = match args.format.as_str() {
+        "xml" => "xml",
+        "email" => "email",
+        _ => "json",
+    };
     let warm_until = Instant::now() + Duration::from_secs(args.warmup_seconds);
     let until = warm_until + Duration::from_secs(args.seconds);
     let results: Vec<ConnResult> = runtime.block_on(async {
         let tasks: Vec<_> = (0..args.concurrency)
             .map(|c| {
                 tokio::spawn(drive(
-                    xml,
+                    format,
                     port,
                     key.clone(),
                     c,

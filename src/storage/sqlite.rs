@@ -221,6 +221,12 @@ fn with_reader<T>(
 }
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    // Up to date (the common case, e.g. every `oxidesk pipe` run): no
+    // write lock needed.
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if MIGRATIONS.last().is_some_and(|(n, _)| *n <= current) {
+        return Ok(());
+    }
     // IMMEDIATE: two processes starting at once apply each migration once.
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let result = (|| -> Result<(), StoreError> {
