@@ -19,6 +19,8 @@ work="$(mktemp -d)"
 config="$here/tests/conformance/oxidesk.toml"
 export OXIDESK_CONFIG="$config"
 export OXIDESK__DATABASE="sqlite://$work/oxidesk.db"
+# Notifications are queued but not sent: no SMTP relay is part of this run.
+export OXIDESK__MAIL__ENABLED=false
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 
 key() { "$bin" key add "$@" 2>/dev/null | head -n1; }

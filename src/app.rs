@@ -9,6 +9,7 @@ use axum::http::{HeaderName, StatusCode, header};
 use axum::response::Response;
 use ipnet::IpNet;
 use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<Vec<IpNet>>,
     /// Request ids for opaque 5xx bodies and logs.
     pub request_ids: Arc<AtomicU64>,
+    /// Wakes the outbox sender when a request queued mail.
+    pub outbox_wake: Arc<Notify>,
 }
 
 impl AppState {
@@ -41,8 +44,37 @@ impl AppState {
             limits: config.limits.clone(),
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             request_ids: Arc::new(AtomicU64::new(1)),
+            outbox_wake: Arc::new(Notify::new()),
         }
     }
+}
+
+/// A running outbox sender.
+pub struct OutboxHandle {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl OutboxHandle {
+    /// Asks the sender to stop after its current pass and waits for it.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the outbox sender for `state` (when `mail.enabled`).
+pub fn start_outbox(
+    config: &Config,
+    state: &AppState,
+) -> Result<Option<OutboxHandle>, crate::mail_out::OutboxError> {
+    if !config.mail.enabled {
+        return Ok(None);
+    }
+    let sender = crate::mail_out::sender::OutboxSender::new(state.store.clone(), &config.mail)?;
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(sender.run(state.outbox_wake.clone(), stopped));
+    Ok(Some(OutboxHandle { stop, task }))
 }
 
 /// The full router: routes, plus a panic guard (a bug answers an opaque

@@ -44,6 +44,126 @@ pub struct Config {
     pub email: EmailConfig,
     /// Senders refused with `403 Ticket denied`, per channel.
     pub bans: Vec<Ban>,
+    /// Outgoing mail: autoresponses and staff alerts.
+    pub mail: MailConfig,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain SMTP (a local relay).
+    None,
+    /// STARTTLS, required.
+    Starttls,
+    /// Implicit TLS (port 465).
+    Tls,
+}
+
+/// Outgoing mail settings (autoresponses, alerts, the outbox sender).
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// Run the outbox sender in `serve`.
+    pub enabled: bool,
+    /// Sender address.
+    pub from_address: String,
+    /// Sender name.
+    pub from_name: String,
+    /// SMTP relay host.
+    pub smtp_host: String,
+    /// SMTP relay port.
+    pub smtp_port: u16,
+    /// `none`, `starttls` or `tls`.
+    pub smtp_security: SmtpSecurity,
+    /// Optional SMTP user.
+    pub smtp_username: Option<String>,
+    /// Optional SMTP password (never logged).
+    pub smtp_password: Option<String>,
+    /// Timeout of one SMTP exchange.
+    pub smtp_timeout_secs: u64,
+    /// Most autoresponses one address gets in an hour (mail-loop guard).
+    pub autoresponse_limit_per_hour: u32,
+    /// First retry delay; doubles with each attempt.
+    pub retry_initial_secs: u64,
+    /// Longest retry delay.
+    pub retry_max_secs: u64,
+    /// After this long a mail that still fails is given up.
+    pub give_up_after_secs: u64,
+    /// How long a claimed mail stays claimed before another sender (or
+    /// this one after a restart) may retry it.
+    pub lease_secs: u64,
+    /// How often the sender looks for due mail when not woken.
+    pub poll_interval_ms: u64,
+    /// Autoresponse subject (minijinja: `{{ number }}`, `{{ subject }}`,
+    /// `{{ name }}`, `{{ excerpt }}`, `{{ topic }}`, `{{ priority }}`).
+    pub autoresponse_subject: String,
+    /// Autoresponse body.
+    pub autoresponse_body: String,
+    /// Staff alert subject.
+    pub alert_subject: String,
+    /// Staff alert body (also `{{ email }}`, `{{ department }}`, `{{ kind }}`).
+    pub alert_body: String,
+}
+
+impl std::fmt::Debug for MailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailConfig")
+            .field("enabled", &self.enabled)
+            .field("from_address", &self.from_address)
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("smtp_security", &self.smtp_security)
+            .field("smtp_username", &self.smtp_username)
+            .field(
+                "smtp_password",
+                &self.smtp_password.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            from_address: "support@localhost".into(),
+            from_name: "Support".into(),
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: 25,
+            smtp_security: SmtpSecurity::None,
+            smtp_username: None,
+            smtp_password: None,
+            smtp_timeout_secs: 30,
+            autoresponse_limit_per_hour: 5,
+            retry_initial_secs: 30,
+            retry_max_secs: 1800,
+            give_up_after_secs: 2 * 24 * 3600,
+            lease_secs: 120,
+            poll_interval_ms: 1000,
+            autoresponse_subject: "[#{{ number }}] {{ subject }}".into(),
+            autoresponse_body: "Dear {{ name }},\n\n\
+                We received your request and opened ticket #{{ number }} for it:\n\n\
+                    {{ subject }}\n\n\
+                {{ excerpt }}\n\n\
+                A member of our team will get back to you. To add information, \
+                reply to this message and keep [#{{ number }}] in the subject.\n\n\
+                -- \n{{ from_name }}\n"
+                .into(),
+            alert_subject: "{% if kind == 'reply' %}Reply{% else %}New ticket{% endif %} \
+                [#{{ number }}] {{ subject }}"
+                .into(),
+            alert_body: "{% if kind == 'reply' %}A reply was added to{% else %}A new ticket was opened:{% endif %} \
+                ticket #{{ number }}\n\n\
+                From:       {{ name }} <{{ email }}>\n\
+                Subject:    {{ subject }}\n\
+                Department: {{ department }}\n\
+                Topic:      {{ topic }}\n\
+                Priority:   {{ priority }}\n\n\
+                {{ excerpt }}\n"
+                .into(),
+        }
+    }
 }
 
 /// A channel a ticket arrives by, for the ban list.
@@ -191,6 +311,9 @@ pub struct Department {
     pub id: i64,
     /// Name shown by the read API.
     pub name: String,
+    /// Staff addresses alerted about its new tickets and replies.
+    #[serde(default)]
+    pub alert_recipients: Vec<String>,
 }
 
 /// A help topic.
@@ -339,6 +462,7 @@ impl Default for Config {
             forms: stock_forms(),
             email: EmailConfig::default(),
             bans: Vec::new(),
+            mail: MailConfig::default(),
         }
     }
 }
@@ -359,6 +483,7 @@ fn stock_departments() -> Vec<Department> {
         .map(|(id, name)| Department {
             id,
             name: name.into(),
+            alert_recipients: Vec::new(),
         })
         .collect()
 }
@@ -678,6 +803,25 @@ impl Config {
                     format!("bans[{i}].address"),
                     "use an address (a@example.com) or a domain (@example.com)",
                 ));
+            }
+        }
+        if self.mail.from_address.trim().is_empty() || !self.mail.from_address.contains('@') {
+            return Err(invalid("mail.from_address", "needs an address"));
+        }
+        if self.mail.lease_secs == 0 || self.mail.retry_initial_secs == 0 {
+            return Err(invalid(
+                "mail",
+                "lease_secs and retry_initial_secs must be > 0",
+            ));
+        }
+        for (i, d) in self.departments.iter().enumerate() {
+            for r in &d.alert_recipients {
+                if !r.contains('@') {
+                    return Err(invalid(
+                        format!("departments[{i}].alert_recipients"),
+                        format!("\"{r}\" is not an address"),
+                    ));
+                }
             }
         }
         // A topic form must not redefine a field every ticket already has.

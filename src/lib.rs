@@ -7,6 +7,7 @@
 //! * [`intake`] — pure decoding of request bodies into a `TicketDraft`
 //! * [`domain`] — forms, field types, the create-ticket use case, API keys
 //! * [`storage`] — the `Store` trait and the SQLite backend
+//! * [`mail_out`] — autoresponses and alerts: outbox rendering and SMTP sender
 //! * [`cli`] — `serve`, `key`, `ticket`, `config check`
 #![forbid(unsafe_code)]
 
@@ -17,4 +18,5 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod intake;
+pub mod mail_out;
 pub mod storage;

@@ -13,6 +13,7 @@ use crate::storage::sqlite::SqliteStore;
 
 mod key;
 mod mail;
+mod outbox;
 mod pipe;
 mod serve;
 mod ticket;
@@ -49,6 +50,9 @@ pub enum Command {
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Look at the notification outbox.
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCommand),
     /// Look at mail messages the way intake does.
     #[command(subcommand)]
     Mail(mail::MailCommand),
@@ -135,9 +139,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Key(cmd) => key::run(&cli, cmd).await,
             Command::Ticket(cmd) => ticket::run(&cli, cmd).await,
             Command::Mail(cmd) => mail::run(cmd),
+            Command::Outbox(cmd) => outbox::run(&cli, cmd).await,
             Command::Pipe => unreachable!("handled above"),
             Command::Config(ConfigCommand::Check(args)) => {
                 let config = load_config(&cli)?;
+                crate::mail_out::render::Templates::new(&config.mail)?;
                 if args.print {
                     print!("{}", toml::to_string_pretty(&config)?);
                 } else {

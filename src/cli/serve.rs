@@ -7,7 +7,7 @@ use clap::Args;
 use tokio::net::TcpListener;
 
 use super::{Cli, load_config, open_store};
-use crate::app::{AppState, serve};
+use crate::app::{AppState, serve, start_outbox};
 
 /// `serve` options.
 #[derive(Debug, Args)]
@@ -24,6 +24,7 @@ pub(super) async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     }
     let store = open_store(&config)?;
     let state = AppState::new(&config, store);
+    let outbox = start_outbox(&config, &state)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -32,6 +33,9 @@ pub(super) async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     // Run the server as a task so the accept loop is on a worker thread
     // and the main thread only waits.
     tokio::spawn(serve(listener, state, shutdown_signal())).await??;
+    if let Some(outbox) = outbox {
+        outbox.stop().await;
+    }
     tracing::info!("oxidesk stopped");
     Ok(())
 }

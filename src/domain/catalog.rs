@@ -8,7 +8,7 @@ use jiff::tz::TimeZone;
 
 use crate::config::{Channel, Config, EmailConfig, Field, UnknownFields};
 use crate::intake::IntakeLimits;
-use crate::storage::{Named, NumberPolicy};
+use crate::storage::{Named, NewNotifications, NumberPolicy};
 
 /// A field and the form it belongs to.
 #[derive(Debug, Clone)]
@@ -67,6 +67,12 @@ pub struct Catalog {
     pub bans: Vec<(String, Vec<Channel>)>,
     /// Limits for intake.
     pub intake_limits: IntakeLimits,
+    /// Alert recipients by department id.
+    pub alert_recipients: Arc<HashMap<i64, Vec<String>>>,
+    /// Domain of outgoing Message-IDs (the sender address's).
+    pub message_domain: String,
+    /// Most autoresponses per address and hour.
+    pub autoresponse_limit_per_hour: u32,
 }
 
 impl Catalog {
@@ -79,6 +85,23 @@ impl Catalog {
                 && (*pattern == address
                     || (pattern.starts_with('@') && Some(pattern.as_str()) == domain))
         })
+    }
+
+    /// The notifications a new ticket or reply queues.
+    pub fn notifications(
+        &self,
+        autorespond: bool,
+        alert: bool,
+        now: jiff::Timestamp,
+    ) -> NewNotifications {
+        NewNotifications {
+            autorespond,
+            autoresponse_limit_per_hour: self.autoresponse_limit_per_hour,
+            alert,
+            alert_recipients: self.alert_recipients.clone(),
+            message_domain: self.message_domain.clone(),
+            now_unix: now.as_second(),
+        }
     }
 
     /// A priority by id (configured priorities only).
@@ -200,6 +223,22 @@ impl Catalog {
                 .iter()
                 .map(|b| (b.address.trim().to_lowercase(), b.channels.clone()))
                 .collect(),
+            alert_recipients: Arc::new(
+                config
+                    .departments
+                    .iter()
+                    .map(|d| (d.id, d.alert_recipients.clone()))
+                    .collect(),
+            ),
+            message_domain: config
+                .mail
+                .from_address
+                .rsplit('@')
+                .next()
+                .unwrap_or("localhost")
+                .trim_end_matches('>')
+                .to_string(),
+            autoresponse_limit_per_hour: config.mail.autoresponse_limit_per_hour,
             intake_limits: IntakeLimits {
                 max_attachment_bytes: config.limits.max_attachment_bytes,
                 max_attachments: config.limits.max_attachments,

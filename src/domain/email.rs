@@ -157,6 +157,9 @@ pub fn prepare_email(
             alert: true,
             autorespond: !draft.auto_reply,
             fields: Vec::new(),
+            // Auto-replies and bounces never get an autoresponse: two
+            // robots would mail each other forever.
+            notify: catalog.notifications(!draft.auto_reply && !draft.bounce, true, ctx.now),
             entry: NewEntry {
                 kind: "message".into(),
                 format: draft.message.format.as_str().into(),

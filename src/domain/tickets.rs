@@ -279,6 +279,7 @@ pub fn prepare_ticket(
         alert,
         autorespond,
         fields,
+        notify: catalog.notifications(autorespond, alert, ctx.now),
         entry: NewEntry {
             kind: "message".into(),
             format: message.format.as_str().into(),

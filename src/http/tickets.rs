@@ -176,6 +176,7 @@ async fn create(
         .await
         .map_err(|e| ApiError::from_create(e, request_id))?;
     tracing::info!(request.id = request_id, ticket.number = %number, "created ticket {number}");
+    state.outbox_wake.notify_one();
     let mut response = (StatusCode::CREATED, number).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -230,6 +231,7 @@ async fn create_from_email(
         EmailOutcome::Duplicate(None) | EmailOutcome::BounceLogged => String::new(),
     };
     tracing::info!(request.id = request_id, ticket.number = %number, "filed email");
+    state.outbox_wake.notify_one();
     Ok(text_response(StatusCode::CREATED, number))
 }
 

@@ -91,6 +91,25 @@ pub struct NewFieldValue {
     pub value: serde_json::Value,
 }
 
+/// Which notifications a stored ticket or reply queues (API.md: the
+/// `alert`/`autorespond` flags; issue 5's rules). Rows go into the outbox
+/// in the same transaction.
+#[derive(Debug, Clone, Default)]
+pub struct NewNotifications {
+    /// Queue an autoresponse to the user (subject to the hourly cap).
+    pub autorespond: bool,
+    /// Most autoresponses one address gets in an hour.
+    pub autoresponse_limit_per_hour: u32,
+    /// Queue a staff alert.
+    pub alert: bool,
+    /// Alert recipients by department id.
+    pub alert_recipients: std::sync::Arc<std::collections::HashMap<i64, Vec<String>>>,
+    /// Domain of outgoing Message-IDs.
+    pub message_domain: String,
+    /// Unix time of the event.
+    pub now_unix: i64,
+}
+
 /// A ticket ready to be stored: every value already validated.
 #[derive(Debug, Clone)]
 pub struct NewTicket {
@@ -120,6 +139,8 @@ pub struct NewTicket {
     pub fields: Vec<NewFieldValue>,
     /// The first thread entry.
     pub entry: NewEntry,
+    /// Notifications to queue with it.
+    pub notify: NewNotifications,
 }
 
 /// An email to file: a new ticket, or an entry of the ticket it answers.
@@ -248,6 +269,78 @@ pub struct TicketView {
     pub fields: serde_json::Map<String, serde_json::Value>,
     /// Thread, oldest first.
     pub thread: Vec<EntryView>,
+    /// Notifications queued for it (autoresponses, alerts) and their state.
+    pub notifications: Vec<NotificationView>,
+}
+
+/// A queued notification as the read API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotificationView {
+    /// `autoresponse` or `alert`.
+    pub kind: String,
+    /// `new` or `reply`.
+    pub event: String,
+    /// Addresses.
+    pub recipients: Vec<String>,
+    /// `queued`, `sending`, `sent` or `failed`.
+    pub state: String,
+    /// Delivery attempts so far.
+    pub attempts: i64,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// Message-ID of the outgoing mail.
+    pub message_id: String,
+}
+
+/// A claimed outbox row with what is needed to render and send it.
+#[derive(Debug, Clone)]
+pub struct OutboxJob {
+    /// Row id.
+    pub id: i64,
+    /// `autoresponse` or `alert`.
+    pub kind: String,
+    /// `new` or `reply`.
+    pub event: String,
+    /// Addresses.
+    pub recipients: Vec<String>,
+    /// Message-ID to send with.
+    pub message_id: String,
+    /// Attempts including this one.
+    pub attempts: i64,
+    /// Unix time it was queued.
+    pub created_at: i64,
+    /// Ticket number.
+    pub number: String,
+    /// Ticket subject.
+    pub subject: String,
+    /// User's name.
+    pub user_name: String,
+    /// User's address.
+    pub user_email: String,
+    /// Topic name, if any.
+    pub topic: Option<String>,
+    /// Priority name.
+    pub priority: String,
+    /// Department name, if any.
+    pub department: Option<String>,
+    /// The triggering entry's body.
+    pub body: String,
+    /// Its format.
+    pub format: String,
+    /// Its Message-ID (for In-Reply-To), if it came by email.
+    pub entry_message_id: Option<String>,
+}
+
+/// One line of `outbox list`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxSummary {
+    /// Row id.
+    pub id: i64,
+    /// Ticket number.
+    pub number: String,
+    /// The notification.
+    #[serde(flatten)]
+    pub notification: NotificationView,
 }
 
 /// One line of `ticket list`.
@@ -332,6 +425,34 @@ pub trait Store: Send + Sync {
     fn list_api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, StoreError>>;
     /// Deactivates a key; `NotFound` when there is none.
     fn revoke_api_key(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Claims up to `limit` due outbox rows until `lease_until` (unix).
+    fn claim_outbox(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<OutboxJob>, StoreError>>;
+    /// Marks a row sent (never to be sent again).
+    fn mark_outbox_sent(&self, id: i64, now: i64) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Puts a row back for a retry at `next_attempt_at`, recording why.
+    fn mark_outbox_retry(
+        &self,
+        id: i64,
+        next_attempt_at: i64,
+        error: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Gives a row up, recording why.
+    fn mark_outbox_failed(&self, id: i64, error: String) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Outbox rows, newest first, optionally in one state.
+    fn list_outbox(
+        &self,
+        state: Option<String>,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<OutboxSummary>, StoreError>>;
+    /// Queues a row again now (any state but `sent`); `NotFound` otherwise.
+    fn retry_outbox(&self, id: i64, now: i64) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Unix time of the next due row, if any.
+    fn next_outbox_due(&self) -> BoxFuture<'_, Result<Option<i64>, StoreError>>;
     /// Row counts by table, for tests and checks.
     fn counts(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, StoreError>>;
 }

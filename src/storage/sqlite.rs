@@ -28,6 +28,7 @@ use super::{
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../migrations/sqlite/0002_email.sql")),
+    (3, include_str!("../../migrations/sqlite/0003_outbox.sql")),
 ];
 
 /// Most requests committed in one transaction.
@@ -402,6 +403,15 @@ fn insert_ticket(
     ])?;
     let ticket_id = conn.last_insert_rowid();
     let entry_id = insert_entry(conn, ticket_id, &t.entry, &t.created)?;
+    queue_notifications(
+        conn,
+        &t.notify,
+        ticket_id,
+        entry_id,
+        "new",
+        Some(&t.user_email),
+        t.department.as_ref().map(|d| d.id),
+    )?;
     for f in &t.fields {
         conn.prepare_cached(
             "INSERT INTO field_values (ticket_id, form, name, value) VALUES (?1, ?2, ?3, ?4)",
@@ -457,6 +467,76 @@ fn insert_entry(
     Ok(entry_id)
 }
 
+fn outgoing_message_id(kind: &str, ticket_id: i64, domain: &str) -> String {
+    let mut rng = rand::rng();
+    let token: String = (0..16)
+        .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16usize)]))
+        .collect();
+    format!("oxidesk.{kind}.{ticket_id}.{token}@{domain}")
+}
+
+/// Queues the autoresponse (to `user`, when wanted and under the hourly
+/// cap) and the staff alert (when wanted and the department has
+/// recipients), in the caller's transaction.
+fn queue_notifications(
+    conn: &Connection,
+    n: &super::NewNotifications,
+    ticket_id: i64,
+    entry_id: i64,
+    event: &str,
+    user: Option<&str>,
+    dept_id: Option<i64>,
+) -> Result<(), StoreError> {
+    let insert = |kind: &str,
+                  recipients: &[String],
+                  key: Option<String>|
+     -> Result<(), StoreError> {
+        let json = serde_json::to_string(recipients).map_err(other)?;
+        conn.prepare_cached(
+            "INSERT INTO outbox (ticket_id, entry_id, kind, event, recipients, recipient_key, message_id,
+                 state, next_attempt_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?8)",
+        )?
+        .execute(params![
+            ticket_id,
+            entry_id,
+            kind,
+            event,
+            json,
+            key,
+            outgoing_message_id(kind, ticket_id, &n.message_domain),
+            n.now_unix
+        ])?;
+        Ok(())
+    };
+    if n.autorespond
+        && let Some(user) = user
+    {
+        let key = user.to_lowercase();
+        let sent: i64 = conn
+            .prepare_cached(
+                "SELECT count(*) FROM outbox WHERE kind = 'autoresponse' AND recipient_key = ?1
+                 AND created_at > ?2",
+            )?
+            .query_row(params![key, n.now_unix - 3600], |r| r.get(0))?;
+        if sent < i64::from(n.autoresponse_limit_per_hour) {
+            insert("autoresponse", &[user.to_string()], Some(key))?;
+        } else {
+            tracing::info!(
+                ticket.id = ticket_id,
+                "autoresponse cap reached for this address"
+            );
+        }
+    }
+    if n.alert
+        && let Some(recipients) = dept_id.and_then(|d| n.alert_recipients.get(&d))
+        && !recipients.is_empty()
+    {
+        insert("alert", recipients, None)?;
+    }
+    Ok(())
+}
+
 /// The ticket an email continues: a thread message it names, else the
 /// `[#number]` of a ticket whose user sent it.
 fn find_thread(conn: &Connection, email: &NewEmail) -> Result<Option<(i64, String)>, StoreError> {
@@ -465,6 +545,17 @@ fn find_thread(conn: &Connection, email: &NewEmail) -> Result<Option<(i64, Strin
             .prepare_cached(
                 "SELECT t.id, t.number FROM thread_entries e JOIN tickets t ON t.id = e.ticket_id
                  WHERE e.message_id = ?1",
+            )?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if found.is_some() {
+            return Ok(found);
+        }
+        // A reply to one of our autoresponses or alerts.
+        let found = conn
+            .prepare_cached(
+                "SELECT t.id, t.number FROM outbox o JOIN tickets t ON t.id = o.ticket_id
+                 WHERE o.message_id = ?1",
             )?
             .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
@@ -513,6 +604,22 @@ fn ingest_email(
     let (outcome, ticket_id, entry_id) = match find_thread(conn, &email)? {
         Some((ticket_id, number)) => {
             let entry_id = insert_entry(conn, ticket_id, &email.ticket.entry, created)?;
+            let dept_id: Option<i64> = conn
+                .prepare_cached("SELECT dept_id FROM tickets WHERE id = ?1")?
+                .query_row([ticket_id], |r| r.get(0))?;
+            let alert_only = super::NewNotifications {
+                autorespond: false,
+                ..email.ticket.notify.clone()
+            };
+            queue_notifications(
+                conn,
+                &alert_only,
+                ticket_id,
+                entry_id,
+                "reply",
+                None,
+                dept_id,
+            )?;
             (EmailOutcome::Appended(number), ticket_id, entry_id)
         }
         None if email.is_bounce => return Ok(EmailOutcome::BounceLogged),
@@ -563,6 +670,7 @@ fn load_ticket(conn: &Connection, number: &str) -> Result<Option<TicketView>, St
                     created: r.get(14)?,
                     fields: serde_json::Map::new(),
                     thread: Vec::new(),
+                    notifications: Vec::new(),
                 },
             ))
         })
@@ -628,7 +736,32 @@ fn load_ticket(conn: &Connection, number: &str) -> Result<Option<TicketView>, St
         }
         view.thread.push(entry);
     }
+    let mut notes = conn.prepare_cached(
+        "SELECT kind, event, recipients, state, attempts, last_error, message_id
+         FROM outbox WHERE ticket_id = ?1 ORDER BY id",
+    )?;
+    let rows = notes.query_map([ticket_id], notification_from_row)?;
+    for row in rows {
+        view.notifications.push(row?.map_err(other)?);
+    }
     Ok(Some(view))
+}
+
+fn notification_from_row(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<Result<super::NotificationView, serde_json::Error>> {
+    let recipients: String = r.get(2)?;
+    Ok(
+        serde_json::from_str(&recipients).map(|recipients| super::NotificationView {
+            kind: r.get(0).unwrap_or_default(),
+            event: r.get(1).unwrap_or_default(),
+            recipients,
+            state: r.get(3).unwrap_or_default(),
+            attempts: r.get(4).unwrap_or_default(),
+            last_error: r.get(5).unwrap_or_default(),
+            message_id: r.get(6).unwrap_or_default(),
+        }),
+    )
 }
 
 fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ApiKeyRecord, String)> {
@@ -765,6 +898,162 @@ impl Store for SqliteStore {
         })
     }
 
+    fn claim_outbox(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<super::OutboxJob>, StoreError>> {
+        self.write(move |conn, _| {
+            let ids: Vec<i64> = {
+                let mut stmt = conn.prepare_cached(
+                    "UPDATE outbox SET state = 'sending', lease_until = ?2, attempts = attempts + 1
+                     WHERE id IN (SELECT id FROM outbox
+                                  WHERE ((state = 'queued' AND next_attempt_at <= ?1)
+                                         OR (state = 'sending' AND lease_until <= ?1))
+                                  ORDER BY next_attempt_at, id LIMIT ?3)
+                     RETURNING id",
+                )?;
+                let rows = stmt.query_map(params![now, lease_until, limit], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            let mut jobs = Vec::with_capacity(ids.len());
+            for id in ids {
+                let job = conn
+                    .prepare_cached(
+                        "SELECT o.id, o.kind, o.event, o.recipients, o.message_id, o.attempts, o.created_at,
+                                t.number, t.subject, u.name, u.email, t.topic_name, t.priority_name,
+                                t.dept_name, e.body, e.format, e.message_id
+                         FROM outbox o JOIN tickets t ON t.id = o.ticket_id
+                         JOIN users u ON u.id = t.user_id
+                         LEFT JOIN thread_entries e ON e.id = o.entry_id
+                         WHERE o.id = ?1",
+                    )?
+                    .query_row([id], |r| {
+                        Ok((
+                            r.get::<_, String>(3)?,
+                            super::OutboxJob {
+                                id: r.get(0)?,
+                                kind: r.get(1)?,
+                                event: r.get(2)?,
+                                recipients: Vec::new(),
+                                message_id: r.get(4)?,
+                                attempts: r.get(5)?,
+                                created_at: r.get(6)?,
+                                number: r.get(7)?,
+                                subject: r.get(8)?,
+                                user_name: r.get(9)?,
+                                user_email: r.get(10)?,
+                                topic: r.get(11)?,
+                                priority: r.get(12)?,
+                                department: r.get(13)?,
+                                body: r.get::<_, Option<String>>(14)?.unwrap_or_default(),
+                                format: r.get::<_, Option<String>>(15)?.unwrap_or_default(),
+                                entry_message_id: r.get(16)?,
+                            },
+                        ))
+                    })?;
+                let (recipients, mut job) = job;
+                job.recipients = serde_json::from_str(&recipients).map_err(other)?;
+                jobs.push(job);
+            }
+            Ok(jobs)
+        })
+    }
+
+    fn mark_outbox_sent(&self, id: i64, now: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn, _| {
+            conn.prepare_cached(
+                "UPDATE outbox SET state = 'sent', sent_at = ?2, lease_until = NULL, last_error = NULL
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, now])?;
+            Ok(())
+        })
+    }
+
+    fn mark_outbox_retry(
+        &self,
+        id: i64,
+        next_attempt_at: i64,
+        error: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn, _| {
+            conn.prepare_cached(
+                "UPDATE outbox SET state = 'queued', next_attempt_at = ?2, lease_until = NULL, last_error = ?3
+                 WHERE id = ?1 AND state = 'sending'",
+            )?
+            .execute(params![id, next_attempt_at, error])?;
+            Ok(())
+        })
+    }
+
+    fn mark_outbox_failed(&self, id: i64, error: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn, _| {
+            conn.prepare_cached(
+                "UPDATE outbox SET state = 'failed', lease_until = NULL, last_error = ?2
+                 WHERE id = ?1 AND state = 'sending'",
+            )?
+            .execute(params![id, error])?;
+            Ok(())
+        })
+    }
+
+    fn list_outbox(
+        &self,
+        state: Option<String>,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<super::OutboxSummary>, StoreError>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT o.kind, o.event, o.recipients, o.state, o.attempts, o.last_error, o.message_id,
+                        o.id, t.number
+                 FROM outbox o JOIN tickets t ON t.id = o.ticket_id
+                 WHERE ?1 IS NULL OR o.state = ?1 ORDER BY o.id DESC LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![state, limit], |r| {
+                Ok((notification_from_row(r)?, r.get::<_, i64>(7)?, r.get::<_, String>(8)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (n, id, number) = row?;
+                out.push(super::OutboxSummary {
+                    id,
+                    number,
+                    notification: n.map_err(other)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn retry_outbox(&self, id: i64, now: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn, _| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE outbox SET state = 'queued', next_attempt_at = ?2, lease_until = NULL
+                     WHERE id = ?1 AND state <> 'sent'",
+                )?
+                .execute(params![id, now])?;
+            if n == 0 {
+                Err(StoreError::NotFound)
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    fn next_outbox_due(&self) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT min(CASE WHEN state = 'queued' THEN next_attempt_at ELSE lease_until END)
+                     FROM outbox WHERE state IN ('queued', 'sending')",
+                )?
+                .query_row([], |r| r.get(0))?)
+        })
+    }
+
     fn counts(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, StoreError>> {
         self.read(move |conn| {
             let mut out = Vec::new();
@@ -778,6 +1067,7 @@ impl Store for SqliteStore {
                 "api_keys",
                 "processed_messages",
                 "raw_messages",
+                "outbox",
             ] {
                 let sql = format!("SELECT count(*) FROM {table}");
                 let n: i64 = conn.query_row(&sql, [], |r| r.get(0))?;

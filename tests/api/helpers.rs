@@ -23,6 +23,7 @@ pub struct TestApp {
     pub _dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    outbox: Option<oxidesk::app::OutboxHandle>,
 }
 
 pub fn fixture_config_text() -> String {
@@ -42,22 +43,45 @@ pub async fn spawn_app_with(extra: &str) -> TestApp {
     spawn_app_env(extra, &[]).await
 }
 
-/// Like `spawn_app_with`, plus `OXIDESK__…` environment overrides.
+/// Like `spawn_app_with`, plus `OXIDESK__…` environment overrides. The
+/// outbox sender is off unless `OXIDESK__MAIL__ENABLED` says otherwise.
 pub async fn spawn_app_env(extra: &str, env: &[(&str, &str)]) -> TestApp {
+    spawn_app_full(extra, env, &|t| t.to_string()).await
+}
+
+/// The fixture configuration with `Support` alerting `staff@example.com`.
+pub fn with_staff_alerts(text: &str) -> String {
+    text.replacen(
+        "name = \"Support\"",
+        "name = \"Support\"\nalert_recipients = [\"staff@example.com\"]",
+        1,
+    )
+}
+
+/// Everything: extra top-level TOML, environment, and an edit of the
+/// fixture text.
+pub async fn spawn_app_full(
+    extra: &str,
+    env: &[(&str, &str)],
+    edit: &dyn Fn(&str) -> String,
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("oxidesk.db");
     let config_path = dir.path().join("oxidesk.toml");
     let text = format!(
         "database = \"sqlite://{}\"\n{extra}\n{}",
         db_path.display(),
-        fixture_config_text()
+        edit(&fixture_config_text())
     );
+    let mut env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if !env.iter().any(|(k, _)| k == "OXIDESK__MAIL__ENABLED") {
+        env.push(("OXIDESK__MAIL__ENABLED".into(), "false".into()));
+    }
     std::fs::write(&config_path, &text).unwrap();
-    let config = Config::load(
-        Some(&config_path),
-        env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
-    )
-    .unwrap();
+    let config = Config::load(Some(&config_path), env.clone()).unwrap();
     let catalog = Catalog::new(&config);
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&db_path, catalog.numbers.clone()).unwrap());
@@ -65,6 +89,7 @@ pub async fn spawn_app_env(extra: &str, env: &[(&str, &str)]) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let state = AppState::new(&config, store.clone());
+    let outbox = oxidesk::app::start_outbox(&config, &state).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         serve(listener, state, async {
@@ -83,6 +108,7 @@ pub async fn spawn_app_env(extra: &str, env: &[(&str, &str)]) -> TestApp {
         _dir: dir,
         shutdown: Some(tx),
         task: Some(task),
+        outbox,
     }
 }
 
@@ -182,6 +208,9 @@ impl TestApp {
     }
 
     pub async fn stop(mut self) -> (PathBuf, tempfile::TempDir) {
+        if let Some(o) = self.outbox.take() {
+            o.stop().await;
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -9,6 +9,8 @@ mod json;
 mod limits;
 mod mail_corpus;
 
+mod notify;
 mod routes;
+mod smtp_sink;
 mod storage;
 mod xml;
