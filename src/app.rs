@@ -73,7 +73,7 @@ pub fn start_outbox(
     }
     let sender = crate::mail_out::sender::OutboxSender::new(state.store.clone(), &config.mail)?;
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(sender.run(state.outbox_wake.clone(), stopped));
+    let task = tokio::spawn(Arc::new(sender).run(state.outbox_wake.clone(), stopped));
     Ok(Some(OutboxHandle { stop, task }))
 }
 

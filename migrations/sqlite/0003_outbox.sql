@@ -9,8 +9,7 @@ CREATE TABLE outbox (
     kind             TEXT NOT NULL,          -- autoresponse | alert
     event            TEXT NOT NULL,          -- new | reply
     recipients       TEXT NOT NULL,          -- JSON array
-    recipient_key    TEXT,                   -- lower-case address of an autoresponse
-    message_id       TEXT NOT NULL UNIQUE,   -- without angle brackets
+    message_id       TEXT NOT NULL,          -- oxidesk.<kind>.<ticket_id>.<token>@<domain>
     state            TEXT NOT NULL,          -- queued | sending | sent | failed
     attempts         INTEGER NOT NULL DEFAULT 0,
     next_attempt_at  INTEGER NOT NULL,       -- unix seconds
@@ -21,5 +20,8 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
 CREATE INDEX outbox_ticket ON outbox(ticket_id);
-CREATE INDEX outbox_autoresponse_cap ON outbox(recipient_key, created_at)
-    WHERE kind = 'autoresponse';
+
+-- The hourly autoresponse cap, per user (a counter on the row the ticket
+-- reads anyway, rather than an index of every autoresponse by address).
+ALTER TABLE users ADD COLUMN autoresponse_window_start INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN autoresponses_in_window INTEGER NOT NULL DEFAULT 0;

@@ -47,9 +47,65 @@ struct Args {
     /// this directory (e.g. ../shared/mail-corpus/messages).
     #[arg(long)]
     parse_mail: Option<PathBuf>,
+    /// Notifications on: every ticket queues an autoresponse and a staff
+    /// alert, delivered to an SMTP sink the benchmark runs. Off: tickets
+    /// are sent with `alert` and `autorespond` false.
+    #[arg(long)]
+    notify: bool,
     /// Keep the database directory instead of deleting it.
     #[arg(long)]
     keep: bool,
+}
+
+/// An SMTP server that accepts everything, for `--notify`.
+async fn smtp_sink(
+    listener: tokio::net::TcpListener,
+    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    while let Ok((stream, _)) = listener.accept().await {
+        let count = count.clone();
+        tokio::spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let mut reader = BufReader::new(read);
+            let mut line = String::new();
+            if write.write_all(b"220 sink\r\n").await.is_err() {
+                return;
+            }
+            let mut in_data = false;
+            loop {
+                line.clear();
+                match reader.read_line(&mut line).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                let reply: &[u8] = if in_data {
+                    if line != ".\r\n" {
+                        continue;
+                    }
+                    in_data = false;
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    b"250 OK\r\n"
+                } else {
+                    let upper = line.to_ascii_uppercase();
+                    if upper.starts_with("EHLO") {
+                        b"250-sink\r\n250 8BITMIME\r\n"
+                    } else if upper.starts_with("DATA") {
+                        in_data = true;
+                        b"354 go\r\n"
+                    } else if upper.starts_with("QUIT") {
+                        let _ = write.write_all(b"221 bye\r\n").await;
+                        return;
+                    } else {
+                        b"250 OK\r\n"
+                    }
+                };
+                if write.write_all(reply).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
 }
 
 fn json_body(i: u64, conn: usize, body_bytes: usize) -> Vec<u8> {
@@ -65,10 +121,15 @@ fn json_body(i: u64, conn: usize, body_bytes: usize) -> Vec<u8> {
         "message": message,
         "phone": "3185558634X123",
         "source": "API",
+        "alert": NOTIFY.load(std::sync::atomic::Ordering::Relaxed),
+        "autorespond": NOTIFY.load(std::sync::atomic::Ordering::Relaxed),
     })
     .to_string()
     .into_bytes()
 }
+
+/// Whether generated tickets ask for notifications.
+static NOTIFY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn xml_body(i: u64, conn: usize, body_bytes: usize) -> Vec<u8> {
     let filler = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ";
@@ -77,12 +138,13 @@ fn xml_body(i: u64, conn: usize, body_bytes: usize) -> Vec<u8> {
         message.push_str(filler);
     }
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ticket source=\"API\">\n  \
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ticket source=\"API\" alert=\"{notify}\" autorespond=\"{notify}\">\n  \
          <name>Bench User {conn}</name>\n  <email>bench-{conn}-{}@example.com</email>\n  \
          <subject>Printer on floor {} is on fire</subject>\n  <phone>3185558634X123</phone>\n  \
          <message><![CDATA[{message}]]></message>\n</ticket>\n",
         i % 500,
-        i % 7
+        i % 7,
+        notify = NOTIFY.load(std::sync::atomic::Ordering::Relaxed),
     )
     .into_bytes()
 }
@@ -361,9 +423,35 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
+    NOTIFY.store(args.notify, std::sync::atomic::Ordering::Relaxed);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let sink_count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sink_listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let sink_port = sink_listener.local_addr()?.port();
+    if args.notify {
+        runtime.spawn(smtp_sink(sink_listener, sink_count.clone()));
+    }
+    // Stock helpdesk, plus staff alerts for Support and no hourly cap, so
+    // that every ticket queues two mails when --notify is on.
+    let config = dir.path().join("bench.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[mail]\nenabled = {}\nsmtp_port = {sink_port}\nfrom_address = \"support@example.com\"\n\
+             autoresponse_limit_per_hour = 1000000000\n\n\
+             [[departments]]\nid = 1\nname = \"Support\"\nalert_recipients = [\"staff@example.com\"]\n\
+             [[departments]]\nid = 2\nname = \"Sales\"\n[[departments]]\nid = 3\nname = \"Maintenance\"\n",
+            args.notify
+        ),
+    )?;
     let log = std::fs::File::create(dir.path().join("server.log"))?;
     let mut child = Command::new(&server)
         .env_remove("OXIDESK_CONFIG")
+        .arg("--config")
+        .arg(&config)
         .args([
             "--database",
             &db_url,
@@ -383,10 +471,6 @@ fn main() -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
     let format: &'static str = match args.format.as_str() {
         "xml" => "xml",
         "email" => "email",
@@ -459,6 +543,14 @@ fn main() -> anyhow::Result<()> {
             .unwrap_or_else(|| "?".into())
     );
     println!("errors:           {errors}");
+    if args.notify {
+        let conn = rusqlite::Connection::open(&db)?;
+        let queued: i64 = conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?;
+        println!(
+            "notifications:    {queued} queued, {} delivered to the SMTP sink during the run",
+            sink_count.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
     println!(
         "201s checked:     {} (unique {}), missing after SIGKILL: {missing}",
         numbers.len(),

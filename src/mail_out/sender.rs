@@ -72,6 +72,9 @@ pub struct OutboxSender {
 
 /// How many rows one pass claims.
 const BATCH: u32 = 64;
+/// How many mails are in flight at once (lettre's pool holds up to 10
+/// connections).
+const IN_FLIGHT: usize = 8;
 
 fn now_unix() -> i64 {
     jiff::Timestamp::now().as_second()
@@ -149,9 +152,10 @@ impl OutboxSender {
         i64::try_from(delay.min(self.config.retry_max_secs)).unwrap_or(i64::MAX)
     }
 
-    /// One pass: claims due rows and tries each once. Returns how many
-    /// rows it handled (tests drive the sender with this, no sleeping).
-    pub async fn run_once(&self) -> Result<usize, OutboxError> {
+    /// One pass: claims due rows and tries each once, a few at a time.
+    /// Returns how many rows it handled (tests drive the sender with
+    /// this, no sleeping).
+    pub async fn run_once(self: &Arc<Self>) -> Result<usize, OutboxError> {
         let now = now_unix();
         let lease = i64::try_from(self.config.lease_secs).unwrap_or(i64::MAX);
         let jobs = self
@@ -159,53 +163,68 @@ impl OutboxSender {
             .claim_outbox(now, now.saturating_add(lease), BATCH)
             .await?;
         let handled = jobs.len();
+        let mut running = tokio::task::JoinSet::new();
         for job in jobs {
-            let message = match self.message(&job) {
-                Ok(m) => m,
-                Err(reason) => {
-                    tracing::error!(outbox.id = job.id, ticket.number = %job.number, "cannot build mail: {reason}");
-                    self.store.mark_outbox_failed(job.id, reason).await?;
-                    continue;
-                }
-            };
-            match self.transport.send(message).await {
-                Ok(_) => {
-                    self.store.mark_outbox_sent(job.id, now_unix()).await?;
-                    tracing::info!(outbox.id = job.id, ticket.number = %job.number, kind = %job.kind, "sent {} for ticket {}", job.kind, job.number);
-                }
-                Err(e) if e.is_permanent() => {
-                    tracing::warn!(outbox.id = job.id, error = %e, "mail refused for good");
-                    self.store
-                        .mark_outbox_failed(job.id, format!("refused: {e}"))
-                        .await?;
-                }
-                Err(e) => {
-                    let now = now_unix();
-                    let next = now.saturating_add(self.backoff(job.attempts));
-                    let give_up = i64::try_from(self.config.give_up_after_secs).unwrap_or(i64::MAX);
-                    if next.saturating_sub(job.created_at) > give_up {
-                        tracing::warn!(outbox.id = job.id, error = %e, "giving up on mail");
-                        self.store
-                            .mark_outbox_failed(
-                                job.id,
-                                format!("gave up after {} attempts: {e}", job.attempts),
-                            )
-                            .await?;
-                    } else {
-                        tracing::info!(outbox.id = job.id, error = %e, retry_in_secs = next - now, "mail will be retried");
-                        self.store
-                            .mark_outbox_retry(job.id, next, e.to_string())
-                            .await?;
-                    }
-                }
+            if running.len() >= IN_FLIGHT
+                && let Some(done) = running.join_next().await
+            {
+                done.map_err(|e| OutboxError::Transport(e.to_string()))??;
             }
+            let this = self.clone();
+            running.spawn(async move { this.deliver(job).await });
+        }
+        while let Some(done) = running.join_next().await {
+            done.map_err(|e| OutboxError::Transport(e.to_string()))??;
         }
         Ok(handled)
     }
 
+    async fn deliver(&self, job: OutboxJob) -> Result<(), OutboxError> {
+        let message = match self.message(&job) {
+            Ok(m) => m,
+            Err(reason) => {
+                tracing::error!(outbox.id = job.id, ticket.number = %job.number, "cannot build mail: {reason}");
+                self.store.mark_outbox_failed(job.id, reason).await?;
+                return Ok(());
+            }
+        };
+        match self.transport.send(message).await {
+            Ok(_) => {
+                self.store.mark_outbox_sent(job.id, now_unix()).await?;
+                tracing::debug!(outbox.id = job.id, ticket.number = %job.number, kind = %job.kind, "sent {} for ticket {}", job.kind, job.number);
+            }
+            Err(e) if e.is_permanent() => {
+                tracing::warn!(outbox.id = job.id, error = %e, "mail refused for good");
+                self.store
+                    .mark_outbox_failed(job.id, format!("refused: {e}"))
+                    .await?;
+            }
+            Err(e) => {
+                let now = now_unix();
+                let next = now.saturating_add(self.backoff(job.attempts));
+                let give_up = i64::try_from(self.config.give_up_after_secs).unwrap_or(i64::MAX);
+                if next.saturating_sub(job.created_at) > give_up {
+                    tracing::warn!(outbox.id = job.id, error = %e, "giving up on mail");
+                    self.store
+                        .mark_outbox_failed(
+                            job.id,
+                            format!("gave up after {} attempts: {e}", job.attempts),
+                        )
+                        .await?;
+                } else {
+                    tracing::info!(outbox.id = job.id, error = %e, retry_in_secs = next - now, "mail will be retried");
+                    self.store
+                        .mark_outbox_retry(job.id, next, e.to_string())
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Runs until `stop` turns true: a pass whenever woken, a due row's
     /// time comes, or the poll interval passes.
-    pub async fn run(self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
         let poll = Duration::from_millis(self.config.poll_interval_ms.max(10));
         loop {
             if *stop.borrow() {

@@ -475,6 +475,13 @@ fn outgoing_message_id(kind: &str, ticket_id: i64, domain: &str) -> String {
     format!("oxidesk.{kind}.{ticket_id}.{token}@{domain}")
 }
 
+/// The ticket id inside a Message-ID made by [`outgoing_message_id`].
+fn outgoing_ticket_id(message_id: &str) -> Option<i64> {
+    let mut parts = message_id.strip_prefix("oxidesk.")?.split('.');
+    let _kind = parts.next()?;
+    parts.next()?.parse().ok()
+}
+
 /// Queues the autoresponse (to `user`, when wanted and under the hourly
 /// cap) and the staff alert (when wanted and the department has
 /// recipients), in the caller's transaction.
@@ -487,15 +494,12 @@ fn queue_notifications(
     user: Option<&str>,
     dept_id: Option<i64>,
 ) -> Result<(), StoreError> {
-    let insert = |kind: &str,
-                  recipients: &[String],
-                  key: Option<String>|
-     -> Result<(), StoreError> {
+    let insert = |kind: &str, recipients: &[String]| -> Result<(), StoreError> {
         let json = serde_json::to_string(recipients).map_err(other)?;
         conn.prepare_cached(
-            "INSERT INTO outbox (ticket_id, entry_id, kind, event, recipients, recipient_key, message_id,
+            "INSERT INTO outbox (ticket_id, entry_id, kind, event, recipients, message_id,
                  state, next_attempt_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?8)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)",
         )?
         .execute(params![
             ticket_id,
@@ -503,7 +507,6 @@ fn queue_notifications(
             kind,
             event,
             json,
-            key,
             outgoing_message_id(kind, ticket_id, &n.message_domain),
             n.now_unix
         ])?;
@@ -512,15 +515,24 @@ fn queue_notifications(
     if n.autorespond
         && let Some(user) = user
     {
-        let key = user.to_lowercase();
-        let sent: i64 = conn
+        // Hour-long windows per user: a window opens at the first
+        // autoresponse after the previous one closed.
+        let allowed: bool = conn
             .prepare_cached(
-                "SELECT count(*) FROM outbox WHERE kind = 'autoresponse' AND recipient_key = ?1
-                 AND created_at > ?2",
+                "UPDATE users SET
+                     autoresponses_in_window = CASE WHEN autoresponse_window_start > ?2 - 3600
+                         THEN autoresponses_in_window + 1 ELSE 1 END,
+                     autoresponse_window_start = CASE WHEN autoresponse_window_start > ?2 - 3600
+                         THEN autoresponse_window_start ELSE ?2 END
+                 WHERE email = ?1
+                 RETURNING autoresponses_in_window <= ?3",
             )?
-            .query_row(params![key, n.now_unix - 3600], |r| r.get(0))?;
-        if sent < i64::from(n.autoresponse_limit_per_hour) {
-            insert("autoresponse", &[user.to_string()], Some(key))?;
+            .query_row(
+                params![user, n.now_unix, n.autoresponse_limit_per_hour],
+                |r| r.get(0),
+            )?;
+        if allowed {
+            insert("autoresponse", &[user.to_string()])?;
         } else {
             tracing::info!(
                 ticket.id = ticket_id,
@@ -532,7 +544,7 @@ fn queue_notifications(
         && let Some(recipients) = dept_id.and_then(|d| n.alert_recipients.get(&d))
         && !recipients.is_empty()
     {
-        insert("alert", recipients, None)?;
+        insert("alert", recipients)?;
     }
     Ok(())
 }
@@ -551,16 +563,19 @@ fn find_thread(conn: &Connection, email: &NewEmail) -> Result<Option<(i64, Strin
         if found.is_some() {
             return Ok(found);
         }
-        // A reply to one of our autoresponses or alerts.
-        let found = conn
-            .prepare_cached(
-                "SELECT t.id, t.number FROM outbox o JOIN tickets t ON t.id = o.ticket_id
-                 WHERE o.message_id = ?1",
-            )?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        if found.is_some() {
-            return Ok(found);
+        // A reply to one of our autoresponses or alerts: the ticket id is
+        // part of the Message-ID we made, the row proves it is ours.
+        if let Some(ticket_id) = outgoing_ticket_id(id) {
+            let found = conn
+                .prepare_cached(
+                    "SELECT t.id, t.number FROM outbox o JOIN tickets t ON t.id = o.ticket_id
+                     WHERE o.ticket_id = ?1 AND o.message_id = ?2",
+                )?
+                .query_row(params![ticket_id, id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if found.is_some() {
+                return Ok(found);
+            }
         }
     }
     if let Some(number) = &email.subject_number {
@@ -905,18 +920,30 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> BoxFuture<'_, Result<Vec<super::OutboxJob>, StoreError>> {
         self.write(move |conn, _| {
-            let ids: Vec<i64> = {
-                let mut stmt = conn.prepare_cached(
+            // Two index walks (outbox_due is (state, next_attempt_at)):
+            // due queued rows, and rows whose sender's lease ran out.
+            let mut ids: Vec<i64> = Vec::new();
+            for sql in [
+                "SELECT id FROM outbox WHERE state = 'queued' AND next_attempt_at <= ?1
+                 ORDER BY next_attempt_at LIMIT ?2",
+                "SELECT id FROM outbox WHERE state = 'sending' AND lease_until <= ?1 LIMIT ?2",
+            ] {
+                let mut stmt = conn.prepare_cached(sql)?;
+                let rows = stmt.query_map(params![now, limit], |r| r.get::<_, i64>(0))?;
+                for row in rows {
+                    let id = row?;
+                    if ids.len() < limit as usize && !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
+            for id in &ids {
+                conn.prepare_cached(
                     "UPDATE outbox SET state = 'sending', lease_until = ?2, attempts = attempts + 1
-                     WHERE id IN (SELECT id FROM outbox
-                                  WHERE ((state = 'queued' AND next_attempt_at <= ?1)
-                                         OR (state = 'sending' AND lease_until <= ?1))
-                                  ORDER BY next_attempt_at, id LIMIT ?3)
-                     RETURNING id",
-                )?;
-                let rows = stmt.query_map(params![now, lease_until, limit], |r| r.get(0))?;
-                rows.collect::<Result<_, _>>()?
-            };
+                     WHERE id = ?1",
+                )?
+                .execute(params![id, lease_until])?;
+            }
             let mut jobs = Vec::with_capacity(ids.len());
             for id in ids {
                 let job = conn
