@@ -18,7 +18,16 @@ bin="$here/target/debug/oxidesk"
 work="$(mktemp -d)"
 config="$here/tests/conformance/oxidesk.toml"
 export OXIDESK_CONFIG="$config"
-export OXIDESK__DATABASE="sqlite://$work/oxidesk.db"
+# TEST_DATABASE_URL (a PostgreSQL admin URL) runs the corpus on a fresh
+# PostgreSQL database instead of a SQLite file.
+pg_db=""
+if [ -n "${TEST_DATABASE_URL:-}" ]; then
+  pg_db="oxidesk_conf_$$_$RANDOM"
+  psql "$TEST_DATABASE_URL" -qc "CREATE DATABASE $pg_db" >/dev/null
+  export OXIDESK__DATABASE="${TEST_DATABASE_URL%/*}/$pg_db"
+else
+  export OXIDESK__DATABASE="sqlite://$work/oxidesk.db"
+fi
 # Notifications are queued but not sent: no SMTP relay is part of this run.
 export OXIDESK__MAIL__ENABLED=false
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
@@ -33,7 +42,10 @@ other_ip_key="$(key --ip 192.0.2.10 --notes 'conformance other_ip')"
 
 RUST_LOG="${RUST_LOG:-warn}" "$bin" serve --listen "127.0.0.1:$port" 2>"$work/server.log" &
 server=$!
-cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+  kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"
+  if [ -n "$pg_db" ]; then psql "$TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null || true; fi
+}
 trap cleanup EXIT
 for _ in $(seq 100); do
   if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$port),0.2)" 2>/dev/null; then break; fi

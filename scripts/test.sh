@@ -1,13 +1,33 @@
 #!/usr/bin/env bash
 # Every check a commit must pass: formatting, lints, unit and integration
-# tests, and the conformance corpus families implemented so far.
+# tests and the conformance corpus, on SQLite and on PostgreSQL.
+#
+# PostgreSQL: TEST_DATABASE_URL (an admin URL; default
+# postgres://postgres@127.0.0.1:5432/postgres). Each test makes its own
+# database and drops it. When the server is unreachable the PostgreSQL
+# half is skipped, unless OXIDESK_REQUIRE_PG=1 (CI sets it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+pg_url="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+unset TEST_DATABASE_URL
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets -- -D warnings
-echo "== cargo test"
+echo "== cargo test (SQLite)"
 cargo test --all-targets
-echo "== conformance"
+echo "== conformance (SQLite)"
 scripts/conformance.sh
+
+if psql "$pg_url" -qAtc 'select 1' >/dev/null 2>&1; then
+  echo "== cargo test --test api (PostgreSQL)"
+  TEST_DATABASE_URL="$pg_url" cargo test --test api
+  echo "== conformance (PostgreSQL)"
+  TEST_DATABASE_URL="$pg_url" scripts/conformance.sh
+elif [ "${OXIDESK_REQUIRE_PG:-0}" = 1 ]; then
+  echo "PostgreSQL at $pg_url is unreachable" >&2
+  exit 1
+else
+  echo "== PostgreSQL at $pg_url unreachable: PostgreSQL half skipped"
+fi

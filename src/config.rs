@@ -46,6 +46,30 @@ pub struct Config {
     pub bans: Vec<Ban>,
     /// Outgoing mail: autoresponses and staff alerts.
     pub mail: MailConfig,
+    /// PostgreSQL pool settings (when `database` is `postgres://…`).
+    pub postgres: PostgresConfig,
+}
+
+/// PostgreSQL pool and timeouts.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// Most connections per instance.
+    pub max_connections: u32,
+    /// `statement_timeout` of every statement.
+    pub statement_timeout_ms: u64,
+    /// How long start-up keeps retrying an unreachable database.
+    pub connect_retry_secs: u64,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            statement_timeout_ms: 30_000,
+            connect_retry_secs: 30,
+        }
+    }
 }
 
 /// How the SMTP connection is secured.
@@ -463,6 +487,7 @@ impl Default for Config {
             email: EmailConfig::default(),
             bans: Vec::new(),
             mail: MailConfig::default(),
+            postgres: PostgresConfig::default(),
         }
     }
 }
@@ -648,10 +673,10 @@ impl Config {
         if self.database.trim().is_empty() {
             return Err(invalid("database", "must not be empty"));
         }
-        if !self.database.starts_with("sqlite:") {
+        if !self.database.starts_with("sqlite:") && !self.is_postgres() {
             return Err(invalid(
                 "database",
-                "only sqlite://PATH is supported by this build",
+                "use sqlite://PATH or postgres://USER@HOST/DB",
             ));
         }
         jiff::tz::TimeZone::get(&self.timezone)
@@ -838,6 +863,11 @@ impl Config {
             }
         }
         Ok(self)
+    }
+
+    /// Whether `database` names a PostgreSQL server.
+    pub fn is_postgres(&self) -> bool {
+        self.database.starts_with("postgres://") || self.database.starts_with("postgresql://")
     }
 
     /// The SQLite file path of `database`.

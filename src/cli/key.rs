@@ -51,7 +51,7 @@ fn parse_net(s: &str) -> anyhow::Result<IpNet> {
 
 pub(super) async fn run(cli: &Cli, cmd: &KeyCommand) -> anyhow::Result<()> {
     let config = load_config(cli)?;
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     match cmd {
         KeyCommand::Add(args) => {
             let addresses = args

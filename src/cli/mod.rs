@@ -83,9 +83,24 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// Opens the configured store.
-pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the configured store (SQLite file or PostgreSQL server).
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let catalog = Catalog::new(config);
+    if config.is_postgres() {
+        let settings = crate::storage::postgres::PgSettings {
+            max_connections: config.postgres.max_connections,
+            statement_timeout_ms: config.postgres.statement_timeout_ms,
+            connect_retry_secs: config.postgres.connect_retry_secs,
+        };
+        let store = crate::storage::postgres::PgStore::open(
+            &config.database,
+            catalog.numbers.clone(),
+            &settings,
+        )
+        .await
+        .context("opening the PostgreSQL database")?;
+        return Ok(Arc::new(store));
+    }
     let path = config.sqlite_path();
     let store = SqliteStore::open(&path, catalog.numbers.clone())
         .with_context(|| format!("opening database {}", config.database))?;

@@ -25,7 +25,7 @@ pub enum OutboxCommand {
 
 pub(super) async fn run(cli: &Cli, cmd: &OutboxCommand) -> anyhow::Result<()> {
     let config = load_config(cli)?;
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     match cmd {
         OutboxCommand::List { state, limit } => {
             println!(

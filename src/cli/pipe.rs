@@ -61,7 +61,7 @@ pub(super) async fn run(cli: &Cli) -> i32 {
         Ok(p) => p,
         Err(e) => return report(e),
     };
-    let store = match open_store(&config) {
+    let store = match open_store(&config).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("oxidesk pipe: database: {e:#}");

@@ -22,7 +22,7 @@ pub(super) async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     let state = AppState::new(&config, store);
     let outbox = start_outbox(&config, &state)?;
     let listener = TcpListener::bind(config.listen)

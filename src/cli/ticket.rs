@@ -25,7 +25,7 @@ pub enum TicketCommand {
 
 pub(super) async fn run(cli: &Cli, cmd: &TicketCommand) -> anyhow::Result<()> {
     let config = load_config(cli)?;
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     match cmd {
         TicketCommand::Show { number, json } => {
             let Some(t) = store.load_ticket(number.clone()).await? else {

@@ -3,6 +3,7 @@
 //! Backend SQL lives only in the backend modules (`sqlite.rs`; PostgreSQL
 //! later). Nothing here knows about HTTP or request formats.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::future::Future;

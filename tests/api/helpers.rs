@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use oxidesk::app::{AppState, serve};
 use oxidesk::config::Config;
-use oxidesk::domain::catalog::Catalog;
 use oxidesk::domain::keys::ApiKeySecret;
-use oxidesk::storage::sqlite::SqliteStore;
 use oxidesk::storage::{NewApiKey, Store};
 use serde_json::Value;
 
@@ -18,12 +16,66 @@ pub struct TestApp {
     /// Can create and read, bound to 127.0.0.1.
     pub key: String,
     pub client: reqwest::Client,
-    pub db_path: PathBuf,
     pub config_path: PathBuf,
     pub _dir: tempfile::TempDir,
+    pub config: Config,
+    pg_name: Option<String>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     outbox: Option<oxidesk::app::OutboxHandle>,
+}
+
+/// `TEST_DATABASE_URL` (a PostgreSQL server's admin URL) runs every test
+/// on PostgreSQL, in a database of its own; else a SQLite file at `path`.
+pub async fn test_database(path: &std::path::Path) -> (String, Option<String>) {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(admin) if !admin.is_empty() => {
+            use sqlx::Connection;
+            let name = format!("oxidesk_test_{}", hex::encode(rand::random::<[u8; 6]>()));
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .expect("TEST_DATABASE_URL");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+            (format!("{base}/{name}"), Some(name))
+        }
+        _ => (format!("sqlite://{}", path.display()), None),
+    }
+}
+
+/// Drops a test database (best effort; the connections may still close).
+pub fn drop_test_database(name: &str) {
+    if let Ok(admin) = std::env::var("TEST_DATABASE_URL") {
+        let name = name.to_string();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .ok()
+            })
+        })
+        .join();
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            drop_test_database(&name);
+        }
+    }
 }
 
 pub fn fixture_config_text() -> String {
@@ -67,10 +119,10 @@ pub async fn spawn_app_full(
 ) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("oxidesk.db");
+    let (database, pg_name) = test_database(&db_path).await;
     let config_path = dir.path().join("oxidesk.toml");
     let text = format!(
-        "database = \"sqlite://{}\"\n{extra}\n{}",
-        db_path.display(),
+        "database = \"{database}\"\n{extra}\n{}",
         edit(&fixture_config_text())
     );
     let mut env: Vec<(String, String)> = env
@@ -82,9 +134,7 @@ pub async fn spawn_app_full(
     }
     std::fs::write(&config_path, &text).unwrap();
     let config = Config::load(Some(&config_path), env.clone()).unwrap();
-    let catalog = Catalog::new(&config);
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&db_path, catalog.numbers.clone()).unwrap());
+    let store: Arc<dyn Store> = oxidesk::cli::open_store(&config).await.unwrap();
     let key = add_key(&store, &["127.0.0.1/32"], true, true).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -103,8 +153,9 @@ pub async fn spawn_app_full(
         store,
         key,
         client: reqwest::Client::new(),
-        db_path,
         config_path,
+        config,
+        pg_name,
         _dir: dir,
         shutdown: Some(tx),
         task: Some(task),
@@ -207,7 +258,9 @@ impl TestApp {
         self.store.counts().await.unwrap()
     }
 
-    pub async fn stop(mut self) -> (PathBuf, tempfile::TempDir) {
+    /// Stops the server; the database stays (its name is returned for a
+    /// PostgreSQL run, to drop it when done).
+    pub async fn stop(mut self) -> (Config, Option<String>, tempfile::TempDir) {
         if let Some(o) = self.outbox.take() {
             o.stop().await;
         }
@@ -218,7 +271,8 @@ impl TestApp {
             t.await.unwrap();
         }
         (
-            self.db_path.clone(),
+            self.config.clone(),
+            self.pg_name.take(),
             std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap()),
         )
     }

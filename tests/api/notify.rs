@@ -274,11 +274,10 @@ async fn killed_mid_delivery_and_restarted_every_mail_arrives_once() {
     let sink = SmtpSink::start().await;
     sink.hold(true);
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("o.db");
+    let (database, pg_name) = crate::helpers::test_database(&dir.path().join("o.db")).await;
     let config = dir.path().join("o.toml");
     let text = format!(
-        "database = \"sqlite://{}\"\n{}",
-        db.display(),
+        "database = \"{database}\"\n{}",
         with_staff_alerts(&crate::helpers::fixture_config_text())
     );
     std::fs::write(&config, text).unwrap();
@@ -340,6 +339,9 @@ async fn killed_mid_delivery_and_restarted_every_mail_arrives_once() {
         .collect();
     assert_eq!(ids.len(), 10, "a mail was sent twice");
     assert!(mails.len() <= 10);
+    if let Some(name) = pg_name {
+        crate::helpers::drop_test_database(&name);
+    }
 }
 
 #[tokio::test]

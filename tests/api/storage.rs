@@ -1,9 +1,6 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use oxidesk::storage::sqlite::SqliteStore;
-use oxidesk::storage::{NumberPolicy, Store};
-
 use crate::helpers::{spawn_app, spawn_app_env, ticket};
 
 #[tokio::test]
@@ -33,21 +30,18 @@ async fn concurrent_creations_get_unique_numbers_and_all_are_stored() {
 async fn a_created_ticket_survives_a_restart() {
     let app = spawn_app().await;
     let n = app.post_json(&ticket("durable")).await.number();
-    let (db, _dir) = app.stop().await;
-    let reopened = SqliteStore::open(
-        &db,
-        NumberPolicy {
-            format: "######".into(),
-            sequential: false,
-        },
-    )
-    .unwrap();
+    let (config, pg_name, _dir) = app.stop().await;
+    let reopened = oxidesk::cli::open_store(&config).await.unwrap();
     let t = reopened
         .load_ticket(n.clone())
         .await
         .unwrap()
         .expect("ticket after reopen");
     assert_eq!(t.subject, "Subject durable");
+    drop(reopened);
+    if let Some(name) = pg_name {
+        crate::helpers::drop_test_database(&name);
+    }
 }
 
 #[tokio::test]

@@ -1,0 +1,994 @@
+//! The PostgreSQL backend, for several oxidesk instances sharing one
+//! database. Every rule that must hold across instances is a database
+//! constraint or lock here: ticket numbers are unique (random numbers
+//! retried on conflict, sequential ones from a sequence), a Message-ID is
+//! claimed with `INSERT … ON CONFLICT DO NOTHING`, outbox rows are claimed
+//! with `FOR UPDATE SKIP LOCKED`, migrations run under an advisory lock.
+//!
+//! The rules themselves mirror `sqlite.rs` statement for statement.
+
+use std::time::Duration;
+
+use rand::Rng;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Executor, Postgres, Row, Transaction};
+
+use super::{
+    ApiKeyRecord, AttachmentView, BoxFuture, EmailOutcome, EntryFlags, EntryView, Named, NewApiKey,
+    NewEmail, NewEntry, NewNotifications, NewTicket, NotificationView, NumberPolicy, OutboxJob,
+    OutboxSummary, Party, Store, StoreError, TicketSummary, TicketView,
+};
+
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../../migrations/postgres/0002_email.sql")),
+    (3, include_str!("../../migrations/postgres/0003_outbox.sql")),
+];
+
+/// Any advisory-lock key, fixed: "oxidesk migrations".
+const MIGRATION_LOCK: i64 = 0x6f78_6964_6573_6b01;
+
+const NUMBER_ATTEMPTS: usize = 100;
+
+/// Pool and timeout settings.
+#[derive(Debug, Clone)]
+pub struct PgSettings {
+    /// Most connections per instance.
+    pub max_connections: u32,
+    /// `statement_timeout` for every statement.
+    pub statement_timeout_ms: u64,
+    /// How long to keep retrying when the database is unreachable at start.
+    pub connect_retry_secs: u64,
+}
+
+/// PostgreSQL store; cheap to clone.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    numbers: NumberPolicy,
+}
+
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Busy(e.to_string())
+        }
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("23505") => StoreError::Conflict(e.to_string()),
+            // serialization failure, deadlock, query canceled (timeout)
+            Some("40001" | "40P01" | "57014") => StoreError::Busy(e.to_string()),
+            _ => StoreError::Other(e.to_string()),
+        },
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        map_err(e)
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(e.to_string())
+}
+
+impl PgStore {
+    /// Connects (retrying for `connect_retry_secs`), applies migrations.
+    pub async fn open(
+        url: &str,
+        numbers: NumberPolicy,
+        settings: &PgSettings,
+    ) -> Result<Self, StoreError> {
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|e| other(format!("invalid database URL: {e}")))?;
+        let timeout = settings.statement_timeout_ms;
+        let pool_options = PgPoolOptions::new()
+            .max_connections(settings.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    sqlx::query("SELECT set_config('statement_timeout', $1, false)")
+                        .bind(timeout.to_string())
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            });
+        let deadline = std::time::Instant::now() + Duration::from_secs(settings.connect_retry_secs);
+        let pool = loop {
+            match pool_options.clone().connect_with(options.clone()).await {
+                Ok(pool) => break pool,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "database unreachable, retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(other(format!("cannot connect to the database: {e}"))),
+            }
+        };
+        let store = Self { pool, numbers };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Two instances starting at once: one migrates, the other waits.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        tx.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
+            .await?;
+        let current: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM schema_migrations")
+            .fetch_one(&mut *tx)
+            .await?;
+        for (n, sql) in MIGRATIONS {
+            if *n > current.unwrap_or(0) {
+                tx.execute(*sql)
+                    .await
+                    .map_err(|e| other(format!("migration {n} failed: {e}")))?;
+                sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
+                    .bind(n)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+type Tx<'a> = Transaction<'a, Postgres>;
+
+fn random_number(policy: &NumberPolicy) -> String {
+    let mut rng = rand::rng();
+    let mut first = true;
+    policy
+        .format
+        .chars()
+        .map(|c| {
+            if c != '#' {
+                return c;
+            }
+            let low = if first { 1 } else { 0 };
+            first = false;
+            char::from(b'0' + rng.random_range(low..10u8))
+        })
+        .collect()
+}
+
+fn sequential_number(policy: &NumberPolicy, value: i64) -> String {
+    let width = policy.format.chars().filter(|&c| c == '#').count();
+    let digits = format!("{value:0width$}");
+    if digits.len() > width {
+        let prefix: String = policy.format.chars().take_while(|&c| c != '#').collect();
+        return format!("{prefix}{digits}");
+    }
+    let mut d = digits.chars();
+    policy
+        .format
+        .chars()
+        .map(|c| if c == '#' { d.next().unwrap_or('0') } else { c })
+        .collect()
+}
+
+async fn user_id(tx: &mut Tx<'_>, t: &NewTicket) -> Result<i64, StoreError> {
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO users (email, name, created) VALUES ($1, $2, $3)
+         ON CONFLICT ((lower(email))) DO NOTHING RETURNING id",
+    )
+    .bind(&t.user_email)
+    .bind(&t.user_name)
+    .bind(&t.created)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match inserted {
+        Some(id) => Ok(id),
+        None => Ok(
+            sqlx::query_scalar("SELECT id FROM users WHERE lower(email) = lower($1)")
+                .bind(&t.user_email)
+                .fetch_one(&mut **tx)
+                .await?,
+        ),
+    }
+}
+
+async fn insert_ticket(
+    tx: &mut Tx<'_>,
+    numbers: &NumberPolicy,
+    t: &NewTicket,
+) -> Result<(String, i64, i64), StoreError> {
+    let user_id = user_id(tx, t).await?;
+    let mut attempt = 0;
+    let (number, ticket_id) = loop {
+        attempt += 1;
+        let number = if numbers.sequential {
+            let v: i64 = sqlx::query_scalar("SELECT nextval('ticket_number_seq')")
+                .fetch_one(&mut **tx)
+                .await?;
+            sequential_number(numbers, v)
+        } else {
+            random_number(numbers)
+        };
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO tickets (number, user_id, subject, status, source, priority_id, priority_name,
+                 topic_id, topic_name, dept_id, dept_name, ip, created, alert, autorespond)
+             VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             ON CONFLICT (number) DO NOTHING RETURNING id",
+        )
+        .bind(&number)
+        .bind(user_id)
+        .bind(&t.subject)
+        .bind(&t.source)
+        .bind(t.priority.id)
+        .bind(&t.priority.name)
+        .bind(t.topic.as_ref().map(|n| n.id))
+        .bind(t.topic.as_ref().map(|n| n.name.clone()))
+        .bind(t.department.as_ref().map(|n| n.id))
+        .bind(t.department.as_ref().map(|n| n.name.clone()))
+        .bind(&t.ip)
+        .bind(&t.created)
+        .bind(t.alert)
+        .bind(t.autorespond)
+        .fetch_optional(&mut **tx)
+        .await?;
+        match id {
+            Some(id) => break (number, id),
+            None if attempt < NUMBER_ATTEMPTS => continue,
+            None => {
+                return Err(StoreError::Conflict(format!(
+                    "no free ticket number after {NUMBER_ATTEMPTS} attempts: widen tickets.number_format"
+                )));
+            }
+        }
+    };
+    let entry_id = insert_entry(tx, ticket_id, &t.entry, &t.created).await?;
+    queue_notifications(
+        tx,
+        &t.notify,
+        ticket_id,
+        entry_id,
+        "new",
+        Some(user_id),
+        Some(&t.user_email),
+        t.department.as_ref().map(|d| d.id),
+    )
+    .await?;
+    for f in &t.fields {
+        sqlx::query(
+            "INSERT INTO field_values (ticket_id, form, name, value) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(ticket_id)
+        .bind(&f.form)
+        .bind(&f.name)
+        .bind(f.value.to_string())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok((number, ticket_id, entry_id))
+}
+
+async fn insert_entry(
+    tx: &mut Tx<'_>,
+    ticket_id: i64,
+    e: &NewEntry,
+    created: &str,
+) -> Result<i64, StoreError> {
+    let entry_id: i64 = sqlx::query_scalar(
+        "INSERT INTO thread_entries (ticket_id, kind, format, body, from_name, from_email, created,
+             message_id, auto_reply, bounce)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+    )
+    .bind(ticket_id)
+    .bind(&e.kind)
+    .bind(&e.format)
+    .bind(&e.body)
+    .bind(&e.from_name)
+    .bind(&e.from_email)
+    .bind(created)
+    .bind(&e.message_id)
+    .bind(e.auto_reply)
+    .bind(e.bounce)
+    .fetch_one(&mut **tx)
+    .await?;
+    for (position, a) in e.attachments.iter().enumerate() {
+        sqlx::query("INSERT INTO blobs (sha256, size, data) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING")
+            .bind(&a.sha256[..])
+            .bind(a.data.len() as i64)
+            .bind(&a.data)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO attachments (entry_id, position, sha256, name, content_type, inline, content_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(entry_id)
+        .bind(position as i64)
+        .bind(&a.sha256[..])
+        .bind(&a.name)
+        .bind(&a.content_type)
+        .bind(a.inline)
+        .bind(&a.content_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(entry_id)
+}
+
+fn outgoing_message_id(kind: &str, ticket_id: i64, domain: &str) -> String {
+    let mut rng = rand::rng();
+    let token: String = (0..16)
+        .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16usize)]))
+        .collect();
+    format!("oxidesk.{kind}.{ticket_id}.{token}@{domain}")
+}
+
+fn outgoing_ticket_id(message_id: &str) -> Option<i64> {
+    let mut parts = message_id.strip_prefix("oxidesk.")?.split('.');
+    let _kind = parts.next()?;
+    parts.next()?.parse().ok()
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "mirrors sqlite.rs's queue_notifications plus the user id"
+)]
+async fn queue_notifications(
+    tx: &mut Tx<'_>,
+    n: &NewNotifications,
+    ticket_id: i64,
+    entry_id: i64,
+    event: &str,
+    user_id: Option<i64>,
+    user: Option<&str>,
+    dept_id: Option<i64>,
+) -> Result<(), StoreError> {
+    async fn insert(
+        tx: &mut Tx<'_>,
+        n: &NewNotifications,
+        ticket_id: i64,
+        entry_id: i64,
+        event: &str,
+        kind: &str,
+        recipients: &[String],
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(recipients).map_err(other)?;
+        sqlx::query(
+            "INSERT INTO outbox (ticket_id, entry_id, kind, event, recipients, message_id,
+                 state, next_attempt_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7)",
+        )
+        .bind(ticket_id)
+        .bind(entry_id)
+        .bind(kind)
+        .bind(event)
+        .bind(json)
+        .bind(outgoing_message_id(kind, ticket_id, &n.message_domain))
+        .bind(n.now_unix)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+    if n.autorespond
+        && let (Some(user_id), Some(user)) = (user_id, user)
+    {
+        let allowed: bool = sqlx::query_scalar(
+            "UPDATE users SET
+                 autoresponses_in_window = CASE WHEN autoresponse_window_start > $2 - 3600
+                     THEN autoresponses_in_window + 1 ELSE 1 END,
+                 autoresponse_window_start = CASE WHEN autoresponse_window_start > $2 - 3600
+                     THEN autoresponse_window_start ELSE $2 END
+             WHERE id = $1
+             RETURNING autoresponses_in_window <= $3",
+        )
+        .bind(user_id)
+        .bind(n.now_unix)
+        .bind(i64::from(n.autoresponse_limit_per_hour))
+        .fetch_one(&mut **tx)
+        .await?;
+        if allowed {
+            insert(
+                tx,
+                n,
+                ticket_id,
+                entry_id,
+                event,
+                "autoresponse",
+                &[user.to_string()],
+            )
+            .await?;
+        }
+    }
+    if n.alert
+        && let Some(recipients) = dept_id.and_then(|d| n.alert_recipients.get(&d))
+        && !recipients.is_empty()
+    {
+        insert(tx, n, ticket_id, entry_id, event, "alert", recipients).await?;
+    }
+    Ok(())
+}
+
+async fn find_thread(
+    tx: &mut Tx<'_>,
+    email: &NewEmail,
+) -> Result<Option<(i64, String)>, StoreError> {
+    for id in &email.thread_ids {
+        let found: Option<(i64, String)> = sqlx::query_as(
+            "SELECT t.id, t.number FROM thread_entries e JOIN tickets t ON t.id = e.ticket_id
+             WHERE e.message_id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if found.is_some() {
+            return Ok(found);
+        }
+        if let Some(ticket_id) = outgoing_ticket_id(id) {
+            let found: Option<(i64, String)> = sqlx::query_as(
+                "SELECT t.id, t.number FROM outbox o JOIN tickets t ON t.id = o.ticket_id
+                 WHERE o.ticket_id = $1 AND o.message_id = $2",
+            )
+            .bind(ticket_id)
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+    }
+    if let Some(number) = &email.subject_number {
+        return Ok(sqlx::query_as(
+            "SELECT t.id, t.number FROM tickets t JOIN users u ON u.id = t.user_id
+             WHERE t.number = $1 AND lower(u.email) = lower($2)",
+        )
+        .bind(number)
+        .bind(&email.ticket.user_email)
+        .fetch_optional(&mut **tx)
+        .await?);
+    }
+    Ok(None)
+}
+
+async fn ingest_email(
+    tx: &mut Tx<'_>,
+    numbers: &NumberPolicy,
+    email: &NewEmail,
+) -> Result<EmailOutcome, StoreError> {
+    let created = &email.ticket.created;
+    if let Some(id) = &email.message_id {
+        // The claim is a unique constraint: a concurrent claim of the same
+        // id waits for this transaction and then finds the row.
+        let claimed: Option<String> = sqlx::query_scalar(
+            "INSERT INTO processed_messages (message_id, ticket_id, created) VALUES ($1, NULL, $2)
+             ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
+        )
+        .bind(id)
+        .bind(created)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if claimed.is_none() {
+            let number: Option<String> = sqlx::query_scalar(
+                "SELECT t.number FROM processed_messages p LEFT JOIN tickets t ON t.id = p.ticket_id
+                 WHERE p.message_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+            return Ok(EmailOutcome::Duplicate(number));
+        }
+    }
+    let (outcome, ticket_id, entry_id) = match find_thread(tx, email).await? {
+        Some((ticket_id, number)) => {
+            let entry_id = insert_entry(tx, ticket_id, &email.ticket.entry, created).await?;
+            let dept_id: Option<i64> =
+                sqlx::query_scalar("SELECT dept_id FROM tickets WHERE id = $1")
+                    .bind(ticket_id)
+                    .fetch_one(&mut **tx)
+                    .await?;
+            let alert_only = NewNotifications {
+                autorespond: false,
+                ..email.ticket.notify.clone()
+            };
+            queue_notifications(
+                tx,
+                &alert_only,
+                ticket_id,
+                entry_id,
+                "reply",
+                None,
+                None,
+                dept_id,
+            )
+            .await?;
+            (EmailOutcome::Appended(number), ticket_id, entry_id)
+        }
+        None if email.is_bounce => return Ok(EmailOutcome::BounceLogged),
+        None => {
+            let (number, ticket_id, entry_id) = insert_ticket(tx, numbers, &email.ticket).await?;
+            (EmailOutcome::Created(number), ticket_id, entry_id)
+        }
+    };
+    sqlx::query("INSERT INTO raw_messages (entry_id, compressed) VALUES ($1, $2)")
+        .bind(entry_id)
+        .bind(&email.raw_compressed)
+        .execute(&mut **tx)
+        .await?;
+    if let Some(id) = &email.message_id {
+        sqlx::query("UPDATE processed_messages SET ticket_id = $1 WHERE message_id = $2")
+            .bind(ticket_id)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(outcome)
+}
+
+fn notification(r: &PgRow) -> Result<NotificationView, StoreError> {
+    let recipients: String = r.try_get(2)?;
+    Ok(NotificationView {
+        kind: r.try_get(0)?,
+        event: r.try_get(1)?,
+        recipients: serde_json::from_str(&recipients).map_err(other)?,
+        state: r.try_get(3)?,
+        attempts: r.try_get(4)?,
+        last_error: r.try_get(5)?,
+        message_id: r.try_get(6)?,
+    })
+}
+
+async fn load_ticket(pool: &PgPool, number: &str) -> Result<Option<TicketView>, StoreError> {
+    let Some(r) = sqlx::query(
+        "SELECT t.id, t.number, t.subject, t.status, t.source, t.priority_id, t.priority_name,
+                t.topic_id, t.topic_name, t.dept_id, t.dept_name, u.name, u.email, t.ip, t.created
+         FROM tickets t JOIN users u ON u.id = t.user_id WHERE t.number = $1",
+    )
+    .bind(number)
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let named = |id: Option<i64>, name: Option<String>| match (id, name) {
+        (Some(id), Some(name)) => Some(Named { id, name }),
+        _ => None,
+    };
+    let ticket_id: i64 = r.try_get(0)?;
+    let mut view = TicketView {
+        number: r.try_get(1)?,
+        subject: r.try_get(2)?,
+        status: r.try_get(3)?,
+        source: r.try_get(4)?,
+        priority: Named {
+            id: r.try_get(5)?,
+            name: r.try_get(6)?,
+        },
+        topic: named(r.try_get(7)?, r.try_get(8)?),
+        department: named(r.try_get(9)?, r.try_get(10)?),
+        user: Party {
+            name: r.try_get(11)?,
+            email: r.try_get(12)?,
+        },
+        ip: r.try_get(13)?,
+        created: r.try_get(14)?,
+        fields: serde_json::Map::new(),
+        thread: Vec::new(),
+        notifications: Vec::new(),
+    };
+    let fields: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name, value FROM field_values WHERE ticket_id = $1 ORDER BY form, name",
+    )
+    .bind(ticket_id)
+    .fetch_all(pool)
+    .await?;
+    for (name, value) in fields {
+        view.fields
+            .insert(name, serde_json::from_str(&value).map_err(other)?);
+    }
+    let entries = sqlx::query(
+        "SELECT id, kind, format, body, from_name, from_email, created, message_id, auto_reply, bounce
+         FROM thread_entries WHERE ticket_id = $1 ORDER BY id",
+    )
+    .bind(ticket_id)
+    .fetch_all(pool)
+    .await?;
+    for e in entries {
+        let entry_id: i64 = e.try_get(0)?;
+        let files = sqlx::query(
+            "SELECT a.name, a.content_type, b.size, a.sha256, a.inline, a.content_id
+             FROM attachments a JOIN blobs b ON b.sha256 = a.sha256
+             WHERE a.entry_id = $1 ORDER BY a.position",
+        )
+        .bind(entry_id)
+        .fetch_all(pool)
+        .await?;
+        let mut attachments = Vec::with_capacity(files.len());
+        for f in files {
+            attachments.push(AttachmentView {
+                name: f.try_get(0)?,
+                content_type: f.try_get(1)?,
+                size: f.try_get(2)?,
+                sha256: hex::encode(f.try_get::<Vec<u8>, _>(3)?),
+                inline: f.try_get(4)?,
+                content_id: f.try_get(5)?,
+            });
+        }
+        view.thread.push(EntryView {
+            kind: e.try_get(1)?,
+            format: e.try_get(2)?,
+            body: e.try_get(3)?,
+            from: Party {
+                name: e.try_get(4)?,
+                email: e.try_get(5)?,
+            },
+            created: e.try_get(6)?,
+            message_id: e.try_get(7)?,
+            flags: EntryFlags {
+                auto_reply: e.try_get(8)?,
+                bounce: e.try_get(9)?,
+            },
+            attachments,
+        });
+    }
+    let notes = sqlx::query(
+        "SELECT kind, event, recipients, state, attempts, last_error, message_id
+         FROM outbox WHERE ticket_id = $1 ORDER BY id",
+    )
+    .bind(ticket_id)
+    .fetch_all(pool)
+    .await?;
+    for n in &notes {
+        view.notifications.push(notification(n)?);
+    }
+    Ok(Some(view))
+}
+
+fn key_from_row(r: &PgRow) -> Result<ApiKeyRecord, StoreError> {
+    let hash: Vec<u8> = r.try_get(1)?;
+    let mut h = [0u8; 32];
+    if hash.len() == 32 {
+        h.copy_from_slice(&hash);
+    }
+    let addresses: String = r.try_get(3)?;
+    Ok(ApiKeyRecord {
+        id: r.try_get(0)?,
+        hash: h,
+        prefix: r.try_get(2)?,
+        addresses: serde_json::from_str(&addresses).map_err(other)?,
+        is_active: r.try_get(4)?,
+        can_create: r.try_get(5)?,
+        can_read: r.try_get(6)?,
+        notes: r.try_get(7)?,
+        created: r.try_get(8)?,
+    })
+}
+
+macro_rules! key_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, hash, prefix, addresses, is_active, can_create, can_read, notes, created FROM api_keys ",
+            $rest
+        )
+    };
+}
+
+impl Store for PgStore {
+    fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<String, StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            let (number, _, _) = insert_ticket(&mut tx, &self.numbers, &ticket).await?;
+            tx.commit().await?;
+            Ok(number)
+        })
+    }
+
+    fn ingest_email(&self, email: NewEmail) -> BoxFuture<'_, Result<EmailOutcome, StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            let outcome = ingest_email(&mut tx, &self.numbers, &email).await?;
+            tx.commit().await?;
+            Ok(outcome)
+        })
+    }
+
+    fn load_ticket(&self, number: String) -> BoxFuture<'_, Result<Option<TicketView>, StoreError>> {
+        Box::pin(async move { load_ticket(&self.pool, &number).await })
+    }
+
+    fn list_tickets(&self, limit: u32) -> BoxFuture<'_, Result<Vec<TicketSummary>, StoreError>> {
+        Box::pin(async move {
+            let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
+                "SELECT t.number, t.subject, t.status, u.email, t.created
+                 FROM tickets t JOIN users u ON u.id = t.user_id ORDER BY t.id DESC LIMIT $1",
+            )
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(
+                    |(number, subject, status, user_email, created)| TicketSummary {
+                        number,
+                        subject,
+                        status,
+                        user_email,
+                        created,
+                    },
+                )
+                .collect())
+        })
+    }
+
+    fn ticket_exists(&self, number: String) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            Ok(
+                sqlx::query_scalar::<_, i32>("SELECT 1 FROM tickets WHERE number = $1")
+                    .bind(number)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .is_some(),
+            )
+        })
+    }
+
+    fn find_api_key(
+        &self,
+        hash: [u8; 32],
+    ) -> BoxFuture<'_, Result<Option<ApiKeyRecord>, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query(key_select!("WHERE hash = $1"))
+                .bind(&hash[..])
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(key_from_row).transpose()
+        })
+    }
+
+    fn add_api_key(&self, key: NewApiKey) -> BoxFuture<'_, Result<i64, StoreError>> {
+        Box::pin(async move {
+            let addresses = serde_json::to_string(&key.addresses).map_err(other)?;
+            Ok(sqlx::query_scalar(
+                "INSERT INTO api_keys (hash, prefix, addresses, is_active, can_create, can_read, notes, created)
+                 VALUES ($1, $2, $3, true, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(&key.hash[..])
+            .bind(&key.prefix)
+            .bind(addresses)
+            .bind(key.can_create)
+            .bind(key.can_read)
+            .bind(&key.notes)
+            .bind(&key.created)
+            .fetch_one(&self.pool)
+            .await?)
+        })
+    }
+
+    fn list_api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(key_select!("ORDER BY id"))
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter().map(key_from_row).collect()
+        })
+    }
+
+    fn revoke_api_key(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let done = sqlx::query("UPDATE api_keys SET is_active = false WHERE id = $1")
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            if done.rows_affected() == 0 {
+                Err(StoreError::NotFound)
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    fn claim_outbox(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<OutboxJob>, StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            // SKIP LOCKED: instances sharing the database never claim the
+            // same row.
+            let mut ids: Vec<i64> = Vec::new();
+            for sql in [
+                "UPDATE outbox SET state = 'sending', lease_until = $2, attempts = attempts + 1
+                 WHERE id IN (SELECT id FROM outbox WHERE state = 'queued' AND next_attempt_at <= $1
+                              ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+                 RETURNING id",
+                "UPDATE outbox SET state = 'sending', lease_until = $2, attempts = attempts + 1
+                 WHERE id IN (SELECT id FROM outbox WHERE state = 'sending' AND lease_until <= $1
+                              LIMIT $3 FOR UPDATE SKIP LOCKED)
+                 RETURNING id",
+            ] {
+                let room = i64::from(limit) - ids.len() as i64;
+                if room <= 0 {
+                    break;
+                }
+                let claimed: Vec<i64> = sqlx::query_scalar(sql)
+                    .bind(now)
+                    .bind(lease_until)
+                    .bind(room)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                ids.extend(claimed);
+            }
+            let mut jobs = Vec::with_capacity(ids.len());
+            for id in ids {
+                let r = sqlx::query(
+                    "SELECT o.id, o.kind, o.event, o.recipients, o.message_id, o.attempts, o.created_at,
+                            t.number, t.subject, u.name, u.email, t.topic_name, t.priority_name,
+                            t.dept_name, e.body, e.format, e.message_id
+                     FROM outbox o JOIN tickets t ON t.id = o.ticket_id
+                     JOIN users u ON u.id = t.user_id
+                     LEFT JOIN thread_entries e ON e.id = o.entry_id
+                     WHERE o.id = $1",
+                )
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let recipients: String = r.try_get(3)?;
+                jobs.push(OutboxJob {
+                    id: r.try_get(0)?,
+                    kind: r.try_get(1)?,
+                    event: r.try_get(2)?,
+                    recipients: serde_json::from_str(&recipients).map_err(other)?,
+                    message_id: r.try_get(4)?,
+                    attempts: r.try_get(5)?,
+                    created_at: r.try_get(6)?,
+                    number: r.try_get(7)?,
+                    subject: r.try_get(8)?,
+                    user_name: r.try_get(9)?,
+                    user_email: r.try_get(10)?,
+                    topic: r.try_get(11)?,
+                    priority: r.try_get(12)?,
+                    department: r.try_get(13)?,
+                    body: r.try_get::<Option<String>, _>(14)?.unwrap_or_default(),
+                    format: r.try_get::<Option<String>, _>(15)?.unwrap_or_default(),
+                    entry_message_id: r.try_get(16)?,
+                });
+            }
+            tx.commit().await?;
+            Ok(jobs)
+        })
+    }
+
+    fn mark_outbox_sent(&self, id: i64, now: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            sqlx::query(
+                "UPDATE outbox SET state = 'sent', sent_at = $2, lease_until = NULL, last_error = NULL WHERE id = $1",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn mark_outbox_retry(
+        &self,
+        id: i64,
+        next_attempt_at: i64,
+        error: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            sqlx::query(
+                "UPDATE outbox SET state = 'queued', next_attempt_at = $2, lease_until = NULL, last_error = $3
+                 WHERE id = $1 AND state = 'sending'",
+            )
+            .bind(id)
+            .bind(next_attempt_at)
+            .bind(error)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn mark_outbox_failed(&self, id: i64, error: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            sqlx::query(
+                "UPDATE outbox SET state = 'failed', lease_until = NULL, last_error = $2 WHERE id = $1 AND state = 'sending'",
+            )
+            .bind(id)
+            .bind(error)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn list_outbox(
+        &self,
+        state: Option<String>,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<OutboxSummary>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT o.kind, o.event, o.recipients, o.state, o.attempts, o.last_error, o.message_id,
+                        o.id, t.number
+                 FROM outbox o JOIN tickets t ON t.id = o.ticket_id
+                 WHERE $1::text IS NULL OR o.state = $1 ORDER BY o.id DESC LIMIT $2",
+            )
+            .bind(state)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(OutboxSummary {
+                        id: r.try_get(7)?,
+                        number: r.try_get(8)?,
+                        notification: notification(r)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn retry_outbox(&self, id: i64, now: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "UPDATE outbox SET state = 'queued', next_attempt_at = $2, lease_until = NULL
+                 WHERE id = $1 AND state <> 'sent'",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+            if done.rows_affected() == 0 {
+                Err(StoreError::NotFound)
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    fn next_outbox_due(&self) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
+        Box::pin(async move {
+            Ok(sqlx::query_scalar(
+                "SELECT min(CASE WHEN state = 'queued' THEN next_attempt_at ELSE lease_until END)
+                 FROM outbox WHERE state IN ('queued', 'sending')",
+            )
+            .fetch_one(&self.pool)
+            .await?)
+        })
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, StoreError>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            macro_rules! count {
+                ($($t:literal),*) => {
+                    [$(($t, concat!("SELECT count(*) FROM ", $t))),*]
+                };
+            }
+            for (table, sql) in count!(
+                "users",
+                "tickets",
+                "thread_entries",
+                "attachments",
+                "blobs",
+                "field_values",
+                "api_keys",
+                "processed_messages",
+                "raw_messages",
+                "outbox"
+            ) {
+                let n: i64 = sqlx::query_scalar(sql).fetch_one(&self.pool).await?;
+                out.push((table.to_string(), n));
+            }
+            Ok(out)
+        })
+    }
+}
