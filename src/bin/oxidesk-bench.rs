@@ -52,6 +52,15 @@ struct Args {
     /// are sent with `alert` and `autorespond` false.
     #[arg(long)]
     notify: bool,
+    /// Database: a PostgreSQL admin URL (postgres://postgres@127.0.0.1/postgres)
+    /// runs on a fresh PostgreSQL database made for the run and dropped
+    /// after; default: a fresh SQLite file.
+    #[arg(long)]
+    database: Option<String>,
+    /// Server instances sharing the database; connections are spread
+    /// over them.
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
     /// Keep the database directory instead of deleting it.
     #[arg(long)]
     keep: bool,
@@ -373,7 +382,21 @@ fn main() -> anyhow::Result<()> {
     }
     let dir = tempfile::Builder::new().prefix("oxidesk-bench").tempdir()?;
     let db = dir.path().join("bench.db");
-    let db_url = format!("sqlite://{}", db.display());
+    let pg_admin = args.database.clone().filter(|d| d.starts_with("postgres"));
+    let pg_name = format!("oxidesk_bench_{}", std::process::id());
+    let db_url = match &pg_admin {
+        Some(admin) => {
+            let status = Command::new("psql")
+                .arg(admin)
+                .args(["-qc", &format!("CREATE DATABASE {pg_name}")])
+                .status()?;
+            if !status.success() {
+                bail!("cannot create database {pg_name} with psql");
+            }
+            format!("{}/{pg_name}", admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b))
+        }
+        None => format!("sqlite://{}", db.display()),
+    };
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -447,28 +470,42 @@ fn main() -> anyhow::Result<()> {
             args.notify
         ),
     )?;
-    let log = std::fs::File::create(dir.path().join("server.log"))?;
-    let mut child = Command::new(&server)
-        .env_remove("OXIDESK_CONFIG")
-        .arg("--config")
-        .arg(&config)
-        .args([
-            "--database",
-            &db_url,
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stderr(log)
-        .spawn()?;
-    let pid = child.id();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            bail!("server did not start");
+    let ports: Vec<u16> = (0..args.instances.max(1))
+        .map(|i| {
+            if i == 0 {
+                Ok(port)
+            } else {
+                Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+            }
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut children = Vec::new();
+    for (i, p) in ports.iter().enumerate() {
+        let log = std::fs::File::create(dir.path().join(format!("server{i}.log")))?;
+        let child = Command::new(&server)
+            .env_remove("OXIDESK_CONFIG")
+            .arg("--config")
+            .arg(&config)
+            .args([
+                "--database",
+                &db_url,
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{p}"),
+            ])
+            .stderr(log)
+            .spawn()?;
+        children.push(child);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", *p)).is_err() {
+            if started.elapsed() > Duration::from_secs(30) {
+                for c in &mut children {
+                    let _ = c.kill();
+                }
+                bail!("server did not start");
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
 
     let format: &'static str = match args.format.as_str() {
@@ -483,7 +520,7 @@ fn main() -> anyhow::Result<()> {
             .map(|c| {
                 tokio::spawn(drive(
                     format,
-                    port,
+                    ports[c % ports.len()],
                     key.clone(),
                     c,
                     args.body_bytes,
@@ -498,11 +535,13 @@ fn main() -> anyhow::Result<()> {
         }
         anyhow::Ok(results)
     })?;
-    let rss = peak_rss_kib(pid);
+    let rss: Option<u64> = children.iter().map(|c| peak_rss_kib(c.id())).sum();
 
     // SIGKILL: no graceful shutdown, no chance to flush anything late.
-    child.kill()?;
-    child.wait()?;
+    for c in &mut children {
+        c.kill()?;
+        c.wait()?;
+    }
 
     let mut latencies: Vec<u64> = results
         .iter()
@@ -512,20 +551,32 @@ fn main() -> anyhow::Result<()> {
     let numbers: Vec<&String> = results.iter().flat_map(|r| r.numbers.iter()).collect();
     let errors: u64 = results.iter().map(|r| r.errors).sum();
 
-    let conn = rusqlite::Connection::open(&db)?;
-    let mut stmt = conn.prepare("SELECT 1 FROM tickets WHERE number = ?1")?;
-    let mut missing = 0usize;
-    for n in &numbers {
-        if !stmt.exists([n.as_str()])? {
-            missing += 1;
+    let check_config =
+        oxidesk::config::Config::load(Some(&config), [("OXIDESK__DATABASE".to_string(), db_url.clone())])?;
+    let (missing, queued) = runtime.block_on(async {
+        let store = oxidesk::cli::open_store(&check_config).await?;
+        let mut missing = 0usize;
+        for n in &numbers {
+            if !store.ticket_exists((*n).clone()).await? {
+                missing += 1;
+            }
         }
-    }
+        let counts = store.counts().await?;
+        let queued = counts.iter().find(|(t, _)| t == "outbox").map_or(0, |(_, n)| *n);
+        anyhow::Ok((missing, queued))
+    })?;
     let unique: std::collections::HashSet<&&String> = numbers.iter().collect();
 
     let measured = latencies.len();
     println!(
-        "oxidesk-bench: {}, concurrency {}, {} s measured (+{} s warm-up), ~{} B bodies",
-        args.format, args.concurrency, args.seconds, args.warmup_seconds, args.body_bytes
+        "oxidesk-bench: {}, concurrency {}, {} s measured (+{} s warm-up), ~{} B bodies, {} on {}",
+        args.format,
+        args.concurrency,
+        args.seconds,
+        args.warmup_seconds,
+        args.body_bytes,
+        if ports.len() == 1 { "1 instance".to_string() } else { format!("{} instances", ports.len()) },
+        if pg_admin.is_some() { "PostgreSQL" } else { "SQLite" }
     );
     println!(
         "tickets/s:        {:.0}",
@@ -544,8 +595,6 @@ fn main() -> anyhow::Result<()> {
     );
     println!("errors:           {errors}");
     if args.notify {
-        let conn = rusqlite::Connection::open(&db)?;
-        let queued: i64 = conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?;
         println!(
             "notifications:    {queued} queued, {} delivered to the SMTP sink during the run",
             sink_count.load(std::sync::atomic::Ordering::Relaxed)
@@ -556,6 +605,14 @@ fn main() -> anyhow::Result<()> {
         numbers.len(),
         unique.len()
     );
+    if let Some(admin) = &pg_admin
+        && !args.keep
+    {
+        let _ = Command::new("psql")
+            .arg(admin)
+            .args(["-qc", &format!("DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)")])
+            .status();
+    }
     if args.keep {
         println!("database kept at {}", dir.keep().display());
     }

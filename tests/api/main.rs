@@ -5,6 +5,7 @@ mod helpers;
 mod auth;
 mod cli;
 mod email;
+mod instances;
 mod json;
 mod limits;
 mod mail_corpus;

@@ -1,0 +1,125 @@
+//! Two oxidesk processes on one database (PostgreSQL with
+//! TEST_DATABASE_URL, else one SQLite file): mixed load to both, with the
+//! same Message-ID sent to both at once.
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::helpers::{drop_test_database, fixture_config_text, test_database, ticket};
+
+fn serve(config: &std::path::Path, port: u16) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_oxidesk"))
+        .arg("--config")
+        .arg(config)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env_remove("OXIDESK_CONFIG")
+        .env("OXIDESK__MAIL__ENABLED", "false")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..400 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    child
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn two_instances_share_one_database_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (database, pg_name) = test_database(&dir.path().join("shared.db")).await;
+    let config = dir.path().join("shared.toml");
+    std::fs::write(&config, format!("database = \"{database}\"\n{}", fixture_config_text())).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_oxidesk"))
+        .arg("--config")
+        .arg(&config)
+        .args(["key", "add", "--ip", "127.0.0.1"])
+        .env_remove("OXIDESK_CONFIG")
+        .output()
+        .unwrap();
+    let key = String::from_utf8(out.stdout).unwrap().lines().next().unwrap().to_string();
+    let ports = [free_port(), free_port()];
+    let mut servers: Vec<Child> = ports.iter().map(|p| serve(&config, *p)).collect();
+
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for i in 0..120usize {
+        let (client, key) = (client.clone(), key.clone());
+        let port = ports[i % 2];
+        tasks.push(tokio::spawn(async move {
+            let (path, body) = match i % 3 {
+                0 => ("xml", format!("<ticket><name>X {i}</name><email>inst-x{i}@example.com</email><subject>xml {i}</subject><message>m</message></ticket>")),
+                _ => ("json", ticket(&format!("inst{i}")).to_string()),
+            };
+            let r = client
+                .post(format!("http://127.0.0.1:{port}/api/tickets.{path}"))
+                .header("X-API-Key", key)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (None::<usize>, r.status().as_u16(), r.text().await.unwrap())
+        }));
+    }
+    // Ten messages, each sent to both instances at the same moment.
+    for m in 0..10usize {
+        let mail = format!(
+            "From: Twin <twin{m}@example.com>\r\nTo: support@example.com\r\nSubject: Twin {m}\r\n\
+             Message-ID: <twin-{m}@example.com>\r\nContent-Type: text/plain\r\n\r\nsame message\r\n"
+        );
+        for port in ports {
+            let (client, key, mail) = (client.clone(), key.clone(), mail.clone());
+            tasks.push(tokio::spawn(async move {
+                let r = client
+                    .post(format!("http://127.0.0.1:{port}/api/tickets.email"))
+                    .header("X-API-Key", key)
+                    .body(mail)
+                    .send()
+                    .await
+                    .unwrap();
+                (Some(m), r.status().as_u16(), r.text().await.unwrap())
+            }));
+        }
+    }
+    let mut numbers = HashSet::new();
+    let mut twins: HashMap<usize, HashSet<String>> = HashMap::new();
+    for t in tasks {
+        let (twin, status, body) = t.await.unwrap();
+        assert_eq!(status, 201, "{body}");
+        let n = body.trim().to_string();
+        match twin {
+            Some(m) => {
+                twins.entry(m).or_default().insert(n);
+            }
+            None => assert!(numbers.insert(n), "a number was given twice"),
+        }
+    }
+    for (m, ns) in &twins {
+        assert_eq!(ns.len(), 1, "message {m} made {ns:?}");
+        assert!(!numbers.contains(ns.iter().next().unwrap()));
+    }
+    for s in &mut servers {
+        s.kill().unwrap();
+        s.wait().unwrap();
+    }
+    // Every 201 is in the database once: 120 + 10 tickets.
+    let cfg = oxidesk::config::Config::load(Some(&config), std::iter::empty()).unwrap();
+    let store = oxidesk::cli::open_store(&cfg).await.unwrap();
+    let counts: HashMap<_, _> = store.counts().await.unwrap().into_iter().collect();
+    assert_eq!(counts["tickets"], 130);
+    assert_eq!(counts["thread_entries"], 130);
+    for n in numbers.iter().chain(twins.values().flatten()) {
+        assert!(store.ticket_exists(n.clone()).await.unwrap(), "{n} missing");
+    }
+    drop(store);
+    if let Some(name) = pg_name {
+        drop_test_database(&name);
+    }
+}
