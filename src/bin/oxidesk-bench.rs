@@ -393,7 +393,10 @@ fn main() -> anyhow::Result<()> {
             if !status.success() {
                 bail!("cannot create database {pg_name} with psql");
             }
-            format!("{}/{pg_name}", admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b))
+            format!(
+                "{}/{pg_name}",
+                admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b)
+            )
         }
         None => format!("sqlite://{}", db.display()),
     };
@@ -475,7 +478,9 @@ fn main() -> anyhow::Result<()> {
             if i == 0 {
                 Ok(port)
             } else {
-                Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+                Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+                    .local_addr()?
+                    .port())
             }
         })
         .collect::<anyhow::Result<_>>()?;
@@ -551,8 +556,10 @@ fn main() -> anyhow::Result<()> {
     let numbers: Vec<&String> = results.iter().flat_map(|r| r.numbers.iter()).collect();
     let errors: u64 = results.iter().map(|r| r.errors).sum();
 
-    let check_config =
-        oxidesk::config::Config::load(Some(&config), [("OXIDESK__DATABASE".to_string(), db_url.clone())])?;
+    let check_config = oxidesk::config::Config::load(
+        Some(&config),
+        [("OXIDESK__DATABASE".to_string(), db_url.clone())],
+    )?;
     let (missing, queued) = runtime.block_on(async {
         let store = oxidesk::cli::open_store(&check_config).await?;
         let mut missing = 0usize;
@@ -562,7 +569,10 @@ fn main() -> anyhow::Result<()> {
             }
         }
         let counts = store.counts().await?;
-        let queued = counts.iter().find(|(t, _)| t == "outbox").map_or(0, |(_, n)| *n);
+        let queued = counts
+            .iter()
+            .find(|(t, _)| t == "outbox")
+            .map_or(0, |(_, n)| *n);
         anyhow::Ok((missing, queued))
     })?;
     let unique: std::collections::HashSet<&&String> = numbers.iter().collect();
@@ -575,8 +585,16 @@ fn main() -> anyhow::Result<()> {
         args.seconds,
         args.warmup_seconds,
         args.body_bytes,
-        if ports.len() == 1 { "1 instance".to_string() } else { format!("{} instances", ports.len()) },
-        if pg_admin.is_some() { "PostgreSQL" } else { "SQLite" }
+        if ports.len() == 1 {
+            "1 instance".to_string()
+        } else {
+            format!("{} instances", ports.len())
+        },
+        if pg_admin.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
     );
     println!(
         "tickets/s:        {:.0}",
@@ -610,7 +628,10 @@ fn main() -> anyhow::Result<()> {
     {
         let _ = Command::new("psql")
             .arg(admin)
-            .args(["-qc", &format!("DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)")])
+            .args([
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)"),
+            ])
             .status();
     }
     if args.keep {

@@ -13,6 +13,7 @@ use crate::storage::sqlite::SqliteStore;
 
 mod key;
 mod mail;
+mod migrate_data;
 mod outbox;
 mod pipe;
 mod serve;
@@ -53,6 +54,8 @@ pub enum Command {
     /// Look at the notification outbox.
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
+    /// Copy all data to another database (SQLite → PostgreSQL) and check it.
+    MigrateData(migrate_data::MigrateDataArgs),
     /// Look at mail messages the way intake does.
     #[command(subcommand)]
     Mail(mail::MailCommand),
@@ -154,6 +157,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Key(cmd) => key::run(&cli, cmd).await,
             Command::Ticket(cmd) => ticket::run(&cli, cmd).await,
             Command::Mail(cmd) => mail::run(cmd),
+            Command::MigrateData(args) => migrate_data::run(&cli, args).await,
             Command::Outbox(cmd) => outbox::run(&cli, cmd).await,
             Command::Pipe => unreachable!("handled above"),
             Command::Config(ConfigCommand::Check(args)) => {

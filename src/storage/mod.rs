@@ -457,3 +457,210 @@ pub trait Store: Send + Sync {
     /// Row counts by table, for tests and checks.
     fn counts(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, StoreError>>;
 }
+
+/// Column types of the data every backend holds, for `migrate-data`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColType {
+    /// 64-bit integer.
+    Int,
+    /// Text.
+    Text,
+    /// Bytes.
+    Blob,
+    /// Boolean (0/1 in SQLite).
+    Bool,
+}
+
+/// One table, its copy order key and its columns (nullable ones too: a
+/// value may be `Null` in any column that allows it).
+#[derive(Debug)]
+pub struct TableSpec {
+    /// Table name.
+    pub name: &'static str,
+    /// `ORDER BY` for a stable copy and checksum.
+    pub order_by: &'static str,
+    /// Columns and their types.
+    pub columns: &'static [(&'static str, ColType)],
+    /// Whether `id` comes from a sequence to move forward after import.
+    pub has_serial_id: bool,
+}
+
+/// A value of a copied row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DumpValue {
+    /// NULL.
+    Null,
+    /// Integer.
+    Int(i64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Blob(Vec<u8>),
+    /// Boolean.
+    Bool(bool),
+}
+
+/// Every table, parents before children.
+pub const TABLES: &[TableSpec] = {
+    use ColType::{Blob, Bool, Int, Text};
+    &[
+        TableSpec {
+            name: "users",
+            order_by: "id",
+            columns: &[
+                ("id", Int),
+                ("email", Text),
+                ("name", Text),
+                ("created", Text),
+                ("autoresponse_window_start", Int),
+                ("autoresponses_in_window", Int),
+            ],
+            has_serial_id: true,
+        },
+        TableSpec {
+            name: "tickets",
+            order_by: "id",
+            columns: &[
+                ("id", Int),
+                ("number", Text),
+                ("user_id", Int),
+                ("subject", Text),
+                ("status", Text),
+                ("source", Text),
+                ("priority_id", Int),
+                ("priority_name", Text),
+                ("topic_id", Int),
+                ("topic_name", Text),
+                ("dept_id", Int),
+                ("dept_name", Text),
+                ("ip", Text),
+                ("created", Text),
+                ("alert", Bool),
+                ("autorespond", Bool),
+            ],
+            has_serial_id: true,
+        },
+        TableSpec {
+            name: "thread_entries",
+            order_by: "id",
+            columns: &[
+                ("id", Int),
+                ("ticket_id", Int),
+                ("kind", Text),
+                ("format", Text),
+                ("body", Text),
+                ("from_name", Text),
+                ("from_email", Text),
+                ("created", Text),
+                ("message_id", Text),
+                ("auto_reply", Bool),
+                ("bounce", Bool),
+            ],
+            has_serial_id: true,
+        },
+        TableSpec {
+            name: "blobs",
+            order_by: "sha256",
+            columns: &[("sha256", Blob), ("size", Int), ("data", Blob)],
+            has_serial_id: false,
+        },
+        TableSpec {
+            name: "attachments",
+            order_by: "id",
+            columns: &[
+                ("id", Int),
+                ("entry_id", Int),
+                ("position", Int),
+                ("sha256", Blob),
+                ("name", Text),
+                ("content_type", Text),
+                ("inline", Bool),
+                ("content_id", Text),
+            ],
+            has_serial_id: true,
+        },
+        TableSpec {
+            name: "field_values",
+            order_by: "ticket_id, form, name",
+            columns: &[
+                ("ticket_id", Int),
+                ("form", Text),
+                ("name", Text),
+                ("value", Text),
+            ],
+            has_serial_id: false,
+        },
+        TableSpec {
+            name: "api_keys",
+            order_by: "id",
+            columns: &[
+                ("id", Int),
+                ("hash", Blob),
+                ("prefix", Text),
+                ("addresses", Text),
+                ("is_active", Bool),
+                ("can_create", Bool),
+                ("can_read", Bool),
+                ("notes", Text),
+                ("created", Text),
+            ],
+            has_serial_id: true,
+        },
+        TableSpec {
+            name: "processed_messages",
+            order_by: "message_id",
+            columns: &[("message_id", Text), ("ticket_id", Int), ("created", Text)],
+            has_serial_id: false,
+        },
+        TableSpec {
+            name: "raw_messages",
+            order_by: "entry_id",
+            columns: &[("entry_id", Int), ("compressed", Blob)],
+            has_serial_id: false,
+        },
+        TableSpec {
+            name: "outbox",
+            order_by: "id",
+            columns: &[
+                ("id", Int),
+                ("ticket_id", Int),
+                ("entry_id", Int),
+                ("kind", Text),
+                ("event", Text),
+                ("recipients", Text),
+                ("message_id", Text),
+                ("state", Text),
+                ("attempts", Int),
+                ("next_attempt_at", Int),
+                ("lease_until", Int),
+                ("last_error", Text),
+                ("created_at", Int),
+                ("sent_at", Int),
+            ],
+            has_serial_id: true,
+        },
+    ]
+};
+
+/// Bulk copy between backends (`oxidesk migrate-data`).
+pub trait DataCopy: Send + Sync {
+    /// Rows `offset..offset+limit` of a table in `order_by` order.
+    fn export_rows(
+        &self,
+        table: &'static TableSpec,
+        offset: i64,
+        limit: i64,
+    ) -> BoxFuture<'_, Result<Vec<Vec<DumpValue>>, StoreError>>;
+    /// Inserts rows as they are (ids included), in one transaction.
+    fn import_rows(
+        &self,
+        table: &'static TableSpec,
+        rows: Vec<Vec<DumpValue>>,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Rows in a table.
+    fn row_count(&self, table: &'static TableSpec) -> BoxFuture<'_, Result<i64, StoreError>>;
+    /// The sequential ticket counter (0 when none was used).
+    fn ticket_counter(&self) -> BoxFuture<'_, Result<i64, StoreError>>;
+    /// After import: moves sequences past the copied ids and the counter.
+    fn finish_import(&self, ticket_counter: i64) -> BoxFuture<'_, Result<(), StoreError>>;
+}

@@ -992,3 +992,154 @@ impl Store for PgStore {
         })
     }
 }
+
+/// `ORDER BY` with byte-wise text order, as SQLite sorts, so that both
+/// sides of a copy stream rows in the same order.
+fn pg_order(table: &super::TableSpec) -> String {
+    table
+        .order_by
+        .split(',')
+        .map(|c| {
+            let c = c.trim();
+            let is_text = table
+                .columns
+                .iter()
+                .any(|(name, ty)| *name == c && *ty == super::ColType::Text);
+            if is_text {
+                format!("{c} COLLATE \"C\"")
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn pg_columns(table: &super::TableSpec) -> String {
+    table
+        .columns
+        .iter()
+        .map(|(c, _)| *c)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl super::DataCopy for PgStore {
+    fn export_rows(
+        &self,
+        table: &'static super::TableSpec,
+        offset: i64,
+        limit: i64,
+    ) -> BoxFuture<'_, Result<Vec<Vec<super::DumpValue>>, StoreError>> {
+        Box::pin(async move {
+            use super::{ColType, DumpValue};
+            // Table and column names are constants of TABLES, never input.
+            let sql = format!(
+                "SELECT {} FROM {} ORDER BY {} LIMIT $1 OFFSET $2",
+                pg_columns(table),
+                table.name,
+                pg_order(table)
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&self.pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                let mut values = Vec::with_capacity(table.columns.len());
+                for (i, (_, ty)) in table.columns.iter().enumerate() {
+                    let v = match ty {
+                        ColType::Int => r.try_get::<Option<i64>, _>(i)?.map(DumpValue::Int),
+                        ColType::Text => r.try_get::<Option<String>, _>(i)?.map(DumpValue::Text),
+                        ColType::Blob => r.try_get::<Option<Vec<u8>>, _>(i)?.map(DumpValue::Blob),
+                        ColType::Bool => r.try_get::<Option<bool>, _>(i)?.map(DumpValue::Bool),
+                    };
+                    values.push(v.unwrap_or(DumpValue::Null));
+                }
+                out.push(values);
+            }
+            Ok(out)
+        })
+    }
+
+    fn import_rows(
+        &self,
+        table: &'static super::TableSpec,
+        rows: Vec<Vec<super::DumpValue>>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            use super::{ColType, DumpValue};
+            let placeholders: Vec<String> =
+                (1..=table.columns.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "INSERT INTO {} ({}) VALUES ({})",
+                table.name,
+                pg_columns(table),
+                placeholders.join(", ")
+            );
+            let mut tx = self.pool.begin().await?;
+            for row in rows {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+                for (v, (_, ty)) in row.into_iter().zip(table.columns.iter()) {
+                    q = match (v, ty) {
+                        (DumpValue::Int(n), _) => q.bind(n),
+                        (DumpValue::Text(t), _) => q.bind(t),
+                        (DumpValue::Blob(b), _) => q.bind(b),
+                        (DumpValue::Bool(b), _) => q.bind(b),
+                        (DumpValue::Null, ColType::Int) => q.bind(None::<i64>),
+                        (DumpValue::Null, ColType::Text) => q.bind(None::<String>),
+                        (DumpValue::Null, ColType::Blob) => q.bind(None::<Vec<u8>>),
+                        (DumpValue::Null, ColType::Bool) => q.bind(None::<bool>),
+                    };
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn row_count(
+        &self,
+        table: &'static super::TableSpec,
+    ) -> BoxFuture<'_, Result<i64, StoreError>> {
+        Box::pin(async move {
+            let sql = format!("SELECT count(*) FROM {}", table.name);
+            Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&self.pool)
+                .await?)
+        })
+    }
+
+    fn ticket_counter(&self) -> BoxFuture<'_, Result<i64, StoreError>> {
+        Box::pin(async move {
+            let (last, called): (i64, bool) =
+                sqlx::query_as("SELECT last_value, is_called FROM ticket_number_seq")
+                    .fetch_one(&self.pool)
+                    .await?;
+            Ok(if called { last } else { 0 })
+        })
+    }
+
+    fn finish_import(&self, ticket_counter: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            for table in super::TABLES.iter().filter(|t| t.has_serial_id) {
+                let sql = format!(
+                    "SELECT setval(pg_get_serial_sequence('{0}', 'id'), GREATEST((SELECT max(id) FROM {0}), 1))",
+                    table.name
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&self.pool)
+                    .await?;
+            }
+            if ticket_counter > 0 {
+                sqlx::query("SELECT setval('ticket_number_seq', $1)")
+                    .bind(ticket_counter)
+                    .execute(&self.pool)
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+}

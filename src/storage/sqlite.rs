@@ -1104,3 +1104,126 @@ impl Store for SqliteStore {
         })
     }
 }
+
+fn column_list(table: &super::TableSpec) -> String {
+    table
+        .columns
+        .iter()
+        .map(|(c, _)| *c)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl super::DataCopy for SqliteStore {
+    fn export_rows(
+        &self,
+        table: &'static super::TableSpec,
+        offset: i64,
+        limit: i64,
+    ) -> BoxFuture<'_, Result<Vec<Vec<super::DumpValue>>, StoreError>> {
+        self.read(move |conn| {
+            use super::{ColType, DumpValue};
+            use rusqlite::types::ValueRef;
+            let sql = format!(
+                "SELECT {} FROM {} ORDER BY {} LIMIT ?1 OFFSET ?2",
+                column_list(table),
+                table.name,
+                table.order_by
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            let mut rows = stmt.query(params![limit, offset])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let mut values = Vec::with_capacity(table.columns.len());
+                for (i, (_, ty)) in table.columns.iter().enumerate() {
+                    let v = match (row.get_ref(i)?, ty) {
+                        (ValueRef::Null, _) => DumpValue::Null,
+                        (ValueRef::Integer(n), ColType::Bool) => DumpValue::Bool(n != 0),
+                        (ValueRef::Integer(n), _) => DumpValue::Int(n),
+                        (ValueRef::Text(t), _) => {
+                            DumpValue::Text(String::from_utf8_lossy(t).into_owned())
+                        }
+                        (ValueRef::Blob(b), _) => DumpValue::Blob(b.to_vec()),
+                        (ValueRef::Real(f), _) => DumpValue::Text(f.to_string()),
+                    };
+                    values.push(v);
+                }
+                out.push(values);
+            }
+            Ok(out)
+        })
+    }
+
+    fn import_rows(
+        &self,
+        table: &'static super::TableSpec,
+        rows: Vec<Vec<super::DumpValue>>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn, _| {
+            use super::DumpValue;
+            use rusqlite::types::Value;
+            let placeholders: Vec<String> =
+                (1..=table.columns.len()).map(|i| format!("?{i}")).collect();
+            let sql = format!(
+                "INSERT INTO {} ({}) VALUES ({})",
+                table.name,
+                column_list(table),
+                placeholders.join(", ")
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            for row in rows {
+                let values: Vec<Value> = row
+                    .into_iter()
+                    .map(|v| match v {
+                        DumpValue::Null => Value::Null,
+                        DumpValue::Int(n) => Value::Integer(n),
+                        DumpValue::Bool(b) => Value::Integer(i64::from(b)),
+                        DumpValue::Text(t) => Value::Text(t),
+                        DumpValue::Blob(b) => Value::Blob(b),
+                    })
+                    .collect();
+                stmt.execute(rusqlite::params_from_iter(values))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn row_count(
+        &self,
+        table: &'static super::TableSpec,
+    ) -> BoxFuture<'_, Result<i64, StoreError>> {
+        self.read(move |conn| {
+            Ok(
+                conn.query_row(&format!("SELECT count(*) FROM {}", table.name), [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+    }
+
+    fn ticket_counter(&self) -> BoxFuture<'_, Result<i64, StoreError>> {
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT value FROM counters WHERE name = 'ticket_number'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0))
+        })
+    }
+
+    fn finish_import(&self, ticket_counter: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn, _| {
+            if ticket_counter > 0 {
+                conn.execute(
+                    "INSERT INTO counters (name, value) VALUES ('ticket_number', ?1)
+                     ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                    [ticket_counter],
+                )?;
+            }
+            Ok(())
+        })
+    }
+}

@@ -28,7 +28,11 @@ fn serve(config: &std::path::Path, port: u16) -> Child {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test]
@@ -36,7 +40,11 @@ async fn two_instances_share_one_database_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let (database, pg_name) = test_database(&dir.path().join("shared.db")).await;
     let config = dir.path().join("shared.toml");
-    std::fs::write(&config, format!("database = \"{database}\"\n{}", fixture_config_text())).unwrap();
+    std::fs::write(
+        &config,
+        format!("database = \"{database}\"\n{}", fixture_config_text()),
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_oxidesk"))
         .arg("--config")
         .arg(&config)
@@ -44,7 +52,12 @@ async fn two_instances_share_one_database_without_duplicates() {
         .env_remove("OXIDESK_CONFIG")
         .output()
         .unwrap();
-    let key = String::from_utf8(out.stdout).unwrap().lines().next().unwrap().to_string();
+    let key = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
     let ports = [free_port(), free_port()];
     let mut servers: Vec<Child> = ports.iter().map(|p| serve(&config, *p)).collect();
 

@@ -9,6 +9,7 @@ mod instances;
 mod json;
 mod limits;
 mod mail_corpus;
+mod migrate;
 
 mod notify;
 mod routes;
