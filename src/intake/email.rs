@@ -813,6 +813,34 @@ fn extract<'a>(message: &'a Message<'a>) -> EmailDraft {
             content_id,
         });
     }
+    // TNEF (winmail.dat): Outlook's wrapper around the real files. A
+    // stream with files is replaced by them; one without (a read receipt)
+    // stays as it came.
+    let mut unpacked = Vec::with_capacity(attachments.len());
+    for att in attachments {
+        let is_tnef = att.content_type == "application/ms-tnef"
+            || att.content_type == "application/vnd.ms-tnef"
+            || att.name.eq_ignore_ascii_case("winmail.dat");
+        match is_tnef.then(|| super::tnef::unpack(&att.data)).flatten() {
+            Some(files) if !files.is_empty() => {
+                for (i, (name, data)) in files.into_iter().enumerate() {
+                    unpacked.push(AttachmentDraft {
+                        name: if name.is_empty() {
+                            format!("winmail-{}.bin", i + 1)
+                        } else {
+                            name
+                        },
+                        content_type: "application/octet-stream".into(),
+                        data,
+                        inline: false,
+                        content_id: None,
+                    });
+                }
+            }
+            _ => unpacked.push(att),
+        }
+    }
+    let mut attachments = unpacked;
     // Outlook and Notes put uuencoded files inside a plain-text body.
     let mut body = body;
     if format == BodyFormat::Text && body.contains("\nbegin ") {

@@ -11,6 +11,7 @@ pub mod data_url;
 pub mod email;
 pub mod html;
 pub mod json;
+pub mod tnef;
 pub mod xml;
 
 /// A field value as the request carried it, before the forms type it.

@@ -413,3 +413,62 @@ async fn pipe_exit_codes_follow_sysexits() {
     // None of the refused ones wrote anything.
     assert_eq!(count(&app.counts().await, "tickets"), 1);
 }
+
+/// A winmail.dat (MS-OXTNEF) holding `files`.
+fn winmail(files: &[(&str, &[u8])]) -> Vec<u8> {
+    fn attr(out: &mut Vec<u8>, level: u8, id: u32, value: &[u8]) {
+        out.push(level);
+        out.extend(id.to_le_bytes());
+        out.extend((value.len() as u32).to_le_bytes());
+        out.extend(value);
+        let sum = value
+            .iter()
+            .fold(0u16, |s, &b| s.wrapping_add(u16::from(b)));
+        out.extend(sum.to_le_bytes());
+    }
+    let mut out = 0x223E_9F78u32.to_le_bytes().to_vec();
+    out.extend([0x01, 0x00]);
+    attr(&mut out, 1, 0x0008_9006, &[0, 0, 1, 0]);
+    for (name, data) in files {
+        attr(&mut out, 2, 0x0006_9002, &[0; 14]);
+        attr(&mut out, 2, 0x0001_8010, format!("{name}\0").as_bytes());
+        attr(&mut out, 2, 0x0006_800F, data);
+    }
+    out
+}
+
+#[tokio::test]
+async fn winmail_dat_is_unpacked_into_its_files() {
+    use base64::Engine as _;
+    let app = spawn_app().await;
+    let tnef = base64::engine::general_purpose::STANDARD.encode(winmail(&[
+        ("budget.xls", b"\xd0\xcf\x11\xe0data"),
+        ("notes.txt", b"hello"),
+    ]));
+    let body = format!(
+        "--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n--b\r\nContent-Type: application/ms-tnef; name=\"winmail.dat\"\r\n\
+         Content-Disposition: attachment; filename=\"winmail.dat\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{tnef}\r\n--b--"
+    );
+    let raw = mail(
+        "outlook@example.com",
+        "Budget",
+        "tnef@x",
+        &["Content-Type: multipart/mixed; boundary=\"b\""],
+        &body,
+    );
+    let n = post_mail(&app, raw).await.number();
+    let t = app.get_ticket(&n).await;
+    let files: Vec<_> = t["thread"][0]["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["name"].clone(), a["size"].clone()))
+        .collect();
+    assert_eq!(
+        files,
+        vec![
+            (json!("budget.xls"), json!(8)),
+            (json!("notes.txt"), json!(5))
+        ]
+    );
+}
