@@ -144,6 +144,17 @@ pub fn inspect_email(raw: &[u8]) -> Result<EmailDraft, IntakeError> {
 /// Only header lines of the message and of its MIME parts are touched;
 /// bodies keep their bytes. Nothing is copied when nothing changes.
 fn normalize_headers(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    // Most messages need nothing: a scan decides before anything is copied.
+    if normalize_pass(raw, false).is_none() {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    match normalize_pass(raw, true) {
+        Some(fixed) => std::borrow::Cow::Owned(fixed),
+        None => std::borrow::Cow::Borrowed(raw),
+    }
+}
+
+fn normalize_pass(raw: &[u8], write: bool) -> Option<Vec<u8>> {
     const SINGLE: &[&[u8]] = &[
         b"from",
         b"subject",
@@ -164,7 +175,11 @@ fn normalize_headers(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
             .filter(|e| *e != encoding_rs::UTF_8)
             .unwrap_or(encoding_rs::WINDOWS_1252)
     };
-    let mut out = Vec::with_capacity(raw.len() + 64);
+    let mut out = if write {
+        Vec::with_capacity(raw.len() + 64)
+    } else {
+        Vec::new()
+    };
     let mut changed = false;
     let mut in_headers = true;
     let mut seen: Vec<Vec<u8>> = Vec::new();
@@ -180,12 +195,16 @@ fn normalize_headers(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
                 seen.clear();
                 dropping = false;
             }
-            out.extend_from_slice(line);
+            if write {
+                out.extend_from_slice(line);
+            }
             continue;
         }
         if content.is_empty() {
             in_headers = false;
-            out.extend_from_slice(line);
+            if write {
+                out.extend_from_slice(line);
+            }
             continue;
         }
         let continuation = content.first().is_some_and(|b| *b == b' ' || *b == b'\t');
@@ -212,7 +231,9 @@ fn normalize_headers(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
         let has_encoded_word = content.windows(2).any(|w| w == b"=?");
         if has_encoded_word {
             if let Some(fixed) = pad_b_words(line) {
-                out.extend_from_slice(&fixed);
+                if write {
+                    out.extend_from_slice(&fixed);
+                }
                 changed = true;
                 continue;
             }
@@ -220,17 +241,17 @@ fn normalize_headers(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
             // Encoded words carry their own charset (even around stray
             // 8-bit bytes): those lines are left to the MIME parser.
             let (text, _, _) = encoding.decode(line);
-            out.extend_from_slice(text.as_bytes());
+            if write {
+                out.extend_from_slice(text.as_bytes());
+            }
             changed = true;
             continue;
         }
-        out.extend_from_slice(line);
+        if write {
+            out.extend_from_slice(line);
+        }
     }
-    if changed {
-        std::borrow::Cow::Owned(out)
-    } else {
-        std::borrow::Cow::Borrowed(raw)
-    }
+    changed.then_some(out)
 }
 
 /// `=?cs?B?eHB0bw?=` → `=?cs?B?eHB0bw==?=`; `None` when nothing needed it.
