@@ -362,6 +362,21 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[idx] as f64 / 1000.0
 }
 
+/// Drops the run's PostgreSQL database (unless kept).
+fn drop_pg(admin: Option<&str>, name: &str, keep: bool) {
+    if let Some(admin) = admin
+        && !keep
+    {
+        let _ = Command::new("psql")
+            .arg(admin)
+            .args([
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            ])
+            .status();
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(dir) = &args.parse_mail {
@@ -426,8 +441,23 @@ fn main() -> anyhow::Result<()> {
             .output()?;
         let (mut lat, errors) = pipe_bench(&server, &db_url, &args)?;
         lat.sort_unstable();
-        let conn = rusqlite::Connection::open(&db)?;
-        let stored: i64 = conn.query_row("SELECT count(*) FROM tickets", [], |r| r.get(0))?;
+        let check = oxidesk::config::Config::load(
+            None,
+            [("OXIDESK__DATABASE".to_string(), db_url.clone())],
+        )?;
+        let stored: i64 = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(async {
+                let store = oxidesk::cli::open_store(&check).await?;
+                let counts = store.counts().await?;
+                anyhow::Ok(
+                    counts
+                        .iter()
+                        .find(|(t, _)| t == "tickets")
+                        .map_or(0, |(_, n)| *n),
+                )
+            })?;
         println!(
             "oxidesk-bench: email through `oxidesk pipe`, {} at a time, {} s",
             args.concurrency, args.seconds
@@ -440,6 +470,7 @@ fn main() -> anyhow::Result<()> {
         println!("latency p99:      {:.2} ms", percentile(&lat, 0.99));
         println!("errors:           {errors}");
         println!("exit 0 count:     {}, tickets stored: {stored}", lat.len());
+        drop_pg(pg_admin.as_deref(), &pg_name, args.keep);
         if errors > 0 || stored != lat.len() as i64 {
             bail!(
                 "FAILED: {errors} errors, {stored} stored for {} accepted",
@@ -623,17 +654,7 @@ fn main() -> anyhow::Result<()> {
         numbers.len(),
         unique.len()
     );
-    if let Some(admin) = &pg_admin
-        && !args.keep
-    {
-        let _ = Command::new("psql")
-            .arg(admin)
-            .args([
-                "-qc",
-                &format!("DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)"),
-            ])
-            .status();
-    }
+    drop_pg(pg_admin.as_deref(), &pg_name, args.keep);
     if args.keep {
         println!("database kept at {}", dir.keep().display());
     }

@@ -6,7 +6,6 @@ use std::io::Write;
 use std::net::IpAddr;
 
 use jiff::Timestamp;
-use sha2::{Digest, Sha256};
 
 use super::DomainError;
 use super::catalog::Catalog;
@@ -14,9 +13,7 @@ use super::fields::parse_email as parse_address;
 use crate::config::Channel;
 use crate::intake::IntakeError;
 use crate::intake::email::{EmailDraft, PriorityHint, parse_email};
-use crate::storage::{
-    EmailOutcome, NewAttachment, NewEmail, NewEntry, NewTicket, Store, StoreError,
-};
+use crate::storage::{EmailOutcome, NewEmail, NewEntry, NewTicket, Store, StoreError};
 
 /// Facts about the delivery that are not in the message.
 #[derive(Debug, Clone)]
@@ -117,18 +114,7 @@ pub fn prepare_email(
             thread_ids.push(id.clone());
         }
     }
-    let attachments = draft
-        .attachments
-        .into_iter()
-        .map(|a| NewAttachment {
-            sha256: Sha256::digest(&a.data).into(),
-            name: a.name,
-            content_type: a.content_type,
-            data: a.data,
-            inline: a.inline,
-            content_id: a.content_id,
-        })
-        .collect();
+    let attachments = super::tickets::stored_attachments(draft.attachments);
     let mut deflate = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
     deflate
         .write_all(raw)

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::DomainError;
 use super::catalog::{Catalog, FormField};
 use super::fields::{parse_bool, parse_email, parse_field, parse_ip, scalar_text};
-use crate::intake::{RawValue, TicketDraft};
+use crate::intake::{AttachmentDraft, RawValue, TicketDraft};
 use crate::storage::{NewAttachment, NewEntry, NewFieldValue, NewTicket, Store, StoreError};
 
 /// Facts about the request that are not in its body.
@@ -251,18 +251,7 @@ pub fn prepare_ticket(
         .collect();
     fields.sort_by(|a, b| (&a.form, &a.name).cmp(&(&b.form, &b.name)));
 
-    let attachments = draft
-        .attachments
-        .into_iter()
-        .map(|a| NewAttachment {
-            sha256: Sha256::digest(&a.data).into(),
-            name: a.name,
-            content_type: a.content_type,
-            data: a.data,
-            inline: a.inline,
-            content_id: a.content_id,
-        })
-        .collect();
+    let attachments = stored_attachments(draft.attachments);
 
     let ticket = NewTicket {
         user_email: email.clone(),
@@ -296,6 +285,21 @@ pub fn prepare_ticket(
         ticket,
         ignored_fields,
     })
+}
+
+/// Decoded files as storage keeps them (content addressed by SHA-256).
+pub(crate) fn stored_attachments(drafts: Vec<AttachmentDraft>) -> Vec<NewAttachment> {
+    drafts
+        .into_iter()
+        .map(|a| NewAttachment {
+            sha256: Sha256::digest(&a.data).into(),
+            name: a.name,
+            content_type: a.content_type,
+            data: a.data,
+            inline: a.inline,
+            content_id: a.content_id,
+        })
+        .collect()
 }
 
 /// Stores a prepared ticket; the number is returned once it is durable.

@@ -16,7 +16,7 @@ use crate::domain::email::{EmailContext, file_email, prepare_email};
 use crate::domain::keys::{ApiKeySecret, Permission, authorize};
 use crate::domain::tickets::{RequestContext, create_ticket, prepare_ticket};
 use crate::error::ApiError;
-use crate::intake::{IntakeLimits, json, xml};
+use crate::intake::{json, xml};
 use crate::storage::EmailOutcome;
 
 /// Bodies larger than this are decoded on the blocking pool.
@@ -144,18 +144,17 @@ async fn create(
     let client_ip =
         authenticate(state, peer, headers, Permission::CreateTickets, request_id).await?;
     let bytes = read_body(state, headers, body).await?;
-    let limits = IntakeLimits {
-        max_attachment_bytes: state.limits.max_attachment_bytes,
-        max_attachments: state.limits.max_attachments,
-    };
     if format == Format::Email {
         return create_from_email(state, client_ip, bytes, request_id).await;
     }
-    let decode = move |bytes: &[u8]| match format {
-        Format::Xml => xml::parse_xml(bytes, &limits),
-        Format::Json | Format::Email => json::parse_json(bytes, &limits),
+    let limits = state.catalog.intake_limits;
+    let decode = move |bytes: &[u8]| {
+        if format == Format::Xml {
+            xml::parse_xml(bytes, &limits)
+        } else {
+            json::parse_json(bytes, &limits)
+        }
     };
-    // (Email was answered above; it never reaches `decode`.)
     let draft = if bytes.len() > INLINE_DECODE_BYTES {
         tokio::task::spawn_blocking(move || decode(&bytes))
             .await
@@ -177,11 +176,7 @@ async fn create(
         .map_err(|e| ApiError::from_create(e, request_id))?;
     tracing::info!(request.id = request_id, ticket.number = %number, "created ticket {number}");
     state.outbox_wake.notify_one();
-    let mut response = (StatusCode::CREATED, number).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    let mut response = text_response(StatusCode::CREATED, number);
     if !ignored.is_empty()
         && let Ok(v) = HeaderValue::from_str(&ignored)
     {

@@ -186,6 +186,62 @@ pub struct NumberPolicy {
     pub sequential: bool,
 }
 
+/// How often a taken random ticket number is redrawn.
+pub const NUMBER_ATTEMPTS: usize = 100;
+
+impl NumberPolicy {
+    /// Each `#` a random digit; osTicket never starts with 0.
+    pub fn random_number(&self) -> String {
+        let mut rng = rand::rng();
+        let mut first = true;
+        self.format
+            .chars()
+            .map(|c| {
+                if c != '#' {
+                    return c;
+                }
+                let low = if first { 1 } else { 0 };
+                first = false;
+                char::from(b'0' + rand::Rng::random_range(&mut rng, low..10u8))
+            })
+            .collect()
+    }
+
+    /// The counter's `value`, zero-padded into the pattern; past the
+    /// pattern's capacity every digit is kept rather than wrapping.
+    pub fn sequential_number(&self, value: i64) -> String {
+        let width = self.format.chars().filter(|&c| c == '#').count();
+        let digits = format!("{value:0width$}");
+        if digits.len() > width {
+            let prefix: String = self.format.chars().take_while(|&c| c != '#').collect();
+            return format!("{prefix}{digits}");
+        }
+        let mut d = digits.chars();
+        self.format
+            .chars()
+            .map(|c| if c == '#' { d.next().unwrap_or('0') } else { c })
+            .collect()
+    }
+}
+
+/// The Message-ID of an outgoing mail: `oxidesk.<kind>.<ticket id>.<token>@<domain>`.
+/// Carrying the ticket id lets a reply be matched without an index on
+/// the ids themselves.
+pub fn outgoing_message_id(kind: &str, ticket_id: i64, domain: &str) -> String {
+    let mut rng = rand::rng();
+    let token: String = (0..16)
+        .map(|_| char::from(b"0123456789abcdef"[rand::Rng::random_range(&mut rng, 0..16usize)]))
+        .collect();
+    format!("oxidesk.{kind}.{ticket_id}.{token}@{domain}")
+}
+
+/// The ticket id inside a Message-ID made by [`outgoing_message_id`].
+pub fn outgoing_ticket_id(message_id: &str) -> Option<i64> {
+    let mut parts = message_id.strip_prefix("oxidesk.")?.split('.');
+    let _kind = parts.next()?;
+    parts.next()?.parse().ok()
+}
+
 /// An attachment as the read API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AttachmentView {
@@ -452,8 +508,6 @@ pub trait Store: Send + Sync {
     ) -> BoxFuture<'_, Result<Vec<OutboxSummary>, StoreError>>;
     /// Queues a row again now (any state but `sent`); `NotFound` otherwise.
     fn retry_outbox(&self, id: i64, now: i64) -> BoxFuture<'_, Result<(), StoreError>>;
-    /// Unix time of the next due row, if any.
-    fn next_outbox_due(&self) -> BoxFuture<'_, Result<Option<i64>, StoreError>>;
     /// Row counts by table, for tests and checks.
     fn counts(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, StoreError>>;
 }
@@ -663,4 +717,15 @@ pub trait DataCopy: Send + Sync {
     fn ticket_counter(&self) -> BoxFuture<'_, Result<i64, StoreError>>;
     /// After import: moves sequences past the copied ids and the counter.
     fn finish_import(&self, ticket_counter: i64) -> BoxFuture<'_, Result<(), StoreError>>;
+}
+
+/// Rows per table, in [`TABLES`] order (`Store::counts` of every backend).
+pub(crate) async fn table_counts(
+    db: &(impl DataCopy + ?Sized),
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut out = Vec::with_capacity(TABLES.len());
+    for table in TABLES {
+        out.push((table.name.to_string(), db.row_count(table).await?));
+    }
+    Ok(out)
 }

@@ -9,14 +9,14 @@
 
 use std::time::Duration;
 
-use rand::Rng;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Executor, Postgres, Row, Transaction};
 
 use super::{
-    ApiKeyRecord, AttachmentView, BoxFuture, EmailOutcome, EntryFlags, EntryView, Named, NewApiKey,
-    NewEmail, NewEntry, NewNotifications, NewTicket, NotificationView, NumberPolicy, OutboxJob,
-    OutboxSummary, Party, Store, StoreError, TicketSummary, TicketView,
+    ApiKeyRecord, AttachmentView, BoxFuture, EmailOutcome, EntryFlags, EntryView, NUMBER_ATTEMPTS,
+    Named, NewApiKey, NewEmail, NewEntry, NewNotifications, NewTicket, NotificationView,
+    NumberPolicy, OutboxJob, OutboxSummary, Party, Store, StoreError, TicketSummary, TicketView,
+    outgoing_message_id, outgoing_ticket_id,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -27,8 +27,6 @@ const MIGRATIONS: &[(i64, &str)] = &[
 
 /// Any advisory-lock key, fixed: "oxidesk migrations".
 const MIGRATION_LOCK: i64 = 0x6f78_6964_6573_6b01;
-
-const NUMBER_ATTEMPTS: usize = 100;
 
 /// Pool and timeout settings.
 #[derive(Debug, Clone)]
@@ -143,109 +141,14 @@ impl PgStore {
 
 type Tx<'a> = Transaction<'a, Postgres>;
 
-fn random_number(policy: &NumberPolicy) -> String {
-    let mut rng = rand::rng();
-    let mut first = true;
-    policy
-        .format
-        .chars()
-        .map(|c| {
-            if c != '#' {
-                return c;
-            }
-            let low = if first { 1 } else { 0 };
-            first = false;
-            char::from(b'0' + rng.random_range(low..10u8))
-        })
-        .collect()
-}
-
-fn sequential_number(policy: &NumberPolicy, value: i64) -> String {
-    let width = policy.format.chars().filter(|&c| c == '#').count();
-    let digits = format!("{value:0width$}");
-    if digits.len() > width {
-        let prefix: String = policy.format.chars().take_while(|&c| c != '#').collect();
-        return format!("{prefix}{digits}");
-    }
-    let mut d = digits.chars();
-    policy
-        .format
-        .chars()
-        .map(|c| if c == '#' { d.next().unwrap_or('0') } else { c })
-        .collect()
-}
-
-async fn user_id(tx: &mut Tx<'_>, t: &NewTicket) -> Result<i64, StoreError> {
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO users (email, name, created) VALUES ($1, $2, $3)
-         ON CONFLICT ((lower(email))) DO NOTHING RETURNING id",
-    )
-    .bind(&t.user_email)
-    .bind(&t.user_name)
-    .bind(&t.created)
-    .fetch_optional(&mut **tx)
-    .await?;
-    match inserted {
-        Some(id) => Ok(id),
-        None => Ok(
-            sqlx::query_scalar("SELECT id FROM users WHERE lower(email) = lower($1)")
-                .bind(&t.user_email)
-                .fetch_one(&mut **tx)
-                .await?,
-        ),
-    }
-}
-
+/// A ticket and the notifications it queues, in the caller's transaction.
 async fn insert_ticket(
     tx: &mut Tx<'_>,
     numbers: &NumberPolicy,
     t: &NewTicket,
 ) -> Result<(String, i64, i64), StoreError> {
-    let user_id = user_id(tx, t).await?;
-    let mut attempt = 0;
-    let (number, ticket_id) = loop {
-        attempt += 1;
-        let number = if numbers.sequential {
-            let v: i64 = sqlx::query_scalar("SELECT nextval('ticket_number_seq')")
-                .fetch_one(&mut **tx)
-                .await?;
-            sequential_number(numbers, v)
-        } else {
-            random_number(numbers)
-        };
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO tickets (number, user_id, subject, status, source, priority_id, priority_name,
-                 topic_id, topic_name, dept_id, dept_name, ip, created, alert, autorespond)
-             VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-             ON CONFLICT (number) DO NOTHING RETURNING id",
-        )
-        .bind(&number)
-        .bind(user_id)
-        .bind(&t.subject)
-        .bind(&t.source)
-        .bind(t.priority.id)
-        .bind(&t.priority.name)
-        .bind(t.topic.as_ref().map(|n| n.id))
-        .bind(t.topic.as_ref().map(|n| n.name.clone()))
-        .bind(t.department.as_ref().map(|n| n.id))
-        .bind(t.department.as_ref().map(|n| n.name.clone()))
-        .bind(&t.ip)
-        .bind(&t.created)
-        .bind(t.alert)
-        .bind(t.autorespond)
-        .fetch_optional(&mut **tx)
-        .await?;
-        match id {
-            Some(id) => break (number, id),
-            None if attempt < NUMBER_ATTEMPTS => continue,
-            None => {
-                return Err(StoreError::Conflict(format!(
-                    "no free ticket number after {NUMBER_ATTEMPTS} attempts: widen tickets.number_format"
-                )));
-            }
-        }
-    };
-    let entry_id = insert_entry(tx, ticket_id, &t.entry, &t.created).await?;
+    let (number, ticket_id, entry_id, user_id) =
+        insert_ticket_one_statement(tx, numbers, t).await?;
     queue_notifications(
         tx,
         &t.notify,
@@ -257,17 +160,6 @@ async fn insert_ticket(
         t.department.as_ref().map(|d| d.id),
     )
     .await?;
-    for f in &t.fields {
-        sqlx::query(
-            "INSERT INTO field_values (ticket_id, form, name, value) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(ticket_id)
-        .bind(&f.form)
-        .bind(&f.name)
-        .bind(f.value.to_string())
-        .execute(&mut **tx)
-        .await?;
-    }
     Ok((number, ticket_id, entry_id))
 }
 
@@ -302,9 +194,9 @@ async fn insert_ticket_one_statement(
             let v: i64 = sqlx::query_scalar("SELECT nextval('ticket_number_seq')")
                 .fetch_one(&mut *conn)
                 .await?;
-            sequential_number(numbers, v)
+            numbers.sequential_number(v)
         } else {
-            random_number(numbers)
+            numbers.random_number()
         };
         let row: Option<(i64, i64, i64)> = sqlx::query_as(
             "WITH u_ins AS (
@@ -431,20 +323,6 @@ async fn insert_entry(
         .await?;
     }
     Ok(entry_id)
-}
-
-fn outgoing_message_id(kind: &str, ticket_id: i64, domain: &str) -> String {
-    let mut rng = rand::rng();
-    let token: String = (0..16)
-        .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16usize)]))
-        .collect();
-    format!("oxidesk.{kind}.{ticket_id}.{token}@{domain}")
-}
-
-fn outgoing_ticket_id(message_id: &str) -> Option<i64> {
-    let mut parts = message_id.strip_prefix("oxidesk.")?.split('.');
-    let _kind = parts.next()?;
-    parts.next()?.parse().ok()
 }
 
 #[expect(
@@ -809,19 +687,7 @@ impl Store for PgStore {
                 return Ok(number);
             }
             let mut tx = self.pool.begin().await?;
-            let (number, ticket_id, entry_id, user_id) =
-                insert_ticket_one_statement(&mut tx, &self.numbers, &ticket).await?;
-            queue_notifications(
-                &mut tx,
-                n,
-                ticket_id,
-                entry_id,
-                "new",
-                Some(user_id),
-                Some(&ticket.user_email),
-                ticket.department.as_ref().map(|d| d.id),
-            )
-            .await?;
+            let (number, ..) = insert_ticket(&mut tx, &self.numbers, &ticket).await?;
             tx.commit().await?;
             Ok(number)
         })
@@ -1096,42 +962,8 @@ impl Store for PgStore {
         })
     }
 
-    fn next_outbox_due(&self) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
-        Box::pin(async move {
-            Ok(sqlx::query_scalar(
-                "SELECT min(CASE WHEN state = 'queued' THEN next_attempt_at ELSE lease_until END)
-                 FROM outbox WHERE state IN ('queued', 'sending')",
-            )
-            .fetch_one(&self.pool)
-            .await?)
-        })
-    }
-
     fn counts(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, StoreError>> {
-        Box::pin(async move {
-            let mut out = Vec::new();
-            macro_rules! count {
-                ($($t:literal),*) => {
-                    [$(($t, concat!("SELECT count(*) FROM ", $t))),*]
-                };
-            }
-            for (table, sql) in count!(
-                "users",
-                "tickets",
-                "thread_entries",
-                "attachments",
-                "blobs",
-                "field_values",
-                "api_keys",
-                "processed_messages",
-                "raw_messages",
-                "outbox"
-            ) {
-                let n: i64 = sqlx::query_scalar(sql).fetch_one(&self.pool).await?;
-                out.push((table.to_string(), n));
-            }
-            Ok(out)
-        })
+        Box::pin(super::table_counts(self))
     }
 }
 

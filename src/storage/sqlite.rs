@@ -13,14 +13,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use rand::Rng;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
-    ApiKeyRecord, AttachmentView, BoxFuture, EmailOutcome, EntryFlags, EntryView, Named, NewApiKey,
-    NewEmail, NewEntry, NewTicket, NumberPolicy, Party, Store, StoreError, TicketSummary,
-    TicketView,
+    ApiKeyRecord, AttachmentView, BoxFuture, EmailOutcome, EntryFlags, EntryView, NUMBER_ATTEMPTS,
+    Named, NewApiKey, NewEmail, NewEntry, NewTicket, NumberPolicy, Party, Store, StoreError,
+    TicketSummary, TicketView, outgoing_message_id, outgoing_ticket_id,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records the
@@ -33,9 +32,6 @@ const MIGRATIONS: &[(i64, &str)] = &[
 
 /// Most requests committed in one transaction.
 const MAX_GROUP: usize = 512;
-
-/// How often a random ticket number is redrawn when taken.
-const NUMBER_ATTEMPTS: usize = 100;
 
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 type Job = Box<dyn FnOnce(&Connection, &NumberPolicy) -> (bool, Completion) + Send>;
@@ -312,15 +308,6 @@ fn exec_cached(conn: &Connection, sql: &str) -> Result<(), StoreError> {
 /// Draws the next ticket number (inside the write transaction, so the
 /// uniqueness check cannot race: this connection is the only writer).
 fn next_number(conn: &Connection, policy: &NumberPolicy) -> Result<String, StoreError> {
-    let width = policy.format.chars().filter(|&c| c == '#').count();
-    let fill = |digits: &str| {
-        let mut d = digits.chars();
-        policy
-            .format
-            .chars()
-            .map(|c| if c == '#' { d.next().unwrap_or('0') } else { c })
-            .collect::<String>()
-    };
     if policy.sequential {
         let value: i64 = conn
             .prepare_cached(
@@ -328,24 +315,10 @@ fn next_number(conn: &Connection, policy: &NumberPolicy) -> Result<String, Store
                  ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
             )?
             .query_row([], |r| r.get(0))?;
-        let digits = format!("{value:0width$}");
-        if digits.len() > width {
-            // Past the pattern's capacity: keep every digit rather than wrap.
-            let prefix: String = policy.format.chars().take_while(|&c| c != '#').collect();
-            return Ok(format!("{prefix}{digits}"));
-        }
-        return Ok(fill(&digits));
+        return Ok(policy.sequential_number(value));
     }
-    let mut rng = rand::rng();
     for _ in 0..NUMBER_ATTEMPTS {
-        let digits: String = (0..width)
-            .map(|i| {
-                // osTicket never starts a random number with 0.
-                let low = if i == 0 { 1 } else { 0 };
-                char::from(b'0' + rng.random_range(low..10u8))
-            })
-            .collect();
-        let number = fill(&digits);
+        let number = policy.random_number();
         let taken = conn
             .prepare_cached("SELECT 1 FROM tickets WHERE number = ?1")?
             .query_row([&number], |_| Ok(()))
@@ -465,21 +438,6 @@ fn insert_entry(
         ])?;
     }
     Ok(entry_id)
-}
-
-fn outgoing_message_id(kind: &str, ticket_id: i64, domain: &str) -> String {
-    let mut rng = rand::rng();
-    let token: String = (0..16)
-        .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16usize)]))
-        .collect();
-    format!("oxidesk.{kind}.{ticket_id}.{token}@{domain}")
-}
-
-/// The ticket id inside a Message-ID made by [`outgoing_message_id`].
-fn outgoing_ticket_id(message_id: &str) -> Option<i64> {
-    let mut parts = message_id.strip_prefix("oxidesk.")?.split('.');
-    let _kind = parts.next()?;
-    parts.next()?.parse().ok()
 }
 
 /// Queues the autoresponse (to `user`, when wanted and under the hourly
@@ -1070,38 +1028,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn next_outbox_due(&self) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
-        self.read(move |conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT min(CASE WHEN state = 'queued' THEN next_attempt_at ELSE lease_until END)
-                     FROM outbox WHERE state IN ('queued', 'sending')",
-                )?
-                .query_row([], |r| r.get(0))?)
-        })
-    }
-
     fn counts(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, StoreError>> {
-        self.read(move |conn| {
-            let mut out = Vec::new();
-            for table in [
-                "users",
-                "tickets",
-                "thread_entries",
-                "attachments",
-                "blobs",
-                "field_values",
-                "api_keys",
-                "processed_messages",
-                "raw_messages",
-                "outbox",
-            ] {
-                let sql = format!("SELECT count(*) FROM {table}");
-                let n: i64 = conn.query_row(&sql, [], |r| r.get(0))?;
-                out.push((table.to_string(), n));
-            }
-            Ok(out)
-        })
+        Box::pin(super::table_counts(self))
     }
 }
 

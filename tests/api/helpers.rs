@@ -287,3 +287,55 @@ pub fn ticket(tag: &str) -> Value {
         "message": format!("Body {tag}"),
     })
 }
+
+/// A loopback port nothing listens on (yet).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `oxidesk key add --ip 127.0.0.1` with `config`: the new key.
+pub fn cli_key_add(config: &std::path::Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_oxidesk"))
+        .arg("--config")
+        .arg(config)
+        .args(["key", "add", "--ip", "127.0.0.1"])
+        .env_remove("OXIDESK_CONFIG")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// `oxidesk serve` as a process on `port` with extra environment; returns
+/// once it accepts connections (or after 10 s).
+pub fn serve_process(
+    config: &std::path::Path,
+    port: u16,
+    env: &[(&str, String)],
+) -> std::process::Child {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_oxidesk"));
+    cmd.arg("--config")
+        .arg(config)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env_remove("OXIDESK_CONFIG")
+        .stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    for _ in 0..400 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    child
+}

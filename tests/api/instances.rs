@@ -3,37 +3,12 @@
 //! same Message-ID sent to both at once.
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Child;
 
-use crate::helpers::{drop_test_database, fixture_config_text, test_database, ticket};
-
-fn serve(config: &std::path::Path, port: u16) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_oxidesk"))
-        .arg("--config")
-        .arg(config)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env_remove("OXIDESK_CONFIG")
-        .env("OXIDESK__MAIL__ENABLED", "false")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..400 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    child
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::helpers::{
+    cli_key_add, drop_test_database, fixture_config_text, free_port, serve_process, test_database,
+    ticket,
+};
 
 #[tokio::test]
 async fn two_instances_share_one_database_without_duplicates() {
@@ -45,21 +20,12 @@ async fn two_instances_share_one_database_without_duplicates() {
         format!("database = \"{database}\"\n{}", fixture_config_text()),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_oxidesk"))
-        .arg("--config")
-        .arg(&config)
-        .args(["key", "add", "--ip", "127.0.0.1"])
-        .env_remove("OXIDESK_CONFIG")
-        .output()
-        .unwrap();
-    let key = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .to_string();
+    let key = cli_key_add(&config);
     let ports = [free_port(), free_port()];
-    let mut servers: Vec<Child> = ports.iter().map(|p| serve(&config, *p)).collect();
+    let mut servers: Vec<Child> = ports
+        .iter()
+        .map(|p| serve_process(&config, *p, &[("OXIDESK__MAIL__ENABLED", "false".into())]))
+        .collect();
 
     let client = reqwest::Client::new();
     let mut tasks = Vec::new();

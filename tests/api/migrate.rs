@@ -48,7 +48,7 @@ async fn migrate_data_copies_everything_and_checks_it() {
         before.push(app.get_ticket(n).await);
     }
     let config_path = app.config_path.clone();
-    let (_, _, _keep) = app.stop().await;
+    let (_, unused_pg, _keep) = app.stop().await;
 
     let dst_dir = tempfile::tempdir().unwrap();
     let (dst_url, pg_name) = test_database(&dst_dir.path().join("target.db")).await;
@@ -109,7 +109,7 @@ async fn migrate_data_copies_everything_and_checks_it() {
         json!("Subject after")
     );
     drop(target);
-    if let Some(name) = pg_name {
+    for name in pg_name.into_iter().chain(unused_pg) {
         drop_test_database(&name);
     }
 }

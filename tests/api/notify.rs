@@ -160,11 +160,7 @@ async fn an_auto_reply_gets_no_autoresponse_and_the_cap_holds() {
 
 #[tokio::test]
 async fn mails_wait_while_smtp_is_down_and_go_out_when_it_is_up() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let app = app_with_sink(port, &[]).await;
     let n = app.post_json(&ticket("down")).await.number();
     // A first attempt fails (nothing listens) and is rescheduled.
@@ -248,25 +244,16 @@ async fn a_reply_to_the_autoresponse_joins_the_ticket() {
 }
 
 fn start_server(config: &std::path::Path, port: u16, smtp: u16) -> std::process::Child {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_oxidesk"))
-        .arg("--config")
-        .arg(config)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env_remove("OXIDESK_CONFIG")
-        .env("OXIDESK__MAIL__SMTP_PORT", smtp.to_string())
-        .env("OXIDESK__MAIL__FROM_ADDRESS", "support@example.com")
-        .env("OXIDESK__MAIL__LEASE_SECS", "1")
-        .env("OXIDESK__MAIL__POLL_INTERVAL_MS", "50")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    child
+    crate::helpers::serve_process(
+        config,
+        port,
+        &[
+            ("OXIDESK__MAIL__SMTP_PORT", smtp.to_string()),
+            ("OXIDESK__MAIL__FROM_ADDRESS", "support@example.com".into()),
+            ("OXIDESK__MAIL__LEASE_SECS", "1".into()),
+            ("OXIDESK__MAIL__POLL_INTERVAL_MS", "50".into()),
+        ],
+    )
 }
 
 #[tokio::test]
@@ -281,24 +268,8 @@ async fn killed_mid_delivery_and_restarted_every_mail_arrives_once() {
         with_staff_alerts(&crate::helpers::fixture_config_text())
     );
     std::fs::write(&config, text).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_oxidesk"))
-        .arg("--config")
-        .arg(&config)
-        .args(["key", "add", "--ip", "127.0.0.1"])
-        .env_remove("OXIDESK_CONFIG")
-        .output()
-        .unwrap();
-    let key = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let key = crate::helpers::cli_key_add(&config);
+    let port = crate::helpers::free_port();
     let mut server = start_server(&config, port, sink.port);
     let client = reqwest::Client::new();
     for i in 0..5 {
@@ -346,11 +317,7 @@ async fn killed_mid_delivery_and_restarted_every_mail_arrives_once() {
 
 #[tokio::test]
 async fn mail_is_given_up_after_the_configured_time_and_can_be_retried() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let app = app_with_sink(port, &[("OXIDESK__MAIL__GIVE_UP_AFTER_SECS", "1")]).await;
     let n = app.post_json(&ticket("giveup")).await.number();
     let mut failed = 0;
