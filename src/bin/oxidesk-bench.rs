@@ -408,10 +408,14 @@ fn main() -> anyhow::Result<()> {
             if !status.success() {
                 bail!("cannot create database {pg_name} with psql");
             }
-            format!(
-                "{}/{pg_name}",
-                admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b)
-            )
+            // Keep the admin URL's parameters (`?sslmode=…`, `?host=/socket`).
+            let (base, query) = admin.split_once('?').unwrap_or((admin.as_str(), ""));
+            let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+            if query.is_empty() {
+                format!("{base}/{pg_name}")
+            } else {
+                format!("{base}/{pg_name}?{query}")
+            }
         }
         None => format!("sqlite://{}", db.display()),
     };

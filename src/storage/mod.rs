@@ -5,6 +5,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+mod windows;
 
 use std::future::Future;
 use std::pin::Pin;

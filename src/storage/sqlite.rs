@@ -20,6 +20,7 @@ use super::{
     ApiKeyRecord, AttachmentView, BoxFuture, EmailOutcome, EntryFlags, EntryView, NUMBER_ATTEMPTS,
     Named, NewApiKey, NewEmail, NewEntry, NewTicket, NumberPolicy, Party, Store, StoreError,
     TicketSummary, TicketView, outgoing_message_id, outgoing_ticket_id,
+    windows::{self, Windows},
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records the
@@ -33,8 +34,54 @@ const MIGRATIONS: &[(i64, &str)] = &[
 /// Most requests committed in one transaction.
 const MAX_GROUP: usize = 512;
 
-type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-type Job = Box<dyn FnOnce(&Connection, &NumberPolicy) -> (bool, Completion) + Send>;
+/// One request's writes, run by the writer thread inside a group's
+/// transaction. A job may run more than once: when another job of its
+/// group fails, the group is rolled back and the others run again (no
+/// per-job savepoints: their sub-journal copies and frees showed up as
+/// the writer's largest cost after the commit itself).
+trait Job: Send {
+    /// Runs the writes; keeps the result; tells whether they succeeded.
+    fn run(&mut self, conn: &Connection, w: &mut WriterState) -> bool;
+    /// Answers the caller once the transaction's fate is known.
+    fn finish(self: Box<Self>, commit: Result<(), StoreError>);
+}
+
+struct PendingJob<T, F> {
+    work: F,
+    result: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Job for PendingJob<T, F>
+where
+    T: Send,
+    F: Fn(&Connection, &mut WriterState) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, conn: &Connection, w: &mut WriterState) -> bool {
+        let result = (self.work)(conn, w);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
+        let outcome = match (self.result, commit) {
+            (Some(Ok(v)), Ok(())) => Ok(v),
+            (Some(Err(e)), _) | (Some(Ok(_)), Err(e)) => Err(e),
+            (None, Err(e)) => Err(e),
+            (None, Ok(())) => Err(StoreError::Busy("the request was not run".into())),
+        };
+        let _ = self.reply.send(outcome);
+    }
+}
+
+type BoxJob = Box<dyn Job>;
+
+/// What the writer thread keeps besides its connection.
+struct WriterState {
+    numbers: NumberPolicy,
+    windows: Windows,
+}
 
 /// SQLite store; cheap to clone.
 #[derive(Clone)]
@@ -44,7 +91,7 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    jobs: Mutex<Option<mpsc::Sender<BoxJob>>>,
     readers: Mutex<Vec<Connection>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -117,10 +164,14 @@ impl SqliteStore {
         // A 201 means durable: the WAL is synced at every commit.
         conn.pragma_update(None, "synchronous", "FULL")?;
         migrate(&conn)?;
-        let (tx, rx) = mpsc::channel::<Job>();
+        let state = WriterState {
+            numbers,
+            windows: load_windows(&conn, unix_now())?,
+        };
+        let (tx, rx) = mpsc::channel::<BoxJob>();
         let writer = std::thread::Builder::new()
             .name("oxidesk-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, numbers))
+            .spawn(move || writer_loop(conn, rx, state))
             .map_err(other)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -133,23 +184,18 @@ impl SqliteStore {
     }
 
     /// Runs `f` in the writer's next group; resolves after the commit.
+    /// `f` may be called more than once (see [`Job`]); only the last
+    /// call's writes are committed.
     fn write<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &NumberPolicy) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&Connection, &mut WriterState) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
-        let job: Job = Box::new(move |conn, numbers| {
-            let result = f(conn, numbers);
-            let ok = result.is_ok();
-            let done: Completion = Box::new(move |commit| {
-                let outcome = match (result, commit) {
-                    (Ok(v), Ok(())) => Ok(v),
-                    (Ok(_), Err(e)) | (Err(e), _) => Err(e),
-                };
-                let _ = tx.send(outcome);
-            });
-            (ok, done)
+        let job: BoxJob = Box::new(PendingJob {
+            work: f,
+            result: None,
+            reply: tx,
         });
         let sent = match self.inner.jobs.lock() {
             Ok(jobs) => jobs.as_ref().is_some_and(|s| s.send(job).is_ok()),
@@ -246,9 +292,8 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, numbers: NumberPolicy) {
-    let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
-    let mut done: Vec<Completion> = Vec::with_capacity(MAX_GROUP);
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<BoxJob>, mut state: WriterState) {
+    let mut group: Vec<BoxJob> = Vec::with_capacity(MAX_GROUP);
     while let Ok(first) = rx.recv() {
         group.push(first);
         while group.len() < MAX_GROUP {
@@ -257,52 +302,108 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, numbers: NumberPolicy)
                 Err(_) => break,
             }
         }
-        let outcome = run_group(&conn, &numbers, &mut group, &mut done);
-        for complete in done.drain(..) {
-            complete(outcome.clone());
-        }
+        run_group(&conn, &mut state, &mut group);
     }
 }
 
-/// One transaction for the whole group; one savepoint per job.
-fn run_group(
-    conn: &Connection,
-    numbers: &NumberPolicy,
-    group: &mut Vec<Job>,
-    done: &mut Vec<Completion>,
-) -> Result<(), StoreError> {
+/// One transaction for the whole group. When a job fails, the group is
+/// rolled back, the failed job answered with its error, and the others
+/// run again, each in a transaction of its own (a rare path: requests
+/// are validated before they reach the writer).
+fn run_group(conn: &Connection, state: &mut WriterState, group: &mut Vec<BoxJob>) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        // The jobs never ran: dropping them drops their reply channels,
-        // which their callers see as `Busy` (retryable).
-        group.clear();
-        return Err(map_sqlite(e));
-    }
-    for job in group.drain(..) {
-        let savepoint = exec_cached(conn, "SAVEPOINT job");
-        let (ok, complete) = job(conn, numbers);
-        if savepoint.is_ok() {
-            if !ok {
-                let _ = exec_cached(conn, "ROLLBACK TO job");
-            }
-            let _ = exec_cached(conn, "RELEASE job");
+        let e = map_sqlite(e);
+        for job in group.drain(..) {
+            job.finish(Err(e.clone()));
         }
-        done.push(complete);
+        return;
     }
+    let mut failed = Vec::new();
+    for (i, job) in group.iter_mut().enumerate() {
+        if !job.run(conn, state) {
+            failed.push(i);
+        }
+    }
+    if failed.is_empty() {
+        let outcome = commit(conn, state);
+        for job in group.drain(..) {
+            job.finish(outcome.clone());
+        }
+        return;
+    }
+    rollback(conn, state);
+    for i in failed.into_iter().rev() {
+        // Its result is its error; nothing of it is kept.
+        group.remove(i).finish(Ok(()));
+    }
+    for mut job in group.drain(..) {
+        let outcome = match conn.execute_batch("BEGIN IMMEDIATE") {
+            Err(e) => Err(map_sqlite(e)),
+            Ok(()) if job.run(conn, state) => commit(conn, state),
+            Ok(()) => {
+                rollback(conn, state);
+                Ok(())
+            }
+        };
+        job.finish(outcome);
+    }
+}
+
+fn commit(conn: &Connection, state: &mut WriterState) -> Result<(), StoreError> {
     match conn.execute_batch("COMMIT") {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            state.windows.commit(unix_now());
+            Ok(())
+        }
         Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
+            rollback(conn, state);
             tracing::error!(error = %e, "group commit failed");
             Err(map_sqlite(e))
         }
     }
 }
 
-/// Runs a parameterless statement through the statement cache (parsing
-/// SAVEPOINT/RELEASE for every request showed up in profiles).
-fn exec_cached(conn: &Connection, sql: &str) -> Result<(), StoreError> {
-    conn.prepare_cached(sql)?.execute([])?;
-    Ok(())
+fn rollback(conn: &Connection, state: &mut WriterState) {
+    let _ = conn.execute_batch("ROLLBACK");
+    state.windows.rollback();
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Rebuilds the autoresponse windows from the outbox: its autoresponses
+/// of the last hour, replayed in order. Rows are read newest first and
+/// the scan stops a little over an hour back, so it reads only that hour.
+fn load_windows(conn: &Connection, now: i64) -> Result<Windows, StoreError> {
+    let mut recent: Vec<(String, i64)> = Vec::new();
+    let mut stmt =
+        conn.prepare("SELECT kind, recipients, created_at FROM outbox ORDER BY id DESC")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let created: i64 = row.get(2)?;
+        // Ids follow created_at but for clock steps: read five minutes
+        // past the hour before stopping.
+        if created <= now - windows::WINDOW_SECS - 300 {
+            break;
+        }
+        let kind: String = row.get(0)?;
+        if kind == "autoresponse" {
+            let recipients: String = row.get(1)?;
+            let recipients: Vec<String> = serde_json::from_str(&recipients).map_err(other)?;
+            for r in recipients {
+                recent.push((r, created));
+            }
+        }
+    }
+    let mut windows = Windows::default();
+    for (address, created) in recent.into_iter().rev() {
+        windows.record(&address, created);
+    }
+    windows.commit(now);
+    Ok(windows)
 }
 
 /// Draws the next ticket number (inside the write transaction, so the
@@ -335,7 +436,7 @@ fn next_number(conn: &Connection, policy: &NumberPolicy) -> Result<String, Store
 
 fn insert_ticket(
     conn: &Connection,
-    numbers: &NumberPolicy,
+    w: &mut WriterState,
     t: &NewTicket,
 ) -> Result<(String, i64, i64), StoreError> {
     // A returning address keeps its user (and stored name): one lookup;
@@ -352,7 +453,7 @@ fn insert_ticket(
             conn.last_insert_rowid()
         }
     };
-    let number = next_number(conn, numbers)?;
+    let number = next_number(conn, &w.numbers)?;
     conn.prepare_cached(
         "INSERT INTO tickets (number, user_id, subject, status, source, priority_id, priority_name,
              topic_id, topic_name, dept_id, dept_name, ip, created, alert, autorespond)
@@ -382,7 +483,7 @@ fn insert_ticket(
         ticket_id,
         entry_id,
         "new",
-        Some(&t.user_email),
+        Some((&t.user_email, &mut w.windows)),
         t.department.as_ref().map(|d| d.id),
     )?;
     for f in &t.fields {
@@ -449,10 +550,13 @@ fn queue_notifications(
     ticket_id: i64,
     entry_id: i64,
     event: &str,
-    user: Option<&str>,
+    user: Option<(&str, &mut Windows)>,
     dept_id: Option<i64>,
 ) -> Result<(), StoreError> {
-    let insert = |kind: &str, recipients: &[String]| -> Result<(), StoreError> {
+    // One single-row statement per mail: a multi-row INSERT needs a
+    // statement journal (it could fail half-way), which costs more than
+    // the second statement saves.
+    let insert = |kind: &str, recipients: &[&str]| -> Result<(), StoreError> {
         let json = serde_json::to_string(recipients).map_err(other)?;
         conn.prepare_cached(
             "INSERT INTO outbox (ticket_id, entry_id, kind, event, recipients, message_id,
@@ -471,26 +575,10 @@ fn queue_notifications(
         Ok(())
     };
     if n.autorespond
-        && let Some(user) = user
+        && let Some((user, windows)) = user
     {
-        // Hour-long windows per user: a window opens at the first
-        // autoresponse after the previous one closed.
-        let allowed: bool = conn
-            .prepare_cached(
-                "UPDATE users SET
-                     autoresponses_in_window = CASE WHEN autoresponse_window_start > ?2 - 3600
-                         THEN autoresponses_in_window + 1 ELSE 1 END,
-                     autoresponse_window_start = CASE WHEN autoresponse_window_start > ?2 - 3600
-                         THEN autoresponse_window_start ELSE ?2 END
-                 WHERE email = ?1
-                 RETURNING autoresponses_in_window <= ?3",
-            )?
-            .query_row(
-                params![user, n.now_unix, n.autoresponse_limit_per_hour],
-                |r| r.get(0),
-            )?;
-        if allowed {
-            insert("autoresponse", &[user.to_string()])?;
+        if windows.record(user, n.now_unix) <= i64::from(n.autoresponse_limit_per_hour) {
+            insert("autoresponse", &[user])?;
         } else {
             tracing::info!(
                 ticket.id = ticket_id,
@@ -502,7 +590,8 @@ fn queue_notifications(
         && let Some(recipients) = dept_id.and_then(|d| n.alert_recipients.get(&d))
         && !recipients.is_empty()
     {
-        insert("alert", recipients)?;
+        let recipients: Vec<&str> = recipients.iter().map(String::as_str).collect();
+        insert("alert", &recipients)?;
     }
     Ok(())
 }
@@ -552,8 +641,8 @@ fn find_thread(conn: &Connection, email: &NewEmail) -> Result<Option<(i64, Strin
 
 fn ingest_email(
     conn: &Connection,
-    numbers: &NumberPolicy,
-    email: NewEmail,
+    w: &mut WriterState,
+    email: &NewEmail,
 ) -> Result<EmailOutcome, StoreError> {
     let created = &email.ticket.created;
     if let Some(id) = &email.message_id {
@@ -574,7 +663,7 @@ fn ingest_email(
             return Ok(EmailOutcome::Duplicate(number));
         }
     }
-    let (outcome, ticket_id, entry_id) = match find_thread(conn, &email)? {
+    let (outcome, ticket_id, entry_id) = match find_thread(conn, email)? {
         Some((ticket_id, number)) => {
             let entry_id = insert_entry(conn, ticket_id, &email.ticket.entry, created)?;
             let dept_id: Option<i64> = conn
@@ -597,7 +686,7 @@ fn ingest_email(
         }
         None if email.is_bounce => return Ok(EmailOutcome::BounceLogged),
         None => {
-            let (number, ticket_id, entry_id) = insert_ticket(conn, numbers, &email.ticket)?;
+            let (number, ticket_id, entry_id) = insert_ticket(conn, w, &email.ticket)?;
             (EmailOutcome::Created(number), ticket_id, entry_id)
         }
     };
@@ -769,11 +858,11 @@ const KEY_COLUMNS: &str =
 
 impl Store for SqliteStore {
     fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<String, StoreError>> {
-        self.write(move |conn, numbers| insert_ticket(conn, numbers, &ticket).map(|(n, _, _)| n))
+        self.write(move |conn, w| insert_ticket(conn, w, &ticket).map(|(n, _, _)| n))
     }
 
     fn ingest_email(&self, email: NewEmail) -> BoxFuture<'_, Result<EmailOutcome, StoreError>> {
-        self.write(move |conn, numbers| ingest_email(conn, numbers, email))
+        self.write(move |conn, w| ingest_email(conn, w, &email))
     }
 
     fn load_ticket(&self, number: String) -> BoxFuture<'_, Result<Option<TicketView>, StoreError>> {
@@ -1099,15 +1188,15 @@ impl super::DataCopy for SqliteStore {
                 placeholders.join(", ")
             );
             let mut stmt = conn.prepare(&sql)?;
-            for row in rows {
+            for row in &rows {
                 let values: Vec<Value> = row
-                    .into_iter()
+                    .iter()
                     .map(|v| match v {
                         DumpValue::Null => Value::Null,
-                        DumpValue::Int(n) => Value::Integer(n),
-                        DumpValue::Bool(b) => Value::Integer(i64::from(b)),
-                        DumpValue::Text(t) => Value::Text(t),
-                        DumpValue::Blob(b) => Value::Blob(b),
+                        DumpValue::Int(n) => Value::Integer(*n),
+                        DumpValue::Bool(b) => Value::Integer(i64::from(*b)),
+                        DumpValue::Text(t) => Value::Text(t.clone()),
+                        DumpValue::Blob(b) => Value::Blob(b.clone()),
                     })
                     .collect();
                 stmt.execute(rusqlite::params_from_iter(values))?;
@@ -1153,5 +1242,66 @@ impl super::DataCopy for SqliteStore {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counter(conn: &Connection, name: &str) -> Option<i64> {
+        conn.query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()
+        .expect("read counter")
+    }
+
+    fn insert_counter(
+        name: &'static str,
+    ) -> impl Fn(&Connection, &mut WriterState) -> Result<(), StoreError> {
+        move |conn, _| {
+            conn.execute("INSERT INTO counters (name, value) VALUES (?1, 1)", [name])?;
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_leaves_no_trace_and_its_group_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(
+            &dir.path().join("t.db"),
+            NumberPolicy {
+                format: "######".into(),
+                sequential: false,
+            },
+        )
+        .unwrap();
+        // The first job holds the writer so that the next ones queue up
+        // and run as one group.
+        let hold = store.write(|_, _| {
+            std::thread::sleep(Duration::from_millis(200));
+            Ok(())
+        });
+        let a = store.write(insert_counter("a"));
+        let bad = store.write(|conn, _| -> Result<(), StoreError> {
+            conn.execute(
+                "INSERT INTO counters (name, value) VALUES ('partial', 1)",
+                [],
+            )?;
+            Err(StoreError::Conflict("refused".into()))
+        });
+        let dup = store.write(insert_counter("a"));
+        let b = store.write(insert_counter("b"));
+        hold.await.unwrap();
+        a.await.unwrap();
+        assert!(matches!(bad.await, Err(StoreError::Conflict(_))));
+        // The second "a" fails on the first one's row, in the same group.
+        assert!(matches!(dup.await, Err(StoreError::Conflict(_))));
+        b.await.unwrap();
+        let conn = Connection::open(dir.path().join("t.db")).unwrap();
+        assert_eq!(counter(&conn, "a"), Some(1));
+        assert_eq!(counter(&conn, "b"), Some(1));
+        assert_eq!(counter(&conn, "partial"), None);
     }
 }

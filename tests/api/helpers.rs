@@ -136,6 +136,18 @@ pub async fn spawn_app_full(
     let config = Config::load(Some(&config_path), env.clone()).unwrap();
     let store: Arc<dyn Store> = oxidesk::cli::open_store(&config).await.unwrap();
     let key = add_key(&store, &["127.0.0.1/32"], true, true).await;
+    start(config_path, config, store, key, pg_name, dir).await
+}
+
+/// Serves `store` with `config` on a fresh loopback port.
+async fn start(
+    config_path: std::path::PathBuf,
+    config: Config,
+    store: Arc<dyn Store>,
+    key: String,
+    pg_name: Option<String>,
+    dir: tempfile::TempDir,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let state = AppState::new(&config, store.clone());
@@ -256,6 +268,16 @@ impl TestApp {
 
     pub async fn counts(&self) -> Vec<(String, i64)> {
         self.store.counts().await.unwrap()
+    }
+
+    /// Stops the server and starts a new one on the same database and
+    /// configuration (what a restart of the process does).
+    pub async fn restart(self) -> TestApp {
+        let key = self.key.clone();
+        let config_path = self.config_path.clone();
+        let (config, pg_name, dir) = self.stop().await;
+        let store: Arc<dyn Store> = oxidesk::cli::open_store(&config).await.unwrap();
+        start(config_path, config, store, key, pg_name, dir).await
     }
 
     /// Stops the server; the database stays (its name is returned for a

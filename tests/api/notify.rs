@@ -158,6 +158,45 @@ async fn an_auto_reply_gets_no_autoresponse_and_the_cap_holds() {
     assert!(all.iter().all(|m| m.rcpt != vec!["robot@example.com"]));
 }
 
+fn notification_kinds(t: &serde_json::Value) -> Vec<String> {
+    t["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_cap_holds_across_a_restart() {
+    let sink = SmtpSink::start().await;
+    let app = app_with_sink(
+        sink.port,
+        &[("OXIDESK__MAIL__AUTORESPONSE_LIMIT_PER_HOUR", "2")],
+    )
+    .await;
+    for i in 0..2 {
+        let mut t = ticket("restarted");
+        t["subject"] = json!(format!("Before restart {i}"));
+        let n = app.post_json(&t).await.number();
+        assert_eq!(
+            notification_kinds(&app.get_ticket(&n).await),
+            ["autoresponse", "alert"]
+        );
+    }
+    let app = app.restart().await;
+    // The address has had its two this hour; other addresses have not.
+    let mut t = ticket("RESTARTED");
+    t["subject"] = json!("After restart");
+    let n = app.post_json(&t).await.number();
+    assert_eq!(notification_kinds(&app.get_ticket(&n).await), ["alert"]);
+    let n = app.post_json(&ticket("someone-else")).await.number();
+    assert_eq!(
+        notification_kinds(&app.get_ticket(&n).await),
+        ["autoresponse", "alert"]
+    );
+}
+
 #[tokio::test]
 async fn mails_wait_while_smtp_is_down_and_go_out_when_it_is_up() {
     let port = crate::helpers::free_port();
