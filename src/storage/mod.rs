@@ -225,15 +225,24 @@ impl NumberPolicy {
     }
 }
 
+/// The outbox id of the mail of `kind` queued by thread entry `entry_id`:
+/// an entry queues at most one autoresponse and one alert, so the id
+/// follows from the entry and a ticket's mails are found through its
+/// entries, without an index by ticket (see migrations 0004).
+pub fn outbox_id(entry_id: i64, kind: &str) -> i64 {
+    entry_id * OUTBOX_IDS_PER_ENTRY + i64::from(kind == "alert")
+}
+
+/// Outbox ids reserved per thread entry (the `e.id * 4` of the queries
+/// that find a ticket's mails).
+pub const OUTBOX_IDS_PER_ENTRY: i64 = 4;
+
 /// The Message-ID of an outgoing mail: `oxidesk.<kind>.<ticket id>.<token>@<domain>`.
 /// Carrying the ticket id lets a reply be matched without an index on
 /// the ids themselves.
 pub fn outgoing_message_id(kind: &str, ticket_id: i64, domain: &str) -> String {
-    let mut rng = rand::rng();
-    let token: String = (0..16)
-        .map(|_| char::from(b"0123456789abcdef"[rand::Rng::random_range(&mut rng, 0..16usize)]))
-        .collect();
-    format!("oxidesk.{kind}.{ticket_id}.{token}@{domain}")
+    let token: u64 = rand::random();
+    format!("oxidesk.{kind}.{ticket_id}.{token:016x}@{domain}")
 }
 
 /// The ticket id inside a Message-ID made by [`outgoing_message_id`].

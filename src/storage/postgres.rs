@@ -16,13 +16,17 @@ use super::{
     ApiKeyRecord, AttachmentView, BoxFuture, EmailOutcome, EntryFlags, EntryView, NUMBER_ATTEMPTS,
     Named, NewApiKey, NewEmail, NewEntry, NewNotifications, NewTicket, NotificationView,
     NumberPolicy, OutboxJob, OutboxSummary, Party, Store, StoreError, TicketSummary, TicketView,
-    outgoing_message_id, outgoing_ticket_id,
+    outbox_id, outgoing_message_id, outgoing_ticket_id,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (2, include_str!("../../migrations/postgres/0002_email.sql")),
     (3, include_str!("../../migrations/postgres/0003_outbox.sql")),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_outbox_ids.sql"),
+    ),
 ];
 
 /// Any advisory-lock key, fixed: "oxidesk migrations".
@@ -350,9 +354,9 @@ async fn queue_notifications(
     ) -> Result<(), StoreError> {
         let json = serde_json::to_string(recipients).map_err(other)?;
         sqlx::query(
-            "INSERT INTO outbox (ticket_id, entry_id, kind, event, recipients, message_id,
+            "INSERT INTO outbox (id, ticket_id, entry_id, kind, event, recipients, message_id,
                  state, next_attempt_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7)",
+             VALUES ($8, $1, $2, $3, $4, $5, $6, 'queued', $7, $7)",
         )
         .bind(ticket_id)
         .bind(entry_id)
@@ -361,6 +365,7 @@ async fn queue_notifications(
         .bind(json)
         .bind(outgoing_message_id(kind, ticket_id, &n.message_domain))
         .bind(n.now_unix)
+        .bind(outbox_id(entry_id, kind))
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -421,8 +426,10 @@ async fn find_thread(
         }
         if let Some(ticket_id) = outgoing_ticket_id(id) {
             let found: Option<(i64, String)> = sqlx::query_as(
-                "SELECT t.id, t.number FROM outbox o JOIN tickets t ON t.id = o.ticket_id
-                 WHERE o.ticket_id = $1 AND o.message_id = $2",
+                "SELECT t.id, t.number FROM tickets t
+                 JOIN thread_entries e ON e.ticket_id = t.id
+                 JOIN outbox o ON o.id BETWEEN e.id * 4 AND e.id * 4 + 3
+                 WHERE t.id = $1 AND o.message_id = $2",
             )
             .bind(ticket_id)
             .bind(id)
@@ -627,8 +634,9 @@ async fn load_ticket(pool: &PgPool, number: &str) -> Result<Option<TicketView>, 
         });
     }
     let notes = sqlx::query(
-        "SELECT kind, event, recipients, state, attempts, last_error, message_id
-         FROM outbox WHERE ticket_id = $1 ORDER BY id",
+        "SELECT o.kind, o.event, o.recipients, o.state, o.attempts, o.last_error, o.message_id
+         FROM thread_entries e JOIN outbox o ON o.id BETWEEN e.id * 4 AND e.id * 4 + 3
+         WHERE e.ticket_id = $1 ORDER BY o.id",
     )
     .bind(ticket_id)
     .fetch_all(pool)

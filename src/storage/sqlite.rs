@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use super::{
     ApiKeyRecord, AttachmentView, BoxFuture, EmailOutcome, EntryFlags, EntryView, NUMBER_ATTEMPTS,
     Named, NewApiKey, NewEmail, NewEntry, NewTicket, NumberPolicy, Party, Store, StoreError,
-    TicketSummary, TicketView, outgoing_message_id, outgoing_ticket_id,
+    TicketSummary, TicketView, outbox_id, outgoing_message_id, outgoing_ticket_id,
     windows::{self, Windows},
 };
 
@@ -29,6 +29,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../migrations/sqlite/0002_email.sql")),
     (3, include_str!("../../migrations/sqlite/0003_outbox.sql")),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_outbox_ids.sql"),
+    ),
 ];
 
 /// Most requests committed in one transaction.
@@ -559,9 +563,9 @@ fn queue_notifications(
     let insert = |kind: &str, recipients: &[&str]| -> Result<(), StoreError> {
         let json = serde_json::to_string(recipients).map_err(other)?;
         conn.prepare_cached(
-            "INSERT INTO outbox (ticket_id, entry_id, kind, event, recipients, message_id,
+            "INSERT INTO outbox (id, ticket_id, entry_id, kind, event, recipients, message_id,
                  state, next_attempt_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)",
+             VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)",
         )?
         .execute(params![
             ticket_id,
@@ -570,7 +574,8 @@ fn queue_notifications(
             event,
             json,
             outgoing_message_id(kind, ticket_id, &n.message_domain),
-            n.now_unix
+            n.now_unix,
+            outbox_id(entry_id, kind),
         ])?;
         Ok(())
     };
@@ -615,8 +620,10 @@ fn find_thread(conn: &Connection, email: &NewEmail) -> Result<Option<(i64, Strin
         if let Some(ticket_id) = outgoing_ticket_id(id) {
             let found = conn
                 .prepare_cached(
-                    "SELECT t.id, t.number FROM outbox o JOIN tickets t ON t.id = o.ticket_id
-                     WHERE o.ticket_id = ?1 AND o.message_id = ?2",
+                    "SELECT t.id, t.number FROM tickets t
+                     JOIN thread_entries e ON e.ticket_id = t.id
+                     JOIN outbox o ON o.id BETWEEN e.id * 4 AND e.id * 4 + 3
+                     WHERE t.id = ?1 AND o.message_id = ?2",
                 )?
                 .query_row(params![ticket_id, id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
@@ -799,8 +806,9 @@ fn load_ticket(conn: &Connection, number: &str) -> Result<Option<TicketView>, St
         view.thread.push(entry);
     }
     let mut notes = conn.prepare_cached(
-        "SELECT kind, event, recipients, state, attempts, last_error, message_id
-         FROM outbox WHERE ticket_id = ?1 ORDER BY id",
+        "SELECT o.kind, o.event, o.recipients, o.state, o.attempts, o.last_error, o.message_id
+         FROM thread_entries e JOIN outbox o ON o.id BETWEEN e.id * 4 AND e.id * 4 + 3
+         WHERE e.ticket_id = ?1 ORDER BY o.id",
     )?;
     let rows = notes.query_map([ticket_id], notification_from_row)?;
     for row in rows {
@@ -1264,6 +1272,61 @@ mod tests {
             conn.execute("INSERT INTO counters (name, value) VALUES (?1, 1)", [name])?;
             Ok(())
         }
+    }
+
+    #[tokio::test]
+    async fn migration_4_gives_old_outbox_rows_entry_ids_and_keeps_them_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for (_, sql) in &MIGRATIONS[..3] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            conn.execute_batch(
+                "INSERT INTO users (id, email, name, created) VALUES (1, 'u@x.org', 'U', 't');
+                 INSERT INTO tickets (id, number, user_id, subject, status, source, priority_id,
+                     priority_name, ip, created, alert, autorespond)
+                 VALUES (1, '100001', 1, 'S', 'open', 'API', 2, 'Normal', '127.0.0.1', 't', 1, 1);
+                 INSERT INTO thread_entries (id, ticket_id, kind, format, body, from_name, from_email, created)
+                 VALUES (5, 1, 'message', 'text', 'b', 'U', 'u@x.org', 't'),
+                        (9, 1, 'message', 'text', 'reply', 'U', 'u@x.org', 't');
+                 INSERT INTO outbox (id, ticket_id, entry_id, kind, event, recipients, message_id,
+                     state, next_attempt_at, created_at)
+                 VALUES (1, 1, 5, 'autoresponse', 'new', '[\"u@x.org\"]', 'a@x', 'sent', 0, 0),
+                        (2, 1, 5, 'alert', 'new', '[\"s@x.org\"]', 'b@x', 'queued', 0, 0),
+                        (3, 1, 9, 'alert', 'reply', '[\"s@x.org\"]', 'c@x', 'queued', 0, 0);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(
+            &path,
+            NumberPolicy {
+                format: "######".into(),
+                sequential: false,
+            },
+        )
+        .unwrap();
+        let view = store.load_ticket("100001".into()).await.unwrap().unwrap();
+        let ids: Vec<&str> = view
+            .notifications
+            .iter()
+            .map(|n| n.message_id.as_str())
+            .collect();
+        assert_eq!(ids, ["a@x", "b@x", "c@x"]);
+        let conn = Connection::open(&path).unwrap();
+        let rows: Vec<(i64, String)> = conn
+            .prepare("SELECT id, message_id FROM outbox ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [(20, "a@x".into()), (21, "b@x".into()), (37, "c@x".into())]
+        );
     }
 
     #[tokio::test]
