@@ -7,9 +7,11 @@
 //!
 //! The rules themselves mirror `sqlite.rs` statement for statement.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{Executor, Postgres, Row, Transaction};
 
 use super::{
@@ -26,6 +28,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         4,
         include_str!("../../migrations/postgres/0004_outbox_ids.sql"),
+    ),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_key_notify.sql"),
     ),
 ];
 
@@ -48,6 +54,131 @@ pub struct PgSettings {
 pub struct PgStore {
     pool: PgPool,
     numbers: NumberPolicy,
+    keys: Arc<KeyCache>,
+    /// Dropped with the last clone of the store, which stops the key
+    /// cache's listener.
+    alive: Arc<tokio::sync::watch::Sender<()>>,
+}
+
+/// API keys already looked up, so that a request costs one statement
+/// (the ticket's) rather than two: the lookup was a quarter of the
+/// PostgreSQL work per ticket. A trigger on `api_keys` (migration 5)
+/// notifies every instance of any change, even one made by hand in SQL,
+/// and the cache forgets everything on a notification, when its listening
+/// connection is lost, and after [`KEY_CACHE_SECS`] in any case. It is
+/// used only while the listener is known to be connected.
+#[derive(Default)]
+struct KeyCache {
+    state: Mutex<KeyCacheState>,
+    started: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Default)]
+struct KeyCacheState {
+    /// Whether the listener is connected and listening.
+    live: bool,
+    /// Bumped at every invalidation: a lookup that started before one
+    /// must not fill the cache with what it read.
+    generation: u64,
+    keys: HashMap<[u8; 32], (ApiKeyRecord, Instant)>,
+}
+
+/// Longest a cached key is trusted without a new lookup.
+const KEY_CACHE_SECS: u64 = 60;
+
+/// Most keys cached (found keys only: unknown ones are not cached, so
+/// guessing cannot grow the cache).
+const KEY_CACHE_MAX: usize = 10_000;
+
+/// The channel the `api_keys` trigger notifies.
+const KEYS_CHANNEL: &str = "oxidesk_keys";
+
+impl KeyCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeyCacheState> {
+        // A poisoned lock only means a panic elsewhere mid-update; the
+        // state is a cache, so start it over.
+        self.state.lock().unwrap_or_else(|poisoned| {
+            let mut guard = poisoned.into_inner();
+            guard.keys.clear();
+            guard.generation += 1;
+            guard
+        })
+    }
+
+    /// The cached record, and the generation to hand to [`Self::fill`].
+    fn get(&self, hash: &[u8; 32]) -> (Option<ApiKeyRecord>, Option<u64>) {
+        let state = self.lock();
+        if !state.live {
+            return (None, None);
+        }
+        let hit = state
+            .keys
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < Duration::from_secs(KEY_CACHE_SECS))
+            .map(|(k, _)| k.clone());
+        (hit, Some(state.generation))
+    }
+
+    fn fill(&self, generation: u64, record: &ApiKeyRecord) {
+        let mut state = self.lock();
+        if state.live && state.generation == generation {
+            if state.keys.len() >= KEY_CACHE_MAX {
+                state.keys.clear();
+            }
+            state
+                .keys
+                .insert(record.hash, (record.clone(), Instant::now()));
+        }
+    }
+
+    fn invalidate(&self, live: bool) {
+        let mut state = self.lock();
+        state.keys.clear();
+        state.generation += 1;
+        state.live = live;
+    }
+
+    /// Listens for key changes until the pool closes.
+    async fn listen(self: Arc<Self>, pool: PgPool) {
+        loop {
+            let mut listener = match PgListener::connect_with(&pool).await {
+                Ok(l) => l,
+                Err(e) => {
+                    self.invalidate(false);
+                    if pool.is_closed() {
+                        return;
+                    }
+                    tracing::warn!(error = %e, "API key cache: cannot listen, keys are looked up every time");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+            };
+            if let Err(e) = listener.listen(KEYS_CHANNEL).await {
+                tracing::warn!(error = %e, "API key cache: LISTEN failed");
+                self.invalidate(false);
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+            self.invalidate(true);
+            loop {
+                match listener.try_recv().await {
+                    // A key changed somewhere; or the connection was lost
+                    // (and is re-established by the next call), so
+                    // notifications may have been missed.
+                    Ok(_) => self.invalidate(true),
+                    Err(e) => {
+                        self.invalidate(false);
+                        if pool.is_closed() {
+                            return;
+                        }
+                        tracing::warn!(error = %e, "API key cache: listener failed");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn map_err(e: sqlx::Error) -> StoreError {
@@ -83,9 +214,12 @@ impl PgStore {
         numbers: NumberPolicy,
         settings: &PgSettings,
     ) -> Result<Self, StoreError> {
-        let options: PgConnectOptions = url
+        let mut options: PgConnectOptions = url
             .parse()
             .map_err(|e| other(format!("invalid database URL: {e}")))?;
+        if tls_pointless(url, &options, std::env::var_os("PGSSLMODE").is_some()) {
+            options = options.ssl_mode(PgSslMode::Disable);
+        }
         let timeout = settings.statement_timeout_ms;
         let pool_options = PgPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
@@ -110,7 +244,12 @@ impl PgStore {
                 Err(e) => return Err(other(format!("cannot connect to the database: {e}"))),
             }
         };
-        let store = Self { pool, numbers };
+        let store = Self {
+            pool,
+            numbers,
+            keys: Arc::default(),
+            alive: Arc::new(tokio::sync::watch::channel(()).0),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -141,6 +280,30 @@ impl PgStore {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Whether to connect without TLS although the URL does not say so: it
+/// names no `sslmode` (nor does `PGSSLMODE`), and the server is on this
+/// machine (a Unix socket, a loopback address, `localhost`). TLS there
+/// protects nothing and costs about a sixth of the ticket rate (sqlx
+/// otherwise defaults to `prefer`, which encrypts when the server can).
+fn tls_pointless(url: &str, options: &PgConnectOptions, env_sslmode: bool) -> bool {
+    let url_sets = url
+        .split_once('?')
+        .is_some_and(|(_, q)| q.split('&').any(|kv| kv.starts_with("sslmode=")));
+    if url_sets || env_sslmode {
+        return false;
+    }
+    if options.get_socket().is_some() {
+        return true;
+    }
+    let host = options.get_host();
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 type Tx<'a> = Transaction<'a, Postgres>;
@@ -755,11 +918,36 @@ impl Store for PgStore {
         hash: [u8; 32],
     ) -> BoxFuture<'_, Result<Option<ApiKeyRecord>, StoreError>> {
         Box::pin(async move {
+            // Only a serving process looks keys up: listen from the first.
+            if !self
+                .keys
+                .started
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                let keys = self.keys.clone();
+                let pool = self.pool.clone();
+                let mut alive = self.alive.subscribe();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = keys.listen(pool) => {}
+                        // Every clone of the store is gone.
+                        _ = alive.changed() => {}
+                    }
+                });
+            }
+            let (hit, generation) = self.keys.get(&hash);
+            if hit.is_some() {
+                return Ok(hit);
+            }
             let row = sqlx::query(key_select!("WHERE hash = $1"))
                 .bind(&hash[..])
                 .fetch_optional(&self.pool)
                 .await?;
-            row.as_ref().map(key_from_row).transpose()
+            let record = row.as_ref().map(key_from_row).transpose()?;
+            if let (Some(generation), Some(r)) = (generation, &record) {
+                self.keys.fill(generation, r);
+            }
+            Ok(record)
         })
     }
 
@@ -1123,5 +1311,38 @@ impl super::DataCopy for PgStore {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_is_dropped_only_for_this_machine_and_only_when_unasked() {
+        let cases = [
+            ("postgres://u@127.0.0.1:5432/db", false, true),
+            ("postgres://u@127.0.0.2/db", false, true),
+            ("postgres://u@[::1]/db", false, true),
+            ("postgres://u@localhost/db", false, true),
+            (
+                "postgres://u@localhost/db?host=/var/run/postgresql",
+                false,
+                true,
+            ),
+            ("postgres://u@127.0.0.1/db?sslmode=require", false, false),
+            (
+                "postgres://u@127.0.0.1/db?application_name=x&sslmode=prefer",
+                false,
+                false,
+            ),
+            ("postgres://u@127.0.0.1/db", true, false),
+            ("postgres://u@db.example.com/db", false, false),
+            ("postgres://u@10.0.0.5/db", false, false),
+        ];
+        for (url, env, expected) in cases {
+            let options: PgConnectOptions = url.parse().unwrap();
+            assert_eq!(tls_pointless(url, &options, env), expected, "{url}");
+        }
     }
 }

@@ -33,6 +33,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/sqlite/0004_outbox_ids.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_key_notify.sql"),
+    ),
 ];
 
 /// Most requests committed in one transaction.

@@ -176,3 +176,55 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
         .await;
     assert_eq!(r.status, 201);
 }
+
+/// Waits up to 3 s for `key` to be refused; the status seen last.
+async fn refused_within_3s(app: &crate::helpers::TestApp, key: &str) -> u16 {
+    let started = std::time::Instant::now();
+    loop {
+        let body = serde_json::to_vec(&ticket("revoked")).unwrap();
+        let r = app
+            .send(Method::POST, "/api/tickets.json", Some(key), body, &[])
+            .await;
+        if r.status != 201 || started.elapsed() > std::time::Duration::from_secs(3) {
+            return r.status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_key_revoked_by_another_process_while_in_use_is_refused_at_once() {
+    let app = spawn_app().await;
+    // In use (and so in any cache) before the change.
+    for _ in 0..3 {
+        assert_eq!(app.post_json(&ticket("in-use")).await.status, 201);
+    }
+    let id = app.store.list_api_keys().await.unwrap()[0].id;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_oxidesk"))
+        .arg("--config")
+        .arg(&app.config_path)
+        .args(["key", "revoke", &id.to_string()])
+        .env_remove("OXIDESK_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(refused_within_3s(&app, &app.key).await, 401);
+}
+
+#[tokio::test]
+async fn a_key_changed_by_hand_in_postgresql_is_refused_at_once() {
+    let app = spawn_app().await;
+    let Some(url) = app.config.database.strip_prefix("postgres") else {
+        return; // SQLite: keys are read from the file at every request.
+    };
+    for _ in 0..3 {
+        assert_eq!(app.post_json(&ticket("by-hand")).await.status, 201);
+    }
+    let status = std::process::Command::new("psql")
+        .arg(format!("postgres{url}"))
+        .args(["-qc", "UPDATE api_keys SET is_active = false"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(refused_within_3s(&app, &app.key).await, 401);
+}
