@@ -386,9 +386,11 @@ fn unix_now() -> i64 {
 /// of the last hour, replayed in order. Rows are read newest first and
 /// the scan stops a little over an hour back, so it reads only that hour.
 fn load_windows(conn: &Connection, now: i64) -> Result<Windows, StoreError> {
-    let mut recent: Vec<(String, i64)> = Vec::new();
-    let mut stmt =
-        conn.prepare("SELECT kind, recipients, created_at FROM outbox ORDER BY id DESC")?;
+    let mut recent: Vec<(i64, i64)> = Vec::new();
+    let mut stmt = conn.prepare(
+        "SELECT o.kind, t.user_id, o.created_at FROM outbox o JOIN tickets t ON t.id = o.ticket_id
+         ORDER BY o.id DESC",
+    )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let created: i64 = row.get(2)?;
@@ -399,16 +401,12 @@ fn load_windows(conn: &Connection, now: i64) -> Result<Windows, StoreError> {
         }
         let kind: String = row.get(0)?;
         if kind == "autoresponse" {
-            let recipients: String = row.get(1)?;
-            let recipients: Vec<String> = serde_json::from_str(&recipients).map_err(other)?;
-            for r in recipients {
-                recent.push((r, created));
-            }
+            recent.push((row.get(1)?, created));
         }
     }
     let mut windows = Windows::default();
-    for (address, created) in recent.into_iter().rev() {
-        windows.record(&address, created);
+    for (user, created) in recent.into_iter().rev() {
+        windows.record(user, created);
     }
     windows.commit(now);
     Ok(windows)
@@ -491,7 +489,7 @@ fn insert_ticket(
         ticket_id,
         entry_id,
         "new",
-        Some((&t.user_email, &mut w.windows)),
+        Some((&t.user_email, user_id, &mut w.windows)),
         t.department.as_ref().map(|d| d.id),
     )?;
     for f in &t.fields {
@@ -558,7 +556,7 @@ fn queue_notifications(
     ticket_id: i64,
     entry_id: i64,
     event: &str,
-    user: Option<(&str, &mut Windows)>,
+    user: Option<(&str, i64, &mut Windows)>,
     dept_id: Option<i64>,
 ) -> Result<(), StoreError> {
     // One single-row statement per mail: a multi-row INSERT needs a
@@ -584,9 +582,9 @@ fn queue_notifications(
         Ok(())
     };
     if n.autorespond
-        && let Some((user, windows)) = user
+        && let Some((user, user_id, windows)) = user
     {
-        if windows.record(user, n.now_unix) <= i64::from(n.autoresponse_limit_per_hour) {
+        if windows.record(user_id, n.now_unix) <= i64::from(n.autoresponse_limit_per_hour) {
             insert("autoresponse", &[user])?;
         } else {
             tracing::info!(

@@ -1,4 +1,5 @@
-//! The hourly autoresponse cap's windows, per address, in memory.
+//! The hourly autoresponse cap's windows, per user (one user per
+//! address, case-insensitively), in memory.
 //!
 //! The SQLite backend has exactly one writer, so the writer thread can
 //! keep the windows itself and be exact while it runs; at start they are
@@ -25,20 +26,19 @@ struct Window {
     count: i64,
 }
 
-/// Autoresponse windows keyed by lower-cased address.
+/// Autoresponse windows keyed by user id.
 #[derive(Debug, Default)]
 pub struct Windows {
-    map: HashMap<String, Window>,
-    undo: Vec<(String, Option<Window>)>,
+    map: HashMap<i64, Window>,
+    undo: Vec<(i64, Option<Window>)>,
     pruned_at: i64,
 }
 
 impl Windows {
-    /// Counts one autoresponse to `address` at `now`; returns how many
-    /// the address has had in its current window, this one included.
-    pub fn record(&mut self, address: &str, now: i64) -> i64 {
-        let key = address.to_ascii_lowercase();
-        let old = self.map.get(&key).copied();
+    /// Counts one autoresponse to user `user` at `now`; returns how many
+    /// the user has had in its current window, this one included.
+    pub fn record(&mut self, user: i64, now: i64) -> i64 {
+        let old = self.map.get(&user).copied();
         let new = match old {
             Some(w) if w.start > now - WINDOW_SECS => Window {
                 start: w.start,
@@ -49,8 +49,8 @@ impl Windows {
                 count: 1,
             },
         };
-        self.map.insert(key.clone(), new);
-        self.undo.push((key, old));
+        self.map.insert(user, new);
+        self.undo.push((user, old));
         new.count
     }
 
@@ -87,34 +87,34 @@ mod tests {
     #[test]
     fn counts_within_an_hour_and_reopens_after() {
         let mut w = Windows::default();
-        assert_eq!(w.record("A@x.org", 1000), 1);
-        assert_eq!(w.record("a@X.org", 1000 + 3599), 2);
+        assert_eq!(w.record(1, 1000), 1);
+        assert_eq!(w.record(1, 1000 + 3599), 2);
         // The window opened at 1000 has closed: a new one opens.
-        assert_eq!(w.record("a@x.org", 1000 + 3600), 1);
-        assert_eq!(w.record("b@x.org", 5000), 1);
+        assert_eq!(w.record(1, 1000 + 3600), 1);
+        assert_eq!(w.record(2, 5000), 1);
     }
 
     #[test]
     fn rollback_restores_the_committed_state() {
         let mut w = Windows::default();
-        w.record("a@x.org", 10);
+        w.record(1, 10);
         w.commit(10);
-        w.record("a@x.org", 11);
-        w.record("b@x.org", 11);
+        w.record(1, 11);
+        w.record(2, 11);
         w.rollback();
         assert_eq!(w.len(), 1);
-        assert_eq!(w.record("a@x.org", 12), 2);
+        assert_eq!(w.record(1, 12), 2);
     }
 
     #[test]
     fn commit_prunes_closed_windows_only() {
         let mut w = Windows::default();
         for i in 0..PRUNE_AT {
-            w.record(&format!("old{i}@x.org"), 0);
+            w.record(i as i64 + 100, 0);
         }
-        w.record("fresh@x.org", 5000);
+        w.record(1, 5000);
         w.commit(5000);
         assert_eq!(w.len(), 1);
-        assert_eq!(w.record("fresh@x.org", 5001), 2);
+        assert_eq!(w.record(1, 5001), 2);
     }
 }
