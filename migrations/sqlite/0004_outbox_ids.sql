@@ -6,3 +6,10 @@
 UPDATE outbox SET id = -(entry_id * 4 + (kind = 'alert')) WHERE entry_id IS NOT NULL;
 UPDATE outbox SET id = -id WHERE id < 0;
 DROP INDEX outbox_ticket;
+
+-- Only pending mail is indexed for the sender: a queued row by when it
+-- is due, a claimed one by when its lease runs out. Sent and failed rows
+-- leave the indexes, which stay small and hot however long the history.
+DROP INDEX outbox_due;
+CREATE INDEX outbox_queued ON outbox(next_attempt_at) WHERE state = 'queued';
+CREATE INDEX outbox_leased ON outbox(lease_until) WHERE state = 'sending';

@@ -977,7 +977,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> BoxFuture<'_, Result<Vec<super::OutboxJob>, StoreError>> {
         self.write(move |conn, _| {
-            // Two index walks (outbox_due is (state, next_attempt_at)):
+            // Two index walks (the partial indexes outbox_queued, outbox_leased):
             // due queued rows, and rows whose sender's lease ran out.
             let mut ids: Vec<i64> = Vec::new();
             for sql in [
