@@ -141,41 +141,33 @@ impl KeyCache {
     /// Listens for key changes until the pool closes.
     async fn listen(self: Arc<Self>, pool: PgPool) {
         loop {
-            let mut listener = match PgListener::connect_with(&pool).await {
-                Ok(l) => l,
-                Err(e) => {
-                    self.invalidate(false);
-                    if pool.is_closed() {
-                        return;
-                    }
-                    tracing::warn!(error = %e, "API key cache: cannot listen, keys are looked up every time");
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                    continue;
-                }
-            };
-            if let Err(e) = listener.listen(KEYS_CHANNEL).await {
-                tracing::warn!(error = %e, "API key cache: LISTEN failed");
-                self.invalidate(false);
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                continue;
+            let error = self.listen_once(&pool).await;
+            self.invalidate(false);
+            if pool.is_closed() {
+                return;
             }
-            self.invalidate(true);
-            loop {
-                match listener.try_recv().await {
-                    // A key changed somewhere; or the connection was lost
-                    // (and is re-established by the next call), so
-                    // notifications may have been missed.
-                    Ok(_) => self.invalidate(true),
-                    Err(e) => {
-                        self.invalidate(false);
-                        if pool.is_closed() {
-                            return;
-                        }
-                        tracing::warn!(error = %e, "API key cache: listener failed");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        break;
-                    }
-                }
+            tracing::warn!(error = %error, "API key cache: not listening, keys are looked up at every request until it is back");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+
+    /// One listening connection, until it fails.
+    async fn listen_once(&self, pool: &PgPool) -> sqlx::Error {
+        let mut listener = match PgListener::connect_with(pool).await {
+            Ok(l) => l,
+            Err(e) => return e,
+        };
+        if let Err(e) = listener.listen(KEYS_CHANNEL).await {
+            return e;
+        }
+        self.invalidate(true);
+        loop {
+            match listener.try_recv().await {
+                // A key changed somewhere; or the connection was lost (and
+                // is re-established by the next call), so notifications
+                // may have been missed.
+                Ok(_) => self.invalidate(true),
+                Err(e) => return e,
             }
         }
     }

@@ -109,6 +109,15 @@ async fn the_flags_suppress_their_mails() {
     assert_eq!(app.get_ticket(&quiet).await["notifications"], json!([]));
 }
 
+fn notification_kinds(t: &serde_json::Value) -> Vec<String> {
+    t["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn auto_reply_mail(from: &str, id: &str) -> Vec<u8> {
     format!(
         "From: Robot <{from}>\r\nTo: support@example.com\r\nSubject: Out of office\r\nMessage-ID: <{id}>\r\n\
@@ -132,14 +141,7 @@ async fn an_auto_reply_gets_no_autoresponse_and_the_cap_holds() {
         )
         .await
         .number();
-    let t = app.get_ticket(&n).await;
-    let kinds: Vec<_> = t["notifications"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["kind"].clone())
-        .collect();
-    assert_eq!(kinds, vec![json!("alert")]);
+    assert_eq!(notification_kinds(&app.get_ticket(&n).await), ["alert"]);
     // Three tickets from one address in an hour: two autoresponses.
     for i in 0..3 {
         let mut t = ticket("capped");
@@ -156,15 +158,6 @@ async fn an_auto_reply_gets_no_autoresponse_and_the_cap_holds() {
         .count();
     assert_eq!(autos, 2, "{all:?}");
     assert!(all.iter().all(|m| m.rcpt != vec!["robot@example.com"]));
-}
-
-fn notification_kinds(t: &serde_json::Value) -> Vec<String> {
-    t["notifications"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["kind"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[tokio::test]
