@@ -377,9 +377,7 @@ fn rollback(conn: &Connection, state: &mut WriterState) {
 }
 
 fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    jiff::Timestamp::now().as_second()
 }
 
 /// Rebuilds the autoresponse windows from the outbox: its autoresponses
@@ -388,21 +386,18 @@ fn unix_now() -> i64 {
 fn load_windows(conn: &Connection, now: i64) -> Result<Windows, StoreError> {
     let mut recent: Vec<(i64, i64)> = Vec::new();
     let mut stmt = conn.prepare(
-        "SELECT o.kind, t.user_id, o.created_at FROM outbox o JOIN tickets t ON t.id = o.ticket_id
-         ORDER BY o.id DESC",
+        "SELECT t.user_id, o.created_at FROM outbox o JOIN tickets t ON t.id = o.ticket_id
+         WHERE o.kind = 'autoresponse' ORDER BY o.id DESC",
     )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        let created: i64 = row.get(2)?;
+        let created: i64 = row.get(1)?;
         // Ids follow created_at but for clock steps: read five minutes
         // past the hour before stopping.
         if created <= now - windows::WINDOW_SECS - 300 {
             break;
         }
-        let kind: String = row.get(0)?;
-        if kind == "autoresponse" {
-            recent.push((row.get(1)?, created));
-        }
+        recent.push((row.get(0)?, created));
     }
     let mut windows = Windows::default();
     for (user, created) in recent.into_iter().rev() {
@@ -562,30 +557,31 @@ fn queue_notifications(
     // One single-row statement per mail: a multi-row INSERT needs a
     // statement journal (it could fail half-way), which costs more than
     // the second statement saves.
-    let insert = |kind: &str, recipients: &[&str]| -> Result<(), StoreError> {
-        let json = serde_json::to_string(recipients).map_err(other)?;
-        conn.prepare_cached(
-            "INSERT INTO outbox (id, ticket_id, entry_id, kind, event, recipients, message_id,
+    let insert =
+        |kind: &str, recipients: Result<String, serde_json::Error>| -> Result<(), StoreError> {
+            let json = recipients.map_err(other)?;
+            conn.prepare_cached(
+                "INSERT INTO outbox (id, ticket_id, entry_id, kind, event, recipients, message_id,
                  state, next_attempt_at, created_at)
              VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)",
-        )?
-        .execute(params![
-            ticket_id,
-            entry_id,
-            kind,
-            event,
-            json,
-            outgoing_message_id(kind, ticket_id, &n.message_domain),
-            n.now_unix,
-            outbox_id(entry_id, kind),
-        ])?;
-        Ok(())
-    };
+            )?
+            .execute(params![
+                ticket_id,
+                entry_id,
+                kind,
+                event,
+                json,
+                outgoing_message_id(kind, ticket_id, &n.message_domain),
+                n.now_unix,
+                outbox_id(entry_id, kind),
+            ])?;
+            Ok(())
+        };
     if n.autorespond
         && let Some((user, user_id, windows)) = user
     {
         if windows.record(user_id, n.now_unix) <= i64::from(n.autoresponse_limit_per_hour) {
-            insert("autoresponse", &[user])?;
+            insert("autoresponse", serde_json::to_string(&[user]))?;
         } else {
             tracing::info!(
                 ticket.id = ticket_id,
@@ -597,8 +593,7 @@ fn queue_notifications(
         && let Some(recipients) = dept_id.and_then(|d| n.alert_recipients.get(&d))
         && !recipients.is_empty()
     {
-        let recipients: Vec<&str> = recipients.iter().map(String::as_str).collect();
-        insert("alert", &recipients)?;
+        insert("alert", serde_json::to_string(recipients))?;
     }
     Ok(())
 }
