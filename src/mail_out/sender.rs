@@ -72,6 +72,9 @@ pub struct OutboxSender {
 
 /// How many rows one pass claims.
 const BATCH: u32 = 64;
+/// How long a woken sender waits for more mail before its pass: short
+/// beside an SMTP exchange, long beside a ticket's creation.
+const GATHER: Duration = Duration::from_millis(10);
 /// How many mails are in flight at once (lettre's pool holds up to 10
 /// connections).
 const IN_FLIGHT: usize = 8;
@@ -223,7 +226,9 @@ impl OutboxSender {
     }
 
     /// Runs until `stop` turns true: a pass whenever woken, a due row's
-    /// time comes, or the poll interval passes.
+    /// time comes, or the poll interval passes. A wake-up waits
+    /// [`GATHER`] first, so that a burst of tickets is one pass (and one
+    /// claim in the writer) rather than a pass per ticket.
     pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
         let poll = Duration::from_millis(self.config.poll_interval_ms.max(10));
         loop {
@@ -236,7 +241,12 @@ impl OutboxSender {
                 Err(e) => tracing::error!(error = %e, "outbox pass failed"),
             }
             tokio::select! {
-                () = wake.notified() => {}
+                () = wake.notified() => {
+                    tokio::select! {
+                        () = tokio::time::sleep(GATHER) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
                 () = tokio::time::sleep(poll) => {}
                 _ = stop.changed() => {}
             }
