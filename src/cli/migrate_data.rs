@@ -34,7 +34,8 @@ async fn open(cli: &Cli, url: &str) -> anyhow::Result<Arc<dyn DataCopy>> {
     let mut config = load_config(cli)?;
     config.database = url.to_string();
     let config = config.validated()?;
-    let numbers = Catalog::new(&config).numbers;
+    let catalog = Catalog::new(&config);
+    let numbers = catalog.numbers;
     if config.is_postgres() {
         let settings = PgSettings {
             max_connections: 4,
@@ -43,7 +44,11 @@ async fn open(cli: &Cli, url: &str) -> anyhow::Result<Arc<dyn DataCopy>> {
         };
         Ok(Arc::new(PgStore::open(url, numbers, &settings).await?))
     } else {
-        Ok(Arc::new(SqliteStore::open(&config.sqlite_path(), numbers)?))
+        Ok(Arc::new(SqliteStore::open(
+            &config.sqlite_path(),
+            numbers,
+            &catalog.message_domain,
+        )?))
     }
 }
 
@@ -122,6 +127,9 @@ pub(super) async fn run(cli: &Cli, args: &MigrateDataArgs) -> anyhow::Result<()>
             );
         }
     }
+    from.prepare_export()
+        .await
+        .context("preparing the source")?;
     for table in TABLES {
         let total = from.row_count(table).await?;
         let mut offset = 0i64;

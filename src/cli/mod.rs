@@ -105,7 +105,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         return Ok(Arc::new(store));
     }
     let path = config.sqlite_path();
-    let store = SqliteStore::open(&path, catalog.numbers.clone())
+    let store = SqliteStore::open(&path, catalog.numbers.clone(), &catalog.message_domain)
         .with_context(|| format!("opening database {}", config.database))?;
     Ok(Arc::new(store))
 }

@@ -94,8 +94,10 @@ pub struct NewFieldValue {
 }
 
 /// Which notifications a stored ticket or reply queues (API.md: the
-/// `alert`/`autorespond` flags; issue 5's rules). Rows go into the outbox
-/// in the same transaction.
+/// `alert`/`autorespond` flags; issue 5's rules), in the same
+/// transaction: PostgreSQL writes the outbox rows, SQLite records the
+/// mail on the thread entry and its sender writes the rows as it takes
+/// them (see `sqlite.rs`).
 #[derive(Debug, Clone, Default)]
 pub struct NewNotifications {
     /// Queue an autoresponse to the user (subject to the hourly cap).
@@ -355,8 +357,9 @@ pub struct NotificationView {
     pub attempts: i64,
     /// Why the last attempt failed.
     pub last_error: Option<String>,
-    /// Message-ID of the outgoing mail.
-    pub message_id: String,
+    /// Message-ID of the outgoing mail; none while the mail waits to be
+    /// taken by the sender (SQLite makes it then).
+    pub message_id: Option<String>,
 }
 
 /// A claimed outbox row with what is needed to render and send it.
@@ -721,11 +724,16 @@ pub trait DataCopy: Send + Sync {
         table: &'static TableSpec,
         rows: Vec<Vec<DumpValue>>,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Before export: puts anything the copy would not carry into the
+    /// tables it copies (SQLite: mail still waiting on its thread entry
+    /// becomes a queued outbox row).
+    fn prepare_export(&self) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Rows in a table.
     fn row_count(&self, table: &'static TableSpec) -> BoxFuture<'_, Result<i64, StoreError>>;
     /// The sequential ticket counter (0 when none was used).
     fn ticket_counter(&self) -> BoxFuture<'_, Result<i64, StoreError>>;
-    /// After import: moves sequences past the copied ids and the counter.
+    /// After import: moves sequences past the copied ids and the counter
+    /// (SQLite: also records the copied outbox rows on their entries).
     fn finish_import(&self, ticket_counter: i64) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 

@@ -3,7 +3,8 @@
 //!
 //! The SQLite backend has exactly one writer, so the writer thread can
 //! keep the windows itself and be exact while it runs; at start they are
-//! rebuilt from the outbox's autoresponses of the last hour. Keeping the
+//! rebuilt from the autoresponses the thread's entries queued in the last
+//! hour. Keeping the
 //! counter on the user's row instead dirtied one random `users` page per
 //! ticket, which was the largest cost of notifications. (PostgreSQL, with
 //! several instances, keeps the counter in the row.)

@@ -8,6 +8,16 @@ use crate::helpers::{
     drop_test_database, spawn_app_full, test_database, ticket, with_staff_alerts,
 };
 
+/// A ticket view with the Message-IDs of its queued mail blanked.
+fn without_waiting_message_ids(mut ticket: serde_json::Value) -> serde_json::Value {
+    for note in ticket["notifications"].as_array_mut().unwrap() {
+        if note["state"] == "queued" {
+            note["message_id"] = serde_json::Value::Null;
+        }
+    }
+    ticket
+}
+
 #[tokio::test]
 async fn migrate_data_copies_everything_and_checks_it() {
     let src_dir = tempfile::tempdir().unwrap();
@@ -91,7 +101,17 @@ async fn migrate_data_copies_everything_and_checks_it() {
     )
     .await;
     for (n, want) in numbers.iter().zip(&before) {
-        assert_eq!(&target.get_ticket(n).await, want, "ticket {n} differs");
+        let got = target.get_ticket(n).await;
+        // Mail still waiting in the source has no Message-ID yet; the copy
+        // hands it to the outbox, which gives it one.
+        for note in got["notifications"].as_array().unwrap() {
+            assert!(note["message_id"].is_string(), "{note}");
+        }
+        assert_eq!(
+            without_waiting_message_ids(got),
+            without_waiting_message_ids(want.clone()),
+            "ticket {n} differs"
+        );
     }
     let r = target
         .send(
