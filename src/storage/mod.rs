@@ -243,8 +243,17 @@ pub const OUTBOX_IDS_PER_ENTRY: i64 = 4;
 /// Carrying the ticket id lets a reply be matched without an index on
 /// the ids themselves.
 pub fn outgoing_message_id(kind: &str, ticket_id: i64, domain: &str) -> String {
+    format!(
+        "oxidesk.{kind}.{ticket_id}.{}",
+        outgoing_message_id_tail(domain)
+    )
+}
+
+/// What follows the ticket id in an outgoing Message-ID: `<token>@<domain>`
+/// (for SQL that knows the ticket id only as it inserts).
+pub fn outgoing_message_id_tail(domain: &str) -> String {
     let token: u64 = rand::random();
-    format!("oxidesk.{kind}.{ticket_id}.{token:016x}@{domain}")
+    format!("{token:016x}@{domain}")
 }
 
 /// The ticket id inside a Message-ID made by [`outgoing_message_id`].

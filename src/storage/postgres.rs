@@ -18,7 +18,7 @@ use super::{
     ApiKeyRecord, AttachmentView, BoxFuture, EmailOutcome, EntryFlags, EntryView, NUMBER_ATTEMPTS,
     Named, NewApiKey, NewEmail, NewEntry, NewNotifications, NewTicket, NotificationView,
     NumberPolicy, OutboxJob, OutboxSummary, Party, Store, StoreError, TicketSummary, TicketView,
-    outbox_id, outgoing_message_id, outgoing_ticket_id,
+    outbox_id, outgoing_message_id, outgoing_message_id_tail, outgoing_ticket_id,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -309,35 +309,16 @@ fn tls_pointless(url: &str, options: &PgConnectOptions, env_sslmode: bool) -> bo
 
 type Tx<'a> = Transaction<'a, Postgres>;
 
-/// A ticket and the notifications it queues, in the caller's transaction.
-async fn insert_ticket(
-    tx: &mut Tx<'_>,
-    numbers: &NumberPolicy,
-    t: &NewTicket,
-) -> Result<(String, i64, i64), StoreError> {
-    let (number, ticket_id, entry_id, user_id) =
-        insert_ticket_one_statement(tx, numbers, t).await?;
-    queue_notifications(
-        tx,
-        &t.notify,
-        ticket_id,
-        entry_id,
-        "new",
-        Some(user_id),
-        Some(&t.user_email),
-        t.department.as_ref().map(|d| d.id),
-    )
-    .await?;
-    Ok((number, ticket_id, entry_id))
-}
-
-/// The statement of [`insert_ticket_one_statement`], in parts: with and
-/// without the attachment inserts (the binds are the same).
+/// The statement of [`insert_ticket_one_statement`], in parts: the new
+/// user's columns, the mail it queues, the attachment inserts. A part
+/// left out leaves out its binds too.
 macro_rules! insert_ticket_sql {
-    ($files:expr) => {
+    ($new_user:expr, $mail:expr, $files:expr) => {
         concat!(
             "WITH u_ins AS (
-                 INSERT INTO users (email, name, created) VALUES ($1, $2, $3)
+                 INSERT INTO users ",
+            $new_user,
+            "
                  ON CONFLICT ((lower(email))) DO NOTHING RETURNING id
              ), u AS (
                  SELECT id FROM u_ins
@@ -354,6 +335,7 @@ macro_rules! insert_ticket_sql {
                      message_id, auto_reply, bounce)
                  SELECT t.id, $16, $17, $18, $19, $20, $3, $21, $22, $23 FROM t RETURNING id
              ), ",
+            $mail,
             $files,
             "f AS (
                  INSERT INTO field_values (ticket_id, form, name, value)
@@ -365,8 +347,60 @@ macro_rules! insert_ticket_sql {
     };
 }
 
-const INSERT_TICKET: &str = insert_ticket_sql!(
-    "b AS (
+/// A new user, with no autoresponse to count.
+macro_rules! new_user {
+    () => {
+        "(email, name, created) VALUES ($1, $2, $3)"
+    };
+}
+
+/// A new user whose ticket may queue mail: its first autoresponse opens
+/// its hourly window (a row inserted by this statement is not visible to
+/// the `cap` update below).
+macro_rules! new_user_counted {
+    () => {
+        "(email, name, created, autoresponse_window_start, autoresponses_in_window)
+         VALUES ($1, $2, $3, $35, CASE WHEN $34 THEN 1 ELSE 0 END)"
+    };
+}
+
+/// The outbox rows of a new ticket (issue 5), in its statement: the
+/// autoresponse when wanted (`$34`) and under the hourly cap (`$36`),
+/// counted on the user's row, and the staff alert when it has recipients
+/// (`$39`). `$35` is the unix time, `$37` the autoresponse's recipients,
+/// `$38`/`$40` the Message-IDs' tails. Ids follow the entry (`outbox_id`).
+macro_rules! mail {
+    () => {
+        "cap AS (
+             UPDATE users SET
+                 autoresponses_in_window = CASE WHEN autoresponse_window_start > $35 - 3600
+                     THEN autoresponses_in_window + 1 ELSE 1 END,
+                 autoresponse_window_start = CASE WHEN autoresponse_window_start > $35 - 3600
+                     THEN autoresponse_window_start ELSE $35 END
+             WHERE $34 AND id = (SELECT user_id FROM t) AND NOT EXISTS (SELECT 1 FROM u_ins)
+             RETURNING autoresponses_in_window <= $36 AS allowed
+         ), oa AS (
+             INSERT INTO outbox (id, ticket_id, entry_id, kind, event, recipients, message_id,
+                 state, next_attempt_at, created_at)
+             SELECT e.id * 4, t.id, e.id, 'autoresponse', 'new', $37,
+                 'oxidesk.autoresponse.' || t.id || '.' || $38, 'queued', $35, $35
+             FROM t, e
+             WHERE $34 AND (EXISTS (SELECT 1 FROM cap WHERE allowed)
+                            OR (EXISTS (SELECT 1 FROM u_ins) AND $36 >= 1))
+         ), ob AS (
+             INSERT INTO outbox (id, ticket_id, entry_id, kind, event, recipients, message_id,
+                 state, next_attempt_at, created_at)
+             SELECT e.id * 4 + 1, t.id, e.id, 'alert', 'new', $39::text,
+                 'oxidesk.alert.' || t.id || '.' || $40, 'queued', $35, $35
+             FROM t, e WHERE $39::text IS NOT NULL
+         ), "
+    };
+}
+
+/// The attachments: blobs stored once by content, then the entry's list.
+macro_rules! files {
+    () => {
+        "b AS (
          INSERT INTO blobs (sha256, size, data)
          SELECT x.sha, x.size, x.data
          FROM unnest($24::bytea[], $25::bigint[], $26::bytea[]) AS x(sha, size, data)
@@ -378,9 +412,20 @@ const INSERT_TICKET: &str = insert_ticket_sql!(
          FROM e, unnest($24::bytea[], $27::text[], $28::text[], $29::bool[], $30::text[])
              WITH ORDINALITY AS x(sha, name, ct, inl, cid, pos)
      ), "
-);
+    };
+}
 
-const INSERT_TICKET_WITHOUT_FILES: &str = insert_ticket_sql!("");
+/// The four statements: `[with mail][with files]`.
+const INSERT_TICKET: [[&str; 2]; 2] = [
+    [
+        insert_ticket_sql!(new_user!(), "", ""),
+        insert_ticket_sql!(new_user!(), "", files!()),
+    ],
+    [
+        insert_ticket_sql!(new_user_counted!(), mail!(), ""),
+        insert_ticket_sql!(new_user_counted!(), mail!(), files!()),
+    ],
+];
 
 /// The whole ticket (user, ticket, entry, files, form values) in one
 /// statement: one round trip instead of a dozen, which is what bounds a
@@ -408,6 +453,17 @@ async fn insert_ticket_one_statement(
     let forms: Vec<String> = t.fields.iter().map(|f| f.form.clone()).collect();
     let fnames: Vec<String> = t.fields.iter().map(|f| f.name.clone()).collect();
     let fvalues: Vec<String> = t.fields.iter().map(|f| f.value.to_string()).collect();
+    let n = &t.notify;
+    let autoresponse_to = serde_json::to_string(&[&t.user_email]).map_err(other)?;
+    let alert_to = match t
+        .department
+        .as_ref()
+        .and_then(|d| n.alert_recipients.get(&d.id))
+    {
+        Some(r) if n.alert && !r.is_empty() => Some(serde_json::to_string(r).map_err(other)?),
+        _ => None,
+    };
+    let mail = n.autorespond || alert_to.is_some();
     for _ in 0..NUMBER_ATTEMPTS {
         let number = if numbers.sequential {
             let v: i64 = sqlx::query_scalar("SELECT nextval('ticket_number_seq')")
@@ -418,12 +474,9 @@ async fn insert_ticket_one_statement(
             numbers.random_number()
         };
         // Most tickets carry no file: their statement leaves out the
-        // file parts, which PostgreSQL would otherwise plan and start.
-        let sql = if e.attachments.is_empty() {
-            INSERT_TICKET_WITHOUT_FILES
-        } else {
-            INSERT_TICKET
-        };
+        // file parts, which PostgreSQL would otherwise plan and start;
+        // likewise the mail parts when no mail can be queued.
+        let sql = INSERT_TICKET[usize::from(mail)][usize::from(!e.attachments.is_empty())];
         let row: Option<(i64, i64, i64)> = sqlx::query_as(sql)
             .bind(&t.user_email)
             .bind(&t.user_name)
@@ -458,6 +511,13 @@ async fn insert_ticket_one_statement(
             .bind(&forms)
             .bind(&fnames)
             .bind(&fvalues)
+            .bind(n.autorespond)
+            .bind(n.now_unix)
+            .bind(i64::from(n.autoresponse_limit_per_hour))
+            .bind(&autoresponse_to)
+            .bind(outgoing_message_id_tail(&n.message_domain))
+            .bind(&alert_to)
+            .bind(outgoing_message_id_tail(&n.message_domain))
             .fetch_optional(&mut *conn)
             .await?;
         if let Some((ticket_id, entry_id, user_id)) = row {
@@ -516,83 +576,35 @@ async fn insert_entry(
     Ok(entry_id)
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "mirrors sqlite.rs's queue_notifications plus the user id"
-)]
-async fn queue_notifications(
+/// The staff alert a reply by email queues (when the department has
+/// recipients), in the caller's transaction. A new ticket's mail is part
+/// of its statement (`mail!`).
+async fn queue_reply_alert(
     tx: &mut Tx<'_>,
     n: &NewNotifications,
     ticket_id: i64,
     entry_id: i64,
-    event: &str,
-    user_id: Option<i64>,
-    user: Option<&str>,
     dept_id: Option<i64>,
 ) -> Result<(), StoreError> {
-    async fn insert(
-        tx: &mut Tx<'_>,
-        n: &NewNotifications,
-        ticket_id: i64,
-        entry_id: i64,
-        event: &str,
-        kind: &str,
-        recipients: &[String],
-    ) -> Result<(), StoreError> {
-        let json = serde_json::to_string(recipients).map_err(other)?;
-        sqlx::query(
-            "INSERT INTO outbox (id, ticket_id, entry_id, kind, event, recipients, message_id,
-                 state, next_attempt_at, created_at)
-             VALUES ($8, $1, $2, $3, $4, $5, $6, 'queued', $7, $7)",
-        )
-        .bind(ticket_id)
-        .bind(entry_id)
-        .bind(kind)
-        .bind(event)
-        .bind(json)
-        .bind(outgoing_message_id(kind, ticket_id, &n.message_domain))
-        .bind(n.now_unix)
-        .bind(outbox_id(entry_id, kind))
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
+    let Some(recipients) = dept_id.and_then(|d| n.alert_recipients.get(&d)) else {
+        return Ok(());
+    };
+    if !n.alert || recipients.is_empty() {
+        return Ok(());
     }
-    if n.autorespond
-        && let (Some(user_id), Some(user)) = (user_id, user)
-    {
-        let allowed: bool = sqlx::query_scalar(
-            "UPDATE users SET
-                 autoresponses_in_window = CASE WHEN autoresponse_window_start > $2 - 3600
-                     THEN autoresponses_in_window + 1 ELSE 1 END,
-                 autoresponse_window_start = CASE WHEN autoresponse_window_start > $2 - 3600
-                     THEN autoresponse_window_start ELSE $2 END
-             WHERE id = $1
-             RETURNING autoresponses_in_window <= $3",
-        )
-        .bind(user_id)
-        .bind(n.now_unix)
-        .bind(i64::from(n.autoresponse_limit_per_hour))
-        .fetch_one(&mut **tx)
-        .await?;
-        if allowed {
-            insert(
-                tx,
-                n,
-                ticket_id,
-                entry_id,
-                event,
-                "autoresponse",
-                &[user.to_string()],
-            )
-            .await?;
-        }
-    }
-    if n.alert
-        && let Some(recipients) = dept_id.and_then(|d| n.alert_recipients.get(&d))
-        && !recipients.is_empty()
-    {
-        insert(tx, n, ticket_id, entry_id, event, "alert", recipients).await?;
-    }
+    sqlx::query(
+        "INSERT INTO outbox (id, ticket_id, entry_id, kind, event, recipients, message_id,
+             state, next_attempt_at, created_at)
+         VALUES ($6, $1, $2, 'alert', 'reply', $3, $4, 'queued', $5, $5)",
+    )
+    .bind(ticket_id)
+    .bind(entry_id)
+    .bind(serde_json::to_string(recipients).map_err(other)?)
+    .bind(outgoing_message_id("alert", ticket_id, &n.message_domain))
+    .bind(n.now_unix)
+    .bind(outbox_id(entry_id, "alert"))
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -676,26 +688,13 @@ async fn ingest_email(
                     .bind(ticket_id)
                     .fetch_one(&mut **tx)
                     .await?;
-            let alert_only = NewNotifications {
-                autorespond: false,
-                ..email.ticket.notify.clone()
-            };
-            queue_notifications(
-                tx,
-                &alert_only,
-                ticket_id,
-                entry_id,
-                "reply",
-                None,
-                None,
-                dept_id,
-            )
-            .await?;
+            queue_reply_alert(tx, &email.ticket.notify, ticket_id, entry_id, dept_id).await?;
             (EmailOutcome::Appended(number), ticket_id, entry_id)
         }
         None if email.is_bounce => return Ok(EmailOutcome::BounceLogged),
         None => {
-            let (number, ticket_id, entry_id) = insert_ticket(tx, numbers, &email.ticket).await?;
+            let (number, ticket_id, entry_id, _) =
+                insert_ticket_one_statement(tx, numbers, &email.ticket).await?;
             (EmailOutcome::Created(number), ticket_id, entry_id)
         }
     };
@@ -866,24 +865,10 @@ macro_rules! key_select {
 impl Store for PgStore {
     fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<String, StoreError>> {
         Box::pin(async move {
-            let n = &ticket.notify;
-            let may_notify = n.autorespond
-                || (n.alert
-                    && ticket
-                        .department
-                        .as_ref()
-                        .and_then(|d| n.alert_recipients.get(&d.id))
-                        .is_some_and(|r| !r.is_empty()));
-            if !may_notify {
-                // One statement, committed on its own.
-                let mut conn = self.pool.acquire().await?;
-                let (number, ..) =
-                    insert_ticket_one_statement(&mut conn, &self.numbers, &ticket).await?;
-                return Ok(number);
-            }
-            let mut tx = self.pool.begin().await?;
-            let (number, ..) = insert_ticket(&mut tx, &self.numbers, &ticket).await?;
-            tx.commit().await?;
+            // One statement (its mail included), committed on its own.
+            let mut conn = self.pool.acquire().await?;
+            let (number, ..) =
+                insert_ticket_one_statement(&mut conn, &self.numbers, &ticket).await?;
             Ok(number)
         })
     }
