@@ -7,6 +7,7 @@
 
 pub mod render;
 pub mod sender;
+pub mod smtp;
 
 /// Why the outbox could not be worked on.
 #[derive(Debug, thiserror::Error)]

@@ -7,19 +7,19 @@
 //! commit of `sent` (a few milliseconds), which at-least-once delivery
 //! cannot close without the receiver's help.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Message};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use tokio::sync::{Notify, watch};
 
 use super::OutboxError;
 use super::render::Templates;
-use crate::config::{MailConfig, SmtpSecurity};
-use crate::storage::{OutboxJob, Store};
+use super::smtp::SmtpClient;
+use crate::config::MailConfig;
+use crate::storage::{OutboxJob, Store, StoreError};
 
 /// RFC 3834 `Auto-Submitted`.
 #[derive(Debug, Clone)]
@@ -64,7 +64,10 @@ impl Header for TicketHeader {
 /// Delivers the outbox.
 pub struct OutboxSender {
     store: Arc<dyn Store>,
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// The server's runtime: storage calls run there, where the store's
+    /// connections live, whichever runtime drives the sender.
+    db: tokio::runtime::Handle,
+    smtp: SmtpClient,
     templates: Templates,
     from: Mailbox,
     config: MailConfig,
@@ -75,8 +78,8 @@ const BATCH: u32 = 64;
 /// How long a woken sender waits for more mail before its pass: short
 /// beside an SMTP exchange, long beside a ticket's creation.
 const GATHER: Duration = Duration::from_millis(10);
-/// How many mails are in flight at once (lettre's pool holds up to 10
-/// connections).
+/// How many mails are in flight at once (each on its own connection,
+/// kept between mails).
 const IN_FLIGHT: usize = 8;
 
 fn now_unix() -> i64 {
@@ -84,27 +87,9 @@ fn now_unix() -> i64 {
 }
 
 impl OutboxSender {
-    /// Sets up the transport and compiles the templates.
+    /// Sets up the SMTP client and compiles the templates. Call it on
+    /// the server's runtime: the store is used there.
     pub fn new(store: Arc<dyn Store>, config: &MailConfig) -> Result<Self, OutboxError> {
-        let transport_err =
-            |e: lettre::transport::smtp::Error| OutboxError::Transport(e.to_string());
-        let builder = match config.smtp_security {
-            SmtpSecurity::None => {
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.smtp_host)
-            }
-            SmtpSecurity::Starttls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.smtp_host)
-                    .map_err(transport_err)?
-            }
-            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.smtp_host)
-                .map_err(transport_err)?,
-        };
-        let mut builder = builder
-            .port(config.smtp_port)
-            .timeout(Some(Duration::from_secs(config.smtp_timeout_secs)));
-        if let (Some(user), Some(password)) = (&config.smtp_username, &config.smtp_password) {
-            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
-        }
         let from = Mailbox::new(
             Some(config.from_name.clone()),
             config
@@ -114,11 +99,25 @@ impl OutboxSender {
         );
         Ok(Self {
             store,
-            transport: builder.build(),
+            db: tokio::runtime::Handle::current(),
+            smtp: SmtpClient::new(config, IN_FLIGHT)?,
             templates: Templates::new(config)?,
             from,
             config: config.clone(),
         })
+    }
+
+    /// Runs a storage call on the server's runtime.
+    async fn db<T, F>(&self, call: impl FnOnce(Arc<dyn Store>) -> F) -> Result<T, OutboxError>
+    where
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.db
+            .spawn(call(self.store.clone()))
+            .await
+            .map_err(|e| OutboxError::Transport(format!("storage call: {e}")))?
+            .map_err(OutboxError::from)
     }
 
     fn message(&self, job: &OutboxJob) -> Result<Message, String> {
@@ -161,9 +160,9 @@ impl OutboxSender {
     pub async fn run_once(self: &Arc<Self>) -> Result<usize, OutboxError> {
         let now = now_unix();
         let lease = i64::try_from(self.config.lease_secs).unwrap_or(i64::MAX);
+        let until = now.saturating_add(lease);
         let jobs = self
-            .store
-            .claim_outbox(now, now.saturating_add(lease), BATCH)
+            .db(move |s| async move { s.claim_outbox(now, until, BATCH).await })
             .await?;
         let handled = jobs.len();
         let mut running = tokio::task::JoinSet::new();
@@ -187,19 +186,27 @@ impl OutboxSender {
             Ok(m) => m,
             Err(reason) => {
                 tracing::error!(outbox.id = job.id, ticket.number = %job.number, "cannot build mail: {reason}");
-                self.store.mark_outbox_failed(job.id, reason).await?;
+                let id = job.id;
+                self.db(move |s| async move { s.mark_outbox_failed(id, reason).await })
+                    .await?;
                 return Ok(());
             }
         };
-        match self.transport.send(message).await {
+        match self
+            .smtp
+            .send(message.envelope(), &message.formatted())
+            .await
+        {
             Ok(_) => {
-                self.store.mark_outbox_sent(job.id, now_unix()).await?;
+                let (id, now) = (job.id, now_unix());
+                self.db(move |s| async move { s.mark_outbox_sent(id, now).await })
+                    .await?;
                 tracing::debug!(outbox.id = job.id, ticket.number = %job.number, kind = %job.kind, "sent {} for ticket {}", job.kind, job.number);
             }
             Err(e) if e.is_permanent() => {
                 tracing::warn!(outbox.id = job.id, error = %e, "mail refused for good");
-                self.store
-                    .mark_outbox_failed(job.id, format!("refused: {e}"))
+                let (id, why) = (job.id, format!("refused: {e}"));
+                self.db(move |s| async move { s.mark_outbox_failed(id, why).await })
                     .await?;
             }
             Err(e) => {
@@ -208,16 +215,16 @@ impl OutboxSender {
                 let give_up = i64::try_from(self.config.give_up_after_secs).unwrap_or(i64::MAX);
                 if next.saturating_sub(job.created_at) > give_up {
                     tracing::warn!(outbox.id = job.id, error = %e, "giving up on mail");
-                    self.store
-                        .mark_outbox_failed(
-                            job.id,
-                            format!("gave up after {} attempts: {e}", job.attempts),
-                        )
+                    let (id, why) = (
+                        job.id,
+                        format!("gave up after {} attempts: {e}", job.attempts),
+                    );
+                    self.db(move |s| async move { s.mark_outbox_failed(id, why).await })
                         .await?;
                 } else {
                     tracing::info!(outbox.id = job.id, error = %e, retry_in_secs = next - now, "mail will be retried");
-                    self.store
-                        .mark_outbox_retry(job.id, next, e.to_string())
+                    let (id, why) = (job.id, e.to_string());
+                    self.db(move |s| async move { s.mark_outbox_retry(id, next, why).await })
                         .await?;
                 }
             }

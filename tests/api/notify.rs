@@ -392,3 +392,35 @@ async fn mail_is_given_up_after_the_configured_time_and_can_be_retried() {
     assert_eq!(mails.len(), 1);
     assert!(!cli(&["outbox", "retry", "999999"]).status.success());
 }
+
+#[tokio::test]
+async fn a_connection_the_server_dropped_is_replaced_at_once() {
+    let sink = SmtpSink::start().await;
+    // A retry would come only after 30 s: the mails must go out on a
+    // new connection at their first attempt.
+    let app = app_with_sink(sink.port, &[("OXIDESK__MAIL__RETRY_INITIAL_SECS", "30")]).await;
+    app.post_json(&ticket("kept1")).await.number();
+    sink.wait_for(2, 10).await;
+    // The server closes the connections the sender keeps for later.
+    sink.kick_idle();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let n = app.post_json(&ticket("kept2")).await.number();
+    sink.wait_for(4, 5).await;
+    let mut notes = Vec::new();
+    for _ in 0..100 {
+        notes = app.get_ticket(&n).await["notifications"]
+            .as_array()
+            .unwrap()
+            .clone();
+        if notes.iter().all(|n| n["state"] == "sent") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(notes.len(), 2);
+    for note in &notes {
+        assert_eq!(note["state"], "sent", "{note}");
+        assert_eq!(note["attempts"], 1, "{note}");
+        assert!(note["last_error"].is_null(), "{note}");
+    }
+}

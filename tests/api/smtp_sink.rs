@@ -69,6 +69,7 @@ pub struct SmtpSink {
     pub port: u16,
     state: Arc<Mutex<State>>,
     release: Arc<Notify>,
+    kick: Arc<Notify>,
     _task: Arc<TaskGuard>,
 }
 
@@ -91,16 +92,18 @@ impl SmtpSink {
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State::default()));
         let release = Arc::new(Notify::new());
-        let (s, r) = (state.clone(), release.clone());
+        let kick = Arc::new(Notify::new());
+        let (s, r, k) = (state.clone(), release.clone(), kick.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(session(stream, s.clone(), r.clone()));
+                tokio::spawn(session(stream, s.clone(), r.clone(), k.clone()));
             }
         });
         Self {
             port,
             state,
             release,
+            kick,
             _task: Arc::new(TaskGuard(task)),
         }
     }
@@ -118,6 +121,12 @@ impl SmtpSink {
         if !on {
             self.release.notify_waiters();
         }
+    }
+
+    /// Closes every connection waiting for its next command, as a server
+    /// drops idle clients.
+    pub fn kick_idle(&self) {
+        self.kick.notify_waiters();
     }
 
     pub fn holding(&self) -> usize {
@@ -140,7 +149,12 @@ impl SmtpSink {
     }
 }
 
-async fn session(stream: tokio::net::TcpStream, state: Arc<Mutex<State>>, release: Arc<Notify>) {
+async fn session(
+    stream: tokio::net::TcpStream,
+    state: Arc<Mutex<State>>,
+    release: Arc<Notify>,
+    kick: Arc<Notify>,
+) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     if write.write_all(b"220 sink ESMTP\r\n").await.is_err() {
@@ -150,9 +164,12 @@ async fn session(stream: tokio::net::TcpStream, state: Arc<Mutex<State>>, releas
     let mut line = String::new();
     loop {
         line.clear();
-        match reader.read_line(&mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+        tokio::select! {
+            read = reader.read_line(&mut line) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
+            () = kick.notified() => return,
         }
         let cmd = line.trim_end().to_ascii_uppercase();
         let reply: String = if cmd.starts_with("EHLO") || cmd.starts_with("HELO") {
