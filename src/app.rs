@@ -52,14 +52,15 @@ impl AppState {
 /// A running outbox sender.
 pub struct OutboxHandle {
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl OutboxHandle {
     /// Asks the sender to stop after its current pass and waits for it.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        let thread = self.thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     }
 }
 
@@ -71,10 +72,38 @@ pub fn start_outbox(
     if !config.mail.enabled {
         return Ok(None);
     }
-    let sender = crate::mail_out::sender::OutboxSender::new(state.store.clone(), &config.mail)?;
+    let sender = Arc::new(crate::mail_out::sender::OutboxSender::new(
+        state.store.clone(),
+        &config.mail,
+    )?);
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(Arc::new(sender).run(state.outbox_wake.clone(), stopped));
-    Ok(Some(OutboxHandle { stop, task }))
+    let wake = state.outbox_wake.clone();
+    // Its own thread at the lowest CPU priority: mail goes out with the
+    // CPU that ticket intake leaves (a busy server answers tickets first
+    // and sends the backlog after; an idle one sends thousands a second).
+    // Storage calls still run on the server's runtime.
+    let thread = std::thread::Builder::new()
+        .name("oxidesk-outbox".into())
+        .spawn(move || {
+            lower_priority();
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(sender.run(wake, stopped)),
+                Err(e) => tracing::error!(error = %e, "cannot start the outbox sender"),
+            }
+        })
+        .map_err(|e| crate::mail_out::OutboxError::Transport(e.to_string()))?;
+    Ok(Some(OutboxHandle { stop, thread }))
+}
+
+/// Nice 19 for the calling thread (Linux nice values are per thread).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
+        tracing::warn!(error = %e, "cannot lower the outbox sender's priority");
+    }
 }
 
 /// The full router: routes, plus a panic guard (a bug answers an opaque

@@ -64,6 +64,10 @@ struct Args {
     /// Keep the database directory instead of deleting it.
     #[arg(long)]
     keep: bool,
+    /// With `--notify`: after the load, let the server deliver its
+    /// backlog for up to this many seconds and report mails/s.
+    #[arg(long, default_value_t = 0)]
+    drain_seconds: u64,
 }
 
 /// An SMTP server that accepts everything, for `--notify`.
@@ -576,6 +580,23 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok(results)
     })?;
     let rss: Option<u64> = children.iter().map(|c| peak_rss_kib(c.id())).sum();
+    let during_load = sink_count.load(std::sync::atomic::Ordering::Relaxed);
+    let mut drained = None;
+    if args.notify && args.drain_seconds > 0 {
+        // Idle server, backlog in the outbox: how fast does it deliver?
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(args.drain_seconds);
+        let (mut last, mut last_change) = (during_load, started);
+        while Instant::now() < deadline && last_change.elapsed() < Duration::from_secs(1) {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = sink_count.load(std::sync::atomic::Ordering::Relaxed);
+            if now != last {
+                (last, last_change) = (now, Instant::now());
+            }
+        }
+        let secs = last_change.duration_since(started).as_secs_f64();
+        drained = Some((last - during_load, secs));
+    }
 
     // SIGKILL: no graceful shutdown, no chance to flush anything late.
     for c in &mut children {
@@ -657,8 +678,14 @@ fn main() -> anyhow::Result<()> {
             "notifications:    {:.2} queued per ticket (sample of {}), {} delivered to the SMTP sink during the run",
             queued.1 as f64 / queued.0.max(1) as f64,
             queued.0,
-            sink_count.load(std::sync::atomic::Ordering::Relaxed)
+            during_load
         );
+        if let Some((mails, secs)) = drained {
+            println!(
+                "drained after:    {mails} mails in {secs:.1} s ({:.0} mails/s, idle server)",
+                mails as f64 / secs.max(0.001)
+            );
+        }
     }
     println!(
         "201s checked:     {} (unique {}), missing after SIGKILL: {missing}",
