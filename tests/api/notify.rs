@@ -424,3 +424,30 @@ async fn a_connection_the_server_dropped_is_replaced_at_once() {
         assert!(note["last_error"].is_null(), "{note}");
     }
 }
+
+/// The sender takes only the CPU that ticket intake leaves.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_sender_runs_at_the_lowest_cpu_priority() {
+    let sink = SmtpSink::start().await;
+    let _app = app_with_sink(sink.port, &[]).await;
+    let mut nices = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if comm.trim() == "oxidesk-outbox" {
+            let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+            // Fields after the command's closing parenthesis; nice is 19th overall.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .unwrap()
+                .1
+                .split_whitespace()
+                .collect();
+            nices.push(fields[16].parse::<i32>().unwrap());
+        }
+    }
+    // Other tests of this process may run senders too: all are niced.
+    assert!(!nices.is_empty());
+    assert!(nices.iter().all(|n| *n == 19), "{nices:?}");
+}
