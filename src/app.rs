@@ -9,7 +9,7 @@ use axum::http::{HeaderName, StatusCode, header};
 use axum::response::Response;
 use ipnet::IpNet;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
@@ -31,8 +31,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<Vec<IpNet>>,
     /// Request ids for opaque 5xx bodies and logs.
     pub request_ids: Arc<AtomicU64>,
-    /// Wakes the outbox sender when a request queued mail.
-    pub outbox_wake: Arc<Notify>,
+    /// Tells the outbox sender about stored tickets.
+    pub intake: Arc<crate::mail_out::IntakeSignal>,
 }
 
 impl AppState {
@@ -44,7 +44,7 @@ impl AppState {
             limits: config.limits.clone(),
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             request_ids: Arc::new(AtomicU64::new(1)),
-            outbox_wake: Arc::new(Notify::new()),
+            intake: Arc::default(),
         }
     }
 }
@@ -77,7 +77,7 @@ pub fn start_outbox(
         &config.mail,
     )?);
     let (stop, stopped) = watch::channel(false);
-    let wake = state.outbox_wake.clone();
+    let intake = state.intake.clone();
     // Its own thread at the lowest CPU priority: mail goes out with the
     // CPU that ticket intake leaves (a busy server answers tickets first
     // and sends the backlog after; an idle one sends thousands a second).
@@ -90,7 +90,7 @@ pub fn start_outbox(
                 .enable_all()
                 .build()
             {
-                Ok(runtime) => runtime.block_on(sender.run(wake, stopped)),
+                Ok(runtime) => runtime.block_on(sender.run(intake, stopped)),
                 Err(e) => tracing::error!(error = %e, "cannot start the outbox sender"),
             }
         })

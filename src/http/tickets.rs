@@ -175,7 +175,7 @@ async fn create(
         .await
         .map_err(|e| ApiError::from_create(e, request_id))?;
     tracing::info!(request.id = request_id, ticket.number = %number, "created ticket {number}");
-    state.outbox_wake.notify_one();
+    state.intake.stored();
     let mut response = text_response(StatusCode::CREATED, number);
     if !ignored.is_empty()
         && let Ok(v) = HeaderValue::from_str(&ignored)
@@ -226,7 +226,7 @@ async fn create_from_email(
         EmailOutcome::Duplicate(None) | EmailOutcome::BounceLogged => String::new(),
     };
     tracing::info!(request.id = request_id, ticket.number = %number, "filed email");
-    state.outbox_wake.notify_one();
+    state.intake.stored();
     Ok(text_response(StatusCode::CREATED, number))
 }
 

@@ -9,6 +9,55 @@ pub mod render;
 pub mod sender;
 pub mod smtp;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+/// What ticket intake tells the sender: that mail may be waiting (a
+/// wake-up), and when it last stored a ticket (the sender keeps a single
+/// mail in flight while intake is busy, so mail never takes the CPU
+/// from tickets; the backlog goes out at full speed once intake is
+/// quiet).
+#[derive(Debug)]
+pub struct IntakeSignal {
+    wake: Notify,
+    base: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Default for IntakeSignal {
+    fn default() -> Self {
+        Self {
+            wake: Notify::new(),
+            base: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl IntakeSignal {
+    /// A ticket or reply was stored: wakes the sender.
+    pub fn stored(&self) {
+        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms.max(1), Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    /// Whether a ticket was stored within `window`.
+    pub fn busy_within(&self, window: Duration) -> bool {
+        let last = self.last_ms.load(Ordering::Relaxed);
+        let now = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        last != 0 && now.saturating_sub(last) < u64::try_from(window.as_millis()).unwrap_or(0)
+    }
+
+    /// Resolves at the next [`Self::stored`] (or at once if one came
+    /// since the last wait).
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+}
+
 /// Why the outbox could not be worked on.
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Message};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
-use super::OutboxError;
 use super::render::Templates;
 use super::smtp::SmtpClient;
+use super::{IntakeSignal, OutboxError};
 use crate::config::MailConfig;
 use crate::storage::{OutboxJob, Store, StoreError};
 
@@ -79,8 +79,10 @@ const BATCH: u32 = 64;
 /// beside an SMTP exchange, long beside a ticket's creation.
 const GATHER: Duration = Duration::from_millis(10);
 /// How many mails are in flight at once (each on its own connection,
-/// kept between mails).
+/// kept between mails) while intake is quiet; one while it is busy.
 const IN_FLIGHT: usize = 8;
+/// Intake is busy if it stored a ticket this recently.
+const BUSY_WINDOW: Duration = Duration::from_millis(100);
 
 fn now_unix() -> i64 {
     jiff::Timestamp::now().as_second()
@@ -157,7 +159,7 @@ impl OutboxSender {
     /// One pass: claims due rows and tries each once, a few at a time.
     /// Returns how many rows it handled (tests drive the sender with
     /// this, no sleeping).
-    pub async fn run_once(self: &Arc<Self>) -> Result<usize, OutboxError> {
+    pub async fn run_once(self: &Arc<Self>, intake: &IntakeSignal) -> Result<usize, OutboxError> {
         let now = now_unix();
         let lease = i64::try_from(self.config.lease_secs).unwrap_or(i64::MAX);
         let until = now.saturating_add(lease);
@@ -167,7 +169,12 @@ impl OutboxSender {
         let handled = jobs.len();
         let mut running = tokio::task::JoinSet::new();
         for job in jobs {
-            if running.len() >= IN_FLIGHT
+            let room = if intake.busy_within(BUSY_WINDOW) {
+                1
+            } else {
+                IN_FLIGHT
+            };
+            while running.len() >= room
                 && let Some(done) = running.join_next().await
             {
                 done.map_err(|e| OutboxError::Transport(e.to_string()))??;
@@ -236,19 +243,19 @@ impl OutboxSender {
     /// time comes, or the poll interval passes. A wake-up waits
     /// [`GATHER`] first, so that a burst of tickets is one pass (and one
     /// claim in the writer) rather than a pass per ticket.
-    pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, intake: Arc<IntakeSignal>, mut stop: watch::Receiver<bool>) {
         let poll = Duration::from_millis(self.config.poll_interval_ms.max(10));
         loop {
             if *stop.borrow() {
                 break;
             }
-            match self.run_once().await {
+            match self.run_once(&intake).await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "outbox pass failed"),
             }
             tokio::select! {
-                () = wake.notified() => {
+                () = intake.woken() => {
                     tokio::select! {
                         () = tokio::time::sleep(GATHER) => {}
                         _ = stop.changed() => {}
