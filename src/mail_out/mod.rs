@@ -71,3 +71,22 @@ pub enum OutboxError {
     #[error(transparent)]
     Store(#[from] crate::storage::StoreError),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn intake_is_busy_only_right_after_a_ticket_and_wakes_the_sender() {
+        let intake = IntakeSignal::default();
+        assert!(!intake.busy_within(Duration::from_secs(60)));
+        intake.stored();
+        assert!(intake.busy_within(Duration::from_secs(60)));
+        // The wake-up is kept until the sender waits for it.
+        tokio::time::timeout(Duration::from_secs(1), intake.woken())
+            .await
+            .expect("woken");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(!intake.busy_within(Duration::from_millis(10)));
+    }
+}
