@@ -1,6 +1,7 @@
 //! Outgoing mail: autoresponses and staff alerts through the durable
-//! outbox. Rows are queued by storage in the ticket's transaction; this
-//! module renders them ([`render`]) and delivers them over SMTP with
+//! outbox. Storage queues them in the ticket's transaction (PostgreSQL as
+//! outbox rows; SQLite on the thread entry, made into a row when the
+//! sender claims it); this module renders them ([`render`]) and delivers them over SMTP with
 //! `lettre` ([`sender`]): retries with exponential backoff on temporary
 //! failures, gives up after a configured time, never resends a row the
 //! SMTP server accepted, and resumes after a restart (claims are leases).

@@ -122,6 +122,12 @@ impl OutboxSender {
             .map_err(OutboxError::from)
     }
 
+    /// Marks a row failed, recording why.
+    async fn give_up(&self, id: i64, why: String) -> Result<(), OutboxError> {
+        self.db(move |s| async move { s.mark_outbox_failed(id, why).await })
+            .await
+    }
+
     fn message(&self, job: &OutboxJob) -> Result<Message, String> {
         let (subject, body) = self.templates.render(job).map_err(|e| e.to_string())?;
         let mut builder = Message::builder()
@@ -193,9 +199,7 @@ impl OutboxSender {
             Ok(m) => m,
             Err(reason) => {
                 tracing::error!(outbox.id = job.id, ticket.number = %job.number, "cannot build mail: {reason}");
-                let id = job.id;
-                self.db(move |s| async move { s.mark_outbox_failed(id, reason).await })
-                    .await?;
+                self.give_up(job.id, reason).await?;
                 return Ok(());
             }
         };
@@ -212,9 +216,7 @@ impl OutboxSender {
             }
             Err(e) if e.is_permanent() => {
                 tracing::warn!(outbox.id = job.id, error = %e, "mail refused for good");
-                let (id, why) = (job.id, format!("refused: {e}"));
-                self.db(move |s| async move { s.mark_outbox_failed(id, why).await })
-                    .await?;
+                self.give_up(job.id, format!("refused: {e}")).await?;
             }
             Err(e) => {
                 let now = now_unix();
@@ -222,12 +224,11 @@ impl OutboxSender {
                 let give_up = i64::try_from(self.config.give_up_after_secs).unwrap_or(i64::MAX);
                 if next.saturating_sub(job.created_at) > give_up {
                     tracing::warn!(outbox.id = job.id, error = %e, "giving up on mail");
-                    let (id, why) = (
+                    self.give_up(
                         job.id,
                         format!("gave up after {} attempts: {e}", job.attempts),
-                    );
-                    self.db(move |s| async move { s.mark_outbox_failed(id, why).await })
-                        .await?;
+                    )
+                    .await?;
                 } else {
                     tracing::info!(outbox.id = job.id, error = %e, retry_in_secs = next - now, "mail will be retried");
                     let (id, why) = (job.id, e.to_string());

@@ -60,7 +60,7 @@ const MAIL_AUTORESPONSE: i64 = 1;
 const MAIL_ALERT: i64 = 2;
 /// `thread_entries.notify`: the event was a reply, not a new ticket.
 const MAIL_REPLY: i64 = 4;
-/// The mails an entry can queue: bit, kind, outbox id offset.
+/// The mails an entry can queue, in outbox id order: bit and kind.
 const MAIL_KINDS: [(i64, &str); 2] = [(MAIL_AUTORESPONSE, "autoresponse"), (MAIL_ALERT, "alert")];
 
 /// Most requests committed in one transaction.
@@ -710,22 +710,9 @@ fn take_waiting(
             read_all = false;
             break;
         }
-        let event = if notify & MAIL_REPLY != 0 {
-            "reply"
-        } else {
-            "new"
-        };
         let created_at = unix_time(&created).unwrap_or(now);
-        for (bit, kind) in MAIL_KINDS {
-            if notify & bit == 0 {
-                continue;
-            }
-            let recipients = if bit == MAIL_AUTORESPONSE {
-                serde_json::to_string(&[&user_email]).map_err(other)?
-            } else {
-                alert_to.clone().unwrap_or_else(|| "[]".into())
-            };
-            let id = outbox_id(entry_id, kind);
+        for (id, mail) in waiting_views(entry_id, notify, alert_to.as_deref(), &user_email)? {
+            let recipients = serde_json::to_string(&mail.recipients).map_err(other)?;
             let inserted = conn
                 .prepare_cached(
                     "INSERT INTO outbox (id, ticket_id, entry_id, kind, event, recipients, message_id,
@@ -739,10 +726,10 @@ fn take_waiting(
                     id,
                     ticket_id,
                     entry_id,
-                    kind,
-                    event,
+                    mail.kind,
+                    mail.event,
                     recipients,
-                    outgoing_message_id(kind, ticket_id, &w.message_domain),
+                    outgoing_message_id(&mail.kind, ticket_id, &w.message_domain),
                     now,
                     lease_until,
                     created_at,
@@ -765,8 +752,8 @@ fn take_waiting(
     Ok(ids)
 }
 
-/// The mail an entry queued that the sender has not taken yet, as the
-/// read API shows it (outbox id and view, in id order).
+/// The mail an entry queued, as the read API shows it before the sender
+/// takes it (outbox id and view, in id order); taking it writes these.
 fn waiting_views(
     entry_id: i64,
     notify: i64,
@@ -1301,10 +1288,10 @@ impl Store for SqliteStore {
                     "SELECT e.id, e.notify, e.alert_to, u.email, t.number
                      FROM thread_entries e JOIN tickets t ON t.id = e.ticket_id
                      JOIN users u ON u.id = t.user_id
-                     WHERE e.id > (SELECT coalesce(max(id), 0) / ?1 FROM outbox) AND e.notify <> 0
+                     WHERE e.id > ?1 AND e.notify <> 0
                      ORDER BY e.id DESC LIMIT ?2",
                 )?;
-                let mut rows = stmt.query(params![super::OUTBOX_IDS_PER_ENTRY, limit])?;
+                let mut rows = stmt.query(params![taken_up_to(conn)?, limit])?;
                 while let Some(r) = rows.next()? {
                     let alert_to: Option<String> = r.get(2)?;
                     let email: String = r.get(3)?;
@@ -1355,21 +1342,20 @@ impl Store for SqliteStore {
             }
             // Mail not taken yet is queued already.
             let per_entry = super::OUTBOX_IDS_PER_ENTRY;
-            let bit = MAIL_KINDS
-                .get(usize::try_from(id.rem_euclid(per_entry)).unwrap_or(usize::MAX))
+            let entry_id = id.div_euclid(per_entry);
+            let bit = usize::try_from(id.rem_euclid(per_entry))
+                .ok()
+                .and_then(|i| MAIL_KINDS.get(i))
                 .map_or(0, |(bit, _)| *bit);
-            let waiting = conn
-                .prepare_cached(
-                    "SELECT 1 FROM thread_entries
-                     WHERE id = ?1 AND notify & ?2 <> 0
-                       AND id > (SELECT coalesce(max(id), 0) / ?3 FROM outbox)",
-                )?
-                .query_row(
-                    params![id.div_euclid(per_entry), bit, per_entry],
-                    |_| Ok(()),
-                )
-                .optional()?;
-            if bit != 0 && waiting.is_some() {
+            let waiting = entry_id > taken_up_to(conn)?
+                && conn
+                    .prepare_cached(
+                        "SELECT 1 FROM thread_entries WHERE id = ?1 AND notify & ?2 <> 0",
+                    )?
+                    .query_row(params![entry_id, bit], |_| Ok(()))
+                    .optional()?
+                    .is_some();
+            if bit != 0 && waiting {
                 Ok(())
             } else {
                 Err(StoreError::NotFound)
