@@ -48,6 +48,32 @@ pub struct Config {
     pub mail: MailConfig,
     /// PostgreSQL pool settings (when `database` is `postgres://…`).
     pub postgres: PostgresConfig,
+    /// `oxidesk pipe` (run by the MTA).
+    pub pipe: PipeConfig,
+}
+
+/// `oxidesk pipe`: an MTA waits for it, and keeps the message to retry
+/// when it exits 75, so it gives up on an unavailable store much sooner
+/// than `serve` does.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipeConfig {
+    /// How long the pipe keeps trying an unreachable database before it
+    /// exits 75 (the MTA retries the message later).
+    pub store_retry_secs: u64,
+    /// The longest one message may take to file, store included; past
+    /// it the pipe exits 75 (a commit whose answer was lost is caught by
+    /// the Message-ID rule when the MTA retries).
+    pub timeout_secs: u64,
+}
+
+impl Default for PipeConfig {
+    fn default() -> Self {
+        Self {
+            store_retry_secs: 5,
+            timeout_secs: 60,
+        }
+    }
 }
 
 /// PostgreSQL pool and timeouts.
@@ -108,6 +134,9 @@ pub struct MailConfig {
     pub smtp_timeout_secs: u64,
     /// Most autoresponses one address gets in an hour (mail-loop guard).
     pub autoresponse_limit_per_hour: u32,
+    /// Most staff alerts one ticket queues in an hour: a second fence
+    /// against mail loops (the first: automatic mail never alerts).
+    pub alert_limit_per_ticket_per_hour: u32,
     /// First retry delay; doubles with each attempt.
     pub retry_initial_secs: u64,
     /// Longest retry delay.
@@ -126,8 +155,14 @@ pub struct MailConfig {
     pub autoresponse_body: String,
     /// Staff alert subject.
     pub alert_subject: String,
-    /// Staff alert body (also `{{ email }}`, `{{ department }}`, `{{ kind }}`).
+    /// Staff alert body (also `{{ email }}`, `{{ department }}`, `{{ kind }}`,
+    /// and the entry's own sender `{{ sender_name }}`, `{{ sender_email }}`).
     pub alert_body: String,
+    /// Optional HTML alternative of the autoresponse body (HTML-escaped
+    /// variables); empty: text only.
+    pub autoresponse_body_html: String,
+    /// Optional HTML alternative of the alert body; empty: text only.
+    pub alert_body_html: String,
 }
 
 impl std::fmt::Debug for MailConfig {
@@ -160,6 +195,7 @@ impl Default for MailConfig {
             smtp_password: None,
             smtp_timeout_secs: 30,
             autoresponse_limit_per_hour: 5,
+            alert_limit_per_ticket_per_hour: 10,
             retry_initial_secs: 30,
             retry_max_secs: 1800,
             give_up_after_secs: 2 * 24 * 3600,
@@ -179,13 +215,16 @@ impl Default for MailConfig {
                 .into(),
             alert_body: "{% if kind == 'reply' %}A reply was added to{% else %}A new ticket was opened:{% endif %} \
                 ticket #{{ number }}\n\n\
-                From:       {{ name }} <{{ email }}>\n\
+                From:       {{ sender_name }} <{{ sender_email }}>\n\
+                {% if sender_email != email %}User:       {{ name }} <{{ email }}>\n{% endif %}\
                 Subject:    {{ subject }}\n\
                 Department: {{ department }}\n\
                 Topic:      {{ topic }}\n\
                 Priority:   {{ priority }}\n\n\
                 {{ excerpt }}\n"
                 .into(),
+            autoresponse_body_html: String::new(),
+            alert_body_html: String::new(),
         }
     }
 }
@@ -488,6 +527,7 @@ impl Default for Config {
             bans: Vec::new(),
             mail: MailConfig::default(),
             postgres: PostgresConfig::default(),
+            pipe: PipeConfig::default(),
         }
     }
 }

@@ -3,5 +3,20 @@
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
-    oxidesk::cli::run(oxidesk::cli::Cli::parse())
+    match oxidesk::cli::Cli::try_parse() {
+        Ok(cli) => oxidesk::cli::run(cli),
+        Err(e) if e.use_stderr() && std::env::args().any(|a| a == "pipe") => {
+            // A wrong flag in an MTA's pipe command is a fault of ours:
+            // clap's exit 2 would bounce the customer's mail, 75 keeps it.
+            use std::io::Write as _;
+            let first = e.to_string();
+            let first = first.lines().next().unwrap_or_default();
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "oxidesk pipe: bad command line: {first} (exit 75: the MTA keeps the message and retries)"
+            );
+            std::process::exit(oxidesk::cli::PIPE_TEMPFAIL)
+        }
+        Err(e) => e.exit(),
+    }
 }

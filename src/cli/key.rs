@@ -73,17 +73,23 @@ pub(super) async fn run(cli: &Cli, cmd: &KeyCommand) -> anyhow::Result<()> {
                         .to_string(),
                 })
                 .await?;
-            println!("{}", secret.expose());
-            eprintln!("key {id} created; it is shown only now: keep it");
+            outln!("{}", secret.expose());
+            errln!("key {id} created; it is shown only now: keep it");
         }
         KeyCommand::List => {
-            println!(
+            outln!(
                 "{:>4}  {:<8} {:<6} {:<6} {:<6} {:<20} {:<30} notes",
-                "id", "prefix", "active", "create", "read", "created", "addresses"
+                "id",
+                "prefix",
+                "active",
+                "create",
+                "read",
+                "created",
+                "addresses"
             );
             for k in store.list_api_keys().await? {
                 let nets: Vec<String> = k.addresses.iter().map(ToString::to_string).collect();
-                println!(
+                outln!(
                     "{:>4}  {:<8} {:<6} {:<6} {:<6} {:<20} {:<30} {}",
                     k.id,
                     format!("{}…", k.prefix),
@@ -103,7 +109,7 @@ pub(super) async fn run(cli: &Cli, cmd: &KeyCommand) -> anyhow::Result<()> {
                 &format!("no key with id {id}"),
             )?;
             result?;
-            println!("key {id} revoked");
+            outln!("key {id} revoked");
         }
     }
     Ok(())

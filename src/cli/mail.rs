@@ -30,51 +30,52 @@ pub(super) fn run(cmd: &MailCommand) -> anyhow::Result<()> {
         let draft = match inspect_email(&raw) {
             Ok(d) => d,
             Err(e) => {
-                eprintln!("{name}: {e}");
+                errln!("{name}: {e}");
                 continue;
             }
         };
         let report = Inspection::new(name, &draft);
         if *json {
-            println!("{}", serde_json::to_string(&report)?);
+            outln!("{}", serde_json::to_string(&report)?);
             continue;
         }
-        println!("== {}", report.file);
+        outln!("== {}", report.file);
         match &report.from {
-            Some(m) => println!(
+            Some(m) => outln!(
                 "From:        {} <{}>",
                 m.name.as_deref().unwrap_or(""),
                 m.email
             ),
-            None => println!("From:        (none)"),
+            None => outln!("From:        (none)"),
         }
-        println!(
+        outln!(
             "Subject:     {}",
             report.subject.as_deref().unwrap_or("(none)")
         );
-        println!(
+        outln!(
             "Message-ID:  {}",
             report.message_id.as_deref().unwrap_or("(none)")
         );
-        println!(
+        outln!(
             "In-Reply-To: {}",
             report.in_reply_to.as_deref().unwrap_or("(none)")
         );
-        println!("References:  {}", report.references.join(" "));
-        println!(
+        outln!("References:  {}", report.references.join(" "));
+        outln!(
             "Auto-reply:  {}   Bounce: {}",
-            report.auto_reply, report.bounce
+            report.auto_reply,
+            report.bounce
         );
-        println!(
+        outln!(
             "Body ({}, {} bytes):",
             report.body_format,
             report.body.len()
         );
         for line in report.body.lines().take(12) {
-            println!("  | {line}");
+            outln!("  | {line}");
         }
         for a in &report.attachments {
-            println!(
+            outln!(
                 "Attachment:  {} ({}, {} bytes{}{})",
                 a.name.as_deref().unwrap_or("(unnamed)"),
                 a.content_type,

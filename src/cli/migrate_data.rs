@@ -104,12 +104,14 @@ fn progress(table: &str, done: i64, total: i64) {
     } else {
         (done * width as i64 / total) as usize
     };
-    eprint!(
+    let mut stderr = std::io::stderr().lock();
+    let _ = write!(
+        stderr,
         "\r{table:<20} [{}{}] {done}/{total}",
         "#".repeat(filled.min(width)),
         ".".repeat(width - filled.min(width))
     );
-    let _ = std::io::stderr().flush();
+    let _ = stderr.flush();
 }
 
 pub(super) async fn run(cli: &Cli, args: &MigrateDataArgs) -> anyhow::Result<()> {
@@ -145,17 +147,17 @@ pub(super) async fn run(cli: &Cli, args: &MigrateDataArgs) -> anyhow::Result<()>
                 .with_context(|| format!("copying {}", table.name))?;
             progress(table.name, offset, total);
         }
-        eprintln!();
+        errln!();
     }
     to.finish_import(from.ticket_counter().await?).await?;
-    eprintln!("checking…");
+    errln!("checking…");
     let mut mismatches = Vec::new();
     for table in TABLES {
         let (a, b) = (
             checksum(from.as_ref(), table, args.batch).await?,
             checksum(to.as_ref(), table, args.batch).await?,
         );
-        println!(
+        outln!(
             "{:<20} {:>8} rows  sha256 {}  {}",
             table.name,
             a.0,
@@ -172,6 +174,6 @@ pub(super) async fn run(cli: &Cli, args: &MigrateDataArgs) -> anyhow::Result<()>
             mismatches.join(", ")
         );
     }
-    println!("migration complete: every table matches");
+    outln!("migration complete: every table matches");
     Ok(())
 }

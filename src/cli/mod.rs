@@ -11,6 +11,37 @@ use crate::domain::catalog::Catalog;
 use crate::storage::Store;
 use crate::storage::sqlite::SqliteStore;
 
+/// `println!` that never panics: a standard output that was closed
+/// (`oxidesk key list | head -1`, an MTA that stopped reading) is not a
+/// reason to die with a panic and exit 101.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `print!` that never panics (see [`outln`]).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        let _ = write!(stdout, $($arg)*);
+        let _ = stdout.flush();
+    }};
+}
+
+/// `eprintln!` that never panics: Postfix stops reading a pipe's
+/// standard error after a while, and a panic there would bounce the
+/// customer's mail (exit 101).
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+mod identity;
 mod key;
 mod mail;
 mod migrate_data;
@@ -18,6 +49,9 @@ mod outbox;
 mod pipe;
 mod serve;
 mod ticket;
+
+/// The pipe's exit code for a fault of ours (`EX_TEMPFAIL`).
+pub const PIPE_TEMPFAIL: i32 = pipe::exit::TEMPFAIL;
 
 /// oxidesk: a helpdesk server speaking osTicket's ticket API.
 #[derive(Debug, Parser)]
@@ -77,23 +111,58 @@ pub struct CheckArgs {
 }
 
 /// Loads the configuration: file, then `OXIDESK__` environment, then flags.
+/// An error names the file and the user reading it (an MTA runs the pipe
+/// as another user than the admin who wrote the file).
 pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
-    let mut config = Config::load(cli.config.as_deref(), std::env::vars())?;
+    let file = match &cli.config {
+        Some(p) => identity::absolute(p).display().to_string(),
+        None => "(no file: defaults)".to_string(),
+    };
+    let context = || {
+        format!(
+            "configuration {file}, read as user {}",
+            identity::effective_user()
+        )
+    };
+    let mut config = Config::load(cli.config.as_deref(), std::env::vars()).with_context(context)?;
     if let Some(db) = &cli.database {
         config.database = db.clone();
-        config = config.validated()?;
+        config = config.validated().with_context(context)?;
     }
     Ok(config)
 }
 
-/// Opens the configured store (SQLite file or PostgreSQL server).
+/// Whether a store may be created where none exists yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    /// `serve` and `migrate-data`: a first start makes the database.
+    Allowed,
+    /// Everything else: a missing SQLite file means a wrong path (a
+    /// relative path resolved in the MTA's directory), and filing mail
+    /// into a brand-new empty database would lose it from view.
+    Refused,
+}
+
+/// Opens the configured store (SQLite file or PostgreSQL server); an
+/// error names the database and the effective user.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    open_store_with(config, Create::Allowed, config.postgres.connect_retry_secs).await
+}
+
+/// [`open_store`] with the creation rule and how long to keep trying an
+/// unreachable PostgreSQL server.
+pub async fn open_store_with(
+    config: &Config,
+    create: Create,
+    connect_retry_secs: u64,
+) -> anyhow::Result<Arc<dyn Store>> {
     let catalog = Catalog::new(config);
+    let user = identity::effective_user();
     if config.is_postgres() {
         let settings = crate::storage::postgres::PgSettings {
             max_connections: config.postgres.max_connections,
             statement_timeout_ms: config.postgres.statement_timeout_ms,
-            connect_retry_secs: config.postgres.connect_retry_secs,
+            connect_retry_secs,
         };
         let store = crate::storage::postgres::PgStore::open(
             &config.database,
@@ -101,20 +170,35 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             &settings,
         )
         .await
-        .context("opening the PostgreSQL database")?;
+        .with_context(|| {
+            format!(
+                "opening the PostgreSQL database {} as user {user}",
+                crate::storage::postgres::redacted_url(&config.database)
+            )
+        })?;
         return Ok(Arc::new(store));
     }
-    let path = config.sqlite_path();
+    let path = identity::absolute(&config.sqlite_path());
+    if create == Create::Refused && !path.exists() {
+        bail!(
+            "database {} does not exist (looked for as user {user}); only `oxidesk serve` creates one: \
+             check `database` in the configuration (use an absolute path)",
+            path.display()
+        );
+    }
     let store = SqliteStore::open(&path, catalog.numbers.clone(), &catalog.message_domain)
-        .with_context(|| format!("opening database {}", config.database))?;
+        .with_context(|| format!("opening database {} as user {user}", path.display()))?;
     Ok(Arc::new(store))
 }
 
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour codes only for a person at a terminal, never in a file, a
+    // journal or an MTA's log.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -123,17 +207,7 @@ fn init_logging(default: &str) {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     if matches!(cli.command, Command::Pipe) {
         init_logging("warn,html5ever=error");
-        let code = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt.block_on(pipe::run(&cli)),
-            Err(e) => {
-                eprintln!("oxidesk pipe: {e}");
-                pipe::exit::TEMPFAIL
-            }
-        };
-        std::process::exit(code);
+        std::process::exit(pipe::run(&cli));
     }
     let is_serve = matches!(cli.command, Command::Serve(_));
     // html5ever warns about every odd table it repairs: not our news.
@@ -164,9 +238,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 let config = load_config(&cli)?;
                 crate::mail_out::render::Templates::new(&config.mail)?;
                 if args.print {
-                    print!("{}", toml::to_string_pretty(&config)?);
+                    out!("{}", toml::to_string_pretty(&config)?);
                 } else {
-                    println!("configuration ok");
+                    outln!("configuration ok");
                 }
                 Ok(())
             }

@@ -28,13 +28,19 @@ pub(super) async fn run(cli: &Cli, cmd: &OutboxCommand) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     match cmd {
         OutboxCommand::List { state, limit } => {
-            println!(
+            outln!(
                 "{:>6}  {:<8} {:<13} {:<6} {:<8} {:>8}  {:<30} last error",
-                "id", "ticket", "kind", "event", "state", "attempts", "recipients"
+                "id",
+                "ticket",
+                "kind",
+                "event",
+                "state",
+                "attempts",
+                "recipients"
             );
             for row in store.list_outbox(state.clone(), *limit).await? {
                 let n = &row.notification;
-                println!(
+                outln!(
                     "{:>6}  {:<8} {:<13} {:<6} {:<8} {:>8}  {:<30} {}",
                     row.id,
                     row.number,
@@ -56,7 +62,7 @@ pub(super) async fn run(cli: &Cli, cmd: &OutboxCommand) -> anyhow::Result<()> {
                 &format!("no outbox row {id} that can be retried (unknown or already sent)"),
             )?;
             result?;
-            println!("outbox row {id} queued again");
+            outln!("outbox row {id} queued again");
         }
     }
     Ok(())

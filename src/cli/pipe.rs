@@ -5,8 +5,9 @@
 //! for a server fault.
 
 use std::io::Read;
+use std::time::Duration;
 
-use super::{Cli, load_config, open_store};
+use super::{Cli, Create, load_config, open_store_with};
 use crate::domain::DomainError;
 use crate::domain::catalog::Catalog;
 use crate::domain::email::{EmailContext, EmailError, file_email, prepare_email};
@@ -29,12 +30,41 @@ pub mod exit {
     pub const NOPERM: i32 = 77;
 }
 
-/// Runs the pipe and returns the exit code.
-pub(super) async fn run(cli: &Cli) -> i32 {
+/// Runs the pipe and returns the exit code: always one of [`exit`]'s,
+/// whatever happens (a panic anywhere below is a fault of ours: 75).
+pub(super) fn run(cli: &Cli) -> i32 {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|rt| rt.block_on(file(cli)))
+    }));
+    match outcome {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            errln!(
+                "oxidesk pipe: cannot start: {e} (exit 75: the MTA keeps the message and retries)"
+            );
+            exit::TEMPFAIL
+        }
+        Err(_) => {
+            errln!("oxidesk pipe: internal error (exit 75: the MTA keeps the message and retries)");
+            exit::TEMPFAIL
+        }
+    }
+}
+
+/// One message: read, parse, store, with the exit code for the MTA.
+async fn file(cli: &Cli) -> i32 {
     let config = match load_config(cli) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("oxidesk pipe: configuration: {e:#}");
+            // The first line is what `mailq` shows as the reason: the
+            // cause, naming the file and the user, comes first.
+            errln!(
+                "oxidesk pipe: {} (exit 75: the MTA keeps the message and retries)",
+                one_line(&e)
+            );
             return exit::TEMPFAIL;
         }
     };
@@ -45,11 +75,11 @@ pub(super) async fn run(cli: &Cli) -> i32 {
         .take(limit + 1)
         .read_to_end(&mut raw);
     if let Err(e) = read {
-        eprintln!("oxidesk pipe: reading standard input: {e}");
+        errln!("oxidesk pipe: reading standard input: {e}");
         return exit::TEMPFAIL;
     }
     if raw.len() as u64 > limit {
-        eprintln!("oxidesk pipe: message over the limit of {limit} bytes");
+        errln!("oxidesk pipe: message over the limit of {limit} bytes");
         return exit::DATAERR;
     }
     let catalog = Catalog::new(&config);
@@ -61,23 +91,40 @@ pub(super) async fn run(cli: &Cli) -> i32 {
         Ok(p) => p,
         Err(e) => return report(e),
     };
-    let store = match open_store(&config).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("oxidesk pipe: database: {e:#}");
+    let budget = Duration::from_secs(config.pipe.timeout_secs.max(1));
+    let filed = tokio::time::timeout(budget, async {
+        let store = open_store_with(&config, Create::Refused, config.pipe.store_retry_secs)
+            .await
+            .map_err(|e| {
+                errln!(
+                    "oxidesk pipe: {} (exit 75: the MTA keeps the message and retries)",
+                    one_line(&e)
+                );
+            })?;
+        Ok::<_, ()>(file_email(store.as_ref(), prepared).await)
+    })
+    .await;
+    let result = match filed {
+        Ok(Ok(result)) => result,
+        Ok(Err(())) => return exit::TEMPFAIL,
+        Err(_) => {
+            errln!(
+                "oxidesk pipe: not filed within pipe.timeout_secs = {} (exit 75: the MTA keeps the message and retries)",
+                budget.as_secs()
+            );
             return exit::TEMPFAIL;
         }
     };
-    match file_email(store.as_ref(), prepared).await {
+    match result {
         Ok(outcome) => {
             match outcome {
-                EmailOutcome::Created(n) => println!("created ticket {n}"),
-                EmailOutcome::Appended(n) => println!("appended to ticket {n}"),
+                EmailOutcome::Created(n) => outln!("created ticket {n}"),
+                EmailOutcome::Appended(n) => outln!("appended to ticket {n}"),
                 EmailOutcome::Duplicate(Some(n)) => {
-                    println!("duplicate of a message in ticket {n}")
+                    outln!("duplicate of a message in ticket {n}")
                 }
-                EmailOutcome::Duplicate(None) => println!("duplicate message"),
-                EmailOutcome::BounceLogged => println!("bounce logged"),
+                EmailOutcome::Duplicate(None) => outln!("duplicate message"),
+                EmailOutcome::BounceLogged => outln!("bounce logged"),
             }
             exit::OK
         }
@@ -85,8 +132,21 @@ pub(super) async fn run(cli: &Cli) -> i32 {
     }
 }
 
+/// An error and its causes on one line, outermost first.
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(|c| {
+            c.to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 fn report(e: EmailError) -> i32 {
-    eprintln!("oxidesk pipe: {e}");
+    errln!("oxidesk pipe: {e}");
     match e {
         EmailError::Disabled => exit::UNAVAILABLE,
         EmailError::Intake(IntakeError::EmptyBody | IntakeError::NotATicket(_)) => exit::NOINPUT,

@@ -32,44 +32,57 @@ pub(super) async fn run(cli: &Cli, cmd: &TicketCommand) -> anyhow::Result<()> {
                 anyhow::bail!("no ticket {number}");
             };
             if *json {
-                println!("{}", serde_json::to_string_pretty(&t)?);
+                outln!("{}", serde_json::to_string_pretty(&t)?);
                 return Ok(());
             }
-            println!("Ticket #{}  [{}]  {}", t.number, t.status, t.subject);
-            println!("From:       {} <{}>", t.user.name, t.user.email);
-            println!(
+            outln!("Ticket #{}  [{}]  {}", t.number, t.status, t.subject);
+            outln!("From:       {} <{}>", t.user.name, t.user.email);
+            outln!(
                 "Created:    {}  source {}  ip {}",
-                t.created, t.source, t.ip
+                t.created,
+                t.source,
+                t.ip
             );
-            println!("Priority:   {}", t.priority.name);
+            outln!("Priority:   {}", t.priority.name);
             if let Some(topic) = &t.topic {
-                println!("Topic:      {}", topic.name);
+                outln!("Topic:      {}", topic.name);
             }
             if let Some(d) = &t.department {
-                println!("Department: {}", d.name);
+                outln!("Department: {}", d.name);
             }
             for (name, value) in &t.fields {
-                println!("{name}: {value}");
+                outln!("{name}: {value}");
             }
             for e in &t.thread {
-                println!(
+                outln!(
                     "\n--- {} from {} <{}> at {} ({})",
-                    e.kind, e.from.name, e.from.email, e.created, e.format
+                    e.kind,
+                    e.from.name,
+                    e.from.email,
+                    e.created,
+                    e.format
                 );
-                println!("{}", e.body);
+                outln!("{}", e.body);
                 for a in &e.attachments {
-                    println!(
+                    outln!(
                         "  [attachment] {} ({}, {} bytes, sha256 {})",
-                        a.name, a.content_type, a.size, a.sha256
+                        a.name,
+                        a.content_type,
+                        a.size,
+                        a.sha256
                     );
                 }
             }
         }
         TicketCommand::List { limit } => {
             for t in store.list_tickets(*limit).await? {
-                println!(
+                outln!(
                     "{}  {}  {:<6}  {:<30}  {}",
-                    t.number, t.created, t.status, t.user_email, t.subject
+                    t.number,
+                    t.created,
+                    t.status,
+                    t.user_email,
+                    t.subject
                 );
             }
         }

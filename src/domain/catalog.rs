@@ -73,6 +73,8 @@ pub struct Catalog {
     pub message_domain: String,
     /// Most autoresponses per address and hour.
     pub autoresponse_limit_per_hour: u32,
+    /// `mail.alert_limit_per_ticket_per_hour`.
+    pub alert_limit_per_ticket_per_hour: u32,
 }
 
 impl Catalog {
@@ -97,6 +99,7 @@ impl Catalog {
         NewNotifications {
             autorespond,
             autoresponse_limit_per_hour: self.autoresponse_limit_per_hour,
+            alert_limit_per_ticket_per_hour: self.alert_limit_per_ticket_per_hour,
             alert,
             alert_recipients: self.alert_recipients.clone(),
             message_domain: self.message_domain.clone(),
@@ -239,6 +242,7 @@ impl Catalog {
                 .trim_end_matches('>')
                 .to_string(),
             autoresponse_limit_per_hour: config.mail.autoresponse_limit_per_hour,
+            alert_limit_per_ticket_per_hour: config.mail.alert_limit_per_ticket_per_hour,
             intake_limits: IntakeLimits {
                 max_attachment_bytes: config.limits.max_attachment_bytes,
                 max_attachments: config.limits.max_attachments,

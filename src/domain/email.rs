@@ -13,7 +13,7 @@ use super::fields::parse_email as parse_address;
 use crate::config::Channel;
 use crate::intake::IntakeError;
 use crate::intake::email::{EmailDraft, PriorityHint, parse_email};
-use crate::storage::{EmailOutcome, NewEmail, NewEntry, NewTicket, Store, StoreError};
+use crate::storage::{DroppedPart, EmailOutcome, NewEmail, NewEntry, NewTicket, Store, StoreError};
 
 /// Facts about the delivery that are not in the message.
 #[derive(Debug, Clone)]
@@ -114,6 +114,7 @@ pub fn prepare_email(
             thread_ids.push(id.clone());
         }
     }
+    let automatic = draft.auto_reply || draft.bounce;
     let attachments = super::tickets::stored_attachments(draft.attachments);
     let mut deflate = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
     deflate
@@ -140,12 +141,15 @@ pub fn prepare_email(
                 .or_else(|| catalog.default_department.clone()),
             ip: ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
             created: ctx.now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            alert: true,
-            autorespond: !draft.auto_reply,
+            alert: !automatic,
+            autorespond: !automatic,
             fields: Vec::new(),
-            // Auto-replies and bounces never get an autoresponse: two
-            // robots would mail each other forever.
-            notify: catalog.notifications(!draft.auto_reply && !draft.bounce, true, ctx.now),
+            // Automatic mail (auto-replies, bounces) never queues mail:
+            // no autoresponse (two robots would mail each other forever)
+            // and no staff alert (an alert recipient's bounce would alert
+            // again, and bounce again: osTicket, "Don't send alerts to
+            // staff when the message is a bounce … avoid possible loop").
+            notify: catalog.notifications(!automatic, !automatic, ctx.now),
             entry: NewEntry {
                 kind: "message".into(),
                 format: draft.message.format.as_str().into(),
@@ -156,6 +160,15 @@ pub fn prepare_email(
                 auto_reply: draft.auto_reply,
                 bounce: draft.bounce,
                 attachments,
+                dropped: draft
+                    .dropped
+                    .into_iter()
+                    .map(|d| DroppedPart {
+                        name: d.name,
+                        size: d.size,
+                        reason: d.reason,
+                    })
+                    .collect(),
             },
         },
         raw_compressed,

@@ -279,6 +279,7 @@ pub fn prepare_ticket(
             auto_reply: false,
             bounce: false,
             attachments,
+            dropped: Vec::new(),
         },
     };
     Ok(Prepared {

@@ -61,6 +61,9 @@ pub struct EmailDraft {
     pub returned_ids: Vec<String>,
     /// Priority headers, when present.
     pub priority: Option<PriorityHint>,
+    /// Parts left out: over `max_attachment_bytes`, or past
+    /// `max_attachments` (every part that fits is kept).
+    pub dropped: Vec<super::DroppedPart>,
 }
 
 /// Parses a message for intake: it must start with a header field (after
@@ -75,11 +78,35 @@ pub fn parse_email(raw: &[u8], limits: &IntakeLimits) -> Result<EmailDraft, Inta
         ));
     }
     let mut draft = inspect_email(raw)?;
-    for (i, att) in draft.attachments.iter_mut().enumerate() {
+    // A customer's mail is never refused for one oversize file (osTicket
+    // keeps the ticket and drops the file; its automail scripts have no
+    // 413 case and would make the MTA retry for days): every part that
+    // fits is kept, the others are recorded for staff to see.
+    let parts = std::mem::take(&mut draft.attachments);
+    for (i, mut att) in parts.into_iter().enumerate() {
         if att.name.trim().is_empty() {
             att.name = invented_name(i + 1, &att.content_type);
         }
-        super::check_attachment(limits, i, att)?;
+        let size = att.data.len() as u64;
+        let reason = if size > limits.max_attachment_bytes {
+            format!(
+                "over the limit of {} bytes per attachment",
+                limits.max_attachment_bytes
+            )
+        } else if draft.attachments.len() >= limits.max_attachments {
+            format!(
+                "past the limit of {} attachments per message",
+                limits.max_attachments
+            )
+        } else {
+            draft.attachments.push(att);
+            continue;
+        };
+        draft.dropped.push(super::DroppedPart {
+            name: att.name,
+            size,
+            reason,
+        });
     }
     Ok(draft)
 }
@@ -126,6 +153,7 @@ pub fn inspect_email(raw: &[u8]) -> Result<EmailDraft, IntakeError> {
             bounce: false,
             returned_ids: Vec::new(),
             priority: None,
+            dropped: Vec::new(),
         }),
     }
 }
@@ -716,10 +744,15 @@ fn returned_ids(message: &Message<'_>) -> Vec<String> {
     for part in &message.parts {
         if let Some(inner) = part.message() {
             out.extend(inner.message_id().and_then(strip_id));
-        } else if content_type(part) == "text/rfc822-headers"
-            && let Some(headers) = MessageParser::default().parse(part.contents())
-        {
-            out.extend(headers.message_id().and_then(strip_id));
+        } else if content_type(part) == "text/rfc822-headers" {
+            // RFC 6522 §4: a header block, often with no blank line after
+            // it (the part ends where the headers do), which the parser
+            // would not take for a complete header section.
+            let mut block = part.contents().to_vec();
+            block.extend_from_slice(b"\r\n\r\n");
+            if let Some(headers) = MessageParser::default().parse(&block) {
+                out.extend(headers.message_id().and_then(strip_id));
+            }
         }
     }
     out
@@ -889,6 +922,7 @@ fn extract<'a>(message: &'a Message<'a>) -> EmailDraft {
             Vec::new()
         },
         bounce,
+        dropped: Vec::new(),
         priority: priority(message),
         message_id: first_header(message, "Message-ID")
             .map(ids)
@@ -1035,6 +1069,83 @@ mod tests {
 
     fn parse(lines: &[&str]) -> EmailDraft {
         parse_email(lines.join("\r\n").as_bytes(), &LIMITS).unwrap()
+    }
+
+    /// A multipart message with one text part and `files` (name, size).
+    fn with_files(files: &[(&str, usize)]) -> Vec<u8> {
+        let mut m = String::from(
+            "From: a@example.com\r\nSubject: files\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nsee files\r\n",
+        );
+        for (name, size) in files {
+            m.push_str(&format!(
+                "--b\r\nContent-Type: application/octet-stream\r\n\
+                 Content-Disposition: attachment; filename=\"{name}\"\r\n\r\n{}\r\n",
+                "x".repeat(*size)
+            ));
+        }
+        m.push_str("--b--\r\n");
+        m.into_bytes()
+    }
+
+    #[test]
+    fn a_returned_header_block_without_a_blank_line_still_names_its_message() {
+        let d = parse(&[
+            "From: MAILER-DAEMON@mx.example.net",
+            "Subject: Undelivered Mail Returned to Sender",
+            "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"",
+            "",
+            "--b",
+            "Content-Type: text/plain",
+            "",
+            "full",
+            "--b",
+            "Content-Type: text/rfc822-headers",
+            "",
+            "From: Support <support@example.com>",
+            "Message-ID: <oxidesk.alert.1.abc@example.com>",
+            "--b--",
+        ]);
+        assert!(d.bounce);
+        assert_eq!(d.returned_ids, ["oxidesk.alert.1.abc@example.com"]);
+    }
+
+    #[test]
+    fn oversize_parts_are_left_out_and_recorded_not_refused() {
+        let limits = IntakeLimits {
+            max_attachment_bytes: 100,
+            max_attachments: 2,
+        };
+        let raw = with_files(&[
+            ("a.bin", 10),
+            ("big.bin", 500),
+            ("b.bin", 20),
+            ("c.bin", 30),
+        ]);
+        let d = parse_email(&raw, &limits).unwrap();
+        let kept: Vec<&str> = d.attachments.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(kept, ["a.bin", "b.bin"]);
+        assert_eq!(d.dropped.len(), 2, "{:?}", d.dropped);
+        assert_eq!(
+            (d.dropped[0].name.as_str(), d.dropped[0].size),
+            ("big.bin", 500)
+        );
+        assert!(
+            d.dropped[0].reason.contains("100 bytes"),
+            "{:?}",
+            d.dropped[0]
+        );
+        assert_eq!(
+            (d.dropped[1].name.as_str(), d.dropped[1].size),
+            ("c.bin", 30)
+        );
+        assert!(
+            d.dropped[1].reason.contains("2 attachments"),
+            "{:?}",
+            d.dropped[1]
+        );
+        assert_eq!(d.message.body.trim(), "see files");
     }
 
     #[test]

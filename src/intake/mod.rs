@@ -109,6 +109,18 @@ pub struct TicketDraft {
     pub attachments: Vec<AttachmentDraft>,
 }
 
+/// A part of an email left out of its ticket (API.md: a customer's mail
+/// is never refused for one oversize file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedPart {
+    /// File name (invented when the part had none).
+    pub name: String,
+    /// Decoded size in bytes.
+    pub size: u64,
+    /// Why, for staff: `over max_attachment_bytes (…)`.
+    pub reason: String,
+}
+
 /// The caps intake applies while decoding.
 #[derive(Debug, Clone, Copy)]
 pub struct IntakeLimits {

@@ -7,17 +7,32 @@ use super::OutboxError;
 use crate::config::MailConfig;
 use crate::storage::OutboxJob;
 
-/// The four templates, compiled.
+/// The templates, compiled.
 pub struct Templates {
     env: Environment<'static>,
     from_name: String,
+    has_html: [bool; 2],
 }
 
-const NAMES: [&str; 4] = [
+/// A rendered mail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    /// One line.
+    pub subject: String,
+    /// The text body.
+    pub text: String,
+    /// The HTML alternative, when its template is set.
+    pub html: Option<String>,
+}
+
+/// Template names; the `.html` ones get minijinja's HTML auto-escaping.
+const NAMES: [&str; 6] = [
     "autoresponse_subject",
     "autoresponse_body",
     "alert_subject",
     "alert_body",
+    "autoresponse_body.html",
+    "alert_body.html",
 ];
 
 impl Templates {
@@ -29,19 +44,25 @@ impl Templates {
             &config.autoresponse_body,
             &config.alert_subject,
             &config.alert_body,
+            &config.autoresponse_body_html,
+            &config.alert_body_html,
         ];
         for (name, source) in NAMES.iter().zip(sources) {
             env.add_template_owned(*name, source.clone())
-                .map_err(|e| OutboxError::Template(format!("mail.{name}: {e}")))?;
+                .map_err(|e| OutboxError::Template(format!("mail.{}: {e}", key(name))))?;
         }
         Ok(Self {
             env,
             from_name: config.from_name.clone(),
+            has_html: [
+                !config.autoresponse_body_html.trim().is_empty(),
+                !config.alert_body_html.trim().is_empty(),
+            ],
         })
     }
 
-    /// Subject and body of a row.
-    pub fn render(&self, job: &OutboxJob) -> Result<(String, String), OutboxError> {
+    /// Subject, text and HTML of a row.
+    pub fn render(&self, job: &OutboxJob) -> Result<Rendered, OutboxError> {
         let ctx = context! {
             number => job.number,
             subject => job.subject,
@@ -53,25 +74,47 @@ impl Templates {
             department => job.department.as_deref().unwrap_or("-"),
             kind => job.event,
             from_name => self.from_name,
+            sender_name => job.sender.name,
+            sender_email => job.sender.email,
         };
-        let (subject, body) = if job.kind == "alert" {
-            ("alert_subject", "alert_body")
+        let is_alert = job.kind == "alert";
+        let (subject, body, html) = if is_alert {
+            ("alert_subject", "alert_body", "alert_body.html")
         } else {
-            ("autoresponse_subject", "autoresponse_body")
+            (
+                "autoresponse_subject",
+                "autoresponse_body",
+                "autoresponse_body.html",
+            )
         };
         let render = |name: &str| -> Result<String, OutboxError> {
             self.env
                 .get_template(name)
                 .and_then(|t| t.render(&ctx))
-                .map_err(|e| OutboxError::Template(format!("mail.{name}: {e}")))
+                .map_err(|e| OutboxError::Template(format!("mail.{}: {e}", key(name))))
         };
         // A subject is one line, whatever the template or ticket holds.
         let subject = render(subject)?
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
-        Ok((subject, render(body)?))
+        let html = if self.has_html[usize::from(is_alert)] {
+            Some(render(html)?)
+        } else {
+            None
+        };
+        Ok(Rendered {
+            subject,
+            text: render(body)?,
+            html,
+        })
     }
+}
+
+/// The configuration key of a template name (`alert_body.html` →
+/// `alert_body_html`).
+fn key(name: &str) -> String {
+    name.replace('.', "_")
 }
 
 /// The first `max` characters of a body, as plain text.
@@ -118,24 +161,77 @@ mod tests {
             body: "<p>It <b>burns</b> &amp; smokes</p>".into(),
             format: "html".into(),
             entry_message_id: None,
+            sender: crate::storage::Party {
+                name: "Mail Delivery System".into(),
+                email: "mailer-daemon@example.net".into(),
+            },
+            earlier_mail: Vec::new(),
         }
     }
 
     #[test]
     fn stock_templates_render_every_variable() {
         let t = Templates::new(&MailConfig::default()).unwrap();
-        let (subject, body) = t.render(&job("autoresponse", "new")).unwrap();
-        assert_eq!(subject, "[#123456] Printer on fire");
+        let r = t.render(&job("autoresponse", "new")).unwrap();
+        assert_eq!(r.subject, "[#123456] Printer on fire");
         assert!(
-            body.contains("Dear Ann User") && body.contains("It burns & smokes"),
-            "{body}"
+            r.text.contains("Dear Ann User") && r.text.contains("It burns & smokes"),
+            "{}",
+            r.text
         );
-        let (subject, body) = t.render(&job("alert", "reply")).unwrap();
-        assert_eq!(subject, "Reply [#123456] Printer on fire");
+        assert_eq!(r.html, None);
+        let r = t.render(&job("alert", "reply")).unwrap();
+        assert_eq!(r.subject, "Reply [#123456] Printer on fire");
         assert!(
-            body.contains("u@example.com") && body.contains("Feedback") && body.contains("High"),
-            "{body}"
+            r.text.contains("u@example.com")
+                && r.text.contains("Feedback")
+                && r.text.contains("High"),
+            "{}",
+            r.text
         );
+    }
+
+    #[test]
+    fn a_reply_alert_names_the_entrys_real_sender() {
+        let t = Templates::new(&MailConfig::default()).unwrap();
+        let r = t.render(&job("alert", "reply")).unwrap();
+        let from = r.text.lines().find(|l| l.starts_with("From:")).unwrap();
+        assert_eq!(
+            from,
+            "From:       Mail Delivery System <mailer-daemon@example.net>"
+        );
+        assert!(
+            r.text.contains("User:       Ann User <u@example.com>"),
+            "{}",
+            r.text
+        );
+    }
+
+    #[test]
+    fn html_templates_escape_what_they_show() {
+        let config = MailConfig {
+            alert_body_html: "<p>{{ subject }} from {{ sender_name }}</p>".into(),
+            ..MailConfig::default()
+        };
+        let t = Templates::new(&config).unwrap();
+        let mut j = job("alert", "new");
+        j.subject = "<script>x</script>".into();
+        let r = t.render(&j).unwrap();
+        assert_eq!(
+            r.html.as_deref(),
+            Some("<p>&lt;script&gt;x&lt;&#x2f;script&gt; from Mail Delivery System</p>")
+        );
+        assert_eq!(t.render(&job("autoresponse", "new")).unwrap().html, None);
+    }
+
+    #[test]
+    fn a_broken_html_template_names_its_key() {
+        let config = MailConfig {
+            autoresponse_body_html: "{% for %}".into(),
+            ..MailConfig::default()
+        };
+        let err = Templates::new(&config).err().unwrap().to_string();
+        assert!(err.contains("mail.autoresponse_body_html"), "{err}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, Message};
+use lettre::message::{Mailbox, Message, MultiPart, SinglePart};
 use tokio::sync::watch;
 
 use super::render::Templates;
@@ -41,6 +41,19 @@ impl Header for AutoSubmitted {
     fn display(&self) -> HeaderValue {
         HeaderValue::new(Self::name(), self.0.to_string())
     }
+}
+
+/// `Precedence: bulk` and `X-Auto-Response-Suppress: All` (osTicket sends
+/// both with automatic mail): out-of-office robots and Exchange stay
+/// quiet instead of answering our automatic mail.
+fn robot_headers() -> [HeaderValue; 2] {
+    [
+        HeaderValue::new(HeaderName::new_from_ascii_str("Precedence"), "bulk".into()),
+        HeaderValue::new(
+            HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
+            "All".into(),
+        ),
+    ]
 }
 
 /// Ties outgoing mail to its ticket for anyone reading the headers.
@@ -128,11 +141,15 @@ impl OutboxSender {
             .await
     }
 
+    /// The MIME message of a row: `MIME-Version`, `Content-Type` with
+    /// charset (text, or text and HTML alternatives), non-ASCII subject
+    /// and names as RFC 2047 words (lettre encodes them), and the
+    /// headers that keep robots from answering.
     fn message(&self, job: &OutboxJob) -> Result<Message, String> {
-        let (subject, body) = self.templates.render(job).map_err(|e| e.to_string())?;
+        let rendered = self.templates.render(job).map_err(|e| e.to_string())?;
         let mut builder = Message::builder()
             .from(self.from.clone())
-            .subject(subject)
+            .subject(rendered.subject)
             .message_id(Some(format!("<{}>", job.message_id)))
             .header(TicketHeader(job.number.clone()))
             .header(AutoSubmitted(if job.kind == "autoresponse" {
@@ -140,18 +157,34 @@ impl OutboxSender {
             } else {
                 "auto-generated"
             }));
-        if let Some(parent) = &job.entry_message_id {
-            builder = builder
-                .in_reply_to(format!("<{parent}>"))
-                .references(format!("<{parent}>"));
+        for h in robot_headers() {
+            builder = builder.raw_header(h);
+        }
+        // An autoresponse answers the customer's message; an alert
+        // follows the ticket's earlier alerts (staff never received the
+        // customer's message, so it would be no parent to them).
+        let (parent, references) = if job.kind == "alert" {
+            (job.earlier_mail.last(), job.earlier_mail.clone())
+        } else {
+            let parent = job.entry_message_id.as_ref();
+            (parent, parent.cloned().into_iter().collect())
+        };
+        if let Some(parent) = parent {
+            builder = builder.in_reply_to(format!("<{parent}>"));
+        }
+        if !references.is_empty() {
+            let list: Vec<String> = references.iter().map(|r| format!("<{r}>")).collect();
+            builder = builder.references(list.join(" "));
         }
         for r in &job.recipients {
             let to: Mailbox = r.parse().map_err(|e| format!("recipient {r}: {e}"))?;
             builder = builder.to(to);
         }
-        builder
-            .body(body)
-            .map_err(|e| format!("building the message: {e}"))
+        let built = match rendered.html {
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(rendered.text, html)),
+            None => builder.singlepart(SinglePart::plain(rendered.text)),
+        };
+        built.map_err(|e| format!("building the message: {e}"))
     }
 
     fn backoff(&self, attempts: i64) -> i64 {

@@ -80,6 +80,38 @@ pub struct NewEntry {
     pub bounce: bool,
     /// Files.
     pub attachments: Vec<NewAttachment>,
+    /// Email parts left out (name, size, reason), shown to staff.
+    pub dropped: Vec<DroppedPart>,
+}
+
+/// A part of an email left out of its entry, as stored and shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct DroppedPart {
+    /// File name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Why it was left out.
+    pub reason: String,
+}
+
+/// The `thread_entries.dropped` column of an entry: JSON, NULL when
+/// nothing was left out.
+pub(crate) fn dropped_column(dropped: &[DroppedPart]) -> Result<Option<String>, StoreError> {
+    if dropped.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(dropped)
+        .map(Some)
+        .map_err(|e| StoreError::Other(e.to_string()))
+}
+
+/// The entry's dropped parts from its column.
+pub(crate) fn parse_dropped(column: Option<String>) -> Result<Vec<DroppedPart>, StoreError> {
+    match column {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Other(e.to_string())),
+    }
 }
 
 /// A form value to store with a ticket.
@@ -104,6 +136,8 @@ pub struct NewNotifications {
     pub autorespond: bool,
     /// Most autoresponses one address gets in an hour.
     pub autoresponse_limit_per_hour: u32,
+    /// Most staff alerts one ticket queues in an hour (loop fence).
+    pub alert_limit_per_ticket_per_hour: u32,
     /// Queue a staff alert.
     pub alert: bool,
     /// Alert recipients by department id.
@@ -112,6 +146,28 @@ pub struct NewNotifications {
     pub message_domain: String,
     /// Unix time of the event.
     pub now_unix: i64,
+}
+
+/// Whether `recent` alerts of a ticket in the last hour reach the cap
+/// (logged when they do).
+pub(crate) fn capped_at(recent: i64, ticket_id: i64, n: &NewNotifications) -> bool {
+    let capped = recent >= i64::from(n.alert_limit_per_ticket_per_hour);
+    if capped {
+        tracing::warn!(
+            ticket.id = ticket_id,
+            alerts_last_hour = recent,
+            "alert cap of this ticket reached: no alert queued (a mail loop?)"
+        );
+    }
+    capped
+}
+
+/// `n` without its alert.
+pub(crate) fn capped(n: &NewNotifications) -> NewNotifications {
+    NewNotifications {
+        alert: false,
+        ..n.clone()
+    }
 }
 
 /// A ticket ready to be stored: every value already validated.
@@ -232,7 +288,7 @@ impl NumberPolicy {
 /// follows from the entry and a ticket's mails are found through its
 /// entries, without an index by ticket (see migrations 0004).
 pub fn outbox_id(entry_id: i64, kind: &str) -> i64 {
-    entry_id * OUTBOX_IDS_PER_ENTRY + i64::from(kind == "alert")
+    entry_id * OUTBOX_IDS_PER_ENTRY + outbox_kind_offset(kind)
 }
 
 /// Outbox ids reserved per thread entry (the `e.id * 4` of the queries
@@ -318,6 +374,8 @@ pub struct EntryView {
     pub flags: EntryFlags,
     /// Files.
     pub attachments: Vec<AttachmentView>,
+    /// Email parts left out of the entry (too large, too many).
+    pub dropped: Vec<DroppedPart>,
 }
 
 /// A ticket in API.md's "Read a ticket" shape.
@@ -408,6 +466,19 @@ pub struct OutboxJob {
     pub format: String,
     /// Its Message-ID (for In-Reply-To), if it came by email.
     pub entry_message_id: Option<String>,
+    /// The triggering entry's sender (a reply may come from someone else
+    /// than the ticket's user: a colleague in Cc, a mailer daemon).
+    pub sender: Party,
+    /// Message-IDs of the ticket's earlier mail of this kind, oldest
+    /// first (the first and the latest): alerts of one ticket thread
+    /// together among themselves, not on the customer's Message-ID that
+    /// staff never received.
+    pub earlier_mail: Vec<String>,
+}
+
+/// The outbox id offset of each mail kind (see [`outbox_id`]).
+pub fn outbox_kind_offset(kind: &str) -> i64 {
+    i64::from(kind == "alert")
 }
 
 /// One line of `outbox list`.
@@ -631,6 +702,7 @@ pub const TABLES: &[TableSpec] = {
                 ("message_id", Text),
                 ("auto_reply", Bool),
                 ("bounce", Bool),
+                ("dropped", Text),
             ],
             has_serial_id: true,
         },

@@ -18,7 +18,8 @@ use super::{
     ApiKeyRecord, AttachmentView, BoxFuture, EmailOutcome, EntryFlags, EntryView, NUMBER_ATTEMPTS,
     Named, NewApiKey, NewEmail, NewEntry, NewNotifications, NewTicket, NotificationView,
     NumberPolicy, OutboxJob, OutboxSummary, Party, Store, StoreError, TicketSummary, TicketView,
-    outbox_id, outgoing_message_id, outgoing_message_id_tail, outgoing_ticket_id,
+    capped_at, dropped_column, outbox_id, outgoing_message_id, outgoing_message_id_tail,
+    outgoing_ticket_id, parse_dropped,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -36,6 +37,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         6,
         include_str!("../../migrations/postgres/0006_waiting_mail.sql"),
+    ),
+    (
+        7,
+        include_str!("../../migrations/postgres/0007_dropped_parts.sql"),
     ),
 ];
 
@@ -199,6 +204,31 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// `url` without its password (in the user part or a `password=`
+/// parameter), for messages and logs.
+pub fn redacted_url(url: &str) -> String {
+    let (url, query) = match url.split_once('?') {
+        Some((base, q)) if q.contains("password") => (base, ""),
+        Some((base, q)) => (base, q),
+        None => (url, ""),
+    };
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return format!("{url}{query}");
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return format!("{scheme}://{rest}{query}");
+    };
+    let user = userinfo.split(':').next().unwrap_or_default();
+    let password = if userinfo.contains(':') { ":***" } else { "" };
+    format!("{scheme}://{user}{password}@{host}{path}{query}")
+}
+
 fn other(e: impl std::fmt::Display) -> StoreError {
     StoreError::Other(e.to_string())
 }
@@ -234,15 +264,33 @@ impl PgStore {
                     Ok(())
                 })
             });
-        let deadline = std::time::Instant::now() + Duration::from_secs(settings.connect_retry_secs);
+        let started = std::time::Instant::now();
+        let deadline = started + Duration::from_secs(settings.connect_retry_secs);
+        // One attempt never outlasts the retry window (sqlx's acquire
+        // itself retries a refused connection until its timeout).
+        let pool_options = pool_options.acquire_timeout(Duration::from_secs(
+            settings.connect_retry_secs.clamp(1, 10),
+        ));
+        let mut pause = Duration::from_millis(250);
+        let mut attempt = 1u32;
         let pool = loop {
             match pool_options.clone().connect_with(options.clone()).await {
                 Ok(pool) => break pool,
-                Err(e) if std::time::Instant::now() < deadline => {
-                    tracing::warn!(error = %e, "database unreachable, retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                Err(e) if std::time::Instant::now() + pause < deadline => {
+                    // One line per attempt, and attempts back off: a
+                    // flood of lines helps nobody and an MTA reading the
+                    // pipe's standard error stops reading it.
+                    tracing::warn!(error = %e, attempt, retry_in_ms = pause.as_millis() as u64, "database unreachable, retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                    attempt += 1;
                 }
-                Err(e) => return Err(other(format!("cannot connect to the database: {e}"))),
+                Err(e) => {
+                    return Err(other(format!(
+                        "cannot connect to the database (tried {attempt} times in {} s): {e}",
+                        started.elapsed().as_secs()
+                    )));
+                }
             }
         };
         let store = Self {
@@ -608,6 +656,50 @@ async fn queue_reply_alert(
     Ok(())
 }
 
+/// Whether `ticket_id` queued as many alerts in the last hour as it may
+/// (the loop fence behind "automatic mail never alerts").
+async fn alerts_capped(
+    tx: &mut Tx<'_>,
+    ticket_id: i64,
+    n: &NewNotifications,
+) -> Result<bool, StoreError> {
+    let recent: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM thread_entries e JOIN outbox o ON o.id = e.id * 4 + 1
+         WHERE e.ticket_id = $1 AND o.kind = 'alert' AND o.created_at >= $2",
+    )
+    .bind(ticket_id)
+    .bind(n.now_unix - 3600)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(capped_at(recent, ticket_id, n))
+}
+
+/// The Message-IDs of the ticket's mail of the same kind as outbox row
+/// `id` that came before it: the first and the latest.
+async fn earlier_mail(tx: &mut Tx<'_>, ticket_id: i64, id: i64) -> Result<Vec<String>, StoreError> {
+    let offset = id.rem_euclid(super::OUTBOX_IDS_PER_ENTRY);
+    let mut ids = Vec::with_capacity(2);
+    for sql in [
+        "SELECT o.message_id FROM thread_entries e JOIN outbox o ON o.id = e.id * 4 + $2
+         WHERE e.ticket_id = $1 AND o.id < $3 ORDER BY e.id LIMIT 1",
+        "SELECT o.message_id FROM thread_entries e JOIN outbox o ON o.id = e.id * 4 + $2
+         WHERE e.ticket_id = $1 AND o.id < $3 ORDER BY e.id DESC LIMIT 1",
+    ] {
+        let found: Option<String> = sqlx::query_scalar(sql)
+            .bind(ticket_id)
+            .bind(offset)
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if let Some(m) = found
+            && !ids.contains(&m)
+        {
+            ids.push(m);
+        }
+    }
+    Ok(ids)
+}
+
 async fn find_thread(
     tx: &mut Tx<'_>,
     email: &NewEmail,
@@ -688,7 +780,10 @@ async fn ingest_email(
                     .bind(ticket_id)
                     .fetch_one(&mut **tx)
                     .await?;
-            queue_reply_alert(tx, &email.ticket.notify, ticket_id, entry_id, dept_id).await?;
+            let n = &email.ticket.notify;
+            if !(n.alert && alerts_capped(tx, ticket_id, n).await?) {
+                queue_reply_alert(tx, n, ticket_id, entry_id, dept_id).await?;
+            }
             (EmailOutcome::Appended(number), ticket_id, entry_id)
         }
         None if email.is_bounce => return Ok(EmailOutcome::BounceLogged),
@@ -703,6 +798,15 @@ async fn ingest_email(
         .bind(&email.raw_compressed)
         .execute(&mut **tx)
         .await?;
+    // Rare (a part over a cap): a statement of its own rather than a
+    // column in every ticket's one statement.
+    if let Some(dropped) = dropped_column(&email.ticket.entry.dropped)? {
+        sqlx::query("UPDATE thread_entries SET dropped = $1 WHERE id = $2")
+            .bind(dropped)
+            .bind(entry_id)
+            .execute(&mut **tx)
+            .await?;
+    }
     if let Some(id) = &email.message_id {
         sqlx::query("UPDATE processed_messages SET ticket_id = $1 WHERE message_id = $2")
             .bind(ticket_id)
@@ -775,7 +879,7 @@ async fn load_ticket(pool: &PgPool, number: &str) -> Result<Option<TicketView>, 
             .insert(name, serde_json::from_str(&value).map_err(other)?);
     }
     let entries = sqlx::query(
-        "SELECT id, kind, format, body, from_name, from_email, created, message_id, auto_reply, bounce
+        "SELECT id, kind, format, body, from_name, from_email, created, message_id, auto_reply, bounce, dropped
          FROM thread_entries WHERE ticket_id = $1 ORDER BY id",
     )
     .bind(ticket_id)
@@ -817,6 +921,7 @@ async fn load_ticket(pool: &PgPool, number: &str) -> Result<Option<TicketView>, 
                 bounce: e.try_get(9)?,
             },
             attachments,
+            dropped: parse_dropped(e.try_get(10)?)?,
         });
     }
     let notes = sqlx::query(
@@ -1040,7 +1145,8 @@ impl Store for PgStore {
                 let r = sqlx::query(
                     "SELECT o.id, o.kind, o.event, o.recipients, o.message_id, o.attempts, o.created_at,
                             t.number, t.subject, u.name, u.email, t.topic_name, t.priority_name,
-                            t.dept_name, e.body, e.format, e.message_id
+                            t.dept_name, e.body, e.format, e.message_id, e.from_name, e.from_email,
+                            o.ticket_id
                      FROM outbox o JOIN tickets t ON t.id = o.ticket_id
                      JOIN users u ON u.id = t.user_id
                      LEFT JOIN thread_entries e ON e.id = o.entry_id
@@ -1050,6 +1156,18 @@ impl Store for PgStore {
                 .fetch_one(&mut *tx)
                 .await?;
                 let recipients: String = r.try_get(3)?;
+                let ticket_id: i64 = r.try_get(19)?;
+                let user_name: String = r.try_get(9)?;
+                let user_email: String = r.try_get(10)?;
+                let sender = Party {
+                    name: r
+                        .try_get::<Option<String>, _>(17)?
+                        .unwrap_or_else(|| user_name.clone()),
+                    email: r
+                        .try_get::<Option<String>, _>(18)?
+                        .unwrap_or_else(|| user_email.clone()),
+                };
+                let earlier_mail = earlier_mail(&mut tx, ticket_id, id).await?;
                 jobs.push(OutboxJob {
                     id: r.try_get(0)?,
                     kind: r.try_get(1)?,
@@ -1060,14 +1178,16 @@ impl Store for PgStore {
                     created_at: r.try_get(6)?,
                     number: r.try_get(7)?,
                     subject: r.try_get(8)?,
-                    user_name: r.try_get(9)?,
-                    user_email: r.try_get(10)?,
+                    user_name,
+                    user_email,
                     topic: r.try_get(11)?,
                     priority: r.try_get(12)?,
                     department: r.try_get(13)?,
                     body: r.try_get::<Option<String>, _>(14)?.unwrap_or_default(),
                     format: r.try_get::<Option<String>, _>(15)?.unwrap_or_default(),
                     entry_message_id: r.try_get(16)?,
+                    sender,
+                    earlier_mail,
                 });
             }
             tx.commit().await?;
@@ -1331,6 +1451,27 @@ impl super::DataCopy for PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_lose_their_passwords_in_messages() {
+        assert_eq!(
+            redacted_url("postgres://u:secret@db:5432/x?sslmode=require"),
+            "postgres://u:***@db:5432/x?sslmode=require"
+        );
+        assert_eq!(redacted_url("postgres://u@db/x"), "postgres://u@db/x");
+        assert_eq!(
+            redacted_url("postgres://db/x?password=s"),
+            "postgres://db/x"
+        );
+        assert_eq!(
+            redacted_url("postgres://u@db/x?password=s"),
+            "postgres://u@db/x"
+        );
+        assert_eq!(
+            redacted_url("postgres://a:b@c@db/x"),
+            "postgres://a:***@db/x"
+        );
+    }
 
     #[test]
     fn tls_is_dropped_only_for_this_machine_and_only_when_unasked() {

@@ -27,7 +27,8 @@ use tokio::sync::oneshot;
 use super::{
     ApiKeyRecord, AttachmentView, BoxFuture, EmailOutcome, EntryFlags, EntryView, NUMBER_ATTEMPTS,
     Named, NewApiKey, NewEmail, NewEntry, NewTicket, NumberPolicy, Party, Store, StoreError,
-    TicketSummary, TicketView, outbox_id, outgoing_message_id, outgoing_ticket_id,
+    TicketSummary, TicketView, capped, capped_at, dropped_column, outbox_id, outgoing_message_id,
+    outgoing_ticket_id, parse_dropped,
     windows::{self, Windows},
 };
 
@@ -51,6 +52,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
             include_str!("../../migrations/sqlite/0006_waiting_mail.sql"),
             include_str!("../../migrations/sqlite/entry_mail_from_outbox.sql")
         ),
+    ),
+    (
+        7,
+        include_str!("../../migrations/sqlite/0007_dropped_parts.sql"),
     ),
 ];
 
@@ -231,6 +236,14 @@ impl SqliteStore {
         let conn = Connection::open(path)
             .map_err(|e| other(format!("cannot open database {}: {e}", path.display())))?;
         configure(&conn)?;
+        // A file this user may read but not write opens read-only without
+        // a word, and every ticket would then fail: say so now.
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(other(format!(
+                "database {} is read-only to this user (it needs write access to the file and its directory)",
+                path.display()
+            )));
+        }
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -791,6 +804,30 @@ fn waiting_views(
     Ok(out)
 }
 
+/// The Message-IDs of the ticket's mail of the same kind as outbox row
+/// `id` that came before it: the first and the latest.
+fn earlier_mail(conn: &Connection, ticket_id: i64, id: i64) -> Result<Vec<String>, StoreError> {
+    let offset = id.rem_euclid(super::OUTBOX_IDS_PER_ENTRY);
+    let mut ids = Vec::with_capacity(2);
+    for sql in [
+        "SELECT o.message_id FROM thread_entries e JOIN outbox o ON o.id = e.id * 4 + ?2
+         WHERE e.ticket_id = ?1 AND o.id < ?3 ORDER BY e.id LIMIT 1",
+        "SELECT o.message_id FROM thread_entries e JOIN outbox o ON o.id = e.id * 4 + ?2
+         WHERE e.ticket_id = ?1 AND o.id < ?3 ORDER BY e.id DESC LIMIT 1",
+    ] {
+        let found: Option<String> = conn
+            .prepare_cached(sql)?
+            .query_row(params![ticket_id, offset, id], |r| r.get(0))
+            .optional()?;
+        if let Some(m) = found
+            && !ids.contains(&m)
+        {
+            ids.push(m);
+        }
+    }
+    Ok(ids)
+}
+
 /// The ticket an email continues: a thread message it names, else the
 /// `[#number]` of a ticket whose user sent it.
 fn find_thread(conn: &Connection, email: &NewEmail) -> Result<Option<(i64, String)>, StoreError> {
@@ -836,6 +873,26 @@ fn find_thread(conn: &Connection, email: &NewEmail) -> Result<Option<(i64, Strin
     Ok(None)
 }
 
+/// Whether `ticket_id` queued as many alerts in the last hour as it may
+/// (the loop fence behind "automatic mail never alerts").
+fn alerts_capped(
+    conn: &Connection,
+    ticket_id: i64,
+    n: &super::NewNotifications,
+) -> Result<bool, StoreError> {
+    let since = jiff::Timestamp::from_second(n.now_unix - 3600)
+        .map_err(other)?
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let recent: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM thread_entries
+             WHERE ticket_id = ?1 AND notify & ?2 <> 0 AND created >= ?3",
+        )?
+        .query_row(params![ticket_id, MAIL_ALERT, since], |r| r.get(0))?;
+    Ok(capped_at(recent, ticket_id, n))
+}
+
 fn ingest_email(
     conn: &Connection,
     w: &mut WriterState,
@@ -865,8 +922,14 @@ fn ingest_email(
             let dept_id: Option<i64> = conn
                 .prepare_cached("SELECT dept_id FROM tickets WHERE id = ?1")?
                 .query_row([ticket_id], |r| r.get(0))?;
-            // A reply by email alerts the staff only.
-            let mail = queued_mail(&email.ticket.notify, None, dept_id, true)?;
+            // A reply by email alerts the staff only, and at most
+            // `alert_limit_per_ticket_per_hour` times an hour.
+            let n = &email.ticket.notify;
+            let mail = if n.alert && alerts_capped(conn, ticket_id, n)? {
+                queued_mail(&capped(n), None, dept_id, true)?
+            } else {
+                queued_mail(n, None, dept_id, true)?
+            };
             let entry_id = insert_entry(conn, ticket_id, &email.ticket.entry, created, mail)?;
             (EmailOutcome::Appended(number), ticket_id, entry_id)
         }
@@ -878,6 +941,12 @@ fn ingest_email(
     };
     conn.prepare_cached("INSERT INTO raw_messages (entry_id, compressed) VALUES (?1, ?2)")?
         .execute(params![entry_id, email.raw_compressed])?;
+    // Rare (a part over a cap): a statement of its own rather than a
+    // column in every entry's insert.
+    if let Some(dropped) = dropped_column(&email.ticket.entry.dropped)? {
+        conn.prepare_cached("UPDATE thread_entries SET dropped = ?1 WHERE id = ?2")?
+            .execute(params![dropped, entry_id])?;
+    }
     if let Some(id) = &email.message_id {
         conn.prepare_cached("UPDATE processed_messages SET ticket_id = ?1 WHERE message_id = ?2")?
             .execute(params![ticket_id, id])?;
@@ -938,7 +1007,8 @@ fn load_ticket(conn: &Connection, number: &str) -> Result<Option<TicketView>, St
         view.fields.insert(name, value);
     }
     let mut entries = conn.prepare_cached(
-        "SELECT id, kind, format, body, from_name, from_email, created, message_id, auto_reply, bounce
+        "SELECT id, kind, format, body, from_name, from_email, created, message_id, auto_reply, bounce,
+                dropped
          FROM thread_entries WHERE ticket_id = ?1 ORDER BY id",
     )?;
     let rows = entries.query_map([ticket_id], |r| {
@@ -959,7 +1029,9 @@ fn load_ticket(conn: &Connection, number: &str) -> Result<Option<TicketView>, St
                     bounce: r.get(9)?,
                 },
                 attachments: Vec::new(),
+                dropped: Vec::new(),
             },
+            r.get::<_, Option<String>>(10)?,
         ))
     })?;
     let mut attachments = conn.prepare_cached(
@@ -968,7 +1040,8 @@ fn load_ticket(conn: &Connection, number: &str) -> Result<Option<TicketView>, St
          WHERE a.entry_id = ?1 ORDER BY a.position",
     )?;
     for row in rows {
-        let (entry_id, mut entry) = row?;
+        let (entry_id, mut entry, dropped) = row?;
+        entry.dropped = parse_dropped(dropped)?;
         let files = attachments.query_map([entry_id], |r| {
             Ok(AttachmentView {
                 name: r.get(0)?,
@@ -1198,15 +1271,21 @@ impl Store for SqliteStore {
                     .prepare_cached(
                         "SELECT o.id, o.kind, o.event, o.recipients, o.message_id, o.attempts, o.created_at,
                                 t.number, t.subject, u.name, u.email, t.topic_name, t.priority_name,
-                                t.dept_name, e.body, e.format, e.message_id
+                                t.dept_name, e.body, e.format, e.message_id, e.from_name, e.from_email,
+                                o.ticket_id
                          FROM outbox o JOIN tickets t ON t.id = o.ticket_id
                          JOIN users u ON u.id = t.user_id
                          LEFT JOIN thread_entries e ON e.id = o.entry_id
                          WHERE o.id = ?1",
                     )?
                     .query_row([id], |r| {
+                        let user = Party {
+                            name: r.get(9)?,
+                            email: r.get(10)?,
+                        };
                         Ok((
                             r.get::<_, String>(3)?,
+                            r.get::<_, i64>(19)?,
                             super::OutboxJob {
                                 id: r.get(0)?,
                                 kind: r.get(1)?,
@@ -1225,11 +1304,17 @@ impl Store for SqliteStore {
                                 body: r.get::<_, Option<String>>(14)?.unwrap_or_default(),
                                 format: r.get::<_, Option<String>>(15)?.unwrap_or_default(),
                                 entry_message_id: r.get(16)?,
+                                sender: Party {
+                                    name: r.get::<_, Option<String>>(17)?.unwrap_or(user.name),
+                                    email: r.get::<_, Option<String>>(18)?.unwrap_or(user.email),
+                                },
+                                earlier_mail: Vec::new(),
                             },
                         ))
                     })?;
-                let (recipients, mut job) = job;
+                let (recipients, ticket_id, mut job) = job;
                 job.recipients = serde_json::from_str(&recipients).map_err(other)?;
+                job.earlier_mail = earlier_mail(conn, ticket_id, job.id)?;
                 jobs.push(job);
             }
             Ok(jobs)
@@ -1631,10 +1716,12 @@ mod tests {
                 auto_reply: false,
                 bounce: false,
                 attachments: Vec::new(),
+                dropped: Vec::new(),
             },
             notify: super::super::NewNotifications {
                 autorespond,
                 autoresponse_limit_per_hour: 100,
+                alert_limit_per_ticket_per_hour: 100,
                 alert,
                 alert_recipients: Arc::new([(1, vec!["staff@x.org".to_string()])].into()),
                 message_domain: "x.org".into(),

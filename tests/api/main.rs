@@ -9,6 +9,7 @@ mod instances;
 mod json;
 mod limits;
 mod mail_corpus;
+mod mail_safety;
 mod migrate;
 
 mod notify;
