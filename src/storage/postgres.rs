@@ -280,7 +280,7 @@ impl PgStore {
                     // One line per attempt, and attempts back off: a
                     // flood of lines helps nobody and an MTA reading the
                     // pipe's standard error stops reading it.
-                    tracing::warn!(error = %e, attempt, retry_in_ms = pause.as_millis() as u64, "database unreachable, retrying");
+                    tracing::warn!(error = %e, attempt, retry_in_ms = pause.as_millis() as u64, "database {} unreachable, retrying", redacted_url(url));
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(5));
                     attempt += 1;
