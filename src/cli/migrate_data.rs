@@ -35,12 +35,13 @@ async fn open(cli: &Cli, url: &str) -> anyhow::Result<Arc<dyn DataCopy>> {
     config.database = url.to_string();
     let config = config.validated()?;
     let catalog = Catalog::new(&config);
-    let numbers = catalog.numbers;
+    let numbers = catalog.numbers.clone();
     if config.is_postgres() {
         let settings = PgSettings {
             max_connections: 4,
             statement_timeout_ms: 0,
             connect_retry_secs: config.postgres.connect_retry_secs,
+            message_domain: catalog.message_domain.clone(),
         };
         Ok(Arc::new(PgStore::open(url, numbers, &settings).await?))
     } else {

@@ -163,6 +163,7 @@ pub async fn open_store_with(
             max_connections: config.postgres.max_connections,
             statement_timeout_ms: config.postgres.statement_timeout_ms,
             connect_retry_secs,
+            message_domain: catalog.message_domain.clone(),
         };
         let store = crate::storage::postgres::PgStore::open(
             &config.database,

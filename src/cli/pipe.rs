@@ -101,7 +101,7 @@ async fn file(cli: &Cli) -> i32 {
                     one_line(&e)
                 );
             })?;
-        Ok::<_, ()>(file_email(store.as_ref(), prepared).await)
+        Ok::<_, ()>(file_email(store.as_ref(), &catalog.mail_rules, prepared).await)
     })
     .await;
     let result = match filed {

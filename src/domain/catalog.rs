@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use jiff::tz::TimeZone;
 
+use super::DomainError;
+use super::notify::MailRules;
 use crate::config::{Channel, Config, EmailConfig, Field, UnknownFields};
 use crate::intake::IntakeLimits;
-use crate::storage::{Named, NewNotifications, NumberPolicy};
+use crate::storage::{Named, NumberPolicy};
 
 /// A field and the form it belongs to.
 #[derive(Debug, Clone)]
@@ -67,14 +69,10 @@ pub struct Catalog {
     pub bans: Vec<(String, Vec<Channel>)>,
     /// Limits for intake.
     pub intake_limits: IntakeLimits,
-    /// Alert recipients by department id.
-    pub alert_recipients: Arc<HashMap<i64, Vec<String>>>,
+    /// Which mail events queue (recipients, caps).
+    pub mail_rules: MailRules,
     /// Domain of outgoing Message-IDs (the sender address's).
     pub message_domain: String,
-    /// Most autoresponses per address and hour.
-    pub autoresponse_limit_per_hour: u32,
-    /// `mail.alert_limit_per_ticket_per_hour`.
-    pub alert_limit_per_ticket_per_hour: u32,
 }
 
 impl Catalog {
@@ -89,21 +87,23 @@ impl Catalog {
         })
     }
 
-    /// The notifications a new ticket or reply queues.
-    pub fn notifications(
-        &self,
-        autorespond: bool,
-        alert: bool,
-        now: jiff::Timestamp,
-    ) -> NewNotifications {
-        NewNotifications {
-            autorespond,
-            autoresponse_limit_per_hour: self.autoresponse_limit_per_hour,
-            alert_limit_per_ticket_per_hour: self.alert_limit_per_ticket_per_hour,
-            alert,
-            alert_recipients: self.alert_recipients.clone(),
-            message_domain: self.message_domain.clone(),
-            now_unix: now.as_second(),
+    /// The topic a request names, or the default one: `Ok(None)` when
+    /// there is neither, an error naming `field` when the id is unknown
+    /// or the topic inactive.
+    pub fn topic(&self, id: Option<i64>, field: &str) -> Result<Option<&TopicEntry>, DomainError> {
+        let Some(id) = id.or(self.default_topic) else {
+            return Ok(None);
+        };
+        match self.topics.get(&id) {
+            Some(t) if t.active => Ok(Some(t)),
+            Some(_) => Err(DomainError::Invalid {
+                field: field.into(),
+                message: format!("help topic {id} is not active"),
+            }),
+            None => Err(DomainError::Invalid {
+                field: field.into(),
+                message: format!("unknown help topic {id}"),
+            }),
         }
     }
 
@@ -226,13 +226,17 @@ impl Catalog {
                 .iter()
                 .map(|b| (b.address.trim().to_lowercase(), b.channels.clone()))
                 .collect(),
-            alert_recipients: Arc::new(
-                config
-                    .departments
-                    .iter()
-                    .map(|d| (d.id, d.alert_recipients.clone()))
-                    .collect(),
-            ),
+            mail_rules: MailRules {
+                autoresponse_limit_per_hour: config.mail.autoresponse_limit_per_hour,
+                alert_limit_per_ticket_per_hour: config.mail.alert_limit_per_ticket_per_hour,
+                alert_recipients: Arc::new(
+                    config
+                        .departments
+                        .iter()
+                        .map(|d| (d.id, d.alert_recipients.clone()))
+                        .collect(),
+                ),
+            },
             message_domain: config
                 .mail
                 .from_address
@@ -241,8 +245,6 @@ impl Catalog {
                 .unwrap_or("localhost")
                 .trim_end_matches('>')
                 .to_string(),
-            autoresponse_limit_per_hour: config.mail.autoresponse_limit_per_hour,
-            alert_limit_per_ticket_per_hour: config.mail.alert_limit_per_ticket_per_hour,
             intake_limits: IntakeLimits {
                 max_attachment_bytes: config.limits.max_attachment_bytes,
                 max_attachments: config.limits.max_attachments,

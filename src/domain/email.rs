@@ -10,10 +10,14 @@ use jiff::Timestamp;
 use super::DomainError;
 use super::catalog::Catalog;
 use super::fields::parse_email as parse_address;
+use super::notify::{MailEvent, MailFacts, MailRules};
+use super::tickets::{Assembly, assemble, default_priority};
 use crate::config::Channel;
 use crate::intake::IntakeError;
 use crate::intake::email::{EmailDraft, PriorityHint, parse_email};
-use crate::storage::{DroppedPart, EmailOutcome, NewEmail, NewEntry, NewTicket, Store, StoreError};
+use crate::storage::{
+    DroppedPart, EmailOutcome, NewEmail, NewEntry, Store, StoreError, ThreadQuery,
+};
 
 /// Facts about the delivery that are not in the message.
 #[derive(Debug, Clone)]
@@ -56,7 +60,7 @@ pub fn prepare_email(
     catalog: &Catalog,
     raw: &[u8],
     ctx: &EmailContext,
-) -> Result<NewEmail, EmailError> {
+) -> Result<PreparedEmail, EmailError> {
     if !catalog.email.enabled {
         return Err(EmailError::Disabled);
     }
@@ -84,10 +88,8 @@ pub fn prepare_email(
         .clone()
         .filter(|s| !s.trim().is_empty())
         .unwrap_or_else(|| "[No Subject]".to_string());
-    let topic = catalog
-        .default_topic
-        .and_then(|id| catalog.topics.get(&id))
-        .filter(|t| t.active);
+    // Email names no topic: the default one, when it is active.
+    let topic = catalog.topic(None, "topicId").ok().flatten();
     let hinted = if catalog.email.use_email_priority {
         draft.priority.and_then(|p| {
             catalog.priority(match p {
@@ -100,9 +102,7 @@ pub fn prepare_email(
     } else {
         None
     };
-    let priority = hinted
-        .or_else(|| topic.and_then(|t| t.default_priority.clone()))
-        .unwrap_or_else(|| catalog.default_priority.clone());
+    let priority = hinted.unwrap_or_else(|| default_priority(catalog, topic));
     let mut thread_ids: Vec<String> = Vec::new();
     for id in draft
         .in_reply_to
@@ -114,6 +114,10 @@ pub fn prepare_email(
             thread_ids.push(id.clone());
         }
     }
+    // Automatic mail (auto-replies, bounces) never queues mail: no
+    // autoresponse (two robots would mail each other forever) and no
+    // staff alert (an alert recipient's bounce would alert again, and
+    // bounce again).
     let automatic = draft.auto_reply || draft.bounce;
     let attachments = super::tickets::stored_attachments(draft.attachments);
     let mut deflate = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -124,39 +128,28 @@ pub fn prepare_email(
     let raw_compressed = deflate
         .finish()
         .map_err(|e| StoreError::Other(format!("compressing the raw message: {e}")))?;
-    Ok(NewEmail {
-        message_id: draft.message_id.clone(),
-        thread_ids,
-        subject_number: subject_number(&subject),
-        is_bounce: draft.bounce,
-        ticket: NewTicket {
+    let ticket = assemble(
+        catalog,
+        Assembly {
             user_email: address.clone(),
             user_name: name.clone(),
-            subject,
+            subject: subject.clone(),
             source: "Email".into(),
             priority,
-            topic: topic.map(|t| t.named.clone()),
-            department: topic
-                .and_then(|t| t.department.clone())
-                .or_else(|| catalog.default_department.clone()),
+            topic,
             ip: ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
-            created: ctx.now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            alert: !automatic,
-            autorespond: !automatic,
+            now: ctx.now,
+            alert: true,
+            autorespond: true,
+            automatic,
             fields: Vec::new(),
-            // Automatic mail (auto-replies, bounces) never queues mail:
-            // no autoresponse (two robots would mail each other forever)
-            // and no staff alert (an alert recipient's bounce would alert
-            // again, and bounce again: osTicket, "Don't send alerts to
-            // staff when the message is a bounce … avoid possible loop").
-            notify: catalog.notifications(!automatic, !automatic, ctx.now),
             entry: NewEntry {
                 kind: "message".into(),
                 format: draft.message.format.as_str().into(),
                 body: draft.message.body,
                 from_name: name,
-                from_email: address,
-                message_id: draft.message_id,
+                from_email: address.clone(),
+                message_id: draft.message_id.clone(),
                 auto_reply: draft.auto_reply,
                 bounce: draft.bounce,
                 attachments,
@@ -171,13 +164,58 @@ pub fn prepare_email(
                     .collect(),
             },
         },
-        raw_compressed,
+    );
+    Ok(PreparedEmail {
+        email: NewEmail {
+            message_id: draft.message_id,
+            query: ThreadQuery {
+                thread_ids,
+                subject_number: subject_number(&subject),
+                from: address,
+            },
+            thread: None,
+            is_bounce: draft.bounce,
+            ticket,
+            raw_compressed,
+        },
+        automatic,
     })
 }
 
-/// Files a prepared email; durable when it returns.
-pub async fn file_email(store: &dyn Store, email: NewEmail) -> Result<EmailOutcome, EmailError> {
+/// A parsed and checked email, ready to file.
+#[derive(Debug, Clone)]
+pub struct PreparedEmail {
+    /// What to store.
+    pub email: NewEmail,
+    /// A bounce or an auto-reply.
+    automatic: bool,
+}
+
+/// Files a prepared email; durable when it returns. The ticket it
+/// continues is found first, so that the mail a reply queues (the alert
+/// to that ticket's department) is decided here, by the rules, and the
+/// store only writes it.
+pub async fn file_email(
+    store: &dyn Store,
+    rules: &MailRules,
+    prepared: PreparedEmail,
+) -> Result<EmailOutcome, EmailError> {
+    let PreparedEmail {
+        mut email,
+        automatic,
+    } = prepared;
     let bounce = email.is_bounce;
+    if let Some(thread) = store.find_thread(email.query.clone()).await? {
+        email.ticket.mail = rules.plan(&MailFacts {
+            event: MailEvent::Reply,
+            automatic,
+            autorespond: false,
+            alert: true,
+            department: thread.department,
+            user_email: &email.ticket.user_email,
+        });
+        email.thread = Some(thread);
+    }
     let outcome = store.ingest_email(email).await?;
     if bounce && outcome == EmailOutcome::BounceLogged {
         tracing::info!("bounce names no known message: logged, no ticket opened");

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod email;
 pub mod fields;
 pub mod keys;
+pub mod notify;
 pub mod tickets;
 
 /// Why a request was refused by the helpdesk's rules. Each variant names

@@ -8,10 +8,11 @@ use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
 use super::DomainError;
-use super::catalog::{Catalog, FormField};
+use super::catalog::{Catalog, FormField, TopicEntry};
 use super::fields::{parse_bool, parse_email, parse_field, parse_ip, scalar_text};
+use super::notify::{MailEvent, MailFacts};
 use crate::intake::{AttachmentDraft, RawValue, TicketDraft};
-use crate::storage::{NewAttachment, NewEntry, NewFieldValue, NewTicket, Store, StoreError};
+use crate::storage::{Named, NewAttachment, NewEntry, NewFieldValue, NewTicket, Store, StoreError};
 
 /// Facts about the request that are not in its body.
 #[derive(Debug, Clone)]
@@ -121,16 +122,9 @@ pub fn prepare_ticket(
     // The topic decides which extra forms apply, so it comes first.
     let topic_id = match builtin.get("topicId") {
         Some(raw) if !raw.is_empty() => Some(parse_id("topicId", raw)?),
-        _ => catalog.default_topic,
+        _ => None,
     };
-    let topic = match topic_id {
-        None => None,
-        Some(id) => match catalog.topics.get(&id) {
-            Some(t) if t.active => Some(t),
-            Some(_) => return Err(invalid("topicId", format!("help topic {id} is not active"))),
-            None => return Err(invalid("topicId", format!("unknown help topic {id}"))),
-        },
-    };
+    let topic = catalog.topic(topic_id, "topicId")?;
 
     // Custom fields: known to the user/ticket forms or the topic's forms.
     let mut ignored_fields = Vec::new();
@@ -223,9 +217,7 @@ pub fn prepare_ticket(
                 .cloned()
                 .ok_or_else(|| invalid(field, format!("unknown priority \"{text}\"")))?
         }
-        None => topic
-            .and_then(|t| t.default_priority.clone())
-            .unwrap_or_else(|| catalog.default_priority.clone()),
+        None => default_priority(catalog, topic),
     };
 
     // Required custom fields of every form that applies.
@@ -253,39 +245,112 @@ pub fn prepare_ticket(
 
     let attachments = stored_attachments(draft.attachments);
 
-    let ticket = NewTicket {
-        user_email: email.clone(),
-        user_name: name.clone(),
-        subject,
-        source,
-        priority,
-        topic: topic.map(|t| t.named.clone()),
-        department: topic
-            .and_then(|t| t.department.clone())
-            .or_else(|| catalog.default_department.clone()),
-        ip: ip.to_string(),
-        created: ctx.now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        alert,
-        autorespond,
-        fields,
-        notify: catalog.notifications(autorespond, alert, ctx.now),
-        entry: NewEntry {
-            kind: "message".into(),
-            format: message.format.as_str().into(),
-            body: message.body,
-            from_name: name,
-            from_email: email,
-            message_id: None,
-            auto_reply: false,
-            bounce: false,
-            attachments,
-            dropped: Vec::new(),
+    let ticket = assemble(
+        catalog,
+        Assembly {
+            user_email: email.clone(),
+            user_name: name.clone(),
+            subject,
+            source,
+            priority,
+            topic,
+            ip: ip.to_string(),
+            now: ctx.now,
+            alert,
+            autorespond,
+            automatic: false,
+            fields,
+            entry: NewEntry {
+                kind: "message".into(),
+                format: message.format.as_str().into(),
+                body: message.body,
+                from_name: name,
+                from_email: email,
+                message_id: None,
+                auto_reply: false,
+                bounce: false,
+                attachments,
+                dropped: Vec::new(),
+            },
         },
-    };
+    );
     Ok(Prepared {
         ticket,
         ignored_fields,
     })
+}
+
+/// A ticket's priority when the request names none: its topic's
+/// default, else the helpdesk's.
+pub(crate) fn default_priority(catalog: &Catalog, topic: Option<&TopicEntry>) -> Named {
+    topic
+        .and_then(|t| t.default_priority.clone())
+        .unwrap_or_else(|| catalog.default_priority.clone())
+}
+
+/// What each channel (JSON, XML, email) decides about a new ticket;
+/// [`assemble`] derives the rest the same way for all of them.
+pub(crate) struct Assembly<'a> {
+    /// The user's address, parsed.
+    pub user_email: String,
+    /// The user's name.
+    pub user_name: String,
+    /// Subject.
+    pub subject: String,
+    /// `API`, `Email`, …
+    pub source: String,
+    /// Priority.
+    pub priority: Named,
+    /// Help topic, if any.
+    pub topic: Option<&'a TopicEntry>,
+    /// Client address (empty for the pipe).
+    pub ip: String,
+    /// When.
+    pub now: Timestamp,
+    /// The request's `alert` flag.
+    pub alert: bool,
+    /// The request's `autorespond` flag.
+    pub autorespond: bool,
+    /// Automatic mail (bounce, auto-reply): queues no mail.
+    pub automatic: bool,
+    /// Form values.
+    pub fields: Vec<NewFieldValue>,
+    /// The first entry.
+    pub entry: NewEntry,
+}
+
+/// One ticket assembly for every channel: the department from the topic
+/// (else the default) and the mail the rules queue for a new ticket.
+pub(crate) fn assemble(catalog: &Catalog, a: Assembly<'_>) -> NewTicket {
+    let department = a
+        .topic
+        .and_then(|t| t.department.clone())
+        .or_else(|| catalog.default_department.clone());
+    let mail = catalog.mail_rules.plan(&MailFacts {
+        event: MailEvent::New,
+        automatic: a.automatic,
+        autorespond: a.autorespond,
+        alert: a.alert,
+        department: department.as_ref().map(|d| d.id),
+        user_email: &a.user_email,
+    });
+    NewTicket {
+        user_email: a.user_email,
+        user_name: a.user_name,
+        subject: a.subject,
+        source: a.source,
+        priority: a.priority,
+        topic: a.topic.map(|t| t.named.clone()),
+        department,
+        ip: a.ip,
+        created: a.now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        alert: a.alert && !a.automatic,
+        autorespond: a.autorespond && !a.automatic,
+        fields: a.fields,
+        entry: a.entry,
+        mail,
+        now: a.now,
+    }
 }
 
 /// Decoded files as storage keeps them (content addressed by SHA-256).

@@ -215,7 +215,7 @@ async fn create_from_email(
         prepare_email(&catalog, &bytes, &ctx)
     };
     let outcome = match prepared {
-        Ok(email) => file_email(state.store.as_ref(), email).await,
+        Ok(email) => file_email(state.store.as_ref(), &state.catalog.mail_rules, email).await,
         Err(e) => Err(e),
     }
     .map_err(|e| ApiError::from_email(e, request_id))?;

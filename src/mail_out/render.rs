@@ -5,6 +5,7 @@ use minijinja::{Environment, context};
 
 use super::OutboxError;
 use crate::config::MailConfig;
+use crate::domain::notify::MailKind;
 use crate::storage::OutboxJob;
 
 /// The templates, compiled.
@@ -72,12 +73,12 @@ impl Templates {
             topic => job.topic.as_deref().unwrap_or("-"),
             priority => job.priority,
             department => job.department.as_deref().unwrap_or("-"),
-            kind => job.event,
+            kind => job.event.as_str(),
             from_name => self.from_name,
             sender_name => job.sender.name,
             sender_email => job.sender.email,
         };
-        let is_alert = job.kind == "alert";
+        let is_alert = job.kind == MailKind::Alert;
         let (subject, body, html) = if is_alert {
             ("alert_subject", "alert_body", "alert_body.html")
         } else {
@@ -141,12 +142,17 @@ pub fn excerpt(body: &str, format: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::notify::MailEvent;
 
     fn job(kind: &str, event: &str) -> OutboxJob {
+        let (kind, event) = (
+            MailKind::parse(kind).unwrap(),
+            MailEvent::parse(event).unwrap(),
+        );
         OutboxJob {
             id: 1,
-            kind: kind.into(),
-            event: event.into(),
+            kind,
+            event,
             recipients: vec!["u@example.com".into()],
             message_id: "m@x".into(),
             attempts: 1,

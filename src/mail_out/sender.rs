@@ -152,7 +152,7 @@ impl OutboxSender {
             .subject(rendered.subject)
             .message_id(Some(format!("<{}>", job.message_id)))
             .header(TicketHeader(job.number.clone()))
-            .header(AutoSubmitted(if job.kind == "autoresponse" {
+            .header(AutoSubmitted(if job.kind.is_reply_to_message() {
                 "auto-replied"
             } else {
                 "auto-generated"
@@ -160,10 +160,11 @@ impl OutboxSender {
         for h in robot_headers() {
             builder = builder.raw_header(h);
         }
-        // An autoresponse answers the customer's message; an alert
-        // follows the ticket's earlier alerts (staff never received the
-        // customer's message, so it would be no parent to them).
-        let (parent, references) = if job.kind == "alert" {
+        // An autoresponse answers the customer's message; other mail
+        // (alerts) follows the ticket's earlier mail of its kind (staff
+        // never received the customer's message, so it would be no
+        // parent to them).
+        let (parent, references) = if !job.kind.is_reply_to_message() {
             (job.earlier_mail.last(), job.earlier_mail.clone())
         } else {
             let parent = job.entry_message_id.as_ref();

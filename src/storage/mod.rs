@@ -125,50 +125,8 @@ pub struct NewFieldValue {
     pub value: serde_json::Value,
 }
 
-/// Which notifications a stored ticket or reply queues (API.md: the
-/// `alert`/`autorespond` flags; issue 5's rules), in the same
-/// transaction: PostgreSQL writes the outbox rows, SQLite records the
-/// mail on the thread entry and its sender writes the rows as it takes
-/// them (see `sqlite.rs`).
-#[derive(Debug, Clone, Default)]
-pub struct NewNotifications {
-    /// Queue an autoresponse to the user (subject to the hourly cap).
-    pub autorespond: bool,
-    /// Most autoresponses one address gets in an hour.
-    pub autoresponse_limit_per_hour: u32,
-    /// Most staff alerts one ticket queues in an hour (loop fence).
-    pub alert_limit_per_ticket_per_hour: u32,
-    /// Queue a staff alert.
-    pub alert: bool,
-    /// Alert recipients by department id.
-    pub alert_recipients: std::sync::Arc<std::collections::HashMap<i64, Vec<String>>>,
-    /// Domain of outgoing Message-IDs.
-    pub message_domain: String,
-    /// Unix time of the event.
-    pub now_unix: i64,
-}
-
-/// Whether `recent` alerts of a ticket in the last hour reach the cap
-/// (logged when they do).
-pub(crate) fn capped_at(recent: i64, ticket_id: i64, n: &NewNotifications) -> bool {
-    let capped = recent >= i64::from(n.alert_limit_per_ticket_per_hour);
-    if capped {
-        tracing::warn!(
-            ticket.id = ticket_id,
-            alerts_last_hour = recent,
-            "alert cap of this ticket reached: no alert queued (a mail loop?)"
-        );
-    }
-    capped
-}
-
-/// `n` without its alert.
-pub(crate) fn capped(n: &NewNotifications) -> NewNotifications {
-    NewNotifications {
-        alert: false,
-        ..n.clone()
-    }
-}
+/// A mail to queue, as the domain decided it (`domain::notify`).
+pub use crate::domain::notify::{Cap, CapScope, MailEvent, MailKind, QueuedMail};
 
 /// A ticket ready to be stored: every value already validated.
 #[derive(Debug, Clone)]
@@ -199,8 +157,35 @@ pub struct NewTicket {
     pub fields: Vec<NewFieldValue>,
     /// The first thread entry.
     pub entry: NewEntry,
-    /// Notifications to queue with it.
-    pub notify: NewNotifications,
+    /// The mail it queues (in the same transaction), caps applied by the
+    /// store.
+    pub mail: Vec<QueuedMail>,
+    /// When it happened (the caps' clock).
+    pub now: jiff::Timestamp,
+}
+
+/// What identifies the ticket an email may continue (API.md, Email).
+#[derive(Debug, Clone, Default)]
+pub struct ThreadQuery {
+    /// Ids that may name a message of an existing thread: In-Reply-To,
+    /// References, and for a bounce the returned message's Message-ID.
+    pub thread_ids: Vec<String>,
+    /// `[#number]` from the subject: honoured only when the sender is the
+    /// ticket's user.
+    pub subject_number: Option<String>,
+    /// The sender's address.
+    pub from: String,
+}
+
+/// A ticket an email continues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadRef {
+    /// Row id.
+    pub ticket_id: i64,
+    /// Number.
+    pub number: String,
+    /// Its department (for the alert's recipients).
+    pub department: Option<i64>,
 }
 
 /// An email to file: a new ticket, or an entry of the ticket it answers.
@@ -208,16 +193,15 @@ pub struct NewTicket {
 pub struct NewEmail {
     /// Message-ID (claimed once: exactly-once processing).
     pub message_id: Option<String>,
-    /// Ids that may name a message of an existing thread: In-Reply-To,
-    /// References, and for a bounce the returned message's Message-ID.
-    pub thread_ids: Vec<String>,
-    /// `[#number]` from the subject: honoured only when the sender is the
-    /// ticket's user.
-    pub subject_number: Option<String>,
+    /// How to find the ticket it continues.
+    pub query: ThreadQuery,
+    /// The ticket it continues, found by [`Store::find_thread`]; `None`:
+    /// it opens `ticket` (or, a bounce, is only logged).
+    pub thread: Option<ThreadRef>,
     /// A bounce never opens a ticket.
     pub is_bounce: bool,
-    /// The ticket to open when the message continues none; its `entry` is
-    /// what is appended otherwise.
+    /// The ticket to open when the message continues none; its `entry`
+    /// and `mail` are what is appended otherwise.
     pub ticket: NewTicket,
     /// The raw message, deflate-compressed.
     pub raw_compressed: Vec<u8>,
@@ -284,11 +268,11 @@ impl NumberPolicy {
 }
 
 /// The outbox id of the mail of `kind` queued by thread entry `entry_id`:
-/// an entry queues at most one autoresponse and one alert, so the id
-/// follows from the entry and a ticket's mails are found through its
-/// entries, without an index by ticket (see migrations 0004).
-pub fn outbox_id(entry_id: i64, kind: &str) -> i64 {
-    entry_id * OUTBOX_IDS_PER_ENTRY + outbox_kind_offset(kind)
+/// an entry queues at most one mail of each kind, so the id follows from
+/// the entry and a ticket's mails are found through its entries, without
+/// an index by ticket (see migrations 0004).
+pub fn outbox_id(entry_id: i64, kind: MailKind) -> i64 {
+    entry_id * OUTBOX_IDS_PER_ENTRY + kind.index()
 }
 
 /// Outbox ids reserved per thread entry (the `e.id * 4` of the queries
@@ -298,7 +282,8 @@ pub const OUTBOX_IDS_PER_ENTRY: i64 = 4;
 /// The Message-ID of an outgoing mail: `oxidesk.<kind>.<ticket id>.<token>@<domain>`.
 /// Carrying the ticket id lets a reply be matched without an index on
 /// the ids themselves.
-pub fn outgoing_message_id(kind: &str, ticket_id: i64, domain: &str) -> String {
+pub fn outgoing_message_id(kind: MailKind, ticket_id: i64, domain: &str) -> String {
+    let kind = kind.as_str();
     format!(
         "oxidesk.{kind}.{ticket_id}.{}",
         outgoing_message_id_tail(domain)
@@ -434,10 +419,10 @@ pub struct NotificationView {
 pub struct OutboxJob {
     /// Row id.
     pub id: i64,
-    /// `autoresponse` or `alert`.
-    pub kind: String,
-    /// `new` or `reply`.
-    pub event: String,
+    /// What it is.
+    pub kind: MailKind,
+    /// What it is about.
+    pub event: MailEvent,
     /// Addresses.
     pub recipients: Vec<String>,
     /// Message-ID to send with.
@@ -474,11 +459,6 @@ pub struct OutboxJob {
     /// together among themselves, not on the customer's Message-ID that
     /// staff never received.
     pub earlier_mail: Vec<String>,
-}
-
-/// The outbox id offset of each mail kind (see [`outbox_id`]).
-pub fn outbox_kind_offset(kind: &str) -> i64 {
-    i64::from(kind == "alert")
 }
 
 /// One line of `outbox list`.
@@ -555,8 +535,15 @@ pub struct NewApiKey {
 pub trait Store: Send + Sync {
     /// Stores a ticket atomically and returns its new number.
     fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<String, StoreError>>;
-    /// Files an email atomically: claims its Message-ID, threads it into
-    /// an existing ticket or opens one (API.md, Email).
+    /// The ticket an email continues: a thread message it names (ours
+    /// included: autoresponses and alerts), else the `[#number]` of a
+    /// ticket whose user sent it.
+    fn find_thread(
+        &self,
+        query: ThreadQuery,
+    ) -> BoxFuture<'_, Result<Option<ThreadRef>, StoreError>>;
+    /// Files an email atomically: claims its Message-ID, then appends it
+    /// to `email.thread` or opens `email.ticket` (API.md, Email).
     fn ingest_email(&self, email: NewEmail) -> BoxFuture<'_, Result<EmailOutcome, StoreError>>;
     /// A ticket by number.
     fn load_ticket(&self, number: String) -> BoxFuture<'_, Result<Option<TicketView>, StoreError>>;

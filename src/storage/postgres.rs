@@ -15,11 +15,11 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow,
 use sqlx::{Executor, Postgres, Row, Transaction};
 
 use super::{
-    ApiKeyRecord, AttachmentView, BoxFuture, EmailOutcome, EntryFlags, EntryView, NUMBER_ATTEMPTS,
-    Named, NewApiKey, NewEmail, NewEntry, NewNotifications, NewTicket, NotificationView,
-    NumberPolicy, OutboxJob, OutboxSummary, Party, Store, StoreError, TicketSummary, TicketView,
-    capped_at, dropped_column, outbox_id, outgoing_message_id, outgoing_message_id_tail,
-    outgoing_ticket_id, parse_dropped,
+    ApiKeyRecord, AttachmentView, BoxFuture, Cap, CapScope, EmailOutcome, EntryFlags, EntryView,
+    MailEvent, MailKind, NUMBER_ATTEMPTS, Named, NewApiKey, NewEmail, NewEntry, NewTicket,
+    NotificationView, NumberPolicy, OutboxJob, OutboxSummary, Party, QueuedMail, Store, StoreError,
+    ThreadQuery, ThreadRef, TicketSummary, TicketView, dropped_column, outbox_id,
+    outgoing_message_id, outgoing_message_id_tail, outgoing_ticket_id, parse_dropped,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -42,6 +42,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../../migrations/postgres/0007_dropped_parts.sql"),
     ),
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_mail_kinds.sql"),
+    ),
 ];
 
 /// Any advisory-lock key, fixed: "oxidesk migrations".
@@ -56,6 +60,8 @@ pub struct PgSettings {
     pub statement_timeout_ms: u64,
     /// How long to keep retrying when the database is unreachable at start.
     pub connect_retry_secs: u64,
+    /// Domain of outgoing Message-IDs.
+    pub message_domain: String,
 }
 
 /// PostgreSQL store; cheap to clone.
@@ -63,6 +69,8 @@ pub struct PgSettings {
 pub struct PgStore {
     pool: PgPool,
     numbers: NumberPolicy,
+    /// Domain of outgoing Message-IDs.
+    message_domain: String,
     keys: Arc<KeyCache>,
     /// Dropped with the last clone of the store, which stops the key
     /// cache's listener.
@@ -296,6 +304,7 @@ impl PgStore {
         let store = Self {
             pool,
             numbers,
+            message_domain: settings.message_domain.clone(),
             keys: Arc::default(),
             alive: Arc::new(tokio::sync::watch::channel(()).0),
         };
@@ -412,11 +421,14 @@ macro_rules! new_user_counted {
     };
 }
 
-/// The outbox rows of a new ticket (issue 5), in its statement: the
-/// autoresponse when wanted (`$34`) and under the hourly cap (`$36`),
-/// counted on the user's row, and the staff alert when it has recipients
-/// (`$39`). `$35` is the unix time, `$37` the autoresponse's recipients,
-/// `$38`/`$40` the Message-IDs' tails. Ids follow the entry (`outbox_id`).
+/// The outbox rows of a new ticket, in its statement: the mail the
+/// domain decided (`$37` kind indexes, `$38` kinds, `$39` events, `$40`
+/// recipients as JSON, `$41` Message-ID tails, `$42` whether the mail is
+/// under the user's hourly cap), ids following the entry (`outbox_id`).
+/// A user-capped mail is written when the user's counter (`cap`, one per
+/// user, `$36` a limit, `$35` the unix time; `$34` whether any mail is
+/// user-capped) allows it; a new user's first counts in its insert.
+/// Ticket caps pass for a new ticket: it has queued nothing yet.
 macro_rules! mail {
     () => {
         "cap AS (
@@ -427,20 +439,16 @@ macro_rules! mail {
                      THEN autoresponse_window_start ELSE $35 END
              WHERE $34 AND id = (SELECT user_id FROM t) AND NOT EXISTS (SELECT 1 FROM u_ins)
              RETURNING autoresponses_in_window <= $36 AS allowed
-         ), oa AS (
+         ), o AS (
              INSERT INTO outbox (id, ticket_id, entry_id, kind, event, recipients, message_id,
                  state, next_attempt_at, created_at)
-             SELECT e.id * 4, t.id, e.id, 'autoresponse', 'new', $37,
-                 'oxidesk.autoresponse.' || t.id || '.' || $38, 'queued', $35, $35
-             FROM t, e
-             WHERE $34 AND (EXISTS (SELECT 1 FROM cap WHERE allowed)
-                            OR (EXISTS (SELECT 1 FROM u_ins) AND $36 >= 1))
-         ), ob AS (
-             INSERT INTO outbox (id, ticket_id, entry_id, kind, event, recipients, message_id,
-                 state, next_attempt_at, created_at)
-             SELECT e.id * 4 + 1, t.id, e.id, 'alert', 'new', $39::text,
-                 'oxidesk.alert.' || t.id || '.' || $40, 'queued', $35, $35
-             FROM t, e WHERE $39::text IS NOT NULL
+             SELECT e.id * 4 + x.idx, t.id, e.id, x.kind, x.event, x.rcpt,
+                 'oxidesk.' || x.kind || '.' || t.id || '.' || x.tail, 'queued', $35, $35
+             FROM t, e, unnest($37::bigint[], $38::text[], $39::text[], $40::text[], $41::text[],
+                               $42::bool[]) AS x(idx, kind, event, rcpt, tail, capped)
+             WHERE NOT x.capped
+                OR EXISTS (SELECT 1 FROM cap WHERE allowed)
+                OR (EXISTS (SELECT 1 FROM u_ins) AND $36 >= 1)
          ), "
     };
 }
@@ -484,6 +492,7 @@ const INSERT_TICKET: [[&str; 2]; 2] = [
 async fn insert_ticket_one_statement(
     conn: &mut sqlx::PgConnection,
     numbers: &NumberPolicy,
+    message_domain: &str,
     t: &NewTicket,
 ) -> Result<(String, i64, i64, i64), StoreError> {
     let e = &t.entry;
@@ -501,17 +510,8 @@ async fn insert_ticket_one_statement(
     let forms: Vec<String> = t.fields.iter().map(|f| f.form.clone()).collect();
     let fnames: Vec<String> = t.fields.iter().map(|f| f.name.clone()).collect();
     let fvalues: Vec<String> = t.fields.iter().map(|f| f.value.to_string()).collect();
-    let n = &t.notify;
-    let autoresponse_to = serde_json::to_string(&[&t.user_email]).map_err(other)?;
-    let alert_to = match t
-        .department
-        .as_ref()
-        .and_then(|d| n.alert_recipients.get(&d.id))
-    {
-        Some(r) if n.alert && !r.is_empty() => Some(serde_json::to_string(r).map_err(other)?),
-        _ => None,
-    };
-    let mail = n.autorespond || alert_to.is_some();
+    let plan = MailArrays::new(&t.mail, message_domain)?;
+    let mail = !t.mail.is_empty();
     for _ in 0..NUMBER_ATTEMPTS {
         let number = if numbers.sequential {
             let v: i64 = sqlx::query_scalar("SELECT nextval('ticket_number_seq')")
@@ -559,13 +559,15 @@ async fn insert_ticket_one_statement(
             .bind(&forms)
             .bind(&fnames)
             .bind(&fvalues)
-            .bind(n.autorespond)
-            .bind(n.now_unix)
-            .bind(i64::from(n.autoresponse_limit_per_hour))
-            .bind(&autoresponse_to)
-            .bind(outgoing_message_id_tail(&n.message_domain))
-            .bind(&alert_to)
-            .bind(outgoing_message_id_tail(&n.message_domain))
+            .bind(plan.user_capped)
+            .bind(t.now.as_second())
+            .bind(i64::from(plan.user_limit))
+            .bind(&plan.indexes)
+            .bind(&plan.kinds)
+            .bind(&plan.events)
+            .bind(&plan.recipients)
+            .bind(&plan.tails)
+            .bind(&plan.capped)
             .fetch_optional(&mut *conn)
             .await?;
         if let Some((ticket_id, entry_id, user_id)) = row {
@@ -627,51 +629,140 @@ async fn insert_entry(
 /// The staff alert a reply by email queues (when the department has
 /// recipients), in the caller's transaction. A new ticket's mail is part
 /// of its statement (`mail!`).
-async fn queue_reply_alert(
-    tx: &mut Tx<'_>,
-    n: &NewNotifications,
-    ticket_id: i64,
-    entry_id: i64,
-    dept_id: Option<i64>,
-) -> Result<(), StoreError> {
-    let Some(recipients) = dept_id.and_then(|d| n.alert_recipients.get(&d)) else {
-        return Ok(());
-    };
-    if !n.alert || recipients.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO outbox (id, ticket_id, entry_id, kind, event, recipients, message_id,
-             state, next_attempt_at, created_at)
-         VALUES ($6, $1, $2, 'alert', 'reply', $3, $4, 'queued', $5, $5)",
-    )
-    .bind(ticket_id)
-    .bind(entry_id)
-    .bind(serde_json::to_string(recipients).map_err(other)?)
-    .bind(outgoing_message_id("alert", ticket_id, &n.message_domain))
-    .bind(n.now_unix)
-    .bind(outbox_id(entry_id, "alert"))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+/// The mail of a new ticket as the arrays its statement unnests.
+struct MailArrays {
+    indexes: Vec<i64>,
+    kinds: Vec<&'static str>,
+    events: Vec<&'static str>,
+    recipients: Vec<String>,
+    tails: Vec<String>,
+    capped: Vec<bool>,
+    /// Some mail is under the user's hourly cap.
+    user_capped: bool,
+    /// Its limit (one counter per user).
+    user_limit: u32,
 }
 
-/// Whether `ticket_id` queued as many alerts in the last hour as it may
-/// (the loop fence behind "automatic mail never alerts").
-async fn alerts_capped(
+impl MailArrays {
+    fn new(mail: &[QueuedMail], message_domain: &str) -> Result<Self, StoreError> {
+        let mut a = MailArrays {
+            indexes: Vec::with_capacity(mail.len()),
+            kinds: Vec::with_capacity(mail.len()),
+            events: Vec::with_capacity(mail.len()),
+            recipients: Vec::with_capacity(mail.len()),
+            tails: Vec::with_capacity(mail.len()),
+            capped: Vec::with_capacity(mail.len()),
+            user_capped: false,
+            user_limit: 0,
+        };
+        for m in mail {
+            let user_cap = match m.cap {
+                Some(Cap {
+                    scope: CapScope::User,
+                    limit,
+                }) => {
+                    a.user_limit = limit;
+                    true
+                }
+                // A new ticket has queued nothing yet: only a limit of 0
+                // refuses.
+                Some(Cap {
+                    scope: CapScope::Ticket,
+                    limit: 0,
+                }) => continue,
+                Some(Cap {
+                    scope: CapScope::Ticket,
+                    ..
+                })
+                | None => false,
+            };
+            a.user_capped |= user_cap;
+            a.indexes.push(m.kind.index());
+            a.kinds.push(m.kind.as_str());
+            a.events.push(m.event.as_str());
+            a.recipients
+                .push(serde_json::to_string(&m.recipients).map_err(other)?);
+            a.tails.push(outgoing_message_id_tail(message_domain));
+            a.capped.push(user_cap);
+        }
+        Ok(a)
+    }
+}
+
+/// Writes the mail the domain decided for a reply's entry, each under
+/// its cap (a user cap on the user's counter, a ticket cap by counting
+/// the kind's rows of the ticket in the hour).
+async fn insert_reply_mail(
     tx: &mut Tx<'_>,
+    message_domain: &str,
     ticket_id: i64,
-    n: &NewNotifications,
-) -> Result<bool, StoreError> {
-    let recent: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM thread_entries e JOIN outbox o ON o.id = e.id * 4 + 1
-         WHERE e.ticket_id = $1 AND o.kind = 'alert' AND o.created_at >= $2",
-    )
-    .bind(ticket_id)
-    .bind(n.now_unix - 3600)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(capped_at(recent, ticket_id, n))
+    entry_id: i64,
+    mail: &[QueuedMail],
+    now: i64,
+) -> Result<(), StoreError> {
+    for m in mail {
+        let allowed = match m.cap {
+            None => true,
+            Some(Cap {
+                scope: CapScope::User,
+                limit,
+            }) => {
+                sqlx::query_scalar::<_, bool>(
+                    "UPDATE users SET
+                     autoresponses_in_window = CASE WHEN autoresponse_window_start > $2 - 3600
+                         THEN autoresponses_in_window + 1 ELSE 1 END,
+                     autoresponse_window_start = CASE WHEN autoresponse_window_start > $2 - 3600
+                         THEN autoresponse_window_start ELSE $2 END
+                 WHERE id = (SELECT user_id FROM tickets WHERE id = $1)
+                 RETURNING autoresponses_in_window <= $3",
+                )
+                .bind(ticket_id)
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_one(&mut **tx)
+                .await?
+            }
+            Some(Cap {
+                scope: CapScope::Ticket,
+                limit,
+            }) => {
+                let recent: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM thread_entries e JOIN outbox o ON o.id = e.id * 4 + $2
+                     WHERE e.ticket_id = $1 AND o.created_at >= $3",
+                )
+                .bind(ticket_id)
+                .bind(m.kind.index())
+                .bind(now - crate::domain::notify::CAP_WINDOW_SECS)
+                .fetch_one(&mut **tx)
+                .await?;
+                recent < i64::from(limit)
+            }
+        };
+        if !allowed {
+            tracing::warn!(
+                ticket.id = ticket_id,
+                mail.kind = m.kind.as_str(),
+                "mail cap reached: not queued (a mail loop?)"
+            );
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO outbox (id, ticket_id, entry_id, kind, event, recipients, message_id,
+                 state, next_attempt_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8)",
+        )
+        .bind(outbox_id(entry_id, m.kind))
+        .bind(ticket_id)
+        .bind(entry_id)
+        .bind(m.kind.as_str())
+        .bind(m.event.as_str())
+        .bind(serde_json::to_string(&m.recipients).map_err(other)?)
+        .bind(outgoing_message_id(m.kind, ticket_id, message_domain))
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// The Message-IDs of the ticket's mail of the same kind as outbox row
@@ -700,46 +791,50 @@ async fn earlier_mail(tx: &mut Tx<'_>, ticket_id: i64, id: i64) -> Result<Vec<St
     Ok(ids)
 }
 
-async fn find_thread(
-    tx: &mut Tx<'_>,
-    email: &NewEmail,
-) -> Result<Option<(i64, String)>, StoreError> {
-    for id in &email.thread_ids {
-        let found: Option<(i64, String)> = sqlx::query_as(
-            "SELECT t.id, t.number FROM thread_entries e JOIN tickets t ON t.id = e.ticket_id
+async fn find_thread(pool: &PgPool, query: &ThreadQuery) -> Result<Option<ThreadRef>, StoreError> {
+    type Row = (i64, String, Option<i64>);
+    let found = |r: Row| ThreadRef {
+        ticket_id: r.0,
+        number: r.1,
+        department: r.2,
+    };
+    for id in &query.thread_ids {
+        let hit: Option<Row> = sqlx::query_as(
+            "SELECT t.id, t.number, t.dept_id FROM thread_entries e JOIN tickets t ON t.id = e.ticket_id
              WHERE e.message_id = $1",
         )
         .bind(id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(pool)
         .await?;
-        if found.is_some() {
-            return Ok(found);
+        if let Some(hit) = hit {
+            return Ok(Some(found(hit)));
         }
         if let Some(ticket_id) = outgoing_ticket_id(id) {
-            let found: Option<(i64, String)> = sqlx::query_as(
-                "SELECT t.id, t.number FROM tickets t
+            let hit: Option<Row> = sqlx::query_as(
+                "SELECT t.id, t.number, t.dept_id FROM tickets t
                  JOIN thread_entries e ON e.ticket_id = t.id
                  JOIN outbox o ON o.id BETWEEN e.id * 4 AND e.id * 4 + 3
                  WHERE t.id = $1 AND o.message_id = $2",
             )
             .bind(ticket_id)
             .bind(id)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(pool)
             .await?;
-            if found.is_some() {
-                return Ok(found);
+            if let Some(hit) = hit {
+                return Ok(Some(found(hit)));
             }
         }
     }
-    if let Some(number) = &email.subject_number {
-        return Ok(sqlx::query_as(
-            "SELECT t.id, t.number FROM tickets t JOIN users u ON u.id = t.user_id
+    if let Some(number) = &query.subject_number {
+        let hit: Option<Row> = sqlx::query_as(
+            "SELECT t.id, t.number, t.dept_id FROM tickets t JOIN users u ON u.id = t.user_id
              WHERE t.number = $1 AND lower(u.email) = lower($2)",
         )
         .bind(number)
-        .bind(&email.ticket.user_email)
-        .fetch_optional(&mut **tx)
-        .await?);
+        .bind(&query.from)
+        .fetch_optional(pool)
+        .await?;
+        return Ok(hit.map(found));
     }
     Ok(None)
 }
@@ -747,6 +842,7 @@ async fn find_thread(
 async fn ingest_email(
     tx: &mut Tx<'_>,
     numbers: &NumberPolicy,
+    message_domain: &str,
     email: &NewEmail,
 ) -> Result<EmailOutcome, StoreError> {
     let created = &email.ticket.created;
@@ -772,24 +868,29 @@ async fn ingest_email(
             return Ok(EmailOutcome::Duplicate(number));
         }
     }
-    let (outcome, ticket_id, entry_id) = match find_thread(tx, email).await? {
-        Some((ticket_id, number)) => {
-            let entry_id = insert_entry(tx, ticket_id, &email.ticket.entry, created).await?;
-            let dept_id: Option<i64> =
-                sqlx::query_scalar("SELECT dept_id FROM tickets WHERE id = $1")
-                    .bind(ticket_id)
-                    .fetch_one(&mut **tx)
-                    .await?;
-            let n = &email.ticket.notify;
-            if !(n.alert && alerts_capped(tx, ticket_id, n).await?) {
-                queue_reply_alert(tx, n, ticket_id, entry_id, dept_id).await?;
-            }
-            (EmailOutcome::Appended(number), ticket_id, entry_id)
+    let (outcome, ticket_id, entry_id) = match &email.thread {
+        Some(thread) => {
+            let t = &email.ticket;
+            let entry_id = insert_entry(tx, thread.ticket_id, &t.entry, created).await?;
+            insert_reply_mail(
+                tx,
+                message_domain,
+                thread.ticket_id,
+                entry_id,
+                &t.mail,
+                t.now.as_second(),
+            )
+            .await?;
+            (
+                EmailOutcome::Appended(thread.number.clone()),
+                thread.ticket_id,
+                entry_id,
+            )
         }
         None if email.is_bounce => return Ok(EmailOutcome::BounceLogged),
         None => {
             let (number, ticket_id, entry_id, _) =
-                insert_ticket_one_statement(tx, numbers, &email.ticket).await?;
+                insert_ticket_one_statement(tx, numbers, message_domain, &email.ticket).await?;
             (EmailOutcome::Created(number), ticket_id, entry_id)
         }
     };
@@ -972,16 +1073,29 @@ impl Store for PgStore {
         Box::pin(async move {
             // One statement (its mail included), committed on its own.
             let mut conn = self.pool.acquire().await?;
-            let (number, ..) =
-                insert_ticket_one_statement(&mut conn, &self.numbers, &ticket).await?;
+            let (number, ..) = insert_ticket_one_statement(
+                &mut conn,
+                &self.numbers,
+                &self.message_domain,
+                &ticket,
+            )
+            .await?;
             Ok(number)
         })
+    }
+
+    fn find_thread(
+        &self,
+        query: ThreadQuery,
+    ) -> BoxFuture<'_, Result<Option<ThreadRef>, StoreError>> {
+        Box::pin(async move { find_thread(&self.pool, &query).await })
     }
 
     fn ingest_email(&self, email: NewEmail) -> BoxFuture<'_, Result<EmailOutcome, StoreError>> {
         Box::pin(async move {
             let mut tx = self.pool.begin().await?;
-            let outcome = ingest_email(&mut tx, &self.numbers, &email).await?;
+            let outcome =
+                ingest_email(&mut tx, &self.numbers, &self.message_domain, &email).await?;
             tx.commit().await?;
             Ok(outcome)
         })
@@ -1168,10 +1282,15 @@ impl Store for PgStore {
                         .unwrap_or_else(|| user_email.clone()),
                 };
                 let earlier_mail = earlier_mail(&mut tx, ticket_id, id).await?;
+                let kind: String = r.try_get(1)?;
+                let event: String = r.try_get(2)?;
                 jobs.push(OutboxJob {
                     id: r.try_get(0)?,
-                    kind: r.try_get(1)?,
-                    event: r.try_get(2)?,
+                    kind: MailKind::parse(&kind)
+                        .ok_or_else(|| other(format!("outbox row {id}: unknown kind {kind:?}")))?,
+                    event: MailEvent::parse(&event).ok_or_else(|| {
+                        other(format!("outbox row {id}: unknown event {event:?}"))
+                    })?,
                     recipients: serde_json::from_str(&recipients).map_err(other)?,
                     message_id: r.try_get(4)?,
                     attempts: r.try_get(5)?,

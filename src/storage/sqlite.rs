@@ -10,7 +10,7 @@
 //! connections (WAL lets them run beside the writer).
 //!
 //! Notifications: a ticket or reply records the mail it queues on its
-//! thread entry (`notify`, `alert_to`; migration 6), in its own
+//! thread entry (`notify`, `mail_to`; migrations 6 and 8), in its own
 //! transaction. The outbox sender takes waiting mail in entry order,
 //! writing each mail's outbox row as it claims it; the writer keeps how
 //! far it has read. Ids grow in commit order because this is the only
@@ -25,10 +25,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
-    ApiKeyRecord, AttachmentView, BoxFuture, EmailOutcome, EntryFlags, EntryView, NUMBER_ATTEMPTS,
-    Named, NewApiKey, NewEmail, NewEntry, NewTicket, NumberPolicy, Party, Store, StoreError,
-    TicketSummary, TicketView, capped, capped_at, dropped_column, outbox_id, outgoing_message_id,
-    outgoing_ticket_id, parse_dropped,
+    ApiKeyRecord, AttachmentView, BoxFuture, Cap, CapScope, EmailOutcome, EntryFlags, EntryView,
+    MailEvent, MailKind, NUMBER_ATTEMPTS, Named, NewApiKey, NewEmail, NewEntry, NewTicket,
+    NumberPolicy, Party, QueuedMail, Store, StoreError, ThreadQuery, ThreadRef, TicketSummary,
+    TicketView, dropped_column, outbox_id, outgoing_message_id, outgoing_ticket_id, parse_dropped,
     windows::{self, Windows},
 };
 
@@ -57,16 +57,22 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../../migrations/sqlite/0007_dropped_parts.sql"),
     ),
+    (
+        8,
+        include_str!("../../migrations/sqlite/0008_mail_kinds.sql"),
+    ),
 ];
 
-/// `thread_entries.notify`: the entry queued an autoresponse.
-const MAIL_AUTORESPONSE: i64 = 1;
-/// `thread_entries.notify`: the entry queued a staff alert.
-const MAIL_ALERT: i64 = 2;
+/// `thread_entries.notify` (migration 8): bit `1 << kind.index()` for
+/// each kind of mail the entry queued.
+fn kind_bit(kind: MailKind) -> i64 {
+    1 << kind.index()
+}
+/// `thread_entries.notify`: the entry's mail counted against its user's
+/// hourly cap (the windows are rebuilt from this bit at start).
+const MAIL_USER_CAPPED: i64 = 64;
 /// `thread_entries.notify`: the event was a reply, not a new ticket.
-const MAIL_REPLY: i64 = 4;
-/// The mails an entry can queue, in outbox id order: bit and kind.
-const MAIL_KINDS: [(i64, &str); 2] = [(MAIL_AUTORESPONSE, "autoresponse"), (MAIL_ALERT, "alert")];
+const MAIL_REPLY: i64 = 128;
 
 /// Most requests committed in one transaction.
 const MAX_GROUP: usize = 512;
@@ -184,6 +190,23 @@ impl Drop for Inner {
             let _ = handle.join();
         }
     }
+}
+
+/// A text column parsed by `parse`; a value it refuses is a conversion
+/// error naming the column.
+fn parse_column<T>(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text: String = r.get(i)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unexpected value {text:?}").into(),
+        )
+    })
 }
 
 fn other(e: impl std::fmt::Display) -> StoreError {
@@ -496,7 +519,7 @@ fn load_windows(conn: &Connection, now: i64) -> Result<Windows, StoreError> {
         if created <= now - windows::WINDOW_SECS - 300 {
             break;
         }
-        if row.get::<_, i64>(2)? & MAIL_AUTORESPONSE != 0 {
+        if row.get::<_, i64>(2)? & MAIL_USER_CAPPED != 0 {
             recent.push((row.get(0)?, created));
         }
     }
@@ -578,12 +601,7 @@ fn insert_ticket(
         t.autorespond,
     ])?;
     let ticket_id = conn.last_insert_rowid();
-    let mail = queued_mail(
-        &t.notify,
-        Some((user_id, &mut w.windows)),
-        t.department.as_ref().map(|d| d.id),
-        false,
-    )?;
+    let mail = record_mail(conn, w, ticket_id, user_id, &t.user_email, &t.mail, t.now)?;
     let entry_id = insert_entry(conn, ticket_id, &t.entry, &t.created, mail)?;
     for f in &t.fields {
         conn.prepare_cached(
@@ -594,18 +612,18 @@ fn insert_ticket(
     Ok((number, ticket_id, entry_id))
 }
 
-/// Inserts a thread entry with the mail it queues (`notify` bits and the
-/// alert's recipients, from [`queued_mail`]).
+/// Inserts a thread entry with the mail it queues (`notify` bits and
+/// `mail_to`, from [`record_mail`]).
 fn insert_entry(
     conn: &Connection,
     ticket_id: i64,
     e: &NewEntry,
     created: &str,
-    (notify, alert_to): (i64, Option<String>),
+    (notify, mail_to): (i64, Option<String>),
 ) -> Result<i64, StoreError> {
     conn.prepare_cached(
         "INSERT INTO thread_entries (ticket_id, kind, format, body, from_name, from_email, created,
-             message_id, auto_reply, bounce, notify, alert_to)
+             message_id, auto_reply, bounce, notify, mail_to)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
@@ -620,7 +638,7 @@ fn insert_entry(
         e.auto_reply,
         e.bounce,
         notify,
-        alert_to
+        mail_to
     ])?;
     let entry_id = conn.last_insert_rowid();
     for (position, a) in e.attachments.iter().enumerate() {
@@ -645,42 +663,93 @@ fn insert_entry(
     Ok(entry_id)
 }
 
-/// The mail a new ticket or reply queues, as its thread entry records
-/// it: the autoresponse to the ticket's user (`user`: id and the cap's
-/// windows) when wanted and under the hourly cap, the staff alert when
-/// wanted and the department has recipients. Returns the entry's
-/// `notify` bits and the alert's recipients (JSON).
-fn queued_mail(
-    n: &super::NewNotifications,
-    user: Option<(i64, &mut Windows)>,
-    dept_id: Option<i64>,
-    reply: bool,
+/// Records the mail the domain decided for a new ticket's or a reply's
+/// entry, each under its cap: a user cap counts in the writer's windows
+/// (exact: one writer), a ticket cap counts the kind's earlier entries of
+/// the ticket in the hour. Returns the entry's `notify` bits and
+/// `mail_to` (recipients by kind, for kinds not sent to the user alone).
+fn record_mail(
+    conn: &Connection,
+    w: &mut WriterState,
+    ticket_id: i64,
+    user_id: i64,
+    user_email: &str,
+    mail: &[QueuedMail],
+    now: jiff::Timestamp,
 ) -> Result<(i64, Option<String>), StoreError> {
+    let now = now.as_second();
     let mut bits = 0;
-    if n.autorespond
-        && let Some((user_id, windows)) = user
-    {
-        if windows.record(user_id, n.now_unix) <= i64::from(n.autoresponse_limit_per_hour) {
-            bits |= MAIL_AUTORESPONSE;
-        } else {
-            tracing::info!(
-                user.id = user_id,
-                "autoresponse cap reached for this address"
+    let mut mail_to = serde_json::Map::new();
+    for m in mail {
+        let allowed = match m.cap {
+            None => true,
+            Some(Cap {
+                scope: CapScope::User,
+                limit,
+            }) => {
+                let allowed = w.windows.record(user_id, now) <= i64::from(limit);
+                if allowed {
+                    bits |= MAIL_USER_CAPPED;
+                }
+                allowed
+            }
+            Some(Cap {
+                scope: CapScope::Ticket,
+                limit,
+            }) => {
+                kind_count_since(
+                    conn,
+                    ticket_id,
+                    m.kind,
+                    now - crate::domain::notify::CAP_WINDOW_SECS,
+                )? < i64::from(limit)
+            }
+        };
+        if !allowed {
+            tracing::warn!(
+                ticket.id = ticket_id,
+                mail.kind = m.kind.as_str(),
+                "mail cap reached: not queued (a mail loop?)"
             );
+            continue;
+        }
+        bits |= kind_bit(m.kind);
+        if m.event == MailEvent::Reply {
+            bits |= MAIL_REPLY;
+        }
+        if m.recipients != [user_email] {
+            mail_to.insert(m.kind.as_str().into(), m.recipients.clone().into());
         }
     }
-    let mut alert_to = None;
-    if n.alert
-        && let Some(recipients) = dept_id.and_then(|d| n.alert_recipients.get(&d))
-        && !recipients.is_empty()
-    {
-        bits |= MAIL_ALERT;
-        alert_to = Some(serde_json::to_string(recipients).map_err(other)?);
+    if bits & !MAIL_REPLY == 0 {
+        return Ok((0, None));
     }
-    if bits != 0 && reply {
-        bits |= MAIL_REPLY;
-    }
-    Ok((bits, alert_to))
+    let mail_to = if mail_to.is_empty() {
+        None
+    } else {
+        Some(serde_json::Value::Object(mail_to).to_string())
+    };
+    Ok((bits, mail_to))
+}
+
+/// How many entries of `ticket_id` queued mail of `kind` since `since`
+/// (unix seconds).
+fn kind_count_since(
+    conn: &Connection,
+    ticket_id: i64,
+    kind: MailKind,
+    since: i64,
+) -> Result<i64, StoreError> {
+    let since = jiff::Timestamp::from_second(since)
+        .map_err(other)?
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM thread_entries
+             WHERE ticket_id = ?1 AND notify & ?2 <> 0 AND created >= ?3",
+        )?
+        .query_row(params![ticket_id, kind_bit(kind), since], |r| r.get(0))?)
 }
 
 /// Takes up to `room` waiting mails (a little more when the last entry
@@ -700,7 +769,7 @@ fn take_waiting(
     let mut last = w.taken.get();
     let waiting: Vec<(i64, i64, i64, Option<String>, String, String)> = conn
         .prepare_cached(
-            "SELECT e.id, e.ticket_id, e.notify, e.alert_to, e.created, u.email
+            "SELECT e.id, e.ticket_id, e.notify, e.mail_to, e.created, u.email
              FROM thread_entries e JOIN tickets t ON t.id = e.ticket_id
              JOIN users u ON u.id = t.user_id
              WHERE e.id > ?1 AND e.notify <> 0 ORDER BY e.id LIMIT ?2",
@@ -718,13 +787,13 @@ fn take_waiting(
         .collect::<Result<_, _>>()?;
     // Fewer than asked for: every entry to the end has been read.
     let mut read_all = waiting.len() < room;
-    for (entry_id, ticket_id, notify, alert_to, created, user_email) in waiting {
+    for (entry_id, ticket_id, notify, mail_to, created, user_email) in waiting {
         if ids.len() >= room {
             read_all = false;
             break;
         }
         let created_at = unix_time(&created).unwrap_or(now);
-        for (id, mail) in waiting_views(entry_id, notify, alert_to.as_deref(), &user_email)? {
+        for (id, kind, mail) in waiting_views(entry_id, notify, mail_to.as_deref(), &user_email)? {
             let recipients = serde_json::to_string(&mail.recipients).map_err(other)?;
             let inserted = conn
                 .prepare_cached(
@@ -742,7 +811,7 @@ fn take_waiting(
                     mail.kind,
                     mail.event,
                     recipients,
-                    outgoing_message_id(&mail.kind, ticket_id, &w.message_domain),
+                    outgoing_message_id(kind, ticket_id, &w.message_domain),
                     now,
                     lease_until,
                     created_at,
@@ -766,33 +835,38 @@ fn take_waiting(
 }
 
 /// The mail an entry queued, as the read API shows it before the sender
-/// takes it (outbox id and view, in id order); taking it writes these.
+/// takes it (outbox id, kind and view, in id order); taking it writes
+/// these.
 fn waiting_views(
     entry_id: i64,
     notify: i64,
-    alert_to: Option<&str>,
+    mail_to: Option<&str>,
     user_email: &str,
-) -> Result<Vec<(i64, super::NotificationView)>, StoreError> {
+) -> Result<Vec<(i64, MailKind, super::NotificationView)>, StoreError> {
     let event = if notify & MAIL_REPLY != 0 {
-        "reply"
+        MailEvent::Reply
     } else {
-        "new"
+        MailEvent::New
+    };
+    let mail_to: serde_json::Map<String, serde_json::Value> = match mail_to {
+        Some(text) => serde_json::from_str(text).map_err(other)?,
+        None => serde_json::Map::new(),
     };
     let mut out = Vec::new();
-    for (bit, kind) in MAIL_KINDS {
-        if notify & bit == 0 {
+    for kind in MailKind::ALL {
+        if notify & kind_bit(kind) == 0 {
             continue;
         }
-        let recipients = if bit == MAIL_AUTORESPONSE {
-            vec![user_email.to_string()]
-        } else {
-            serde_json::from_str(alert_to.unwrap_or("[]")).map_err(other)?
+        let recipients = match mail_to.get(kind.as_str()) {
+            Some(list) => serde_json::from_value(list.clone()).map_err(other)?,
+            None => vec![user_email.to_string()],
         };
         out.push((
             outbox_id(entry_id, kind),
+            kind,
             super::NotificationView {
-                kind: kind.into(),
-                event: event.into(),
+                kind: kind.as_str().into(),
+                event: event.as_str().into(),
                 recipients,
                 state: "queued".into(),
                 attempts: 0,
@@ -830,67 +904,52 @@ fn earlier_mail(conn: &Connection, ticket_id: i64, id: i64) -> Result<Vec<String
 
 /// The ticket an email continues: a thread message it names, else the
 /// `[#number]` of a ticket whose user sent it.
-fn find_thread(conn: &Connection, email: &NewEmail) -> Result<Option<(i64, String)>, StoreError> {
-    for id in &email.thread_ids {
-        let found = conn
+fn find_thread(conn: &Connection, query: &ThreadQuery) -> Result<Option<ThreadRef>, StoreError> {
+    let found = |r: &rusqlite::Row<'_>| {
+        Ok(ThreadRef {
+            ticket_id: r.get(0)?,
+            number: r.get(1)?,
+            department: r.get(2)?,
+        })
+    };
+    for id in &query.thread_ids {
+        let hit = conn
             .prepare_cached(
-                "SELECT t.id, t.number FROM thread_entries e JOIN tickets t ON t.id = e.ticket_id
+                "SELECT t.id, t.number, t.dept_id FROM thread_entries e JOIN tickets t ON t.id = e.ticket_id
                  WHERE e.message_id = ?1",
             )?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row([id], found)
             .optional()?;
-        if found.is_some() {
-            return Ok(found);
+        if hit.is_some() {
+            return Ok(hit);
         }
         // A reply to one of our autoresponses or alerts: the ticket id is
         // part of the Message-ID we made, the row proves it is ours.
         if let Some(ticket_id) = outgoing_ticket_id(id) {
-            let found = conn
+            let hit = conn
                 .prepare_cached(
-                    "SELECT t.id, t.number FROM tickets t
+                    "SELECT t.id, t.number, t.dept_id FROM tickets t
                      JOIN thread_entries e ON e.ticket_id = t.id
                      JOIN outbox o ON o.id BETWEEN e.id * 4 AND e.id * 4 + 3
                      WHERE t.id = ?1 AND o.message_id = ?2",
                 )?
-                .query_row(params![ticket_id, id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row(params![ticket_id, id], found)
                 .optional()?;
-            if found.is_some() {
-                return Ok(found);
+            if hit.is_some() {
+                return Ok(hit);
             }
         }
     }
-    if let Some(number) = &email.subject_number {
+    if let Some(number) = &query.subject_number {
         return Ok(conn
             .prepare_cached(
-                "SELECT t.id, t.number FROM tickets t JOIN users u ON u.id = t.user_id
+                "SELECT t.id, t.number, t.dept_id FROM tickets t JOIN users u ON u.id = t.user_id
                  WHERE t.number = ?1 AND u.email = ?2",
             )?
-            .query_row(params![number, email.ticket.user_email], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(params![number, query.from], found)
             .optional()?);
     }
     Ok(None)
-}
-
-/// Whether `ticket_id` queued as many alerts in the last hour as it may
-/// (the loop fence behind "automatic mail never alerts").
-fn alerts_capped(
-    conn: &Connection,
-    ticket_id: i64,
-    n: &super::NewNotifications,
-) -> Result<bool, StoreError> {
-    let since = jiff::Timestamp::from_second(n.now_unix - 3600)
-        .map_err(other)?
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
-    let recent: i64 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM thread_entries
-             WHERE ticket_id = ?1 AND notify & ?2 <> 0 AND created >= ?3",
-        )?
-        .query_row(params![ticket_id, MAIL_ALERT, since], |r| r.get(0))?;
-    Ok(capped_at(recent, ticket_id, n))
 }
 
 fn ingest_email(
@@ -917,21 +976,27 @@ fn ingest_email(
             return Ok(EmailOutcome::Duplicate(number));
         }
     }
-    let (outcome, ticket_id, entry_id) = match find_thread(conn, email)? {
-        Some((ticket_id, number)) => {
-            let dept_id: Option<i64> = conn
-                .prepare_cached("SELECT dept_id FROM tickets WHERE id = ?1")?
-                .query_row([ticket_id], |r| r.get(0))?;
-            // A reply by email alerts the staff only, and at most
-            // `alert_limit_per_ticket_per_hour` times an hour.
-            let n = &email.ticket.notify;
-            let mail = if n.alert && alerts_capped(conn, ticket_id, n)? {
-                queued_mail(&capped(n), None, dept_id, true)?
-            } else {
-                queued_mail(n, None, dept_id, true)?
-            };
-            let entry_id = insert_entry(conn, ticket_id, &email.ticket.entry, created, mail)?;
-            (EmailOutcome::Appended(number), ticket_id, entry_id)
+    let (outcome, ticket_id, entry_id) = match &email.thread {
+        Some(thread) => {
+            let user_id: i64 = conn
+                .prepare_cached("SELECT user_id FROM tickets WHERE id = ?1")?
+                .query_row([thread.ticket_id], |r| r.get(0))?;
+            let t = &email.ticket;
+            let mail = record_mail(
+                conn,
+                w,
+                thread.ticket_id,
+                user_id,
+                &t.user_email,
+                &t.mail,
+                t.now,
+            )?;
+            let entry_id = insert_entry(conn, thread.ticket_id, &t.entry, created, mail)?;
+            (
+                EmailOutcome::Appended(thread.number.clone()),
+                thread.ticket_id,
+                entry_id,
+            )
         }
         None if email.is_bounce => return Ok(EmailOutcome::BounceLogged),
         None => {
@@ -1060,7 +1125,7 @@ fn load_ticket(conn: &Connection, number: &str) -> Result<Option<TicketView>, St
     // Each entry's mail: its outbox rows once taken, else what it queued.
     let mut notes = conn.prepare_cached(
         "SELECT o.kind, o.event, o.recipients, o.state, o.attempts, o.last_error, o.message_id,
-                o.id, e.id, e.notify, e.alert_to
+                o.id, e.id, e.notify, e.mail_to
          FROM thread_entries e LEFT JOIN outbox o ON o.id BETWEEN e.id * 4 AND e.id * 4 + 3
          WHERE e.ticket_id = ?1 AND (e.notify <> 0 OR o.id IS NOT NULL) ORDER BY e.id, o.id",
     )?;
@@ -1070,11 +1135,11 @@ fn load_ticket(conn: &Connection, number: &str) -> Result<Option<TicketView>, St
             view.notifications
                 .push(notification_from_row(r)?.map_err(other)?);
         } else {
-            let alert_to: Option<String> = r.get(10)?;
+            let mail_to: Option<String> = r.get(10)?;
             let waiting =
-                waiting_views(r.get(8)?, r.get(9)?, alert_to.as_deref(), &view.user.email)?;
+                waiting_views(r.get(8)?, r.get(9)?, mail_to.as_deref(), &view.user.email)?;
             view.notifications
-                .extend(waiting.into_iter().map(|(_, n)| n));
+                .extend(waiting.into_iter().map(|(_, _, n)| n));
         }
     }
     Ok(Some(view))
@@ -1130,6 +1195,13 @@ const KEY_COLUMNS: &str =
 impl Store for SqliteStore {
     fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<String, StoreError>> {
         self.write(move |conn, w| insert_ticket(conn, w, &ticket).map(|(n, _, _)| n))
+    }
+
+    fn find_thread(
+        &self,
+        query: ThreadQuery,
+    ) -> BoxFuture<'_, Result<Option<ThreadRef>, StoreError>> {
+        self.read(move |conn| find_thread(conn, &query))
     }
 
     fn ingest_email(&self, email: NewEmail) -> BoxFuture<'_, Result<EmailOutcome, StoreError>> {
@@ -1288,8 +1360,8 @@ impl Store for SqliteStore {
                             r.get::<_, i64>(19)?,
                             super::OutboxJob {
                                 id: r.get(0)?,
-                                kind: r.get(1)?,
-                                event: r.get(2)?,
+                                kind: parse_column(r, 1, MailKind::parse)?,
+                                event: parse_column(r, 2, MailEvent::parse)?,
                                 recipients: Vec::new(),
                                 message_id: r.get(4)?,
                                 attempts: r.get(5)?,
@@ -1370,7 +1442,7 @@ impl Store for SqliteStore {
             // taken one.
             if state.as_deref().is_none_or(|s| s == "queued") {
                 let mut stmt = conn.prepare_cached(
-                    "SELECT e.id, e.notify, e.alert_to, u.email, t.number
+                    "SELECT e.id, e.notify, e.mail_to, u.email, t.number
                      FROM thread_entries e JOIN tickets t ON t.id = e.ticket_id
                      JOIN users u ON u.id = t.user_id
                      WHERE e.id > ?1 AND e.notify <> 0
@@ -1378,11 +1450,11 @@ impl Store for SqliteStore {
                 )?;
                 let mut rows = stmt.query(params![taken_up_to(conn)?, limit])?;
                 while let Some(r) = rows.next()? {
-                    let alert_to: Option<String> = r.get(2)?;
+                    let mail_to: Option<String> = r.get(2)?;
                     let email: String = r.get(3)?;
                     let number: String = r.get(4)?;
-                    let waiting = waiting_views(r.get(0)?, r.get(1)?, alert_to.as_deref(), &email)?;
-                    for (id, notification) in waiting.into_iter().rev() {
+                    let waiting = waiting_views(r.get(0)?, r.get(1)?, mail_to.as_deref(), &email)?;
+                    for (id, _, notification) in waiting.into_iter().rev() {
                         out.push(super::OutboxSummary {
                             id,
                             number: number.clone(),
@@ -1428,10 +1500,7 @@ impl Store for SqliteStore {
             // Mail not taken yet is queued already.
             let per_entry = super::OUTBOX_IDS_PER_ENTRY;
             let entry_id = id.div_euclid(per_entry);
-            let bit = usize::try_from(id.rem_euclid(per_entry))
-                .ok()
-                .and_then(|i| MAIL_KINDS.get(i))
-                .map_or(0, |(bit, _)| *bit);
+            let bit = MailKind::from_index(id.rem_euclid(per_entry)).map_or(0, kind_bit);
             let waiting = entry_id > taken_up_to(conn)?
                 && conn
                     .prepare_cached(
@@ -1578,7 +1647,7 @@ impl super::DataCopy for SqliteStore {
     fn finish_import(&self, ticket_counter: i64) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |conn, w| {
             conn.execute_batch(include_str!(
-                "../../migrations/sqlite/entry_mail_from_outbox.sql"
+                "../../migrations/sqlite/record_outbox_on_entries.sql"
             ))?;
             w.taken.set(taken_up_to(conn)?);
             if ticket_counter > 0 {
@@ -1660,21 +1729,23 @@ mod tests {
             rows,
             [(20, "a@x".into()), (21, "b@x".into()), (37, "c@x".into())]
         );
-        // Migration 6 records that mail on its entries, and the sender
-        // takes the two queued rows as they are: nothing is made twice.
+        // Migration 6 records that mail on its entries, migration 8
+        // re-encodes it by kind, and the sender takes the two queued rows
+        // as they are: nothing is made twice.
         let marks: Vec<(i64, Option<String>)> = conn
-            .prepare("SELECT notify, alert_to FROM thread_entries ORDER BY id")
+            .prepare("SELECT notify, mail_to FROM thread_entries ORDER BY id")
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        let alert_to = Some("[\"s@x.org\"]".to_string());
+        let mail_to = Some("{\"alert\":[\"s@x.org\"]}".to_string());
+        let (autoresponse, alert) = (kind_bit(MailKind::Autoresponse), kind_bit(MailKind::Alert));
         assert_eq!(
             marks,
             [
-                (MAIL_AUTORESPONSE | MAIL_ALERT, alert_to.clone()),
-                (MAIL_ALERT | MAIL_REPLY, alert_to)
+                (autoresponse | alert | MAIL_USER_CAPPED, mail_to.clone()),
+                (alert | MAIL_REPLY, mail_to)
             ]
         );
         let jobs = store.claim_outbox(1, 100, 64).await.unwrap();
@@ -1718,15 +1789,20 @@ mod tests {
                 attachments: Vec::new(),
                 dropped: Vec::new(),
             },
-            notify: super::super::NewNotifications {
-                autorespond,
+            mail: crate::domain::notify::MailRules {
                 autoresponse_limit_per_hour: 100,
                 alert_limit_per_ticket_per_hour: 100,
-                alert,
                 alert_recipients: Arc::new([(1, vec!["staff@x.org".to_string()])].into()),
-                message_domain: "x.org".into(),
-                now_unix: 1_800_000_000,
-            },
+            }
+            .plan(&crate::domain::notify::MailFacts {
+                event: MailEvent::New,
+                automatic: false,
+                autorespond,
+                alert,
+                department: Some(1),
+                user_email: email,
+            }),
+            now: jiff::Timestamp::from_second(1_800_000_000).unwrap(),
         }
     }
 
@@ -1838,7 +1914,7 @@ mod tests {
         // Taken mail can be retried; waiting mail is queued already.
         let waiting_id = outbox_id(
             first[3].id / super::super::OUTBOX_IDS_PER_ENTRY + 2,
-            "alert",
+            MailKind::Alert,
         );
         store.retry_outbox(waiting_id, 1).await.unwrap();
         assert!(matches!(
