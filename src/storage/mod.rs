@@ -3,7 +3,9 @@
 //! Backend SQL lives only in the backend modules (`sqlite.rs`; PostgreSQL
 //! later). Nothing here knows about HTTP or request formats.
 
+mod common;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 mod windows;
 

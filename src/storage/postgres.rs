@@ -14,13 +14,15 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{Executor, Postgres, Row, Transaction};
 
+use super::common::{self, Rows};
+use super::sql;
 use super::{
-    ApiKeyRecord, AttachmentView, BoxFuture, Cap, CapScope, EmailOutcome, EntryFlags, EntryView,
-    MailEvent, MailKind, NUMBER_ATTEMPTS, Named, NewApiKey, NewEmail, NewEntry, NewTicket,
-    NotificationView, NumberPolicy, OutboxJob, OutboxSummary, Party, QueuedMail, Store, StoreError,
-    ThreadQuery, ThreadRef, TicketSummary, TicketView, dropped_column, outbox_id,
-    outgoing_message_id, outgoing_message_id_tail, outgoing_ticket_id, parse_dropped,
+    ApiKeyRecord, BoxFuture, Cap, CapScope, EmailOutcome, MailEvent, MailKind, NUMBER_ATTEMPTS,
+    NewApiKey, NewEmail, NewEntry, NewTicket, NotificationView, NumberPolicy, OutboxJob,
+    OutboxSummary, Party, QueuedMail, Store, StoreError, ThreadQuery, ThreadRef, TicketSummary,
+    TicketView, dropped_column, outbox_id, outgoing_message_id, outgoing_message_id_tail,
 };
+use super::{ColType, DumpValue};
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -235,6 +237,50 @@ pub fn redacted_url(url: &str) -> String {
     let user = userinfo.split(':').next().unwrap_or_default();
     let password = if userinfo.contains(':') { ":***" } else { "" };
     format!("{scheme}://{user}{password}@{host}{path}{query}")
+}
+
+/// The shared statements ([`common`]) on a PostgreSQL connection.
+struct PgRows<'c>(&'c mut sqlx::PgConnection);
+
+impl Rows for PgRows<'_> {
+    fn rows<'a>(
+        &'a mut self,
+        sql: &'static str,
+        params: Vec<DumpValue>,
+        cols: &'static [ColType],
+    ) -> BoxFuture<'a, Result<Vec<common::Row>, StoreError>> {
+        Box::pin(async move {
+            let mut query = sqlx::query(sql);
+            for p in params {
+                query = match p {
+                    DumpValue::Null => query.bind(None::<String>),
+                    DumpValue::Int(n) => query.bind(n),
+                    DumpValue::Text(t) => query.bind(t),
+                    DumpValue::Blob(b) => query.bind(b),
+                    DumpValue::Bool(b) => query.bind(b),
+                };
+            }
+            let rows = query.fetch_all(&mut *self.0).await?;
+            rows.iter()
+                .map(|r| Ok(common::Row(pg_values(r, cols.iter().copied())?)))
+                .collect()
+        })
+    }
+}
+
+/// A PostgreSQL row's columns as `cols` say (NULL as [`DumpValue::Null`]).
+fn pg_values(r: &PgRow, cols: impl Iterator<Item = ColType>) -> Result<Vec<DumpValue>, StoreError> {
+    let mut values = Vec::new();
+    for (i, ty) in cols.enumerate() {
+        let v = match ty {
+            ColType::Int => r.try_get::<Option<i64>, _>(i)?.map(DumpValue::Int),
+            ColType::Text => r.try_get::<Option<String>, _>(i)?.map(DumpValue::Text),
+            ColType::Blob => r.try_get::<Option<Vec<u8>>, _>(i)?.map(DumpValue::Blob),
+            ColType::Bool => r.try_get::<Option<bool>, _>(i)?.map(DumpValue::Bool),
+        };
+        values.push(v.unwrap_or(DumpValue::Null));
+    }
+    Ok(values)
 }
 
 fn other(e: impl std::fmt::Display) -> StoreError {
@@ -609,19 +655,16 @@ async fn insert_entry(
             .bind(&a.data)
             .execute(&mut **tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO attachments (entry_id, position, sha256, name, content_type, inline, content_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(entry_id)
-        .bind(position as i64)
-        .bind(&a.sha256[..])
-        .bind(&a.name)
-        .bind(&a.content_type)
-        .bind(a.inline)
-        .bind(&a.content_id)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query(sql::INSERT_ATTACHMENT)
+            .bind(entry_id)
+            .bind(position as i64)
+            .bind(&a.sha256[..])
+            .bind(&a.name)
+            .bind(&a.content_type)
+            .bind(a.inline)
+            .bind(&a.content_id)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(entry_id)
 }
@@ -765,80 +808,6 @@ async fn insert_reply_mail(
     Ok(())
 }
 
-/// The Message-IDs of the ticket's mail of the same kind as outbox row
-/// `id` that came before it: the first and the latest.
-async fn earlier_mail(tx: &mut Tx<'_>, ticket_id: i64, id: i64) -> Result<Vec<String>, StoreError> {
-    let offset = id.rem_euclid(super::OUTBOX_IDS_PER_ENTRY);
-    let mut ids = Vec::with_capacity(2);
-    for sql in [
-        "SELECT o.message_id FROM thread_entries e JOIN outbox o ON o.id = e.id * 4 + $2
-         WHERE e.ticket_id = $1 AND o.id < $3 ORDER BY e.id LIMIT 1",
-        "SELECT o.message_id FROM thread_entries e JOIN outbox o ON o.id = e.id * 4 + $2
-         WHERE e.ticket_id = $1 AND o.id < $3 ORDER BY e.id DESC LIMIT 1",
-    ] {
-        let found: Option<String> = sqlx::query_scalar(sql)
-            .bind(ticket_id)
-            .bind(offset)
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?;
-        if let Some(m) = found
-            && !ids.contains(&m)
-        {
-            ids.push(m);
-        }
-    }
-    Ok(ids)
-}
-
-async fn find_thread(pool: &PgPool, query: &ThreadQuery) -> Result<Option<ThreadRef>, StoreError> {
-    type Row = (i64, String, Option<i64>);
-    let found = |r: Row| ThreadRef {
-        ticket_id: r.0,
-        number: r.1,
-        department: r.2,
-    };
-    for id in &query.thread_ids {
-        let hit: Option<Row> = sqlx::query_as(
-            "SELECT t.id, t.number, t.dept_id FROM thread_entries e JOIN tickets t ON t.id = e.ticket_id
-             WHERE e.message_id = $1",
-        )
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-        if let Some(hit) = hit {
-            return Ok(Some(found(hit)));
-        }
-        if let Some(ticket_id) = outgoing_ticket_id(id) {
-            let hit: Option<Row> = sqlx::query_as(
-                "SELECT t.id, t.number, t.dept_id FROM tickets t
-                 JOIN thread_entries e ON e.ticket_id = t.id
-                 JOIN outbox o ON o.id BETWEEN e.id * 4 AND e.id * 4 + 3
-                 WHERE t.id = $1 AND o.message_id = $2",
-            )
-            .bind(ticket_id)
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-            if let Some(hit) = hit {
-                return Ok(Some(found(hit)));
-            }
-        }
-    }
-    if let Some(number) = &query.subject_number {
-        let hit: Option<Row> = sqlx::query_as(
-            "SELECT t.id, t.number, t.dept_id FROM tickets t JOIN users u ON u.id = t.user_id
-             WHERE t.number = $1 AND lower(u.email) = lower($2)",
-        )
-        .bind(number)
-        .bind(&query.from)
-        .fetch_optional(pool)
-        .await?;
-        return Ok(hit.map(found));
-    }
-    Ok(None)
-}
-
 async fn ingest_email(
     tx: &mut Tx<'_>,
     numbers: &NumberPolicy,
@@ -858,13 +827,10 @@ async fn ingest_email(
         .fetch_optional(&mut **tx)
         .await?;
         if claimed.is_none() {
-            let number: Option<String> = sqlx::query_scalar(
-                "SELECT t.number FROM processed_messages p LEFT JOIN tickets t ON t.id = p.ticket_id
-                 WHERE p.message_id = $1",
-            )
-            .bind(id)
-            .fetch_one(&mut **tx)
-            .await?;
+            let number: Option<String> = sqlx::query_scalar(sql::PROCESSED_MESSAGE_TICKET)
+                .bind(id)
+                .fetch_one(&mut **tx)
+                .await?;
             return Ok(EmailOutcome::Duplicate(number));
         }
     }
@@ -894,7 +860,7 @@ async fn ingest_email(
             (EmailOutcome::Created(number), ticket_id, entry_id)
         }
     };
-    sqlx::query("INSERT INTO raw_messages (entry_id, compressed) VALUES ($1, $2)")
+    sqlx::query(sql::INSERT_RAW_MESSAGE)
         .bind(entry_id)
         .bind(&email.raw_compressed)
         .execute(&mut **tx)
@@ -902,14 +868,14 @@ async fn ingest_email(
     // Rare (a part over a cap): a statement of its own rather than a
     // column in every ticket's one statement.
     if let Some(dropped) = dropped_column(&email.ticket.entry.dropped)? {
-        sqlx::query("UPDATE thread_entries SET dropped = $1 WHERE id = $2")
+        sqlx::query(sql::SET_DROPPED_PARTS)
             .bind(dropped)
             .bind(entry_id)
             .execute(&mut **tx)
             .await?;
     }
     if let Some(id) = &email.message_id {
-        sqlx::query("UPDATE processed_messages SET ticket_id = $1 WHERE message_id = $2")
+        sqlx::query(sql::SET_PROCESSED_MESSAGE_TICKET)
             .bind(ticket_id)
             .bind(id)
             .execute(&mut **tx)
@@ -932,140 +898,23 @@ fn notification(r: &PgRow) -> Result<NotificationView, StoreError> {
 }
 
 async fn load_ticket(pool: &PgPool, number: &str) -> Result<Option<TicketView>, StoreError> {
-    let Some(r) = sqlx::query(
-        "SELECT t.id, t.number, t.subject, t.status, t.source, t.priority_id, t.priority_name,
-                t.topic_id, t.topic_name, t.dept_id, t.dept_name, u.name, u.email, t.ip, t.created
-         FROM tickets t JOIN users u ON u.id = t.user_id WHERE t.number = $1",
-    )
-    .bind(number)
-    .fetch_optional(pool)
-    .await?
+    let mut conn = pool.acquire().await?;
+    let Some((ticket_id, mut view)) = common::load_ticket(&mut PgRows(&mut conn), number).await?
     else {
         return Ok(None);
     };
-    let named = |id: Option<i64>, name: Option<String>| match (id, name) {
-        (Some(id), Some(name)) => Some(Named { id, name }),
-        _ => None,
-    };
-    let ticket_id: i64 = r.try_get(0)?;
-    let mut view = TicketView {
-        number: r.try_get(1)?,
-        subject: r.try_get(2)?,
-        status: r.try_get(3)?,
-        source: r.try_get(4)?,
-        priority: Named {
-            id: r.try_get(5)?,
-            name: r.try_get(6)?,
-        },
-        topic: named(r.try_get(7)?, r.try_get(8)?),
-        department: named(r.try_get(9)?, r.try_get(10)?),
-        user: Party {
-            name: r.try_get(11)?,
-            email: r.try_get(12)?,
-        },
-        ip: r.try_get(13)?,
-        created: r.try_get(14)?,
-        fields: serde_json::Map::new(),
-        thread: Vec::new(),
-        notifications: Vec::new(),
-    };
-    let fields: Vec<(String, String)> = sqlx::query_as(
-        "SELECT name, value FROM field_values WHERE ticket_id = $1 ORDER BY form, name",
-    )
-    .bind(ticket_id)
-    .fetch_all(pool)
-    .await?;
-    for (name, value) in fields {
-        view.fields
-            .insert(name, serde_json::from_str(&value).map_err(other)?);
-    }
-    let entries = sqlx::query(
-        "SELECT id, kind, format, body, from_name, from_email, created, message_id, auto_reply, bounce, dropped
-         FROM thread_entries WHERE ticket_id = $1 ORDER BY id",
-    )
-    .bind(ticket_id)
-    .fetch_all(pool)
-    .await?;
-    for e in entries {
-        let entry_id: i64 = e.try_get(0)?;
-        let files = sqlx::query(
-            "SELECT a.name, a.content_type, b.size, a.sha256, a.inline, a.content_id
-             FROM attachments a JOIN blobs b ON b.sha256 = a.sha256
-             WHERE a.entry_id = $1 ORDER BY a.position",
-        )
-        .bind(entry_id)
-        .fetch_all(pool)
-        .await?;
-        let mut attachments = Vec::with_capacity(files.len());
-        for f in files {
-            attachments.push(AttachmentView {
-                name: f.try_get(0)?,
-                content_type: f.try_get(1)?,
-                size: f.try_get(2)?,
-                sha256: hex::encode(f.try_get::<Vec<u8>, _>(3)?),
-                inline: f.try_get(4)?,
-                content_id: f.try_get(5)?,
-            });
-        }
-        view.thread.push(EntryView {
-            kind: e.try_get(1)?,
-            format: e.try_get(2)?,
-            body: e.try_get(3)?,
-            from: Party {
-                name: e.try_get(4)?,
-                email: e.try_get(5)?,
-            },
-            created: e.try_get(6)?,
-            message_id: e.try_get(7)?,
-            flags: EntryFlags {
-                auto_reply: e.try_get(8)?,
-                bounce: e.try_get(9)?,
-            },
-            attachments,
-            dropped: parse_dropped(e.try_get(10)?)?,
-        });
-    }
     let notes = sqlx::query(
         "SELECT o.kind, o.event, o.recipients, o.state, o.attempts, o.last_error, o.message_id
          FROM thread_entries e JOIN outbox o ON o.id BETWEEN e.id * 4 AND e.id * 4 + 3
          WHERE e.ticket_id = $1 ORDER BY o.id",
     )
     .bind(ticket_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     for n in &notes {
         view.notifications.push(notification(n)?);
     }
     Ok(Some(view))
-}
-
-fn key_from_row(r: &PgRow) -> Result<ApiKeyRecord, StoreError> {
-    let hash: Vec<u8> = r.try_get(1)?;
-    let mut h = [0u8; 32];
-    if hash.len() == 32 {
-        h.copy_from_slice(&hash);
-    }
-    let addresses: String = r.try_get(3)?;
-    Ok(ApiKeyRecord {
-        id: r.try_get(0)?,
-        hash: h,
-        prefix: r.try_get(2)?,
-        addresses: serde_json::from_str(&addresses).map_err(other)?,
-        is_active: r.try_get(4)?,
-        can_create: r.try_get(5)?,
-        can_read: r.try_get(6)?,
-        notes: r.try_get(7)?,
-        created: r.try_get(8)?,
-    })
-}
-
-macro_rules! key_select {
-    ($rest:literal) => {
-        concat!(
-            "SELECT id, hash, prefix, addresses, is_active, can_create, can_read, notes, created FROM api_keys ",
-            $rest
-        )
-    };
 }
 
 impl Store for PgStore {
@@ -1088,7 +937,10 @@ impl Store for PgStore {
         &self,
         query: ThreadQuery,
     ) -> BoxFuture<'_, Result<Option<ThreadRef>, StoreError>> {
-        Box::pin(async move { find_thread(&self.pool, &query).await })
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await?;
+            common::find_thread(&mut PgRows(&mut conn), &query).await
+        })
     }
 
     fn ingest_email(&self, email: NewEmail) -> BoxFuture<'_, Result<EmailOutcome, StoreError>> {
@@ -1107,37 +959,15 @@ impl Store for PgStore {
 
     fn list_tickets(&self, limit: u32) -> BoxFuture<'_, Result<Vec<TicketSummary>, StoreError>> {
         Box::pin(async move {
-            let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
-                "SELECT t.number, t.subject, t.status, u.email, t.created
-                 FROM tickets t JOIN users u ON u.id = t.user_id ORDER BY t.id DESC LIMIT $1",
-            )
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-            Ok(rows
-                .into_iter()
-                .map(
-                    |(number, subject, status, user_email, created)| TicketSummary {
-                        number,
-                        subject,
-                        status,
-                        user_email,
-                        created,
-                    },
-                )
-                .collect())
+            let mut conn = self.pool.acquire().await?;
+            common::list_tickets(&mut PgRows(&mut conn), limit).await
         })
     }
 
     fn ticket_exists(&self, number: String) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move {
-            Ok(
-                sqlx::query_scalar::<_, i32>("SELECT 1 FROM tickets WHERE number = $1")
-                    .bind(number)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .is_some(),
-            )
+            let mut conn = self.pool.acquire().await?;
+            common::ticket_exists(&mut PgRows(&mut conn), &number).await
         })
     }
 
@@ -1167,11 +997,8 @@ impl Store for PgStore {
             if hit.is_some() {
                 return Ok(hit);
             }
-            let row = sqlx::query(key_select!("WHERE hash = $1"))
-                .bind(&hash[..])
-                .fetch_optional(&self.pool)
-                .await?;
-            let record = row.as_ref().map(key_from_row).transpose()?;
+            let mut conn = self.pool.acquire().await?;
+            let record = common::find_api_key(&mut PgRows(&mut conn), &hash).await?;
             if let (Some(generation), Some(r)) = (generation, &record) {
                 self.keys.fill(generation, r);
             }
@@ -1200,10 +1027,8 @@ impl Store for PgStore {
 
     fn list_api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, StoreError>> {
         Box::pin(async move {
-            let rows = sqlx::query(key_select!("ORDER BY id"))
-                .fetch_all(&self.pool)
-                .await?;
-            rows.iter().map(key_from_row).collect()
+            let mut conn = self.pool.acquire().await?;
+            common::list_api_keys(&mut PgRows(&mut conn)).await
         })
     }
 
@@ -1256,19 +1081,10 @@ impl Store for PgStore {
             }
             let mut jobs = Vec::with_capacity(ids.len());
             for id in ids {
-                let r = sqlx::query(
-                    "SELECT o.id, o.kind, o.event, o.recipients, o.message_id, o.attempts, o.created_at,
-                            t.number, t.subject, u.name, u.email, t.topic_name, t.priority_name,
-                            t.dept_name, e.body, e.format, e.message_id, e.from_name, e.from_email,
-                            o.ticket_id
-                     FROM outbox o JOIN tickets t ON t.id = o.ticket_id
-                     JOIN users u ON u.id = t.user_id
-                     LEFT JOIN thread_entries e ON e.id = o.entry_id
-                     WHERE o.id = $1",
-                )
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
+                let r = sqlx::query(sql::OUTBOX_JOB)
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
                 let recipients: String = r.try_get(3)?;
                 let ticket_id: i64 = r.try_get(19)?;
                 let user_name: String = r.try_get(9)?;
@@ -1281,7 +1097,8 @@ impl Store for PgStore {
                         .try_get::<Option<String>, _>(18)?
                         .unwrap_or_else(|| user_email.clone()),
                 };
-                let earlier_mail = earlier_mail(&mut tx, ticket_id, id).await?;
+                let earlier_mail =
+                    common::earlier_mail(&mut PgRows(&mut tx), ticket_id, id).await?;
                 let kind: String = r.try_get(1)?;
                 let event: String = r.try_get(2)?;
                 jobs.push(OutboxJob {
@@ -1316,13 +1133,11 @@ impl Store for PgStore {
 
     fn mark_outbox_sent(&self, id: i64, now: i64) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            sqlx::query(
-                "UPDATE outbox SET state = 'sent', sent_at = $2, lease_until = NULL, last_error = NULL WHERE id = $1",
-            )
-            .bind(id)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+            sqlx::query(sql::MARK_OUTBOX_SENT)
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
             Ok(())
         })
     }
@@ -1334,28 +1149,23 @@ impl Store for PgStore {
         error: String,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            sqlx::query(
-                "UPDATE outbox SET state = 'queued', next_attempt_at = $2, lease_until = NULL, last_error = $3
-                 WHERE id = $1 AND state = 'sending'",
-            )
-            .bind(id)
-            .bind(next_attempt_at)
-            .bind(error)
-            .execute(&self.pool)
-            .await?;
+            sqlx::query(sql::MARK_OUTBOX_RETRY)
+                .bind(next_attempt_at)
+                .bind(error)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
             Ok(())
         })
     }
 
     fn mark_outbox_failed(&self, id: i64, error: String) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            sqlx::query(
-                "UPDATE outbox SET state = 'failed', lease_until = NULL, last_error = $2 WHERE id = $1 AND state = 'sending'",
-            )
-            .bind(id)
-            .bind(error)
-            .execute(&self.pool)
-            .await?;
+            sqlx::query(sql::MARK_OUTBOX_FAILED)
+                .bind(error)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
             Ok(())
         })
     }
@@ -1390,14 +1200,11 @@ impl Store for PgStore {
 
     fn retry_outbox(&self, id: i64, now: i64) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let done = sqlx::query(
-                "UPDATE outbox SET state = 'queued', next_attempt_at = $2, lease_until = NULL
-                 WHERE id = $1 AND state <> 'sent'",
-            )
-            .bind(id)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+            let done = sqlx::query(sql::RETRY_OUTBOX)
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
             if done.rows_affected() == 0 {
                 Err(StoreError::NotFound)
             } else {
@@ -1450,7 +1257,6 @@ impl super::DataCopy for PgStore {
         limit: i64,
     ) -> BoxFuture<'_, Result<Vec<Vec<super::DumpValue>>, StoreError>> {
         Box::pin(async move {
-            use super::{ColType, DumpValue};
             // Table and column names are constants of TABLES, never input.
             let sql = format!(
                 "SELECT {} FROM {} ORDER BY {} LIMIT $1 OFFSET $2",
@@ -1464,18 +1270,8 @@ impl super::DataCopy for PgStore {
                 .fetch_all(&self.pool)
                 .await?;
             let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
-                let mut values = Vec::with_capacity(table.columns.len());
-                for (i, (_, ty)) in table.columns.iter().enumerate() {
-                    let v = match ty {
-                        ColType::Int => r.try_get::<Option<i64>, _>(i)?.map(DumpValue::Int),
-                        ColType::Text => r.try_get::<Option<String>, _>(i)?.map(DumpValue::Text),
-                        ColType::Blob => r.try_get::<Option<Vec<u8>>, _>(i)?.map(DumpValue::Blob),
-                        ColType::Bool => r.try_get::<Option<bool>, _>(i)?.map(DumpValue::Bool),
-                    };
-                    values.push(v.unwrap_or(DumpValue::Null));
-                }
-                out.push(values);
+            for r in &rows {
+                out.push(pg_values(r, table.columns.iter().map(|(_, ty)| *ty))?);
             }
             Ok(out)
         })

@@ -24,13 +24,16 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+use super::common::{self, Row, Rows, run_ready};
+use super::sql;
 use super::{
-    ApiKeyRecord, AttachmentView, BoxFuture, Cap, CapScope, EmailOutcome, EntryFlags, EntryView,
-    MailEvent, MailKind, NUMBER_ATTEMPTS, Named, NewApiKey, NewEmail, NewEntry, NewTicket,
-    NumberPolicy, Party, QueuedMail, Store, StoreError, ThreadQuery, ThreadRef, TicketSummary,
-    TicketView, dropped_column, outbox_id, outgoing_message_id, outgoing_ticket_id, parse_dropped,
+    ApiKeyRecord, BoxFuture, Cap, CapScope, EmailOutcome, MailEvent, MailKind, NUMBER_ATTEMPTS,
+    NewApiKey, NewEmail, NewEntry, NewTicket, NumberPolicy, Party, QueuedMail, Store, StoreError,
+    ThreadQuery, ThreadRef, TicketSummary, TicketView, dropped_column, outbox_id,
+    outgoing_message_id,
     windows::{self, Windows},
 };
+use super::{ColType, DumpValue};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records the
 /// last one applied.
@@ -190,6 +193,66 @@ impl Drop for Inner {
             let _ = handle.join();
         }
     }
+}
+
+/// The shared statements ([`common`]) on a SQLite connection: answers at
+/// once, so [`run_ready`] serves it on the calling thread.
+struct SqliteRows<'c>(&'c Connection);
+
+impl Rows for SqliteRows<'_> {
+    fn rows<'a>(
+        &'a mut self,
+        sql: &'static str,
+        params: Vec<DumpValue>,
+        cols: &'static [ColType],
+    ) -> BoxFuture<'a, Result<Vec<Row>, StoreError>> {
+        let result = sqlite_rows(self.0, sql, &params, cols);
+        Box::pin(std::future::ready(result))
+    }
+}
+
+/// A value as SQLite stores it.
+fn sqlite_value(v: &DumpValue) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    match v {
+        DumpValue::Null => Value::Null,
+        DumpValue::Int(n) => Value::Integer(*n),
+        DumpValue::Text(t) => Value::Text(t.clone()),
+        DumpValue::Blob(b) => Value::Blob(b.clone()),
+        DumpValue::Bool(b) => Value::Integer(i64::from(*b)),
+    }
+}
+
+/// A SQLite column as `ty` (0/1 as booleans).
+fn dump_value(v: rusqlite::types::ValueRef<'_>, ty: ColType) -> DumpValue {
+    use rusqlite::types::ValueRef;
+    match (v, ty) {
+        (ValueRef::Null, _) => DumpValue::Null,
+        (ValueRef::Integer(n), ColType::Bool) => DumpValue::Bool(n != 0),
+        (ValueRef::Integer(n), _) => DumpValue::Int(n),
+        (ValueRef::Text(t), _) => DumpValue::Text(String::from_utf8_lossy(t).into_owned()),
+        (ValueRef::Blob(b), _) => DumpValue::Blob(b.to_vec()),
+        (ValueRef::Real(f), _) => DumpValue::Text(f.to_string()),
+    }
+}
+
+fn sqlite_rows(
+    conn: &Connection,
+    sql: &str,
+    params: &[DumpValue],
+    cols: &[ColType],
+) -> Result<Vec<Row>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(sqlite_value)))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut values = Vec::with_capacity(cols.len());
+        for (i, ty) in cols.iter().enumerate() {
+            values.push(dump_value(row.get_ref(i)?, *ty));
+        }
+        out.push(Row(values));
+    }
+    Ok(out)
 }
 
 /// A text column parsed by `parse`; a value it refuses is a conversion
@@ -546,7 +609,7 @@ fn next_number(conn: &Connection, policy: &NumberPolicy) -> Result<String, Store
     for _ in 0..NUMBER_ATTEMPTS {
         let number = policy.random_number();
         let taken = conn
-            .prepare_cached("SELECT 1 FROM tickets WHERE number = ?1")?
+            .prepare_cached(sql::TICKET_EXISTS)?
             .query_row([&number], |_| Ok(()))
             .optional()?
             .is_some();
@@ -646,19 +709,16 @@ fn insert_entry(
             "INSERT INTO blobs (sha256, size, data) VALUES (?1, ?2, ?3) ON CONFLICT(sha256) DO NOTHING",
         )?
         .execute(params![&a.sha256[..], a.data.len() as i64, a.data])?;
-        conn.prepare_cached(
-            "INSERT INTO attachments (entry_id, position, sha256, name, content_type, inline, content_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![
-            entry_id,
-            position as i64,
-            &a.sha256[..],
-            a.name,
-            a.content_type,
-            a.inline,
-            a.content_id
-        ])?;
+        conn.prepare_cached(sql::INSERT_ATTACHMENT)?
+            .execute(params![
+                entry_id,
+                position as i64,
+                &a.sha256[..],
+                a.name,
+                a.content_type,
+                a.inline,
+                a.content_id
+            ])?;
     }
     Ok(entry_id)
 }
@@ -878,80 +938,6 @@ fn waiting_views(
     Ok(out)
 }
 
-/// The Message-IDs of the ticket's mail of the same kind as outbox row
-/// `id` that came before it: the first and the latest.
-fn earlier_mail(conn: &Connection, ticket_id: i64, id: i64) -> Result<Vec<String>, StoreError> {
-    let offset = id.rem_euclid(super::OUTBOX_IDS_PER_ENTRY);
-    let mut ids = Vec::with_capacity(2);
-    for sql in [
-        "SELECT o.message_id FROM thread_entries e JOIN outbox o ON o.id = e.id * 4 + ?2
-         WHERE e.ticket_id = ?1 AND o.id < ?3 ORDER BY e.id LIMIT 1",
-        "SELECT o.message_id FROM thread_entries e JOIN outbox o ON o.id = e.id * 4 + ?2
-         WHERE e.ticket_id = ?1 AND o.id < ?3 ORDER BY e.id DESC LIMIT 1",
-    ] {
-        let found: Option<String> = conn
-            .prepare_cached(sql)?
-            .query_row(params![ticket_id, offset, id], |r| r.get(0))
-            .optional()?;
-        if let Some(m) = found
-            && !ids.contains(&m)
-        {
-            ids.push(m);
-        }
-    }
-    Ok(ids)
-}
-
-/// The ticket an email continues: a thread message it names, else the
-/// `[#number]` of a ticket whose user sent it.
-fn find_thread(conn: &Connection, query: &ThreadQuery) -> Result<Option<ThreadRef>, StoreError> {
-    let found = |r: &rusqlite::Row<'_>| {
-        Ok(ThreadRef {
-            ticket_id: r.get(0)?,
-            number: r.get(1)?,
-            department: r.get(2)?,
-        })
-    };
-    for id in &query.thread_ids {
-        let hit = conn
-            .prepare_cached(
-                "SELECT t.id, t.number, t.dept_id FROM thread_entries e JOIN tickets t ON t.id = e.ticket_id
-                 WHERE e.message_id = ?1",
-            )?
-            .query_row([id], found)
-            .optional()?;
-        if hit.is_some() {
-            return Ok(hit);
-        }
-        // A reply to one of our autoresponses or alerts: the ticket id is
-        // part of the Message-ID we made, the row proves it is ours.
-        if let Some(ticket_id) = outgoing_ticket_id(id) {
-            let hit = conn
-                .prepare_cached(
-                    "SELECT t.id, t.number, t.dept_id FROM tickets t
-                     JOIN thread_entries e ON e.ticket_id = t.id
-                     JOIN outbox o ON o.id BETWEEN e.id * 4 AND e.id * 4 + 3
-                     WHERE t.id = ?1 AND o.message_id = ?2",
-                )?
-                .query_row(params![ticket_id, id], found)
-                .optional()?;
-            if hit.is_some() {
-                return Ok(hit);
-            }
-        }
-    }
-    if let Some(number) = &query.subject_number {
-        return Ok(conn
-            .prepare_cached(
-                "SELECT t.id, t.number, t.dept_id FROM tickets t JOIN users u ON u.id = t.user_id
-                 WHERE t.number = ?1 AND u.email = ?2",
-            )?
-            .query_row(params![number, query.from], found)
-            .optional()?);
-    }
-    Ok(None)
-}
-
 fn ingest_email(
     conn: &Connection,
     w: &mut WriterState,
@@ -968,10 +954,7 @@ fn ingest_email(
             .execute(params![id, created])?;
         if claimed == 0 {
             let number: Option<String> = conn
-                .prepare_cached(
-                    "SELECT t.number FROM processed_messages p LEFT JOIN tickets t ON t.id = p.ticket_id
-                     WHERE p.message_id = ?1",
-                )?
+                .prepare_cached(sql::PROCESSED_MESSAGE_TICKET)?
                 .query_row([id], |r| r.get(0))?;
             return Ok(EmailOutcome::Duplicate(number));
         }
@@ -1004,124 +987,27 @@ fn ingest_email(
             (EmailOutcome::Created(number), ticket_id, entry_id)
         }
     };
-    conn.prepare_cached("INSERT INTO raw_messages (entry_id, compressed) VALUES (?1, ?2)")?
+    conn.prepare_cached(sql::INSERT_RAW_MESSAGE)?
         .execute(params![entry_id, email.raw_compressed])?;
     // Rare (a part over a cap): a statement of its own rather than a
     // column in every entry's insert.
     if let Some(dropped) = dropped_column(&email.ticket.entry.dropped)? {
-        conn.prepare_cached("UPDATE thread_entries SET dropped = ?1 WHERE id = ?2")?
+        conn.prepare_cached(sql::SET_DROPPED_PARTS)?
             .execute(params![dropped, entry_id])?;
     }
     if let Some(id) = &email.message_id {
-        conn.prepare_cached("UPDATE processed_messages SET ticket_id = ?1 WHERE message_id = ?2")?
+        conn.prepare_cached(sql::SET_PROCESSED_MESSAGE_TICKET)?
             .execute(params![ticket_id, id])?;
     }
     Ok(outcome)
 }
 
 fn load_ticket(conn: &Connection, number: &str) -> Result<Option<TicketView>, StoreError> {
-    let row = conn
-        .prepare_cached(
-            "SELECT t.id, t.number, t.subject, t.status, t.source, t.priority_id, t.priority_name,
-                    t.topic_id, t.topic_name, t.dept_id, t.dept_name, u.name, u.email, t.ip, t.created
-             FROM tickets t JOIN users u ON u.id = t.user_id WHERE t.number = ?1",
-        )?
-        .query_row([number], |r| {
-            let named = |id: Option<i64>, name: Option<String>| match (id, name) {
-                (Some(id), Some(name)) => Some(Named { id, name }),
-                _ => None,
-            };
-            Ok((
-                r.get::<_, i64>(0)?,
-                TicketView {
-                    number: r.get(1)?,
-                    subject: r.get(2)?,
-                    status: r.get(3)?,
-                    source: r.get(4)?,
-                    priority: Named {
-                        id: r.get(5)?,
-                        name: r.get(6)?,
-                    },
-                    topic: named(r.get(7)?, r.get(8)?),
-                    department: named(r.get(9)?, r.get(10)?),
-                    user: Party {
-                        name: r.get(11)?,
-                        email: r.get(12)?,
-                    },
-                    ip: r.get(13)?,
-                    created: r.get(14)?,
-                    fields: serde_json::Map::new(),
-                    thread: Vec::new(),
-                    notifications: Vec::new(),
-                },
-            ))
-        })
-        .optional()?;
-    let Some((ticket_id, mut view)) = row else {
+    let Some((ticket_id, mut view)) =
+        run_ready(common::load_ticket(&mut SqliteRows(conn), number))?
+    else {
         return Ok(None);
     };
-    let mut fields = conn.prepare_cached(
-        "SELECT name, value FROM field_values WHERE ticket_id = ?1 ORDER BY form, name",
-    )?;
-    let rows = fields.query_map([ticket_id], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-    })?;
-    for row in rows {
-        let (name, value) = row?;
-        let value = serde_json::from_str(&value).map_err(other)?;
-        view.fields.insert(name, value);
-    }
-    let mut entries = conn.prepare_cached(
-        "SELECT id, kind, format, body, from_name, from_email, created, message_id, auto_reply, bounce,
-                dropped
-         FROM thread_entries WHERE ticket_id = ?1 ORDER BY id",
-    )?;
-    let rows = entries.query_map([ticket_id], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            EntryView {
-                kind: r.get(1)?,
-                format: r.get(2)?,
-                body: r.get(3)?,
-                from: Party {
-                    name: r.get(4)?,
-                    email: r.get(5)?,
-                },
-                created: r.get(6)?,
-                message_id: r.get(7)?,
-                flags: EntryFlags {
-                    auto_reply: r.get(8)?,
-                    bounce: r.get(9)?,
-                },
-                attachments: Vec::new(),
-                dropped: Vec::new(),
-            },
-            r.get::<_, Option<String>>(10)?,
-        ))
-    })?;
-    let mut attachments = conn.prepare_cached(
-        "SELECT a.name, a.content_type, b.size, a.sha256, a.inline, a.content_id
-         FROM attachments a JOIN blobs b ON b.sha256 = a.sha256
-         WHERE a.entry_id = ?1 ORDER BY a.position",
-    )?;
-    for row in rows {
-        let (entry_id, mut entry, dropped) = row?;
-        entry.dropped = parse_dropped(dropped)?;
-        let files = attachments.query_map([entry_id], |r| {
-            Ok(AttachmentView {
-                name: r.get(0)?,
-                content_type: r.get(1)?,
-                size: r.get(2)?,
-                sha256: hex::encode(r.get::<_, Vec<u8>>(3)?),
-                inline: r.get(4)?,
-                content_id: r.get(5)?,
-            })
-        })?;
-        for f in files {
-            entry.attachments.push(f?);
-        }
-        view.thread.push(entry);
-    }
     // Each entry's mail: its outbox rows once taken, else what it queued.
     let mut notes = conn.prepare_cached(
         "SELECT o.kind, o.event, o.recipients, o.state, o.attempts, o.last_error, o.message_id,
@@ -1162,36 +1048,6 @@ fn notification_from_row(
     )
 }
 
-fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ApiKeyRecord, String)> {
-    let hash: Vec<u8> = r.get(1)?;
-    let mut h = [0u8; 32];
-    if hash.len() == 32 {
-        h.copy_from_slice(&hash);
-    }
-    Ok((
-        ApiKeyRecord {
-            id: r.get(0)?,
-            hash: h,
-            prefix: r.get(2)?,
-            addresses: Vec::new(),
-            is_active: r.get(4)?,
-            can_create: r.get(5)?,
-            can_read: r.get(6)?,
-            notes: r.get(7)?,
-            created: r.get(8)?,
-        },
-        r.get(3)?,
-    ))
-}
-
-fn finish_key((mut key, addresses): (ApiKeyRecord, String)) -> Result<ApiKeyRecord, StoreError> {
-    key.addresses = serde_json::from_str(&addresses).map_err(other)?;
-    Ok(key)
-}
-
-const KEY_COLUMNS: &str =
-    "id, hash, prefix, addresses, is_active, can_create, can_read, notes, created";
-
 impl Store for SqliteStore {
     fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<String, StoreError>> {
         self.write(move |conn, w| insert_ticket(conn, w, &ticket).map(|(n, _, _)| n))
@@ -1201,7 +1057,9 @@ impl Store for SqliteStore {
         &self,
         query: ThreadQuery,
     ) -> BoxFuture<'_, Result<Option<ThreadRef>, StoreError>> {
-        self.read(move |conn| find_thread(conn, &query))
+        // Index lookups only (Message-IDs, our outbox ids, a number):
+        // on the calling thread, like the other point reads.
+        self.read_point(move |conn| run_ready(common::find_thread(&mut SqliteRows(conn), &query)))
     }
 
     fn ingest_email(&self, email: NewEmail) -> BoxFuture<'_, Result<EmailOutcome, StoreError>> {
@@ -1213,48 +1071,18 @@ impl Store for SqliteStore {
     }
 
     fn list_tickets(&self, limit: u32) -> BoxFuture<'_, Result<Vec<TicketSummary>, StoreError>> {
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT t.number, t.subject, t.status, u.email, t.created
-                 FROM tickets t JOIN users u ON u.id = t.user_id ORDER BY t.id DESC LIMIT ?1",
-            )?;
-            let rows = stmt.query_map([limit], |r| {
-                Ok(TicketSummary {
-                    number: r.get(0)?,
-                    subject: r.get(1)?,
-                    status: r.get(2)?,
-                    user_email: r.get(3)?,
-                    created: r.get(4)?,
-                })
-            })?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(Into::into)
-        })
+        self.read(move |conn| run_ready(common::list_tickets(&mut SqliteRows(conn), limit)))
     }
 
     fn ticket_exists(&self, number: String) -> BoxFuture<'_, Result<bool, StoreError>> {
-        self.read(move |conn| {
-            Ok(conn
-                .prepare_cached("SELECT 1 FROM tickets WHERE number = ?1")?
-                .query_row([&number], |_| Ok(()))
-                .optional()?
-                .is_some())
-        })
+        self.read(move |conn| run_ready(common::ticket_exists(&mut SqliteRows(conn), &number)))
     }
 
     fn find_api_key(
         &self,
         hash: [u8; 32],
     ) -> BoxFuture<'_, Result<Option<ApiKeyRecord>, StoreError>> {
-        self.read_point(move |conn| {
-            let row = conn
-                .prepare_cached(concat!(
-                    "SELECT id, hash, prefix, addresses, is_active, can_create, can_read, notes, created",
-                    " FROM api_keys WHERE hash = ?1"
-                ))?
-                .query_row([&hash[..]], key_from_row)
-                .optional()?;
-            row.map(finish_key).transpose()
-        })
+        self.read_point(move |conn| run_ready(common::find_api_key(&mut SqliteRows(conn), &hash)))
     }
 
     fn add_api_key(&self, key: NewApiKey) -> BoxFuture<'_, Result<i64, StoreError>> {
@@ -1278,16 +1106,7 @@ impl Store for SqliteStore {
     }
 
     fn list_api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, StoreError>> {
-        self.read(move |conn| {
-            let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY id");
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map([], key_from_row)?;
-            let mut keys = Vec::new();
-            for row in rows {
-                keys.push(finish_key(row?)?);
-            }
-            Ok(keys)
-        })
+        self.read(move |conn| run_ready(common::list_api_keys(&mut SqliteRows(conn))))
     }
 
     fn revoke_api_key(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>> {
@@ -1339,54 +1158,47 @@ impl Store for SqliteStore {
             ids.extend(take_waiting(conn, w, now, Some(lease_until), room)?);
             let mut jobs = Vec::with_capacity(ids.len());
             for id in ids {
-                let job = conn
-                    .prepare_cached(
-                        "SELECT o.id, o.kind, o.event, o.recipients, o.message_id, o.attempts, o.created_at,
-                                t.number, t.subject, u.name, u.email, t.topic_name, t.priority_name,
-                                t.dept_name, e.body, e.format, e.message_id, e.from_name, e.from_email,
-                                o.ticket_id
-                         FROM outbox o JOIN tickets t ON t.id = o.ticket_id
-                         JOIN users u ON u.id = t.user_id
-                         LEFT JOIN thread_entries e ON e.id = o.entry_id
-                         WHERE o.id = ?1",
-                    )?
-                    .query_row([id], |r| {
-                        let user = Party {
-                            name: r.get(9)?,
-                            email: r.get(10)?,
-                        };
-                        Ok((
-                            r.get::<_, String>(3)?,
-                            r.get::<_, i64>(19)?,
-                            super::OutboxJob {
-                                id: r.get(0)?,
-                                kind: parse_column(r, 1, MailKind::parse)?,
-                                event: parse_column(r, 2, MailEvent::parse)?,
-                                recipients: Vec::new(),
-                                message_id: r.get(4)?,
-                                attempts: r.get(5)?,
-                                created_at: r.get(6)?,
-                                number: r.get(7)?,
-                                subject: r.get(8)?,
-                                user_name: r.get(9)?,
-                                user_email: r.get(10)?,
-                                topic: r.get(11)?,
-                                priority: r.get(12)?,
-                                department: r.get(13)?,
-                                body: r.get::<_, Option<String>>(14)?.unwrap_or_default(),
-                                format: r.get::<_, Option<String>>(15)?.unwrap_or_default(),
-                                entry_message_id: r.get(16)?,
-                                sender: Party {
-                                    name: r.get::<_, Option<String>>(17)?.unwrap_or(user.name),
-                                    email: r.get::<_, Option<String>>(18)?.unwrap_or(user.email),
-                                },
-                                earlier_mail: Vec::new(),
+                let job = conn.prepare_cached(sql::OUTBOX_JOB)?.query_row([id], |r| {
+                    let user = Party {
+                        name: r.get(9)?,
+                        email: r.get(10)?,
+                    };
+                    Ok((
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(19)?,
+                        super::OutboxJob {
+                            id: r.get(0)?,
+                            kind: parse_column(r, 1, MailKind::parse)?,
+                            event: parse_column(r, 2, MailEvent::parse)?,
+                            recipients: Vec::new(),
+                            message_id: r.get(4)?,
+                            attempts: r.get(5)?,
+                            created_at: r.get(6)?,
+                            number: r.get(7)?,
+                            subject: r.get(8)?,
+                            user_name: r.get(9)?,
+                            user_email: r.get(10)?,
+                            topic: r.get(11)?,
+                            priority: r.get(12)?,
+                            department: r.get(13)?,
+                            body: r.get::<_, Option<String>>(14)?.unwrap_or_default(),
+                            format: r.get::<_, Option<String>>(15)?.unwrap_or_default(),
+                            entry_message_id: r.get(16)?,
+                            sender: Party {
+                                name: r.get::<_, Option<String>>(17)?.unwrap_or(user.name),
+                                email: r.get::<_, Option<String>>(18)?.unwrap_or(user.email),
                             },
-                        ))
-                    })?;
+                            earlier_mail: Vec::new(),
+                        },
+                    ))
+                })?;
                 let (recipients, ticket_id, mut job) = job;
                 job.recipients = serde_json::from_str(&recipients).map_err(other)?;
-                job.earlier_mail = earlier_mail(conn, ticket_id, job.id)?;
+                job.earlier_mail = run_ready(common::earlier_mail(
+                    &mut SqliteRows(conn),
+                    ticket_id,
+                    job.id,
+                ))?;
                 jobs.push(job);
             }
             Ok(jobs)
@@ -1395,11 +1207,8 @@ impl Store for SqliteStore {
 
     fn mark_outbox_sent(&self, id: i64, now: i64) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |conn, _| {
-            conn.prepare_cached(
-                "UPDATE outbox SET state = 'sent', sent_at = ?2, lease_until = NULL, last_error = NULL
-                 WHERE id = ?1",
-            )?
-            .execute(params![id, now])?;
+            conn.prepare_cached(sql::MARK_OUTBOX_SENT)?
+                .execute(params![now, id])?;
             Ok(())
         })
     }
@@ -1411,22 +1220,16 @@ impl Store for SqliteStore {
         error: String,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |conn, _| {
-            conn.prepare_cached(
-                "UPDATE outbox SET state = 'queued', next_attempt_at = ?2, lease_until = NULL, last_error = ?3
-                 WHERE id = ?1 AND state = 'sending'",
-            )?
-            .execute(params![id, next_attempt_at, error])?;
+            conn.prepare_cached(sql::MARK_OUTBOX_RETRY)?
+                .execute(params![next_attempt_at, error, id])?;
             Ok(())
         })
     }
 
     fn mark_outbox_failed(&self, id: i64, error: String) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |conn, _| {
-            conn.prepare_cached(
-                "UPDATE outbox SET state = 'failed', lease_until = NULL, last_error = ?2
-                 WHERE id = ?1 AND state = 'sending'",
-            )?
-            .execute(params![id, error])?;
+            conn.prepare_cached(sql::MARK_OUTBOX_FAILED)?
+                .execute(params![error, id])?;
             Ok(())
         })
     }
@@ -1489,11 +1292,8 @@ impl Store for SqliteStore {
     fn retry_outbox(&self, id: i64, now: i64) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |conn, _| {
             let n = conn
-                .prepare_cached(
-                    "UPDATE outbox SET state = 'queued', next_attempt_at = ?2, lease_until = NULL
-                     WHERE id = ?1 AND state <> 'sent'",
-                )?
-                .execute(params![id, now])?;
+                .prepare_cached(sql::RETRY_OUTBOX)?
+                .execute(params![now, id])?;
             if n > 0 {
                 return Ok(());
             }
@@ -1539,8 +1339,6 @@ impl super::DataCopy for SqliteStore {
         limit: i64,
     ) -> BoxFuture<'_, Result<Vec<Vec<super::DumpValue>>, StoreError>> {
         self.read(move |conn| {
-            use super::{ColType, DumpValue};
-            use rusqlite::types::ValueRef;
             let sql = format!(
                 "SELECT {} FROM {} ORDER BY {} LIMIT ?1 OFFSET ?2",
                 column_list(table),
@@ -1553,16 +1351,7 @@ impl super::DataCopy for SqliteStore {
             while let Some(row) = rows.next()? {
                 let mut values = Vec::with_capacity(table.columns.len());
                 for (i, (_, ty)) in table.columns.iter().enumerate() {
-                    let v = match (row.get_ref(i)?, ty) {
-                        (ValueRef::Null, _) => DumpValue::Null,
-                        (ValueRef::Integer(n), ColType::Bool) => DumpValue::Bool(n != 0),
-                        (ValueRef::Integer(n), _) => DumpValue::Int(n),
-                        (ValueRef::Text(t), _) => {
-                            DumpValue::Text(String::from_utf8_lossy(t).into_owned())
-                        }
-                        (ValueRef::Blob(b), _) => DumpValue::Blob(b.to_vec()),
-                        (ValueRef::Real(f), _) => DumpValue::Text(f.to_string()),
-                    };
+                    let v = dump_value(row.get_ref(i)?, *ty);
                     values.push(v);
                 }
                 out.push(values);
@@ -1665,6 +1454,7 @@ impl super::DataCopy for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::Named;
 
     fn counter(conn: &Connection, name: &str) -> Option<i64> {
         conn.query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
