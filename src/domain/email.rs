@@ -124,10 +124,10 @@ pub fn prepare_email(
     deflate
         .write_all(raw)
         .and_then(|()| deflate.flush())
-        .map_err(|e| StoreError::Other(format!("compressing the raw message: {e}")))?;
+        .map_err(|e| StoreError::other(format!("compressing the raw message: {e}")))?;
     let raw_compressed = deflate
         .finish()
-        .map_err(|e| StoreError::Other(format!("compressing the raw message: {e}")))?;
+        .map_err(|e| StoreError::other(format!("compressing the raw message: {e}")))?;
     let ticket = assemble(
         catalog,
         Assembly {

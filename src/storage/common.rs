@@ -31,14 +31,14 @@ pub(crate) trait Rows {
 pub(crate) struct Row(pub Vec<DumpValue>);
 
 fn column_error(i: usize, want: &str, got: &DumpValue) -> StoreError {
-    StoreError::Other(format!("column {i}: expected {want}, got {got:?}"))
+    StoreError::other(format!("column {i}: expected {want}, got {got:?}"))
 }
 
 impl Row {
     fn get(&self, i: usize) -> Result<&DumpValue, StoreError> {
         self.0
             .get(i)
-            .ok_or_else(|| StoreError::Other(format!("no column {i}")))
+            .ok_or_else(|| StoreError::other(format!("no column {i}")))
     }
 
     /// An integer column.
@@ -98,8 +98,8 @@ pub(crate) fn run_ready<T>(
     let mut fut = pin!(fut);
     match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(v) => v,
-        Poll::Pending => Err(StoreError::Other(
-            "a synchronous read had to wait (a backend bug)".into(),
+        Poll::Pending => Err(StoreError::other(
+            "a synchronous read had to wait (a backend bug)",
         )),
     }
 }
@@ -154,7 +154,7 @@ pub(crate) async fn load_ticket<R: Rows + ?Sized>(
     let id = || vec![DumpValue::Int(ticket_id)];
     for f in db.rows(sql::TICKET_FIELDS, id(), &[Text, Text]).await? {
         let value = serde_json::from_str(&f.text(1)?)
-            .map_err(|e| StoreError::Other(format!("field value: {e}")))?;
+            .map_err(|e| StoreError::other(format!("field value: {e}")))?;
         view.fields.insert(f.text(0)?, value);
     }
     const ENTRY: &[ColType] = &[
@@ -327,13 +327,13 @@ fn key_from_row(r: &Row) -> Result<ApiKeyRecord, StoreError> {
     let hash: [u8; 32] = r
         .blob(1)?
         .try_into()
-        .map_err(|_| StoreError::Other("api_keys.hash is not 32 bytes".into()))?;
+        .map_err(|_| StoreError::other("api_keys.hash is not 32 bytes"))?;
     Ok(ApiKeyRecord {
         id: r.int(0)?,
         hash,
         prefix: r.text(2)?,
         addresses: serde_json::from_str(&r.text(3)?)
-            .map_err(|e| StoreError::Other(format!("api_keys.addresses: {e}")))?,
+            .map_err(|e| StoreError::other(format!("api_keys.addresses: {e}")))?,
         is_active: r.bool(4)?,
         can_create: r.bool(5)?,
         can_read: r.bool(6)?,

@@ -30,9 +30,17 @@ pub enum StoreError {
     /// The database is busy or shutting down: retry later.
     #[error("storage busy: {0}")]
     Busy(String),
-    /// Anything else (I/O, corruption, bugs).
+    /// Anything else (I/O, corruption, bugs), with its cause kept for
+    /// the log.
     #[error("storage failure: {0}")]
-    Other(String),
+    Other(#[source] std::sync::Arc<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// [`StoreError::Other`] from an error or a message.
+    pub fn other(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Other(std::sync::Arc::from(cause.into()))
+    }
 }
 
 /// Id, name pair (priority, topic, department) as stored with a ticket.
@@ -105,14 +113,14 @@ pub(crate) fn dropped_column(dropped: &[DroppedPart]) -> Result<Option<String>, 
     }
     serde_json::to_string(dropped)
         .map(Some)
-        .map_err(|e| StoreError::Other(e.to_string()))
+        .map_err(|e| StoreError::other(e.to_string()))
 }
 
 /// The entry's dropped parts from its column.
 pub(crate) fn parse_dropped(column: Option<String>) -> Result<Vec<DroppedPart>, StoreError> {
     match column {
         None => Ok(Vec::new()),
-        Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Other(e.to_string())),
+        Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::other(e.to_string())),
     }
 }
 

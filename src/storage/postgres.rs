@@ -202,9 +202,9 @@ fn map_err(e: sqlx::Error) -> StoreError {
             Some("23505") => StoreError::Conflict(e.to_string()),
             // serialization failure, deadlock, query canceled (timeout)
             Some("40001" | "40P01" | "57014") => StoreError::Busy(e.to_string()),
-            _ => StoreError::Other(e.to_string()),
+            _ => StoreError::other(e),
         },
-        _ => StoreError::Other(e.to_string()),
+        _ => StoreError::other(e),
     }
 }
 
@@ -284,7 +284,7 @@ fn pg_values(r: &PgRow, cols: impl Iterator<Item = ColType>) -> Result<Vec<DumpV
 }
 
 fn other(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Other(e.to_string())
+    StoreError::other(e.to_string())
 }
 
 impl PgStore {

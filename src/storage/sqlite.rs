@@ -273,17 +273,20 @@ fn parse_column<T>(
 }
 
 fn other(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Other(e.to_string())
+    StoreError::other(e.to_string())
 }
 
 fn map_sqlite(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode;
+    if matches!(e, rusqlite::Error::QueryReturnedNoRows) {
+        return StoreError::NotFound;
+    }
     match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
             StoreError::Busy(e.to_string())
         }
         Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(e.to_string()),
-        _ => StoreError::Other(e.to_string()),
+        _ => StoreError::other(e),
     }
 }
 
