@@ -1,10 +1,14 @@
-//! HTTP handlers by route group, and the client-address extractor.
+//! HTTP handlers by route group, the client-address rule and the
+//! request-id rule.
 //!
 //! Routes (API.md, Routes): `POST /api/tickets.<format>` (also under
 //! `/api/http.php/`), `GET /api/tickets/<number>.json`; other methods on a
-//! known path get `405` with `Allow`; anything else `404`.
+//! known path get `405` with `Allow`; anything else `404`. Handlers return
+//! `Result<_, ApiError>` and never look at `Accept`: the error body is
+//! written by `error::render_errors`.
 
 pub mod client;
+pub mod request_id;
 pub mod tickets;
 
 use axum::Router;
