@@ -1,5 +1,5 @@
-//! HTTP handlers by route group, the client-address rule and the
-//! request-id rule.
+//! HTTP handlers by route group, their extractors (API key, client
+//! address) and the request-id rule.
 //!
 //! Routes (API.md, Routes): `POST /api/tickets.<format>` (also under
 //! `/api/http.php/`), `GET /api/tickets/<number>.json`; other methods on a
@@ -7,6 +7,7 @@
 //! `Result<_, ApiError>` and never look at `Accept`: the error body is
 //! written by `error::render_errors`.
 
+pub mod api_key;
 pub mod client;
 pub mod request_id;
 pub mod tickets;

@@ -1,22 +1,19 @@
 //! `POST /api/tickets.<format>` and `GET /api/tickets/<number>.json`.
 //!
 //! The path and method are checked first (404, 405, 415), then the key
-//! (before the body is read), then the body.
-
-use std::net::SocketAddr;
+//! (by the `ApiKey` extractor, before the body is read), then the body.
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use jiff::Timestamp;
 
-use super::client::client_addr;
+use super::api_key::{ApiKey, CanCreate, CanRead};
 use crate::app::AppState;
 use crate::domain::email::{EmailContext, file_email, prepare_email};
-use crate::domain::keys::{ApiKeySecret, Permission, authorize};
 use crate::domain::tickets::{RequestContext, create_ticket, prepare_ticket};
 use crate::error::ApiError;
 use crate::intake::{json, xml};
@@ -107,28 +104,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ReadPath {
     }
 }
 
-/// Authenticates the request for `permission` (before its body is read).
-async fn authenticate(
-    state: &AppState,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    permission: Permission,
-) -> Result<std::net::IpAddr, ApiError> {
-    let client = client_addr(peer.ip(), headers, &state.trusted_proxies).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, e.to_string()).with_field("X-Forwarded-For")
-    })?;
-    let presented = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .map(ApiKeySecret::from_header)
-        .ok_or(crate::domain::keys::AuthError::Missing)?;
-    let record = state.store.find_api_key(presented.hash()).await?;
-    authorize(&presented, record.as_ref(), client, permission)?;
-    Ok(client)
-}
-
 /// Reads the body up to the configured cap: 413 past it.
 async fn read_body(
     state: &AppState,
@@ -163,13 +138,12 @@ async fn read_body(
 /// `/api/{file}`: `tickets.<format>`.
 pub async fn collection(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     CreatePath(format): CreatePath,
+    key: ApiKey<CanCreate>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let client_ip = authenticate(&state, peer, &headers, Permission::CreateTickets).await?;
-    create(&state, client_ip, &headers, body, format).await
+    create(&state, key.client, &headers, body, format).await
 }
 
 async fn create(
@@ -261,11 +235,9 @@ async fn create_from_email(
 /// `/api/tickets/{number}.json`.
 pub async fn item(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ReadPath(number): ReadPath,
-    headers: HeaderMap,
+    _key: ApiKey<CanRead>,
 ) -> Result<Response, ApiError> {
-    authenticate(&state, peer, &headers, Permission::ReadTickets).await?;
     read(&state, &number).await
 }
 
