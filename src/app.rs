@@ -111,14 +111,26 @@ fn lower_priority() {
     }
 }
 
-/// The full router: routes, plus a panic guard (a bug answers an opaque
-/// 500 instead of dropping the connection); every request gets an id
-/// (echoed in `X-Request-Id`, named in its tracing span and in opaque 5xx
-/// bodies); the error body is written once, as the request's `Accept`
-/// asks; and credentials are masked in traces.
+/// The full router: the API routes behind [`router_with`]'s fallbacks
+/// and layers.
 pub fn router(state: AppState) -> Router {
+    router_with(crate::http::routes(), state)
+}
+
+/// `routes` with the product's fallbacks and layers: unknown paths and
+/// methods answer through `ApiError`; every request gets an id (echoed in
+/// `X-Request-Id`, named in its tracing span and in opaque 5xx bodies); a
+/// panic answers an opaque 500 instead of dropping the connection; the
+/// error body is written once, as the request's `Accept` asks; and
+/// credentials are masked in traces. Public so that tests can serve a
+/// route the product does not have (one that panics) behind the same
+/// layers.
+pub fn router_with(routes: Router<AppState>, state: AppState) -> Router {
     let request_ids = CountRequestIds(state.request_ids.clone());
-    crate::http::routes()
+    routes
+        .fallback(crate::http::not_found)
+        // After every route: axum applies this to the routes it has now.
+        .method_not_allowed_fallback(crate::http::method_not_allowed)
         .with_state(state)
         // Each layer wraps those before it: the last is the outermost.
         // The panic guard sits inside the error renderer so that its 500

@@ -16,6 +16,7 @@ use axum::Router;
 use axum::routing::any;
 
 use crate::app::AppState;
+use crate::error::ApiError;
 
 /// The API routes.
 pub fn routes() -> Router<AppState> {
@@ -24,4 +25,15 @@ pub fn routes() -> Router<AppState> {
         .route("/api/http.php/{file}", any(tickets::collection))
         .route("/api/tickets/{file}", any(tickets::item))
         .route("/api/http.php/tickets/{file}", any(tickets::item))
+}
+
+/// The router's fallback: a path no route knows.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+/// A route that dispatches by method (axum's `get`, `post`…) was called
+/// with another one; axum adds `Allow` to this answer.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
 }

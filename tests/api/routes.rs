@@ -83,6 +83,27 @@ fn envelope(r: &crate::helpers::Reply) -> Value {
 const ACCEPT_JSON: (&str, &str) = ("Accept", "application/json");
 
 #[tokio::test]
+async fn unknown_path_is_404_with_a_readable_body_or_the_json_envelope() {
+    let app = spawn_app().await;
+    let k = Some(app.key.as_str());
+    // Unknown to the router, and unknown to a route's handler.
+    for path in ["/nothing", "/api/other.json", "/api/tickets/123456.xml"] {
+        let r = app.send(Method::GET, path, k, vec![], &[]).await;
+        assert_eq!((r.status, r.body.as_str()), (404, "Not found"), "{path}");
+        assert_eq!(r.headers["content-type"], "text/plain; charset=utf-8");
+        let r = app
+            .send(Method::POST, path, k, vec![], &[ACCEPT_JSON])
+            .await;
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(
+            envelope(&r),
+            json!({"error": {"status": 404, "message": "Not found", "field": null}}),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn wrong_method_is_405_with_allow_and_the_json_envelope_when_asked() {
     let app = spawn_app().await;
     let k = Some(app.key.as_str());
@@ -120,10 +141,8 @@ async fn every_answer_carries_a_request_id_of_its_own() {
             .await,
         app.send(Method::GET, "/api/tickets.json", k, vec![], &[])
             .await,
-        app.send(Method::GET, "/api/other.json", None, vec![], &[])
-            .await,
-        app.send(Method::GET, "/api/other.json", None, vec![], &[])
-            .await,
+        app.send(Method::GET, "/nothing", None, vec![], &[]).await,
+        app.send(Method::GET, "/nothing", None, vec![], &[]).await,
     ];
     let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [201, 401, 405, 404, 404]);
@@ -166,4 +185,75 @@ async fn a_safe_client_request_id_is_echoed_and_an_unsafe_one_replaced() {
             "{echoed}"
         );
     }
+}
+
+/// Serves the product's routes plus `GET /panic`, which panics, behind
+/// the product's layers; the address.
+async fn serve_with_a_panicking_route(app: &crate::helpers::TestApp) -> std::net::SocketAddr {
+    async fn panics() -> &'static str {
+        panic!("deliberate test panic")
+    }
+    let routes = oxidesk::http::routes().route("/panic", axum::routing::get(panics));
+    let state = oxidesk::app::AppState::new(&app.config, app.store.clone());
+    let router = oxidesk::app::router_with(routes, state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_panic_answers_an_opaque_500_naming_the_request_in_json_when_asked() {
+    let app = spawn_app().await;
+    let addr = serve_with_a_panicking_route(&app).await;
+    let client = reqwest::Client::new();
+    let get = |accept: &'static str| {
+        client
+            .get(format!("http://{addr}/panic"))
+            .header("Accept", accept)
+            .send()
+    };
+
+    let r = get("application/json").await.unwrap();
+    assert_eq!(r.status(), 500);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    let v: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(
+        v,
+        json!({"error": {
+            "status": 500,
+            "message": format!("Internal server error (request {id})"),
+            "field": null,
+        }})
+    );
+
+    let r = get("text/plain").await.unwrap();
+    assert_eq!(r.status(), 500);
+    assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(
+        r.text().await.unwrap(),
+        format!("Internal server error (request {id})\n")
+    );
+
+    // A route that dispatches by method: axum's 405, with `Allow`, in
+    // the same envelope.
+    let r = client
+        .post(format!("http://{addr}/panic"))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET,HEAD");
+    let v: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(v["error"]["status"], json!(405));
 }
