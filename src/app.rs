@@ -6,16 +6,20 @@ use std::sync::atomic::AtomicU64;
 
 use axum::Router;
 use axum::http::{HeaderName, StatusCode, header};
-use axum::response::Response;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::{Config, Limits};
 use crate::domain::catalog::Catalog;
+use crate::error::{ApiError, render_errors};
+use crate::http::request_id::{CountRequestIds, X_REQUEST_ID, drop_unsafe_request_id, make_span};
 use crate::storage::Store;
 
 /// Shared by every request; built once at start-up.
@@ -29,7 +33,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Arc<Vec<IpNet>>,
-    /// Request ids for opaque 5xx bodies and logs.
+    /// Numbers requests that bring no usable `X-Request-Id` of their own:
+    /// the id of logs, of the `X-Request-Id` answer and of opaque 5xx bodies.
     pub request_ids: Arc<AtomicU64>,
     /// Tells the outbox sender about stored tickets.
     pub intake: Arc<crate::mail_out::IntakeSignal>,
@@ -106,25 +111,56 @@ fn lower_priority() {
     }
 }
 
-/// The full router: routes, plus a panic guard (a bug answers an opaque
-/// 500 instead of dropping the connection) and request tracing with the
-/// API key header masked.
+/// The full router: the API routes behind [`router_with`]'s fallbacks
+/// and layers.
 pub fn router(state: AppState) -> Router {
-    crate::http::routes()
+    router_with(crate::http::routes(), state)
+}
+
+/// `routes` with the product's fallbacks and layers: unknown paths and
+/// methods answer through `ApiError`; every request gets an id (echoed in
+/// `X-Request-Id`, named in its tracing span and in opaque 5xx bodies); a
+/// panic answers an opaque 500 instead of dropping the connection; the
+/// error body is written once, as the request's `Accept` asks; and
+/// credentials are masked in traces. Public so that tests can serve a
+/// route the product does not have (one that panics) behind the same
+/// layers.
+pub fn router_with(routes: Router<AppState>, state: AppState) -> Router {
+    let request_ids = CountRequestIds(state.request_ids.clone());
+    routes
+        .fallback(crate::http::not_found)
+        // After every route: axum applies this to the routes it has now.
+        .method_not_allowed_fallback(crate::http::method_not_allowed)
         .with_state(state)
-        .layer(TraceLayer::new_for_http())
+        // Each layer wraps those before it: the last is the outermost.
+        // The panic guard sits inside the error renderer so that its 500
+        // gets the request's format and id like any other error.
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(render_errors))
+        .layer(TraceLayer::new_for_http().make_span_with(make_span))
+        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
+        .layer(SetRequestIdLayer::new(X_REQUEST_ID, request_ids))
+        .layer(middleware::map_request(drop_unsafe_request_id))
         .layer(SetSensitiveRequestHeadersLayer::new([
             HeaderName::from_static("x-api-key"),
             header::AUTHORIZATION,
             header::COOKIE,
         ]))
-        .layer(CatchPanicLayer::custom(panic_response))
 }
 
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("request handler panicked");
-    crate::error::ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
-        .render(&axum::http::HeaderMap::new())
+/// The panic guard's answer: the panic message is logged (in the
+/// request's span), the client gets an opaque 500.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    ApiError::internal(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &format_args!("request handler panicked: {message}"),
+    )
+    .into_response()
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests.

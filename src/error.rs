@@ -3,10 +3,22 @@
 //! Each layer's error is mapped here, in one exhaustive `match` per enum
 //! (no wildcard arms), so that a new variant forces a decision about its
 //! status. 4xx bodies name the offending field; 5xx bodies are opaque and
-//! carry a request id, the cause being logged once, here.
+//! carry the request id, the cause being logged once, where the `ApiError`
+//! is made (inside the request's span, so the log line names the request).
+//!
+//! The body is written in one place, [`render_errors`]: a handler, an
+//! extractor, the router's fallbacks and the panic guard only return an
+//! `ApiError`, whose `IntoResponse` marks the response with it; the layer,
+//! which alone looks at the request's `Accept` and id, writes text/plain or
+//! the JSON envelope (API.md, Responses). Nothing here reads a body, a key
+//! or storage.
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tower_http::request_id::RequestId;
 
 use crate::domain::DomainError;
 use crate::domain::email::EmailError;
@@ -24,6 +36,31 @@ pub struct ApiError {
     pub message: String,
     /// The offending field, when there is one.
     pub field: Option<String>,
+    /// A fault of the server: the body says only that, and which request
+    /// it was, so the operator can find the logged cause (STYLE.md, Errors).
+    pub is_internal: bool,
+}
+
+/// The body an error answer is written as (API.md, Responses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorFormat {
+    /// `text/plain; charset=utf-8`: the message alone (osTicket's form).
+    Text,
+    /// `{"error": {"status": N, "message": "...", "field": "..." | null}}`.
+    Json,
+}
+
+impl ErrorFormat {
+    /// JSON when any `Accept` value names `application/json` (with or
+    /// without parameters, any case); text otherwise.
+    pub fn from_request_headers(headers: &HeaderMap) -> Self {
+        let wants_json = headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.to_ascii_lowercase().contains("application/json"));
+        if wants_json { Self::Json } else { Self::Text }
+    }
 }
 
 impl ApiError {
@@ -33,6 +70,7 @@ impl ApiError {
             status,
             message: message.into(),
             field: None,
+            is_internal: false,
         }
     }
 
@@ -42,37 +80,99 @@ impl ApiError {
         self
     }
 
-    /// A server fault: logs the cause once and answers an opaque 500/503.
-    pub fn internal(status: StatusCode, request_id: u64, cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(request.id = request_id, error = %cause, "request failed: {cause}");
-        Self::new(
-            status,
-            format!("Internal server error (request {request_id})"),
-        )
+    /// A server fault: logs the cause once (the request's span adds its
+    /// id) and answers an opaque 500/503 naming the request.
+    pub fn internal(status: StatusCode, cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "request failed: {cause}");
+        Self {
+            is_internal: true,
+            ..Self::new(status, "Internal server error")
+        }
     }
 
-    /// Renders as text/plain, or the JSON envelope when the client asked
-    /// for `application/json` (API.md, Responses).
-    pub fn render(&self, request_headers: &HeaderMap) -> Response {
-        let wants_json = request_headers
-            .get_all(header::ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.to_ascii_lowercase().contains("application/json"));
-        let (content_type, body) = if wants_json {
-            let body = serde_json::json!({
-                "error": {"status": self.status.as_u16(), "message": self.message, "field": self.field}
-            });
-            ("application/json", body.to_string())
-        } else {
-            ("text/plain; charset=utf-8", format!("{}\n", self.message))
-        };
-        let mut response = (self.status, body).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    /// `404 Not found` (API.md, Routes: anything else).
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "Not found")
+    }
+
+    /// `405 Method not allowed`; the caller adds `Allow`.
+    pub fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+    }
+
+    /// The message as sent: an internal error's names the request.
+    fn public_message(&self, request_id: Option<&str>) -> String {
+        match request_id {
+            Some(id) if self.is_internal => format!("{} (request {id})", self.message),
+            Some(_) | None => self.message.clone(),
+        }
+    }
+
+    /// The content type and body of this error in `format`.
+    pub fn render_body(
+        &self,
+        format: ErrorFormat,
+        request_id: Option<&str>,
+    ) -> (&'static str, String) {
+        let message = self.public_message(request_id);
+        match format {
+            ErrorFormat::Json => {
+                let body = serde_json::json!({
+                    "error": {"status": self.status.as_u16(), "message": message, "field": self.field}
+                });
+                ("application/json", body.to_string())
+            }
+            ErrorFormat::Text => ("text/plain; charset=utf-8", format!("{message}\n")),
+        }
+    }
+}
+
+/// A plain-text answer carrying the error itself, which [`render_errors`]
+/// rewrites for the request; without that layer the text stands.
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (content_type, body) = self.render_body(ErrorFormat::Text, None);
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+            body,
+        )
+            .into_response();
+        response.extensions_mut().insert(self);
         response
     }
+}
+
+/// Middleware: writes the body of every answer that carries an
+/// [`ApiError`], as the request's `Accept` asks and with its request id.
+/// Headers the handler set (`Allow`, `Retry-After`) are kept.
+pub async fn render_errors(request: Request, next: Next) -> Response {
+    let format = ErrorFormat::from_request_headers(request.headers());
+    let request_id = request.extensions().get::<RequestId>().cloned();
+    let is_head = request.method() == Method::HEAD;
+    let mut response = next.run(request).await;
+    let Some(error) = response.extensions_mut().remove::<ApiError>() else {
+        return response;
+    };
+    let request_id = request_id
+        .as_ref()
+        .and_then(|id| id.header_value().to_str().ok());
+    let (content_type, body) = error.render_body(format, request_id);
+    let (mut parts, _) = response.into_parts();
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // The router already set the length of the text body it saw; a HEAD
+    // answer keeps the length of the body a GET would have had.
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    let body = if is_head {
+        Body::empty()
+    } else {
+        Body::from(body)
+    };
+    Response::from_parts(parts, body)
 }
 
 impl From<AuthError> for ApiError {
@@ -103,9 +203,8 @@ impl From<IntakeError> for ApiError {
         };
         let field = e.field().map(str::to_string);
         ApiError {
-            status,
-            message: e.to_string(),
             field,
+            ..ApiError::new(status, e.to_string())
         }
     }
 }
@@ -122,22 +221,22 @@ impl From<DomainError> for ApiError {
     }
 }
 
-impl ApiError {
-    /// Maps a storage failure; `request_id` goes into the opaque body.
-    pub fn from_store(e: &StoreError, request_id: u64) -> Self {
+/// A storage failure: `NotFound` is the caller's 404, the rest are ours.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "Not found"),
-            StoreError::Busy(_) => {
-                ApiError::internal(StatusCode::SERVICE_UNAVAILABLE, request_id, e)
-            }
+            StoreError::NotFound => ApiError::not_found(),
+            StoreError::Busy(_) => ApiError::internal(StatusCode::SERVICE_UNAVAILABLE, &e),
             StoreError::Conflict(_) | StoreError::Other(_) => {
-                ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, request_id, e)
+                ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, &e)
             }
         }
     }
+}
 
-    /// Maps a failed email intake.
-    pub fn from_email(e: EmailError, request_id: u64) -> Self {
+/// A failed email intake.
+impl From<EmailError> for ApiError {
+    fn from(e: EmailError) -> Self {
         match e {
             EmailError::Disabled => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Email intake is disabled")
@@ -147,16 +246,25 @@ impl ApiError {
                 ApiError::new(StatusCode::FORBIDDEN, "Ticket denied").with_field(field)
             }
             EmailError::Domain(d) => d.into(),
-            EmailError::Store(s) => ApiError::from_store(&s, request_id),
+            EmailError::Store(s) => s.into(),
         }
     }
+}
 
-    /// Maps a failed ticket creation.
-    pub fn from_create(e: CreateError, request_id: u64) -> Self {
+/// A failed ticket creation.
+impl From<CreateError> for ApiError {
+    fn from(e: CreateError) -> Self {
         match e {
             CreateError::Domain(d) => d.into(),
-            CreateError::Store(s) => ApiError::from_store(&s, request_id),
+            CreateError::Store(s) => s.into(),
         }
+    }
+}
+
+/// Work moved to the blocking pool panicked or was cancelled: our fault.
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, &e)
     }
 }
 
@@ -164,19 +272,69 @@ impl ApiError {
 mod tests {
     use super::*;
 
+    fn accept_json() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("text/html, Application/JSON;q=0.9"),
+        );
+        h
+    }
+
+    #[test]
+    fn accept_decides_the_format() {
+        assert_eq!(
+            ErrorFormat::from_request_headers(&HeaderMap::new()),
+            ErrorFormat::Text
+        );
+        assert_eq!(
+            ErrorFormat::from_request_headers(&accept_json()),
+            ErrorFormat::Json
+        );
+    }
+
     #[test]
     fn text_and_json_bodies() {
         let e = ApiError::new(StatusCode::BAD_REQUEST, "subject: missing").with_field("subject");
-        let plain = e.render(&HeaderMap::new());
         assert_eq!(
-            plain.headers()[header::CONTENT_TYPE],
+            e.render_body(ErrorFormat::Text, Some("7")),
+            (
+                "text/plain; charset=utf-8",
+                "subject: missing\n".to_string()
+            )
+        );
+        let (content_type, body) = e.render_body(ErrorFormat::Json, Some("7"));
+        assert_eq!(content_type, "application/json");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"error": {"status": 400, "message": "subject: missing", "field": "subject"}})
+        );
+    }
+
+    #[test]
+    fn internal_errors_are_opaque_and_name_the_request() {
+        let e = ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, &"disk on fire");
+        let (_, body) = e.render_body(ErrorFormat::Text, Some("42"));
+        assert_eq!(body, "Internal server error (request 42)\n");
+        let (_, body) = e.render_body(ErrorFormat::Json, Some("42"));
+        assert!(!body.contains("disk"), "{body}");
+        assert!(body.contains("\"field\":null"), "{body}");
+        let e: ApiError = StoreError::Busy("locked".into()).into();
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(e.is_internal);
+    }
+
+    #[test]
+    fn into_response_is_plain_text_and_carries_the_error() {
+        let e = ApiError::not_found();
+        let response = e.clone().into_response();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
             "text/plain; charset=utf-8"
         );
-        let mut h = HeaderMap::new();
-        h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        let json = e.render(&h);
-        assert_eq!(json.headers()[header::CONTENT_TYPE], "application/json");
-        assert_eq!(json.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.extensions().get::<ApiError>(), Some(&e));
     }
 
     #[test]

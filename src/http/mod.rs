@@ -1,16 +1,22 @@
-//! HTTP handlers by route group, and the client-address extractor.
+//! HTTP handlers by route group, their extractors (API key, client
+//! address) and the request-id rule.
 //!
 //! Routes (API.md, Routes): `POST /api/tickets.<format>` (also under
 //! `/api/http.php/`), `GET /api/tickets/<number>.json`; other methods on a
-//! known path get `405` with `Allow`; anything else `404`.
+//! known path get `405` with `Allow`; anything else `404`. Handlers return
+//! `Result<_, ApiError>` and never look at `Accept`: the error body is
+//! written by `error::render_errors`.
 
+pub mod api_key;
 pub mod client;
+pub mod request_id;
 pub mod tickets;
 
 use axum::Router;
 use axum::routing::any;
 
 use crate::app::AppState;
+use crate::error::ApiError;
 
 /// The API routes.
 pub fn routes() -> Router<AppState> {
@@ -19,4 +25,15 @@ pub fn routes() -> Router<AppState> {
         .route("/api/http.php/{file}", any(tickets::collection))
         .route("/api/tickets/{file}", any(tickets::item))
         .route("/api/http.php/tickets/{file}", any(tickets::item))
+}
+
+/// The router's fallback: a path no route knows.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+/// A route that dispatches by method (axum's `get`, `post`…) was called
+/// with another one; axum adds `Allow` to this answer.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
 }

@@ -1,19 +1,19 @@
 //! `POST /api/tickets.<format>` and `GET /api/tickets/<number>.json`.
-
-use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+//!
+//! The path and method are checked first (404, 405, 415), then the key
+//! (by the `ApiKey` extractor, before the body is read), then the body.
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use jiff::Timestamp;
 
-use super::client::client_addr;
+use super::api_key::{ApiKey, CanCreate, CanRead};
 use crate::app::AppState;
 use crate::domain::email::{EmailContext, file_email, prepare_email};
-use crate::domain::keys::{ApiKeySecret, Permission, authorize};
 use crate::domain::tickets::{RequestContext, create_ticket, prepare_ticket};
 use crate::error::ApiError;
 use crate::intake::{json, xml};
@@ -24,49 +24,84 @@ const INLINE_DECODE_BYTES: usize = 64 * 1024;
 
 /// Request formats (API.md: the format comes from the path only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub enum Format {
+    /// `tickets.json`.
     Json,
+    /// `tickets.xml`.
     Xml,
+    /// `tickets.email`: a whole RFC 5322 message.
     Email,
 }
 
-fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "Not found")
-}
-
-fn method_not_allowed(allow: &'static str) -> Response {
-    let mut r = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
-        .render(&HeaderMap::new());
-    r.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    r
-}
-
-/// Authenticates the request for `permission` (before its body is read).
-async fn authenticate(
-    state: &AppState,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    permission: Permission,
-    request_id: u64,
-) -> Result<std::net::IpAddr, ApiError> {
-    let client = client_addr(peer.ip(), headers, &state.trusted_proxies).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, e.to_string()).with_field("X-Forwarded-For")
-    })?;
-    let presented = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .map(ApiKeySecret::from_header)
-        .ok_or(crate::domain::keys::AuthError::Missing)?;
-    let record = state
-        .store
-        .find_api_key(presented.hash())
+/// The `{file}` path segment; axum's own rejection (a segment that is not
+/// UTF-8 once decoded) keeps its status but goes through `ApiError`.
+async fn file_segment<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<String, ApiError> {
+    Path::<String>::from_request_parts(parts, state)
         .await
-        .map_err(|e| ApiError::from_store(&e, request_id))?;
-    authorize(&presented, record.as_ref(), client, permission)?;
-    Ok(client)
+        .map(|Path(file)| file)
+        .map_err(|r| ApiError::new(r.status(), r.body_text()))
+}
+
+/// `405` naming the methods the path takes.
+fn method_not_allowed(allow: &'static str) -> Response {
+    (
+        [(header::ALLOW, HeaderValue::from_static(allow))],
+        ApiError::method_not_allowed(),
+    )
+        .into_response()
+}
+
+/// `/api/{file}` is `tickets.<format>` and the method is POST: `404` for
+/// another file, then `405`, then `415` for an unknown format (API.md,
+/// Routes), all before the key is looked at.
+pub struct CreatePath(pub Format);
+
+impl<S: Send + Sync> FromRequestParts<S> for CreatePath {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let file = file_segment(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Some(ext) = file.strip_prefix("tickets.") else {
+            return Err(ApiError::not_found().into_response());
+        };
+        if parts.method != Method::POST {
+            return Err(method_not_allowed("POST"));
+        }
+        match ext {
+            "json" => Ok(Self(Format::Json)),
+            "xml" => Ok(Self(Format::Xml)),
+            "email" => Ok(Self(Format::Email)),
+            other => Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Unsupported data format: {other}"),
+            )
+            .into_response()),
+        }
+    }
+}
+
+/// `/api/tickets/{file}` is `<number>.json` and the method GET or HEAD:
+/// `404`, then `405`, before the key. The number itself is checked after
+/// the key, so that without one nothing says which numbers are well formed.
+pub struct ReadPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ReadPath {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let file = file_segment(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Some(number) = file.strip_suffix(".json") else {
+            return Err(ApiError::not_found().into_response());
+        };
+        if parts.method != Method::GET && parts.method != Method::HEAD {
+            return Err(method_not_allowed("GET, HEAD"));
+        }
+        Ok(Self(number.to_string()))
+    }
 }
 
 /// Reads the body up to the configured cap: 413 past it.
@@ -103,49 +138,24 @@ async fn read_body(
 /// `/api/{file}`: `tickets.<format>`.
 pub async fn collection(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(file): Path<String>,
-    method: Method,
+    CreatePath(format): CreatePath,
+    key: ApiKey<CanCreate>,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    let Some(ext) = file.strip_prefix("tickets.") else {
-        return not_found().render(&headers);
-    };
-    if method != Method::POST {
-        return method_not_allowed("POST");
-    }
-    let format = match ext {
-        "json" => Format::Json,
-        "xml" => Format::Xml,
-        "email" => Format::Email,
-        other => {
-            return ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("Unsupported data format: {other}"),
-            )
-            .render(&headers);
-        }
-    };
-    match create(&state, peer, &headers, body, format).await {
-        Ok(r) => r,
-        Err(e) => e.render(&headers),
-    }
+) -> Result<Response, ApiError> {
+    create(&state, key.client, &headers, body, format).await
 }
 
 async fn create(
     state: &AppState,
-    peer: SocketAddr,
+    client_ip: std::net::IpAddr,
     headers: &HeaderMap,
     body: Body,
     format: Format,
 ) -> Result<Response, ApiError> {
-    let request_id = state.request_ids.fetch_add(1, Ordering::Relaxed);
-    let client_ip =
-        authenticate(state, peer, headers, Permission::CreateTickets, request_id).await?;
     let bytes = read_body(state, headers, body).await?;
     if format == Format::Email {
-        return create_from_email(state, client_ip, bytes, request_id).await;
+        return create_from_email(state, client_ip, bytes).await;
     }
     let limits = state.catalog.intake_limits;
     let decode = move |bytes: &[u8]| {
@@ -156,9 +166,7 @@ async fn create(
         }
     };
     let draft = if bytes.len() > INLINE_DECODE_BYTES {
-        tokio::task::spawn_blocking(move || decode(&bytes))
-            .await
-            .map_err(|e| ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, request_id, &e))??
+        tokio::task::spawn_blocking(move || decode(&bytes)).await??
     } else {
         decode(&bytes)?
     };
@@ -169,12 +177,10 @@ async fn create(
     let prepared = prepare_ticket(&state.catalog, draft, &ctx)?;
     let ignored = prepared.ignored_fields.join(", ");
     if !ignored.is_empty() {
-        tracing::info!(request.id = request_id, fields = %ignored, "ignored unknown fields");
+        tracing::info!(fields = %ignored, "ignored unknown fields");
     }
-    let number = create_ticket(state.store.as_ref(), prepared)
-        .await
-        .map_err(|e| ApiError::from_create(e, request_id))?;
-    tracing::info!(request.id = request_id, ticket.number = %number, "created ticket {number}");
+    let number = create_ticket(state.store.as_ref(), prepared).await?;
+    tracing::info!(ticket.number = %number, "created ticket {number}");
     state.intake.stored();
     let mut response = text_response(StatusCode::CREATED, number);
     if !ignored.is_empty()
@@ -200,7 +206,6 @@ async fn create_from_email(
     state: &AppState,
     client_ip: std::net::IpAddr,
     bytes: axum::body::Bytes,
-    request_id: u64,
 ) -> Result<Response, ApiError> {
     let ctx = EmailContext {
         client_ip: Some(client_ip),
@@ -208,24 +213,21 @@ async fn create_from_email(
     };
     let catalog = state.catalog.clone();
     let prepared = if bytes.len() > INLINE_DECODE_BYTES {
-        tokio::task::spawn_blocking(move || prepare_email(&catalog, &bytes, &ctx))
-            .await
-            .map_err(|e| ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, request_id, &e))?
+        tokio::task::spawn_blocking(move || prepare_email(&catalog, &bytes, &ctx)).await?
     } else {
         prepare_email(&catalog, &bytes, &ctx)
     };
     let outcome = match prepared {
         Ok(email) => file_email(state.store.as_ref(), &state.catalog.mail_rules, email).await,
         Err(e) => Err(e),
-    }
-    .map_err(|e| ApiError::from_email(e, request_id))?;
+    }?;
     let number = match outcome {
         EmailOutcome::Created(n) | EmailOutcome::Appended(n) | EmailOutcome::Duplicate(Some(n)) => {
             n
         }
         EmailOutcome::Duplicate(None) | EmailOutcome::BounceLogged => String::new(),
     };
-    tracing::info!(request.id = request_id, ticket.number = %number, "filed email");
+    tracing::info!(ticket.number = %number, "filed email");
     state.intake.stored();
     Ok(text_response(StatusCode::CREATED, number))
 }
@@ -233,46 +235,27 @@ async fn create_from_email(
 /// `/api/tickets/{number}.json`.
 pub async fn item(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(file): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-) -> Response {
-    let Some(number) = file.strip_suffix(".json") else {
-        return not_found().render(&headers);
-    };
-    if method != Method::GET && method != Method::HEAD {
-        return method_not_allowed("GET, HEAD");
-    }
-    match read(&state, peer, &headers, number).await {
-        Ok(r) => r,
-        Err(e) => e.render(&headers),
-    }
+    ReadPath(number): ReadPath,
+    _key: ApiKey<CanRead>,
+) -> Result<Response, ApiError> {
+    read(&state, &number).await
 }
 
-async fn read(
-    state: &AppState,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    number: &str,
-) -> Result<Response, ApiError> {
-    let request_id = state.request_ids.fetch_add(1, Ordering::Relaxed);
-    authenticate(state, peer, headers, Permission::ReadTickets, request_id).await?;
+async fn read(state: &AppState, number: &str) -> Result<Response, ApiError> {
     if number.is_empty()
         || !number
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-')
     {
-        return Err(not_found());
+        return Err(ApiError::not_found());
     }
     let ticket = state
         .store
         .load_ticket(number.to_string())
-        .await
-        .map_err(|e| ApiError::from_store(&e, request_id))?
-        .ok_or_else(not_found)?;
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     let body = serde_json::to_string(&ticket)
-        .map_err(|e| ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, request_id, &e))?;
+        .map_err(|e| ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, &e))?;
     let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -177,6 +177,58 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
     assert_eq!(r.status, 201);
 }
 
+#[tokio::test]
+async fn key_refusals_use_the_json_envelope_when_asked() {
+    let app = spawn_app().await;
+    let r = app
+        .send(
+            Method::POST,
+            "/api/tickets.json",
+            Some("0123456789ABCDEF"),
+            vec![],
+            &[("Accept", "application/json")],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&r.body).unwrap(),
+        json!({"error": {"status": 401, "message": "Valid API key required", "field": null}})
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_forwarded_for_from_a_trusted_proxy_is_400_naming_the_header() {
+    let app = spawn_app_with("trusted_proxies = [\"127.0.0.0/8\"]").await;
+    let forwarded = [("X-Forwarded-For", "garbage")];
+    let body = ticket("xff-bad").to_string().into_bytes();
+    let r = app
+        .send(
+            Method::POST,
+            "/api/tickets.json",
+            Some(&app.key),
+            body.clone(),
+            &forwarded,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (400, "X-Forwarded-For: \"garbage\" is not an IP address")
+    );
+    let r = app
+        .send(
+            Method::POST,
+            "/api/tickets.json",
+            Some(&app.key),
+            body,
+            &[forwarded[0], ("Accept", "application/json")],
+        )
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["error"]["field"], json!("X-Forwarded-For"));
+    assert_eq!(v["error"]["status"], json!(400));
+}
+
 /// Waits up to 3 s for `key` to be refused; the status seen last.
 async fn refused_within_3s(app: &crate::helpers::TestApp, key: &str) -> u16 {
     let started = std::time::Instant::now();
