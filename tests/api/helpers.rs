@@ -310,7 +310,10 @@ pub fn ticket(tag: &str) -> Value {
     })
 }
 
-/// A loopback port nothing listens on (yet).
+/// A loopback port nothing listens on (yet): another process may take it
+/// before the caller binds it. Only for a port the test itself binds later
+/// (an SMTP sink that starts after the mail failed) or one that must stay
+/// closed; a child server binds port 0 instead (see [`serve_process`]).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -336,28 +339,40 @@ pub fn cli_key_add(config: &std::path::Path) -> String {
         .to_string()
 }
 
-/// `oxidesk serve` as a process on `port` with extra environment; returns
-/// once it accepts connections (or after 10 s).
+/// `oxidesk serve` as a process on a free loopback port (it binds port 0
+/// itself, so no other process can take the port between a test's choice
+/// and the bind), with extra environment; returns once it listens, with
+/// its address.
 pub fn serve_process(
     config: &std::path::Path,
-    port: u16,
     env: &[(&str, String)],
-) -> std::process::Child {
+) -> (std::process::Child, SocketAddr) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_oxidesk"));
     cmd.arg("--config")
         .arg(config)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .env_remove("OXIDESK_CONFIG")
         .stderr(std::process::Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().unwrap();
-    for _ in 0..400 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let addr = listening_address(&mut child);
+    (child, addr)
+}
+
+/// Reads a `serve --listen 127.0.0.1:0` child's standard output up to its
+/// `listening on ADDR` line (it listens from then on); panics if the child
+/// ends its output without one.
+pub fn listening_address(child: &mut std::process::Child) -> SocketAddr {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("stdout piped");
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            return addr.parse().unwrap();
         }
-        std::thread::sleep(std::time::Duration::from_millis(25));
     }
-    child
+    let status = child.wait().unwrap();
+    panic!("oxidesk serve ended its output without listening ({status})");
 }

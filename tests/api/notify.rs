@@ -2,6 +2,7 @@
 //! SMTP server on loopback.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::json;
@@ -276,10 +277,9 @@ async fn a_reply_to_the_autoresponse_joins_the_ticket() {
     assert_eq!(kinds.iter().filter(|(k, _)| k == "autoresponse").count(), 1);
 }
 
-fn start_server(config: &std::path::Path, port: u16, smtp: u16) -> std::process::Child {
+fn start_server(config: &std::path::Path, smtp: u16) -> (std::process::Child, SocketAddr) {
     crate::helpers::serve_process(
         config,
-        port,
         &[
             ("OXIDESK__MAIL__SMTP_PORT", smtp.to_string()),
             ("OXIDESK__MAIL__FROM_ADDRESS", "support@example.com".into()),
@@ -302,12 +302,11 @@ async fn killed_mid_delivery_and_restarted_every_mail_arrives_once() {
     );
     std::fs::write(&config, text).unwrap();
     let key = crate::helpers::cli_key_add(&config);
-    let port = crate::helpers::free_port();
-    let mut server = start_server(&config, port, sink.port);
+    let (mut server, addr) = start_server(&config, sink.port);
     let client = reqwest::Client::new();
     for i in 0..5 {
         let r = client
-            .post(format!("http://127.0.0.1:{port}/api/tickets.json"))
+            .post(format!("http://{addr}/api/tickets.json"))
             .header("X-API-Key", &key)
             .body(ticket(&format!("restart{i}")).to_string())
             .send()
@@ -330,7 +329,7 @@ async fn killed_mid_delivery_and_restarted_every_mail_arrives_once() {
     assert!(sink.received().is_empty());
     sink.hold(false);
 
-    let mut server = start_server(&config, port, sink.port);
+    let (mut server, _) = start_server(&config, sink.port);
     let mails = sink.wait_for(10, 20).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let all = sink.received();
