@@ -7,6 +7,7 @@ use std::sync::Arc;
 use oxidesk::app::{AppState, serve};
 use oxidesk::config::Config;
 use oxidesk::domain::keys::ApiKeySecret;
+use oxidesk::mail_out::sender::OutboxSender;
 use oxidesk::storage::{NewApiKey, Store};
 use serde_json::Value;
 
@@ -375,4 +376,35 @@ pub fn listening_address(child: &mut std::process::Child) -> SocketAddr {
     }
     let status = child.wait().unwrap();
     panic!("oxidesk serve ended its output without listening ({status})");
+}
+
+/// A clock for an [`OutboxSender`] that moves only when the test says.
+#[derive(Clone)]
+pub struct TestClock(Arc<std::sync::atomic::AtomicI64>);
+
+impl TestClock {
+    pub fn at(unix: i64) -> Self {
+        Self(Arc::new(unix.into()))
+    }
+
+    pub fn set(&self, unix: i64) {
+        self.0.store(unix, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn now(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn clock(&self) -> oxidesk::mail_out::sender::Clock {
+        let t = self.0.clone();
+        Arc::new(move || t.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+/// An outbox sender for `app`'s store and mail configuration that runs
+/// only when the test calls `run_once` (start the app with
+/// `OXIDESK__MAIL__ENABLED=false`, so that no sender of its own competes),
+/// reading the time from `clock`.
+pub fn outbox_sender(app: &TestApp, clock: &TestClock) -> Arc<OutboxSender> {
+    Arc::new(OutboxSender::with_clock(app.store.clone(), &app.config.mail, clock.clock()).unwrap())
 }

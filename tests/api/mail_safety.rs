@@ -404,6 +404,8 @@ async fn a_bouncing_alert_recipient_gets_one_alert_and_one_bounce_not_a_loop() {
             quiet = true;
             break;
         }
+        // A poll interval: the loop ends on the quiet condition above,
+        // decided from the ticket's state, not on the time waited.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let t = read(number.clone()).await;
