@@ -363,19 +363,30 @@ pub fn serve_process(
 }
 
 /// Reads a `serve --listen 127.0.0.1:0` child's standard output up to its
-/// `listening on ADDR` line (it listens from then on); panics if the child
-/// ends its output without one.
+/// `listening on ADDR` line (it listens from then on). A child that ends
+/// its output without one, or says nothing for 30 s, is killed and the
+/// test fails.
 pub fn listening_address(child: &mut std::process::Child) -> SocketAddr {
     use std::io::BufRead;
     let stdout = child.stdout.take().expect("stdout piped");
-    for line in std::io::BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        if let Some(addr) = line.strip_prefix("listening on ") {
-            return addr.parse().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = tx.send(addr.parse::<SocketAddr>());
+                return;
+            }
+        }
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(Ok(addr)) => addr,
+        other => {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("oxidesk serve did not say where it listens: {other:?}, {status:?}");
         }
     }
-    let status = child.wait().unwrap();
-    panic!("oxidesk serve ended its output without listening ({status})");
 }
 
 /// A clock for an [`OutboxSender`] that moves only when the test says.
