@@ -12,7 +12,8 @@ use crate::app::{AppState, serve, start_outbox};
 /// `serve` options.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Listen address, overriding the file.
+    /// Listen address, overriding the file. Port 0 takes a free port and
+    /// prints `listening on ADDR` on standard output once it listens.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
 }
@@ -30,6 +31,11 @@ pub(super) async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(listen.addr = %addr, database = %config.database, "oxidesk listening on http://{addr}");
+    // Whoever asked for any free port learns which one, in a line meant
+    // for programs (tests, supervisors), not in the log's format.
+    if config.listen.port() == 0 {
+        outln!("listening on {addr}");
+    }
     // Run the server as a task so the accept loop is on a worker thread
     // and the main thread only waits.
     tokio::spawn(serve(listener, state, shutdown_signal())).await??;

@@ -84,6 +84,18 @@ pub struct OutboxSender {
     templates: Templates,
     from: Mailbox,
     config: MailConfig,
+    clock: Clock,
+}
+
+/// Where the sender reads the time, in unix seconds: [`system_clock`] in
+/// production; tests pass their own to [`OutboxSender::with_clock`] and
+/// drive retries and give-ups through [`OutboxSender::run_once`] without
+/// waiting real seconds.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(now_unix)
 }
 
 /// How many rows one pass claims.
@@ -105,6 +117,15 @@ impl OutboxSender {
     /// Sets up the SMTP client and compiles the templates. Call it on
     /// the server's runtime: the store is used there.
     pub fn new(store: Arc<dyn Store>, config: &MailConfig) -> Result<Self, OutboxError> {
+        Self::with_clock(store, config, system_clock())
+    }
+
+    /// [`Self::new`] reading the time from `clock`.
+    pub fn with_clock(
+        store: Arc<dyn Store>,
+        config: &MailConfig,
+        clock: Clock,
+    ) -> Result<Self, OutboxError> {
         let from = Mailbox::new(
             Some(config.from_name.clone()),
             config
@@ -119,6 +140,7 @@ impl OutboxSender {
             templates: Templates::new(config)?,
             from,
             config: config.clone(),
+            clock,
         })
     }
 
@@ -200,7 +222,7 @@ impl OutboxSender {
     /// Returns how many rows it handled (tests drive the sender with
     /// this, no sleeping).
     pub async fn run_once(self: &Arc<Self>, intake: &IntakeSignal) -> Result<usize, OutboxError> {
-        let now = now_unix();
+        let now = (self.clock)();
         let lease = i64::try_from(self.config.lease_secs).unwrap_or(i64::MAX);
         let until = now.saturating_add(lease);
         let jobs = self
@@ -243,7 +265,7 @@ impl OutboxSender {
             .await
         {
             Ok(_) => {
-                let (id, now) = (job.id, now_unix());
+                let (id, now) = (job.id, (self.clock)());
                 self.db(move |s| async move { s.mark_outbox_sent(id, now).await })
                     .await?;
                 tracing::debug!(outbox.id = job.id, ticket.number = %job.number, kind = %job.kind, "sent {} for ticket {}", job.kind, job.number);
@@ -253,7 +275,7 @@ impl OutboxSender {
                 self.give_up(job.id, format!("refused: {e}")).await?;
             }
             Err(e) => {
-                let now = now_unix();
+                let now = (self.clock)();
                 let next = now.saturating_add(self.backoff(job.attempts));
                 let give_up = i64::try_from(self.config.give_up_after_secs).unwrap_or(i64::MAX);
                 if next.saturating_sub(job.created_at) > give_up {

@@ -240,6 +240,9 @@ async fn refused_within_3s(app: &crate::helpers::TestApp, key: &str) -> u16 {
         if r.status != 201 || started.elapsed() > std::time::Duration::from_secs(3) {
             return r.status;
         }
+        // A poll interval while waiting for the refusal (presence, with
+        // a deadline): the other process's change reaches this one's key
+        // cache asynchronously (PostgreSQL NOTIFY).
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

@@ -146,28 +146,18 @@ fn config_check_names_the_key_and_line() {
 #[test]
 fn serve_without_config_uses_defaults_and_creates_the_database() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_oxidesk"))
         .current_dir(dir.path())
         .env_remove("OXIDESK_CONFIG")
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut up = false;
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            up = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let addr = crate::helpers::listening_address(&mut child);
+    let up = std::net::TcpStream::connect(addr).is_ok();
     let _ = child.kill();
     let _ = child.wait();
-    assert!(up, "server did not start");
+    assert!(up, "server did not accept at {addr}");
     assert!(dir.path().join("oxidesk-data/oxidesk.db").exists());
 }

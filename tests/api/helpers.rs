@@ -7,6 +7,7 @@ use std::sync::Arc;
 use oxidesk::app::{AppState, serve};
 use oxidesk::config::Config;
 use oxidesk::domain::keys::ApiKeySecret;
+use oxidesk::mail_out::sender::OutboxSender;
 use oxidesk::storage::{NewApiKey, Store};
 use serde_json::Value;
 
@@ -310,7 +311,10 @@ pub fn ticket(tag: &str) -> Value {
     })
 }
 
-/// A loopback port nothing listens on (yet).
+/// A loopback port nothing listens on (yet): another process may take it
+/// before the caller binds it. Only for a port the test itself binds later
+/// (an SMTP sink that starts after the mail failed) or one that must stay
+/// closed; a child server binds port 0 instead (see [`serve_process`]).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -336,28 +340,82 @@ pub fn cli_key_add(config: &std::path::Path) -> String {
         .to_string()
 }
 
-/// `oxidesk serve` as a process on `port` with extra environment; returns
-/// once it accepts connections (or after 10 s).
+/// `oxidesk serve` as a process on a free loopback port (it binds port 0
+/// itself, so no other process can take the port between a test's choice
+/// and the bind), with extra environment; returns once it listens, with
+/// its address.
 pub fn serve_process(
     config: &std::path::Path,
-    port: u16,
     env: &[(&str, String)],
-) -> std::process::Child {
+) -> (std::process::Child, SocketAddr) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_oxidesk"));
     cmd.arg("--config")
         .arg(config)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .env_remove("OXIDESK_CONFIG")
         .stderr(std::process::Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().unwrap();
-    for _ in 0..400 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let addr = listening_address(&mut child);
+    (child, addr)
+}
+
+/// Reads a `serve --listen 127.0.0.1:0` child's standard output up to its
+/// `listening on ADDR` line (it listens from then on). A child that ends
+/// its output without one, or says nothing for 30 s, is killed and the
+/// test fails.
+pub fn listening_address(child: &mut std::process::Child) -> SocketAddr {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = tx.send(addr.parse::<SocketAddr>());
+                return;
+            }
         }
-        std::thread::sleep(std::time::Duration::from_millis(25));
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(Ok(addr)) => addr,
+        other => {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("oxidesk serve did not say where it listens: {other:?}, {status:?}");
+        }
     }
-    child
+}
+
+/// A clock for an [`OutboxSender`] that moves only when the test says.
+#[derive(Clone)]
+pub struct TestClock(Arc<std::sync::atomic::AtomicI64>);
+
+impl TestClock {
+    pub fn at(unix: i64) -> Self {
+        Self(Arc::new(unix.into()))
+    }
+
+    pub fn set(&self, unix: i64) {
+        self.0.store(unix, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn now(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn clock(&self) -> oxidesk::mail_out::sender::Clock {
+        let t = self.0.clone();
+        Arc::new(move || t.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+/// An outbox sender for `app`'s store and mail configuration that runs
+/// only when the test calls `run_once` (start the app with
+/// `OXIDESK__MAIL__ENABLED=false`, so that no sender of its own competes),
+/// reading the time from `clock`.
+pub fn outbox_sender(app: &TestApp, clock: &TestClock) -> Arc<OutboxSender> {
+    Arc::new(OutboxSender::with_clock(app.store.clone(), &app.config.mail, clock.clock()).unwrap())
 }

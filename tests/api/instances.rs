@@ -6,8 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::process::Child;
 
 use crate::helpers::{
-    cli_key_add, drop_test_database, fixture_config_text, free_port, serve_process, test_database,
-    ticket,
+    cli_key_add, drop_test_database, fixture_config_text, serve_process, test_database, ticket,
 };
 
 #[tokio::test]
@@ -21,24 +20,22 @@ async fn two_instances_share_one_database_without_duplicates() {
     )
     .unwrap();
     let key = cli_key_add(&config);
-    let ports = [free_port(), free_port()];
-    let mut servers: Vec<Child> = ports
-        .iter()
-        .map(|p| serve_process(&config, *p, &[("OXIDESK__MAIL__ENABLED", "false".into())]))
-        .collect();
+    let (mut servers, addrs): (Vec<Child>, Vec<_>) = (0..2)
+        .map(|_| serve_process(&config, &[("OXIDESK__MAIL__ENABLED", "false".into())]))
+        .unzip();
 
     let client = reqwest::Client::new();
     let mut tasks = Vec::new();
     for i in 0..120usize {
         let (client, key) = (client.clone(), key.clone());
-        let port = ports[i % 2];
+        let addr = addrs[i % 2];
         tasks.push(tokio::spawn(async move {
             let (path, body) = match i % 3 {
                 0 => ("xml", format!("<ticket><name>X {i}</name><email>inst-x{i}@example.com</email><subject>xml {i}</subject><message>m</message></ticket>")),
                 _ => ("json", ticket(&format!("inst{i}")).to_string()),
             };
             let r = client
-                .post(format!("http://127.0.0.1:{port}/api/tickets.{path}"))
+                .post(format!("http://{addr}/api/tickets.{path}"))
                 .header("X-API-Key", key)
                 .body(body)
                 .send()
@@ -53,11 +50,11 @@ async fn two_instances_share_one_database_without_duplicates() {
             "From: Twin <twin{m}@example.com>\r\nTo: support@example.com\r\nSubject: Twin {m}\r\n\
              Message-ID: <twin-{m}@example.com>\r\nContent-Type: text/plain\r\n\r\nsame message\r\n"
         );
-        for port in ports {
+        for &addr in &addrs {
             let (client, key, mail) = (client.clone(), key.clone(), mail.clone());
             tasks.push(tokio::spawn(async move {
                 let r = client
-                    .post(format!("http://127.0.0.1:{port}/api/tickets.email"))
+                    .post(format!("http://{addr}/api/tickets.email"))
                     .header("X-API-Key", key)
                     .body(mail)
                     .send()

@@ -335,19 +335,18 @@ async fn a_bouncing_alert_recipient_gets_one_alert_and_one_bounce_not_a_loop() {
         .unwrap();
     let key = String::from_utf8(out.stdout).unwrap();
     let key = key.lines().next().unwrap().to_string();
-    let port = crate::helpers::free_port();
-    let server = ChildGuard(crate::helpers::serve_process(
+    let (server, addr) = crate::helpers::serve_process(
         &config,
-        port,
         &[
             ("OXIDESK__MAIL__SMTP_PORT", sink.port.to_string()),
             ("OXIDESK__MAIL__FROM_ADDRESS", "support@example.com".into()),
             ("OXIDESK__MAIL__POLL_INTERVAL_MS", "50".into()),
         ],
-    ));
+    );
+    let server = ChildGuard(server);
     let client = reqwest::Client::new();
     let number = client
-        .post(format!("http://127.0.0.1:{port}/api/tickets.json"))
+        .post(format!("http://{addr}/api/tickets.json"))
         .header("X-API-Key", &key)
         .body(crate::helpers::ticket("loop").to_string())
         .send()
@@ -361,7 +360,7 @@ async fn a_bouncing_alert_recipient_gets_one_alert_and_one_bounce_not_a_loop() {
         let key = key.clone();
         async move {
             let text = client
-                .get(format!("http://127.0.0.1:{port}/api/tickets/{number}.json"))
+                .get(format!("http://{addr}/api/tickets/{number}.json"))
                 .header("X-API-Key", &key)
                 .send()
                 .await
@@ -405,6 +404,8 @@ async fn a_bouncing_alert_recipient_gets_one_alert_and_one_bounce_not_a_loop() {
             quiet = true;
             break;
         }
+        // A poll interval: the loop ends on the quiet condition above,
+        // decided from the ticket's state, not on the time waited.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let t = read(number.clone()).await;

@@ -16,4 +16,5 @@ mod notify;
 mod routes;
 mod smtp_sink;
 mod storage;
+mod store_suite;
 mod xml;

@@ -62,6 +62,7 @@ struct State {
     fail_with: Option<u16>,
     hold: bool,
     holding: usize,
+    open_sessions: usize,
 }
 
 #[derive(Clone)]
@@ -133,13 +134,36 @@ impl SmtpSink {
         self.state.lock().unwrap().holding
     }
 
+    /// Connections open on the server side.
+    pub fn open_sessions(&self) -> usize {
+        self.state.lock().unwrap().open_sessions
+    }
+
+    /// Waits until `done` holds (or panics after `secs`): for things that
+    /// happen on the sink's side of a socket, such as noticing a closed
+    /// connection.
+    pub async fn wait_until(&self, what: &str, secs: u64, done: impl Fn(&Self) -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        while !done(self) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "SMTP sink: {what} not after {secs} s"
+            );
+            // A poll interval: the condition is what the test waits for.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Waits until `n` messages were accepted (or panics after `secs`).
+    /// A wait for presence: whether more than `n` come is for the caller
+    /// to decide from the sender's state, never from the time waited.
     pub async fn wait_for(&self, n: usize, secs: u64) -> Vec<Received> {
         for _ in 0..secs * 20 {
             let got = self.received();
             if got.len() >= n {
                 return got;
             }
+            // A poll interval, not an absence check.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!(
@@ -149,12 +173,31 @@ impl SmtpSink {
     }
 }
 
+/// Counts a session as open for its lifetime.
+struct SessionGuard(Arc<Mutex<State>>);
+
+impl SessionGuard {
+    fn new(state: &Arc<Mutex<State>>) -> Self {
+        state.lock().unwrap().open_sessions += 1;
+        Self(state.clone())
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.0.lock() {
+            s.open_sessions -= 1;
+        }
+    }
+}
+
 async fn session(
     stream: tokio::net::TcpStream,
     state: Arc<Mutex<State>>,
     release: Arc<Notify>,
     kick: Arc<Notify>,
 ) {
+    let _open = SessionGuard::new(&state);
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     if write.write_all(b"220 sink ESMTP\r\n").await.is_err() {
@@ -214,13 +257,15 @@ async fn session(
                     return;
                 }
             }
-            if write.write_all(b"250 OK queued\r\n").await.is_err() {
-                return;
-            }
+            // Recorded before the client hears 250: once the sender has
+            // marked a mail sent, the sink has it.
             state.lock().unwrap().received.push(Received {
                 rcpt: rcpt.clone(),
                 data,
             });
+            if write.write_all(b"250 OK queued\r\n").await.is_err() {
+                return;
+            }
             continue;
         } else if cmd.starts_with("QUIT") {
             let _ = write.write_all(b"221 bye\r\n").await;
