@@ -13,10 +13,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use oxidesk::config::Config;
+use oxidesk::domain::notify::{MailEvent, MailFacts, MailRules};
 use oxidesk::storage::{
     AttachmentView, DroppedPart, EmailOutcome, EntryFlags, Named, NewApiKey, NewAttachment,
-    NewEmail, NewEntry, NewFieldValue, NewNotifications, NewTicket, OutboxJob, Party, Store,
-    StoreError, TABLES, TicketView,
+    NewEmail, NewEntry, NewFieldValue, NewTicket, OutboxJob, Party, Store, StoreError, TABLES,
+    ThreadQuery, TicketView,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -97,6 +98,23 @@ impl Backend {
     }
 
     async fn ingest(&self, e: NewEmail) -> EmailOutcome {
+        self.ingest_with(e, &rules(100, 100)).await
+    }
+
+    /// Files an email as the domain does: finds its thread first, and a
+    /// reply queues what `rules` plan for a reply.
+    async fn ingest_with(&self, mut e: NewEmail, rules: &MailRules) -> EmailOutcome {
+        if let Some(thread) = self.store.find_thread(e.query.clone()).await.unwrap() {
+            e.ticket.mail = rules.plan(&MailFacts {
+                event: MailEvent::Reply,
+                automatic: false,
+                autorespond: false,
+                alert: e.ticket.alert,
+                department: thread.department,
+                user_email: &e.ticket.user_email,
+            });
+            e.thread = Some(thread);
+        }
         self.store.ingest_email(e).await.unwrap()
     }
 }
@@ -172,24 +190,37 @@ fn new_ticket(email: &str, now: i64) -> NewTicket {
             attachments: Vec::new(),
             dropped: Vec::new(),
         },
-        notify: NewNotifications {
-            autorespond: false,
-            autoresponse_limit_per_hour: 100,
-            alert_limit_per_ticket_per_hour: 100,
-            alert: false,
-            alert_recipients: Arc::new([(1, vec![STAFF.to_string()])].into()),
-            message_domain: "example.com".into(),
-            now_unix: now,
-        },
+        mail: Vec::new(),
+        now: jiff::Timestamp::from_second(now).unwrap(),
+    }
+}
+
+/// The mail rules with these caps, department 1 alerting [`STAFF`].
+fn rules(autoresponse_limit_per_hour: u32, alert_limit_per_ticket_per_hour: u32) -> MailRules {
+    MailRules {
+        autoresponse_limit_per_hour,
+        alert_limit_per_ticket_per_hour,
+        alert_recipients: Arc::new([(1, vec![STAFF.to_string()])].into()),
     }
 }
 
 /// `t` queueing an autoresponse and/or a staff alert.
-fn notify(mut t: NewTicket, autorespond: bool, alert: bool) -> NewTicket {
+fn notify(t: NewTicket, autorespond: bool, alert: bool) -> NewTicket {
+    notify_with(t, autorespond, alert, &rules(100, 100))
+}
+
+/// `t` queueing what `rules` plan for a new ticket.
+fn notify_with(mut t: NewTicket, autorespond: bool, alert: bool, rules: &MailRules) -> NewTicket {
     t.autorespond = autorespond;
     t.alert = alert;
-    t.notify.autorespond = autorespond;
-    t.notify.alert = alert;
+    t.mail = rules.plan(&MailFacts {
+        event: MailEvent::New,
+        automatic: false,
+        autorespond,
+        alert,
+        department: t.department.as_ref().map(|d| d.id),
+        user_email: &t.user_email,
+    });
     t
 }
 
@@ -201,8 +232,12 @@ fn new_email(from: &str, id: &str, thread_ids: &[&str], now: i64) -> NewEmail {
     ticket.entry.message_id = Some(id.into());
     NewEmail {
         message_id: Some(id.into()),
-        thread_ids: thread_ids.iter().map(|s| s.to_string()).collect(),
-        subject_number: None,
+        query: ThreadQuery {
+            thread_ids: thread_ids.iter().map(|s| s.to_string()).collect(),
+            subject_number: None,
+            from: from.into(),
+        },
+        thread: None,
         is_bounce: false,
         ticket,
         raw_compressed: format!("raw message {id}").into_bytes(),
@@ -522,10 +557,10 @@ async fn a_subject_number_joins_its_ticket_only_when_the_ticket_user_sent_it() {
     let b = backend().await;
     let n = b.create(new_ticket("owner@example.com", T0)).await;
     let mut own = new_email("owner@example.com", "own@x", &[], T0 + 1);
-    own.subject_number = Some(n.clone());
+    own.query.subject_number = Some(n.clone());
     assert_eq!(b.ingest(own).await, EmailOutcome::Appended(n.clone()));
     let mut foreign = new_email("stranger@example.com", "foreign@x", &[], T0 + 2);
-    foreign.subject_number = Some(n.clone());
+    foreign.query.subject_number = Some(n.clone());
     let EmailOutcome::Created(other) = b.ingest(foreign).await else {
         panic!("a stranger's [#number] joined the ticket");
     };
@@ -873,11 +908,8 @@ async fn the_outbox_is_listed_newest_first_and_by_state() {
 #[tokio::test]
 async fn the_autoresponse_cap_counts_per_address_per_hour() {
     let b = backend().await;
-    let ticket = |email: &str, now| {
-        let mut t = notify(new_ticket(email, now), true, false);
-        t.notify.autoresponse_limit_per_hour = 2;
-        t
-    };
+    let ticket =
+        |email: &str, now| notify_with(new_ticket(email, now), true, false, &rules(2, 100));
     let mut kinds = Vec::new();
     for (email, at) in [
         ("cap@example.com", T0),
@@ -899,16 +931,17 @@ async fn the_alert_cap_counts_the_alerts_of_one_ticket_per_hour() {
     let b = backend().await;
     let email = |id: &str, thread: &[&str], now| {
         let mut e = new_email("loop@example.com", id, thread, now);
-        e.ticket = notify(e.ticket, false, true);
-        e.ticket.notify.alert_limit_per_ticket_per_hour = 2;
+        e.ticket = notify_with(e.ticket, false, true, &rules(100, 2));
         e
     };
-    let EmailOutcome::Created(n) = b.ingest(email("a1@x", &[], T0)).await else {
+    let EmailOutcome::Created(n) = b.ingest_with(email("a1@x", &[], T0), &rules(100, 2)).await
+    else {
         panic!("no ticket created");
     };
     for (id, at) in [("a2@x", T0 + 1), ("a3@x", T0 + 2)] {
         assert_eq!(
-            b.ingest(email(id, &["a1@x"], at)).await,
+            b.ingest_with(email(id, &["a1@x"], at), &rules(100, 2))
+                .await,
             EmailOutcome::Appended(n.clone())
         );
     }
@@ -919,12 +952,16 @@ async fn the_alert_cap_counts_the_alerts_of_one_ticket_per_hour() {
     ];
     assert_eq!(b.mail(&n).await, two);
     // Another ticket has a cap of its own.
-    let EmailOutcome::Created(m) = b.ingest(email("b1@x", &[], T0 + 3)).await else {
+    let EmailOutcome::Created(m) = b
+        .ingest_with(email("b1@x", &[], T0 + 3), &rules(100, 2))
+        .await
+    else {
         panic!("no ticket created");
     };
     assert_eq!(b.mail(&m).await.len(), 1);
     // An hour after the opening alert, one alert is within the hour.
-    b.ingest(email("a4@x", &["a1@x"], T0 + 3601)).await;
+    b.ingest_with(email("a4@x", &["a1@x"], T0 + 3601), &rules(100, 2))
+        .await;
     assert_eq!(b.mail(&n).await.len(), 3);
 }
 
