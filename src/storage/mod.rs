@@ -7,7 +7,6 @@ mod common;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
-mod windows;
 
 use std::future::Future;
 use std::pin::Pin;

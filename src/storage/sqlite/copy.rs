@@ -1,0 +1,132 @@
+//! `migrate-data` on SQLite: rows out and in, as they are.
+
+use super::*;
+
+pub(super) fn column_list(table: &crate::storage::TableSpec) -> String {
+    table
+        .columns
+        .iter()
+        .map(|(c, _)| *c)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl crate::storage::DataCopy for SqliteStore {
+    fn export_rows(
+        &self,
+        table: &'static crate::storage::TableSpec,
+        offset: i64,
+        limit: i64,
+    ) -> BoxFuture<'_, Result<Vec<Vec<crate::storage::DumpValue>>, StoreError>> {
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {} FROM {} ORDER BY {} LIMIT ?1 OFFSET ?2",
+                column_list(table),
+                table.name,
+                table.order_by
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            let mut rows = stmt.query(params![limit, offset])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let mut values = Vec::with_capacity(table.columns.len());
+                for (i, (_, ty)) in table.columns.iter().enumerate() {
+                    let v = dump_value(row.get_ref(i)?, *ty);
+                    values.push(v);
+                }
+                out.push(values);
+            }
+            Ok(out)
+        })
+    }
+
+    fn import_rows(
+        &self,
+        table: &'static crate::storage::TableSpec,
+        rows: Vec<Vec<crate::storage::DumpValue>>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn, _| {
+            use crate::storage::DumpValue;
+            use rusqlite::types::Value;
+            let placeholders: Vec<String> =
+                (1..=table.columns.len()).map(|i| format!("?{i}")).collect();
+            let sql = format!(
+                "INSERT INTO {} ({}) VALUES ({})",
+                table.name,
+                column_list(table),
+                placeholders.join(", ")
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            for row in &rows {
+                let values: Vec<Value> = row
+                    .iter()
+                    .map(|v| match v {
+                        DumpValue::Null => Value::Null,
+                        DumpValue::Int(n) => Value::Integer(*n),
+                        DumpValue::Bool(b) => Value::Integer(i64::from(*b)),
+                        DumpValue::Text(t) => Value::Text(t.clone()),
+                        DumpValue::Blob(b) => Value::Blob(b.clone()),
+                    })
+                    .collect();
+                stmt.execute(rusqlite::params_from_iter(values))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn prepare_export(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn, w| {
+            let now = unix_now();
+            loop {
+                let before = w.taken.get();
+                take_waiting(conn, w, now, None, 10_000)?;
+                if w.taken.get() == before {
+                    return Ok(());
+                }
+            }
+        })
+    }
+
+    fn row_count(
+        &self,
+        table: &'static crate::storage::TableSpec,
+    ) -> BoxFuture<'_, Result<i64, StoreError>> {
+        self.read(move |conn| {
+            Ok(
+                conn.query_row(&format!("SELECT count(*) FROM {}", table.name), [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+    }
+
+    fn ticket_counter(&self) -> BoxFuture<'_, Result<i64, StoreError>> {
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT value FROM counters WHERE name = 'ticket_number'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0))
+        })
+    }
+
+    fn finish_import(&self, ticket_counter: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn, w| {
+            conn.execute_batch(include_str!(
+                "../../../migrations/sqlite/record_outbox_on_entries.sql"
+            ))?;
+            w.taken.set(taken_up_to(conn)?);
+            if ticket_counter > 0 {
+                conn.execute(
+                    "INSERT INTO counters (name, value) VALUES ('ticket_number', ?1)
+                     ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                    [ticket_counter],
+                )?;
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,67 @@
+//! Schema migrations, applied in order; `PRAGMA user_version` records the
+//! last one applied.
+
+use super::*;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records the
+/// last one applied.
+pub(super) const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../../../migrations/sqlite/0002_email.sql")),
+    (
+        3,
+        include_str!("../../../migrations/sqlite/0003_outbox.sql"),
+    ),
+    (
+        4,
+        include_str!("../../../migrations/sqlite/0004_outbox_ids.sql"),
+    ),
+    (
+        5,
+        include_str!("../../../migrations/sqlite/0005_key_notify.sql"),
+    ),
+    (
+        6,
+        concat!(
+            include_str!("../../../migrations/sqlite/0006_waiting_mail.sql"),
+            include_str!("../../../migrations/sqlite/entry_mail_from_outbox.sql")
+        ),
+    ),
+    (
+        7,
+        include_str!("../../../migrations/sqlite/0007_dropped_parts.sql"),
+    ),
+    (
+        8,
+        include_str!("../../../migrations/sqlite/0008_mail_kinds.sql"),
+    ),
+];
+
+pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    // Up to date (the common case, e.g. every `oxidesk pipe` run): no
+    // write lock needed.
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if MIGRATIONS.last().is_some_and(|(n, _)| *n <= current) {
+        return Ok(());
+    }
+    // IMMEDIATE: two processes starting at once apply each migration once.
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| -> Result<(), StoreError> {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (n, sql) in MIGRATIONS {
+            if *n > version {
+                conn.execute_batch(sql)
+                    .map_err(|e| other(format!("migration {n} failed: {e}")))?;
+                conn.pragma_update(None, "user_version", n)?;
+            }
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(Into::into),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! The embedded SQLite backend.
+//!
+//! Writes go through one writer thread that commits **groups** of requests
+//! in one transaction (group commit), and every caller is answered only
+//! after the COMMIT (with `synchronous=FULL`, an fsync of the WAL) has
+//! returned. An fsync costs milliseconds; sharing it between the requests
+//! that arrived meanwhile is what makes durable writes fast. When one
+//! request of a group fails, the group is rolled back and the others run
+//! again, each alone (see [`Job`]). Reads use a small pool of read-only
+//! connections (WAL lets them run beside the writer).
+//!
+//! Notifications: a ticket or reply records the mail it queues on its
+//! thread entry (`notify`, `mail_to`; migrations 6 and 8), in its own
+//! transaction. The outbox sender takes waiting mail in entry order,
+//! writing each mail's outbox row as it claims it; the writer keeps how
+//! far it has read. Ids grow in commit order because this is the only
+//! writer. A request thus writes no outbox page: those pages were most of
+//! what notifications cost a commit.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use super::common::{self, Row, Rows, run_ready};
+use super::sql;
+use super::{
+    ApiKeyRecord, BoxFuture, Cap, CapScope, EmailOutcome, MailEvent, MailKind, NUMBER_ATTEMPTS,
+    NewApiKey, NewEmail, NewEntry, NewTicket, NumberPolicy, Party, QueuedMail, Store, StoreError,
+    ThreadQuery, ThreadRef, TicketSummary, TicketView, dropped_column, outbox_id,
+    outgoing_message_id,
+};
+use super::{ColType, DumpValue};
+use windows::Windows;
+
+mod copy;
+mod mail;
+mod migrate;
+#[cfg(test)]
+mod tests;
+mod tickets;
+mod windows;
+mod writer;
+
+use mail::*;
+use migrate::*;
+use tickets::*;
+use writer::*;
+
+/// SQLite store; cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    jobs: Mutex<Option<mpsc::Sender<BoxJob>>>,
+    readers: Mutex<Vec<Connection>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+        if let Ok(mut w) = self.writer.lock()
+            && let Some(handle) = w.take()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The shared statements ([`common`]) on a SQLite connection: answers at
+/// once, so [`run_ready`] serves it on the calling thread.
+struct SqliteRows<'c>(&'c Connection);
+
+impl Rows for SqliteRows<'_> {
+    fn rows<'a>(
+        &'a mut self,
+        sql: &'static str,
+        params: Vec<DumpValue>,
+        cols: &'static [ColType],
+    ) -> BoxFuture<'a, Result<Vec<Row>, StoreError>> {
+        let result = sqlite_rows(self.0, sql, &params, cols);
+        Box::pin(std::future::ready(result))
+    }
+}
+
+/// A value as SQLite stores it.
+fn sqlite_value(v: &DumpValue) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    match v {
+        DumpValue::Null => Value::Null,
+        DumpValue::Int(n) => Value::Integer(*n),
+        DumpValue::Text(t) => Value::Text(t.clone()),
+        DumpValue::Blob(b) => Value::Blob(b.clone()),
+        DumpValue::Bool(b) => Value::Integer(i64::from(*b)),
+    }
+}
+
+/// A SQLite column as `ty` (0/1 as booleans).
+fn dump_value(v: rusqlite::types::ValueRef<'_>, ty: ColType) -> DumpValue {
+    use rusqlite::types::ValueRef;
+    match (v, ty) {
+        (ValueRef::Null, _) => DumpValue::Null,
+        (ValueRef::Integer(n), ColType::Bool) => DumpValue::Bool(n != 0),
+        (ValueRef::Integer(n), _) => DumpValue::Int(n),
+        (ValueRef::Text(t), _) => DumpValue::Text(String::from_utf8_lossy(t).into_owned()),
+        (ValueRef::Blob(b), _) => DumpValue::Blob(b.to_vec()),
+        (ValueRef::Real(f), _) => DumpValue::Text(f.to_string()),
+    }
+}
+
+fn sqlite_rows(
+    conn: &Connection,
+    sql: &str,
+    params: &[DumpValue],
+    cols: &[ColType],
+) -> Result<Vec<Row>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(sqlite_value)))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut values = Vec::with_capacity(cols.len());
+        for (i, ty) in cols.iter().enumerate() {
+            values.push(dump_value(row.get_ref(i)?, *ty));
+        }
+        out.push(Row(values));
+    }
+    Ok(out)
+}
+
+/// A text column parsed by `parse`; a value it refuses is a conversion
+/// error naming the column.
+fn parse_column<T>(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text: String = r.get(i)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unexpected value {text:?}").into(),
+        )
+    })
+}
+
+fn other(e: impl std::fmt::Display) -> StoreError {
+    StoreError::other(e.to_string())
+}
+
+fn map_sqlite(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    if matches!(e, rusqlite::Error::QueryReturnedNoRows) {
+        return StoreError::NotFound;
+    }
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::Busy(e.to_string())
+        }
+        Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(e.to_string()),
+        _ => StoreError::other(e),
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        map_sqlite(e)
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database at `path`, applies the
+    /// migrations and starts the writer thread.
+    /// `message_domain` is the domain of the Message-IDs of outgoing
+    /// mail (made when the sender takes a mail).
+    pub fn open(
+        path: &Path,
+        numbers: NumberPolicy,
+        message_domain: &str,
+    ) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                other(format!(
+                    "cannot create database directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| other(format!("cannot open database {}: {e}", path.display())))?;
+        configure(&conn)?;
+        // A file this user may read but not write opens read-only without
+        // a word, and every ticket would then fail: say so now.
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(other(format!(
+                "database {} is read-only to this user (it needs write access to the file and its directory)",
+                path.display()
+            )));
+        }
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(other(format!(
+                "cannot switch {} to WAL (got {mode})",
+                path.display()
+            )));
+        }
+        // A 201 means durable: the WAL is synced at every commit.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        migrate(&conn)?;
+        let state = WriterState {
+            numbers,
+            windows: load_windows(&conn, unix_now())?,
+            taken: TakenUpTo {
+                committed: taken_up_to(&conn)?,
+                pending: None,
+            },
+            message_domain: message_domain.to_string(),
+        };
+        let (tx, rx) = mpsc::channel::<BoxJob>();
+        let writer = std::thread::Builder::new()
+            .name("oxidesk-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx, state))
+            .map_err(other)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                jobs: Mutex::new(Some(tx)),
+                readers: Mutex::new(Vec::new()),
+                writer: Mutex::new(Some(writer)),
+            }),
+        })
+    }
+
+    /// Runs `f` in the writer's next group; resolves after the commit.
+    /// `f` may be called more than once (see [`Job`]); only the last
+    /// call's writes are committed.
+    fn write<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection, &mut WriterState) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
+        let job: BoxJob = Box::new(PendingJob {
+            work: f,
+            result: None,
+            reply: tx,
+        });
+        let sent = match self.inner.jobs.lock() {
+            Ok(jobs) => jobs.as_ref().is_some_and(|s| s.send(job).is_ok()),
+            Err(_) => false,
+        };
+        Box::pin(async move {
+            if !sent {
+                return Err(StoreError::Busy("the database writer has stopped".into()));
+            }
+            rx.await
+                .map_err(|_| StoreError::Busy("the database writer has stopped".into()))?
+        })
+    }
+
+    /// Runs `f` on a pooled read connection, off the async threads.
+    fn read<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || with_reader(&inner, f))
+                .await
+                .map_err(other)?
+        })
+    }
+
+    /// Runs a point lookup on a pooled read connection on the calling
+    /// thread. Only for indexed single-row reads of hot pages (a few
+    /// microseconds, less than the hand-off to the blocking pool costs);
+    /// anything that may scan goes through [`Self::read`].
+    fn read_point<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let result = with_reader(&self.inner, f);
+        Box::pin(std::future::ready(result))
+    }
+}
+
+fn with_reader<T>(
+    inner: &Inner,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let pooled = inner.readers.lock().map_err(other)?.pop();
+    let conn = match pooled {
+        Some(c) => c,
+        None => {
+            let c = Connection::open_with_flags(
+                &inner.path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            configure(&c)?;
+            c
+        }
+    };
+    let result = f(&conn);
+    if let Ok(mut pool) = inner.readers.lock()
+        && pool.len() < 16
+    {
+        pool.push(conn);
+    }
+    result
+}
+
+fn unix_now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+/// Unix seconds of a stored RFC 3339 time.
+fn unix_time(rfc3339: &str) -> Option<i64> {
+    rfc3339
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_second())
+}
+
+impl Store for SqliteStore {
+    fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<String, StoreError>> {
+        self.write(move |conn, w| insert_ticket(conn, w, &ticket).map(|(n, _, _)| n))
+    }
+
+    fn find_thread(
+        &self,
+        query: ThreadQuery,
+    ) -> BoxFuture<'_, Result<Option<ThreadRef>, StoreError>> {
+        // Index lookups only (Message-IDs, our outbox ids, a number):
+        // on the calling thread, like the other point reads.
+        self.read_point(move |conn| run_ready(common::find_thread(&mut SqliteRows(conn), &query)))
+    }
+
+    fn ingest_email(&self, email: NewEmail) -> BoxFuture<'_, Result<EmailOutcome, StoreError>> {
+        self.write(move |conn, w| ingest_email(conn, w, &email))
+    }
+
+    fn load_ticket(&self, number: String) -> BoxFuture<'_, Result<Option<TicketView>, StoreError>> {
+        self.read(move |conn| load_ticket(conn, &number))
+    }
+
+    fn list_tickets(&self, limit: u32) -> BoxFuture<'_, Result<Vec<TicketSummary>, StoreError>> {
+        self.read(move |conn| run_ready(common::list_tickets(&mut SqliteRows(conn), limit)))
+    }
+
+    fn ticket_exists(&self, number: String) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.read(move |conn| run_ready(common::ticket_exists(&mut SqliteRows(conn), &number)))
+    }
+
+    fn find_api_key(
+        &self,
+        hash: [u8; 32],
+    ) -> BoxFuture<'_, Result<Option<ApiKeyRecord>, StoreError>> {
+        self.read_point(move |conn| run_ready(common::find_api_key(&mut SqliteRows(conn), &hash)))
+    }
+
+    fn add_api_key(&self, key: NewApiKey) -> BoxFuture<'_, Result<i64, StoreError>> {
+        self.write(move |conn, _| {
+            let addresses = serde_json::to_string(&key.addresses).map_err(other)?;
+            conn.prepare_cached(
+                "INSERT INTO api_keys (hash, prefix, addresses, is_active, can_create, can_read, notes, created)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                &key.hash[..],
+                key.prefix,
+                addresses,
+                key.can_create,
+                key.can_read,
+                key.notes,
+                key.created
+            ])?;
+            Ok(conn.last_insert_rowid())
+        })
+    }
+
+    fn list_api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, StoreError>> {
+        self.read(move |conn| run_ready(common::list_api_keys(&mut SqliteRows(conn))))
+    }
+
+    fn revoke_api_key(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn, _| {
+            let n = conn
+                .prepare_cached("UPDATE api_keys SET is_active = 0 WHERE id = ?1")?
+                .execute([id])?;
+            if n == 0 {
+                Err(StoreError::NotFound)
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    fn claim_outbox(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<super::OutboxJob>, StoreError>> {
+        self.claim(now, lease_until, limit)
+    }
+
+    fn mark_outbox_sent(&self, id: i64, now: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.mark_sent(id, now)
+    }
+
+    fn mark_outbox_retry(
+        &self,
+        id: i64,
+        next_attempt_at: i64,
+        error: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.mark_retry(id, next_attempt_at, error)
+    }
+
+    fn mark_outbox_failed(&self, id: i64, error: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.mark_failed(id, error)
+    }
+
+    fn list_outbox(
+        &self,
+        state: Option<String>,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<super::OutboxSummary>, StoreError>> {
+        self.list_mail(state, limit)
+    }
+
+    fn retry_outbox(&self, id: i64, now: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.retry_mail(id, now)
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, StoreError>> {
+        Box::pin(super::table_counts(self))
+    }
+}

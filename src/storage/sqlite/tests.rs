@@ -1,0 +1,367 @@
+//! Unit tests of the SQLite backend against real files.
+use super::*;
+use crate::storage::Named;
+
+fn counter(conn: &Connection, name: &str) -> Option<i64> {
+    conn.query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
+        r.get(0)
+    })
+    .optional()
+    .expect("read counter")
+}
+
+fn insert_counter(
+    name: &'static str,
+) -> impl Fn(&Connection, &mut WriterState) -> Result<(), StoreError> {
+    move |conn, _| {
+        conn.execute("INSERT INTO counters (name, value) VALUES (?1, 1)", [name])?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn migration_4_gives_old_outbox_rows_entry_ids_and_keeps_them_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        for (_, sql) in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, email, name, created) VALUES (1, 'u@x.org', 'U', 't');
+             INSERT INTO tickets (id, number, user_id, subject, status, source, priority_id,
+                 priority_name, ip, created, alert, autorespond)
+             VALUES (1, '100001', 1, 'S', 'open', 'API', 2, 'Normal', '127.0.0.1', 't', 1, 1);
+             INSERT INTO thread_entries (id, ticket_id, kind, format, body, from_name, from_email, created)
+             VALUES (5, 1, 'message', 'text', 'b', 'U', 'u@x.org', 't'),
+                    (9, 1, 'message', 'text', 'reply', 'U', 'u@x.org', 't');
+             INSERT INTO outbox (id, ticket_id, entry_id, kind, event, recipients, message_id,
+                 state, next_attempt_at, created_at)
+             VALUES (1, 1, 5, 'autoresponse', 'new', '[\"u@x.org\"]', 'a@x', 'sent', 0, 0),
+                    (2, 1, 5, 'alert', 'new', '[\"s@x.org\"]', 'b@x', 'queued', 0, 0),
+                    (3, 1, 9, 'alert', 'reply', '[\"s@x.org\"]', 'c@x', 'queued', 0, 0);",
+        )
+        .unwrap();
+    }
+    let store = open_store(&path);
+    let view = store.load_ticket("100001".into()).await.unwrap().unwrap();
+    let ids: Vec<&str> = view
+        .notifications
+        .iter()
+        .map(|n| n.message_id.as_deref().unwrap_or(""))
+        .collect();
+    assert_eq!(ids, ["a@x", "b@x", "c@x"]);
+    let conn = Connection::open(&path).unwrap();
+    let rows: Vec<(i64, String)> = conn
+        .prepare("SELECT id, message_id FROM outbox ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        [(20, "a@x".into()), (21, "b@x".into()), (37, "c@x".into())]
+    );
+    // Migration 6 records that mail on its entries, migration 8
+    // re-encodes it by kind, and the sender takes the two queued rows
+    // as they are: nothing is made twice.
+    let marks: Vec<(i64, Option<String>)> = conn
+        .prepare("SELECT notify, mail_to FROM thread_entries ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mail_to = Some("{\"alert\":[\"s@x.org\"]}".to_string());
+    let (autoresponse, alert) = (kind_bit(MailKind::Autoresponse), kind_bit(MailKind::Alert));
+    assert_eq!(
+        marks,
+        [
+            (autoresponse | alert | MAIL_USER_CAPPED, mail_to.clone()),
+            (alert | MAIL_REPLY, mail_to)
+        ]
+    );
+    let jobs = store.claim_outbox(1, 100, 64).await.unwrap();
+    let claimed: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    assert_eq!(claimed, [21, 37]);
+    let count: i64 = conn
+        .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 3);
+}
+
+fn new_ticket(email: &str, autorespond: bool, alert: bool) -> NewTicket {
+    NewTicket {
+        user_email: email.into(),
+        user_name: "U".into(),
+        subject: format!("about {email}"),
+        source: "API".into(),
+        priority: Named {
+            id: 2,
+            name: "Normal".into(),
+        },
+        topic: None,
+        department: Some(Named {
+            id: 1,
+            name: "Support".into(),
+        }),
+        ip: "127.0.0.1".into(),
+        created: "2026-11-28T10:00:00Z".into(),
+        alert,
+        autorespond,
+        fields: Vec::new(),
+        entry: NewEntry {
+            kind: "message".into(),
+            format: "text".into(),
+            body: "hello".into(),
+            from_name: "U".into(),
+            from_email: email.into(),
+            message_id: None,
+            auto_reply: false,
+            bounce: false,
+            attachments: Vec::new(),
+            dropped: Vec::new(),
+        },
+        mail: crate::domain::notify::MailRules {
+            autoresponse_limit_per_hour: 100,
+            alert_limit_per_ticket_per_hour: 100,
+            alert_recipients: Arc::new([(1, vec!["staff@x.org".to_string()])].into()),
+        }
+        .plan(&crate::domain::notify::MailFacts {
+            event: MailEvent::New,
+            automatic: false,
+            autorespond,
+            alert,
+            department: Some(1),
+            user_email: email,
+        }),
+        now: jiff::Timestamp::from_second(1_800_000_000).unwrap(),
+    }
+}
+
+fn open_store(path: &Path) -> SqliteStore {
+    SqliteStore::open(
+        path,
+        NumberPolicy {
+            format: "######".into(),
+            sequential: false,
+        },
+        "x.org",
+    )
+    .unwrap()
+}
+
+/// (kind, state, recipients, has a Message-ID) of a ticket's mail.
+async fn mail_of(store: &SqliteStore, number: &str) -> Vec<(String, String, Vec<String>, bool)> {
+    let view = store.load_ticket(number.into()).await.unwrap().unwrap();
+    view.notifications
+        .into_iter()
+        .map(|n| (n.kind, n.state, n.recipients, n.message_id.is_some()))
+        .collect()
+}
+
+#[tokio::test]
+async fn waiting_mail_is_taken_in_entry_order_once_even_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let store = open_store(&path);
+    let mut numbers = Vec::new();
+    for i in 0..5 {
+        // Tickets without mail in between are read past.
+        store
+            .create_ticket(new_ticket(&format!("quiet{i}@x.org"), false, false))
+            .await
+            .unwrap();
+        let email = format!("u{i}@x.org");
+        numbers.push(
+            store
+                .create_ticket(new_ticket(&email, true, true))
+                .await
+                .unwrap(),
+        );
+    }
+    let both = |state: &str, sent_id: bool, user: &str| {
+        vec![
+            (
+                "autoresponse".to_string(),
+                state.to_string(),
+                vec![user.to_string()],
+                sent_id,
+            ),
+            (
+                "alert".to_string(),
+                state.to_string(),
+                vec!["staff@x.org".to_string()],
+                sent_id,
+            ),
+        ]
+    };
+    // Queued with the ticket, though no outbox row exists yet.
+    assert_eq!(
+        mail_of(&store, &numbers[0]).await,
+        both("queued", false, "u0@x.org")
+    );
+    let rows = |path: &Path| -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(rows(&path), 0);
+    let listed = store.list_outbox(Some("queued".into()), 100).await.unwrap();
+    assert_eq!(listed.len(), 10);
+    assert!(listed.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+
+    let first = store.claim_outbox(1, 100, 3).await.unwrap();
+    // Two tickets' mail (an entry's mails are taken together), in order.
+    let kinds: Vec<(&str, &str)> = first
+        .iter()
+        .map(|j| (j.number.as_str(), j.kind.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (numbers[0].as_str(), "autoresponse"),
+            (numbers[0].as_str(), "alert"),
+            (numbers[1].as_str(), "autoresponse"),
+            (numbers[1].as_str(), "alert"),
+        ]
+    );
+    assert!(
+        first
+            .iter()
+            .all(|j| j.attempts == 1 && j.message_id.ends_with("@x.org"))
+    );
+    assert_eq!(first[0].recipients, ["u0@x.org"]);
+    assert_eq!(
+        mail_of(&store, &numbers[0]).await,
+        both("sending", true, "u0@x.org")
+    );
+    assert_eq!(
+        mail_of(&store, &numbers[2]).await,
+        both("queued", false, "u2@x.org")
+    );
+    // Taken mail can be retried; waiting mail is queued already.
+    let waiting_id = outbox_id(
+        first[3].id / crate::storage::OUTBOX_IDS_PER_ENTRY + 2,
+        MailKind::Alert,
+    );
+    store.retry_outbox(waiting_id, 1).await.unwrap();
+    assert!(matches!(
+        store.retry_outbox(waiting_id + 1, 1).await,
+        Err(StoreError::NotFound)
+    ));
+
+    drop(store);
+    let store = open_store(&path);
+    let rest = store.claim_outbox(1, 100, 64).await.unwrap();
+    let mut seen: Vec<i64> = first.iter().chain(&rest).map(|j| j.id).collect();
+    assert_eq!(rest.len(), 6);
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), 10);
+    assert!(store.claim_outbox(1, 100, 64).await.unwrap().is_empty());
+    assert_eq!(rows(&path), 10);
+    for (i, n) in numbers.iter().enumerate() {
+        assert_eq!(
+            mail_of(&store, n).await,
+            both("sending", true, &format!("u{i}@x.org"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rolled_back_claim_takes_its_mail_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir.path().join("t.db"));
+    store
+        .create_ticket(new_ticket("a@x.org", true, false))
+        .await
+        .unwrap();
+    // In one group: a claim, then a failing job. The group is rolled
+    // back and the claim runs again alone; the mail it took in the
+    // rolled-back attempt must not count as taken.
+    // (Jobs are queued when called; the first holds the writer.)
+    let hold = store.write(|_, _| {
+        std::thread::sleep(Duration::from_millis(200));
+        Ok(())
+    });
+    let claim = store.claim_outbox(1, 100, 64);
+    let fail = store.write(|_, _| -> Result<(), StoreError> { Err(other("boom")) });
+    hold.await.unwrap();
+    assert!(fail.await.is_err());
+    let jobs = claim.await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].recipients, ["a@x.org"]);
+}
+
+#[tokio::test]
+async fn export_hands_waiting_mail_to_the_outbox_queued() {
+    use crate::storage::DataCopy;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir.path().join("t.db"));
+    let number = store
+        .create_ticket(new_ticket("a@x.org", true, true))
+        .await
+        .unwrap();
+    store
+        .create_ticket(new_ticket("b@x.org", false, false))
+        .await
+        .unwrap();
+    let before = store.list_outbox(None, 10).await.unwrap();
+    store.prepare_export().await.unwrap();
+    let after = store.list_outbox(None, 10).await.unwrap();
+    let strip = |v: Vec<crate::storage::OutboxSummary>| {
+        v.into_iter()
+            .map(|mut s| {
+                s.notification.message_id = None;
+                s
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(before.len(), 2);
+    assert_eq!(strip(before), strip(after.clone()));
+    assert!(after.iter().all(|s| s.notification.message_id.is_some()));
+    assert_eq!(mail_of(&store, &number).await.len(), 2);
+    // Queued rows are the sender's as before.
+    let now = unix_now();
+    assert_eq!(
+        store.claim_outbox(now, now + 100, 64).await.unwrap().len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_failing_job_leaves_no_trace_and_its_group_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir.path().join("t.db"));
+    // The first job holds the writer so that the next ones queue up
+    // and run as one group.
+    let hold = store.write(|_, _| {
+        std::thread::sleep(Duration::from_millis(200));
+        Ok(())
+    });
+    let a = store.write(insert_counter("a"));
+    let bad = store.write(|conn, _| -> Result<(), StoreError> {
+        conn.execute(
+            "INSERT INTO counters (name, value) VALUES ('partial', 1)",
+            [],
+        )?;
+        Err(StoreError::Conflict("refused".into()))
+    });
+    let dup = store.write(insert_counter("a"));
+    let b = store.write(insert_counter("b"));
+    hold.await.unwrap();
+    a.await.unwrap();
+    assert!(matches!(bad.await, Err(StoreError::Conflict(_))));
+    // The second "a" fails on the first one's row, in the same group.
+    assert!(matches!(dup.await, Err(StoreError::Conflict(_))));
+    b.await.unwrap();
+    let conn = Connection::open(dir.path().join("t.db")).unwrap();
+    assert_eq!(counter(&conn, "a"), Some(1));
+    assert_eq!(counter(&conn, "b"), Some(1));
+    assert_eq!(counter(&conn, "partial"), None);
+}

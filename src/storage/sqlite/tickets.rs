@@ -1,0 +1,229 @@
+//! Tickets and entries on SQLite: numbers, users, the first entry and
+//! its files, email filing (Message-ID claim, append or open), reads.
+
+use super::*;
+
+/// Draws the next ticket number (inside the write transaction, so the
+/// uniqueness check cannot race: this connection is the only writer).
+pub(super) fn next_number(conn: &Connection, policy: &NumberPolicy) -> Result<String, StoreError> {
+    if policy.sequential {
+        let value: i64 = conn
+            .prepare_cached(
+                "INSERT INTO counters (name, value) VALUES ('ticket_number', 1)
+                 ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
+            )?
+            .query_row([], |r| r.get(0))?;
+        return Ok(policy.sequential_number(value));
+    }
+    for _ in 0..NUMBER_ATTEMPTS {
+        let number = policy.random_number();
+        let taken = conn
+            .prepare_cached(sql::TICKET_EXISTS)?
+            .query_row([&number], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if !taken {
+            return Ok(number);
+        }
+    }
+    Err(StoreError::Conflict(format!(
+        "no free ticket number after {NUMBER_ATTEMPTS} attempts: widen tickets.number_format"
+    )))
+}
+
+pub(super) fn insert_ticket(
+    conn: &Connection,
+    w: &mut WriterState,
+    t: &NewTicket,
+) -> Result<(String, i64, i64), StoreError> {
+    // A returning address keeps its user (and stored name): one lookup;
+    // a new one, one insert.
+    let existing: Option<i64> = conn
+        .prepare_cached("SELECT id FROM users WHERE email = ?1")?
+        .query_row([&t.user_email], |r| r.get(0))
+        .optional()?;
+    let user_id = match existing {
+        Some(id) => id,
+        None => {
+            conn.prepare_cached("INSERT INTO users (email, name, created) VALUES (?1, ?2, ?3)")?
+                .execute(params![t.user_email, t.user_name, t.created])?;
+            conn.last_insert_rowid()
+        }
+    };
+    let number = next_number(conn, &w.numbers)?;
+    conn.prepare_cached(
+        "INSERT INTO tickets (number, user_id, subject, status, source, priority_id, priority_name,
+             topic_id, topic_name, dept_id, dept_name, ip, created, alert, autorespond)
+         VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        number,
+        user_id,
+        t.subject,
+        t.source,
+        t.priority.id,
+        t.priority.name,
+        t.topic.as_ref().map(|n| n.id),
+        t.topic.as_ref().map(|n| n.name.as_str()),
+        t.department.as_ref().map(|n| n.id),
+        t.department.as_ref().map(|n| n.name.as_str()),
+        t.ip,
+        t.created,
+        t.alert,
+        t.autorespond,
+    ])?;
+    let ticket_id = conn.last_insert_rowid();
+    let mail = record_mail(conn, w, ticket_id, user_id, &t.user_email, &t.mail, t.now)?;
+    let entry_id = insert_entry(conn, ticket_id, &t.entry, &t.created, mail)?;
+    for f in &t.fields {
+        conn.prepare_cached(
+            "INSERT INTO field_values (ticket_id, form, name, value) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![ticket_id, f.form, f.name, f.value.to_string()])?;
+    }
+    Ok((number, ticket_id, entry_id))
+}
+
+/// Inserts a thread entry with the mail it queues (`notify` bits and
+/// `mail_to`, from [`record_mail`]).
+pub(super) fn insert_entry(
+    conn: &Connection,
+    ticket_id: i64,
+    e: &NewEntry,
+    created: &str,
+    (notify, mail_to): (i64, Option<String>),
+) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO thread_entries (ticket_id, kind, format, body, from_name, from_email, created,
+             message_id, auto_reply, bounce, notify, mail_to)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        ticket_id,
+        e.kind,
+        e.format,
+        e.body,
+        e.from_name,
+        e.from_email,
+        created,
+        e.message_id,
+        e.auto_reply,
+        e.bounce,
+        notify,
+        mail_to
+    ])?;
+    let entry_id = conn.last_insert_rowid();
+    for (position, a) in e.attachments.iter().enumerate() {
+        conn.prepare_cached(
+            "INSERT INTO blobs (sha256, size, data) VALUES (?1, ?2, ?3) ON CONFLICT(sha256) DO NOTHING",
+        )?
+        .execute(params![&a.sha256[..], a.data.len() as i64, a.data])?;
+        conn.prepare_cached(sql::INSERT_ATTACHMENT)?
+            .execute(params![
+                entry_id,
+                position as i64,
+                &a.sha256[..],
+                a.name,
+                a.content_type,
+                a.inline,
+                a.content_id
+            ])?;
+    }
+    Ok(entry_id)
+}
+
+pub(super) fn ingest_email(
+    conn: &Connection,
+    w: &mut WriterState,
+    email: &NewEmail,
+) -> Result<EmailOutcome, StoreError> {
+    let created = &email.ticket.created;
+    if let Some(id) = &email.message_id {
+        // The claim is a constraint, not a check-then-insert.
+        let claimed = conn
+            .prepare_cached(
+                "INSERT INTO processed_messages (message_id, ticket_id, created) VALUES (?1, NULL, ?2)
+                 ON CONFLICT(message_id) DO NOTHING",
+            )?
+            .execute(params![id, created])?;
+        if claimed == 0 {
+            let number: Option<String> = conn
+                .prepare_cached(sql::PROCESSED_MESSAGE_TICKET)?
+                .query_row([id], |r| r.get(0))?;
+            return Ok(EmailOutcome::Duplicate(number));
+        }
+    }
+    let (outcome, ticket_id, entry_id) = match &email.thread {
+        Some(thread) => {
+            let user_id: i64 = conn
+                .prepare_cached("SELECT user_id FROM tickets WHERE id = ?1")?
+                .query_row([thread.ticket_id], |r| r.get(0))?;
+            let t = &email.ticket;
+            let mail = record_mail(
+                conn,
+                w,
+                thread.ticket_id,
+                user_id,
+                &t.user_email,
+                &t.mail,
+                t.now,
+            )?;
+            let entry_id = insert_entry(conn, thread.ticket_id, &t.entry, created, mail)?;
+            (
+                EmailOutcome::Appended(thread.number.clone()),
+                thread.ticket_id,
+                entry_id,
+            )
+        }
+        None if email.is_bounce => return Ok(EmailOutcome::BounceLogged),
+        None => {
+            let (number, ticket_id, entry_id) = insert_ticket(conn, w, &email.ticket)?;
+            (EmailOutcome::Created(number), ticket_id, entry_id)
+        }
+    };
+    conn.prepare_cached(sql::INSERT_RAW_MESSAGE)?
+        .execute(params![entry_id, email.raw_compressed])?;
+    // Rare (a part over a cap): a statement of its own rather than a
+    // column in every entry's insert.
+    if let Some(dropped) = dropped_column(&email.ticket.entry.dropped)? {
+        conn.prepare_cached(sql::SET_DROPPED_PARTS)?
+            .execute(params![dropped, entry_id])?;
+    }
+    if let Some(id) = &email.message_id {
+        conn.prepare_cached(sql::SET_PROCESSED_MESSAGE_TICKET)?
+            .execute(params![ticket_id, id])?;
+    }
+    Ok(outcome)
+}
+
+pub(super) fn load_ticket(
+    conn: &Connection,
+    number: &str,
+) -> Result<Option<TicketView>, StoreError> {
+    let Some((ticket_id, mut view)) =
+        run_ready(common::load_ticket(&mut SqliteRows(conn), number))?
+    else {
+        return Ok(None);
+    };
+    // Each entry's mail: its outbox rows once taken, else what it queued.
+    let mut notes = conn.prepare_cached(
+        "SELECT o.kind, o.event, o.recipients, o.state, o.attempts, o.last_error, o.message_id,
+                o.id, e.id, e.notify, e.mail_to
+         FROM thread_entries e LEFT JOIN outbox o ON o.id BETWEEN e.id * 4 AND e.id * 4 + 3
+         WHERE e.ticket_id = ?1 AND (e.notify <> 0 OR o.id IS NOT NULL) ORDER BY e.id, o.id",
+    )?;
+    let mut rows = notes.query([ticket_id])?;
+    while let Some(r) = rows.next()? {
+        if r.get::<_, Option<i64>>(7)?.is_some() {
+            view.notifications
+                .push(notification_from_row(r)?.map_err(other)?);
+        } else {
+            let mail_to: Option<String> = r.get(10)?;
+            let waiting =
+                waiting_views(r.get(8)?, r.get(9)?, mail_to.as_deref(), &view.user.email)?;
+            view.notifications
+                .extend(waiting.into_iter().map(|(_, _, n)| n));
+        }
+    }
+    Ok(Some(view))
+}
