@@ -1,0 +1,70 @@
+//! Schema migrations, applied once under an advisory lock.
+
+use super::*;
+
+pub(super) const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        include_str!("../../../migrations/postgres/0002_email.sql"),
+    ),
+    (
+        3,
+        include_str!("../../../migrations/postgres/0003_outbox.sql"),
+    ),
+    (
+        4,
+        include_str!("../../../migrations/postgres/0004_outbox_ids.sql"),
+    ),
+    (
+        5,
+        include_str!("../../../migrations/postgres/0005_key_notify.sql"),
+    ),
+    (
+        6,
+        include_str!("../../../migrations/postgres/0006_waiting_mail.sql"),
+    ),
+    (
+        7,
+        include_str!("../../../migrations/postgres/0007_dropped_parts.sql"),
+    ),
+    (
+        8,
+        include_str!("../../../migrations/postgres/0008_mail_kinds.sql"),
+    ),
+];
+
+/// Any advisory-lock key, fixed: "oxidesk migrations".
+pub(super) const MIGRATION_LOCK: i64 = 0x6f78_6964_6573_6b01;
+
+impl PgStore {
+    pub(super) async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Two instances starting at once: one migrates, the other waits.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        tx.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
+            .await?;
+        let current: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM schema_migrations")
+            .fetch_one(&mut *tx)
+            .await?;
+        for (n, sql) in MIGRATIONS {
+            if *n > current.unwrap_or(0) {
+                tx.execute(*sql)
+                    .await
+                    .map_err(|e| other(format!("migration {n} failed: {e}")))?;
+                sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
+                    .bind(n)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,429 @@
+//! The PostgreSQL backend, for several oxidesk instances sharing one
+//! database. Every rule that must hold across instances is a database
+//! constraint or lock here: ticket numbers are unique (random numbers
+//! retried on conflict, sequential ones from a sequence), a Message-ID is
+//! claimed with `INSERT … ON CONFLICT DO NOTHING`, outbox rows are claimed
+//! with `FOR UPDATE SKIP LOCKED`, migrations run under an advisory lock.
+//!
+//! What both backends run alike is in `storage::sql` and
+//! `storage::common`; this folder holds what PostgreSQL does its own way:
+//! a ticket in one statement (`tickets`), the outbox claim (`mail`), the
+//! API-key cache kept fresh by LISTEN/NOTIFY (`keys`), `migrate-data`
+//! (`copy`) and migrations (`migrate`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow, PgSslMode};
+use sqlx::{Executor, Postgres, Row, Transaction};
+
+use super::common::{self, Rows};
+use super::sql;
+use super::{
+    ApiKeyRecord, BoxFuture, Cap, CapScope, EmailOutcome, MailEvent, MailKind, NUMBER_ATTEMPTS,
+    NewApiKey, NewEmail, NewEntry, NewTicket, NotificationView, NumberPolicy, OutboxJob,
+    OutboxSummary, Party, QueuedMail, Store, StoreError, ThreadQuery, ThreadRef, TicketSummary,
+    TicketView, dropped_column, outbox_id, outgoing_message_id, outgoing_message_id_tail,
+};
+use super::{ColType, DumpValue};
+
+mod copy;
+mod keys;
+mod mail;
+mod migrate;
+#[cfg(test)]
+mod tests;
+mod tickets;
+
+use keys::*;
+use tickets::*;
+
+/// Pool and timeout settings.
+#[derive(Debug, Clone)]
+pub struct PgSettings {
+    /// Most connections per instance.
+    pub max_connections: u32,
+    /// `statement_timeout` for every statement.
+    pub statement_timeout_ms: u64,
+    /// How long to keep retrying when the database is unreachable at start.
+    pub connect_retry_secs: u64,
+    /// Domain of outgoing Message-IDs.
+    pub message_domain: String,
+}
+
+/// PostgreSQL store; cheap to clone.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    numbers: NumberPolicy,
+    /// Domain of outgoing Message-IDs.
+    message_domain: String,
+    keys: Arc<KeyCache>,
+    /// Dropped with the last clone of the store, which stops the key
+    /// cache's listener.
+    alive: Arc<tokio::sync::watch::Sender<()>>,
+}
+
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Busy(e.to_string())
+        }
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("23505") => StoreError::Conflict(e.to_string()),
+            // serialization failure, deadlock, query canceled (timeout)
+            Some("40001" | "40P01" | "57014") => StoreError::Busy(e.to_string()),
+            _ => StoreError::other(e),
+        },
+        _ => StoreError::other(e),
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        map_err(e)
+    }
+}
+
+/// `url` without its password (in the user part or a `password=`
+/// parameter), for messages and logs.
+pub fn redacted_url(url: &str) -> String {
+    let (url, query) = match url.split_once('?') {
+        Some((base, q)) if q.contains("password") => (base, ""),
+        Some((base, q)) => (base, q),
+        None => (url, ""),
+    };
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return format!("{url}{query}");
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return format!("{scheme}://{rest}{query}");
+    };
+    let user = userinfo.split(':').next().unwrap_or_default();
+    let password = if userinfo.contains(':') { ":***" } else { "" };
+    format!("{scheme}://{user}{password}@{host}{path}{query}")
+}
+
+/// The shared statements ([`common`]) on a PostgreSQL connection.
+struct PgRows<'c>(&'c mut sqlx::PgConnection);
+
+impl Rows for PgRows<'_> {
+    fn rows<'a>(
+        &'a mut self,
+        sql: &'static str,
+        params: Vec<DumpValue>,
+        cols: &'static [ColType],
+    ) -> BoxFuture<'a, Result<Vec<common::Row>, StoreError>> {
+        Box::pin(async move {
+            let mut query = sqlx::query(sql);
+            for p in params {
+                query = match p {
+                    DumpValue::Null => query.bind(None::<String>),
+                    DumpValue::Int(n) => query.bind(n),
+                    DumpValue::Text(t) => query.bind(t),
+                    DumpValue::Blob(b) => query.bind(b),
+                    DumpValue::Bool(b) => query.bind(b),
+                };
+            }
+            let rows = query.fetch_all(&mut *self.0).await?;
+            rows.iter()
+                .map(|r| Ok(common::Row(pg_values(r, cols.iter().copied())?)))
+                .collect()
+        })
+    }
+}
+
+/// A PostgreSQL row's columns as `cols` say (NULL as [`DumpValue::Null`]).
+fn pg_values(r: &PgRow, cols: impl Iterator<Item = ColType>) -> Result<Vec<DumpValue>, StoreError> {
+    let mut values = Vec::new();
+    for (i, ty) in cols.enumerate() {
+        let v = match ty {
+            ColType::Int => r.try_get::<Option<i64>, _>(i)?.map(DumpValue::Int),
+            ColType::Text => r.try_get::<Option<String>, _>(i)?.map(DumpValue::Text),
+            ColType::Blob => r.try_get::<Option<Vec<u8>>, _>(i)?.map(DumpValue::Blob),
+            ColType::Bool => r.try_get::<Option<bool>, _>(i)?.map(DumpValue::Bool),
+        };
+        values.push(v.unwrap_or(DumpValue::Null));
+    }
+    Ok(values)
+}
+
+fn other(e: impl std::fmt::Display) -> StoreError {
+    StoreError::other(e.to_string())
+}
+
+impl PgStore {
+    /// Connects (retrying for `connect_retry_secs`), applies migrations.
+    pub async fn open(
+        url: &str,
+        numbers: NumberPolicy,
+        settings: &PgSettings,
+    ) -> Result<Self, StoreError> {
+        let mut options: PgConnectOptions = url
+            .parse()
+            .map_err(|e| other(format!("invalid database URL: {e}")))?;
+        if tls_pointless(url, &options, std::env::var_os("PGSSLMODE").is_some()) {
+            options = options.ssl_mode(PgSslMode::Disable);
+        }
+        let timeout = settings.statement_timeout_ms;
+        let pool_options = PgPoolOptions::new()
+            .max_connections(settings.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            // No ping before every use: it was a round trip per request
+            // (a fifth of oxidesk's work per ticket). A connection that
+            // died fails its statement instead, which answers 503 (retry)
+            // and is not returned to the pool.
+            .test_before_acquire(false)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    sqlx::query("SELECT set_config('statement_timeout', $1, false)")
+                        .bind(timeout.to_string())
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            });
+        let started = std::time::Instant::now();
+        let deadline = started + Duration::from_secs(settings.connect_retry_secs);
+        // One attempt never outlasts the retry window (sqlx's acquire
+        // itself retries a refused connection until its timeout).
+        let pool_options = pool_options.acquire_timeout(Duration::from_secs(
+            settings.connect_retry_secs.clamp(1, 10),
+        ));
+        let mut pause = Duration::from_millis(250);
+        let mut attempt = 1u32;
+        let pool = loop {
+            match pool_options.clone().connect_with(options.clone()).await {
+                Ok(pool) => break pool,
+                Err(e) if std::time::Instant::now() + pause < deadline => {
+                    // One line per attempt, and attempts back off: a
+                    // flood of lines helps nobody and an MTA reading the
+                    // pipe's standard error stops reading it.
+                    tracing::warn!(error = %e, attempt, retry_in_ms = pause.as_millis() as u64, "database {} unreachable, retrying", redacted_url(url));
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(other(format!(
+                        "cannot connect to the database (tried {attempt} times in {} s): {e}",
+                        started.elapsed().as_secs()
+                    )));
+                }
+            }
+        };
+        let store = Self {
+            pool,
+            numbers,
+            message_domain: settings.message_domain.clone(),
+            keys: Arc::default(),
+            alive: Arc::new(tokio::sync::watch::channel(()).0),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+}
+
+/// Whether to connect without TLS although the URL does not say so: it
+/// names no `sslmode` (nor does `PGSSLMODE`), and the server is on this
+/// machine (a Unix socket, a loopback address, `localhost`). TLS there
+/// protects nothing and costs about a sixth of the ticket rate (sqlx
+/// otherwise defaults to `prefer`, which encrypts when the server can).
+fn tls_pointless(url: &str, options: &PgConnectOptions, env_sslmode: bool) -> bool {
+    let url_sets = url
+        .split_once('?')
+        .is_some_and(|(_, q)| q.split('&').any(|kv| kv.starts_with("sslmode=")));
+    if url_sets || env_sslmode {
+        return false;
+    }
+    if options.get_socket().is_some() {
+        return true;
+    }
+    let host = options.get_host();
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Store for PgStore {
+    fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<String, StoreError>> {
+        Box::pin(async move {
+            // One statement (its mail included), committed on its own.
+            let mut conn = self.pool.acquire().await?;
+            let (number, ..) = insert_ticket_one_statement(
+                &mut conn,
+                &self.numbers,
+                &self.message_domain,
+                &ticket,
+            )
+            .await?;
+            Ok(number)
+        })
+    }
+
+    fn find_thread(
+        &self,
+        query: ThreadQuery,
+    ) -> BoxFuture<'_, Result<Option<ThreadRef>, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await?;
+            common::find_thread(&mut PgRows(&mut conn), &query).await
+        })
+    }
+
+    fn ingest_email(&self, email: NewEmail) -> BoxFuture<'_, Result<EmailOutcome, StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            let outcome =
+                ingest_email(&mut tx, &self.numbers, &self.message_domain, &email).await?;
+            tx.commit().await?;
+            Ok(outcome)
+        })
+    }
+
+    fn load_ticket(&self, number: String) -> BoxFuture<'_, Result<Option<TicketView>, StoreError>> {
+        Box::pin(async move { load_ticket(&self.pool, &number).await })
+    }
+
+    fn list_tickets(&self, limit: u32) -> BoxFuture<'_, Result<Vec<TicketSummary>, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await?;
+            common::list_tickets(&mut PgRows(&mut conn), limit).await
+        })
+    }
+
+    fn ticket_exists(&self, number: String) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await?;
+            common::ticket_exists(&mut PgRows(&mut conn), &number).await
+        })
+    }
+
+    fn find_api_key(
+        &self,
+        hash: [u8; 32],
+    ) -> BoxFuture<'_, Result<Option<ApiKeyRecord>, StoreError>> {
+        Box::pin(async move {
+            // Only a serving process looks keys up: listen from the first.
+            if !self
+                .keys
+                .started
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                let keys = self.keys.clone();
+                let pool = self.pool.clone();
+                let mut alive = self.alive.subscribe();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = keys.listen(pool) => {}
+                        // Every clone of the store is gone.
+                        _ = alive.changed() => {}
+                    }
+                });
+            }
+            let (hit, generation) = self.keys.get(&hash);
+            if hit.is_some() {
+                return Ok(hit);
+            }
+            let mut conn = self.pool.acquire().await?;
+            let record = common::find_api_key(&mut PgRows(&mut conn), &hash).await?;
+            if let (Some(generation), Some(r)) = (generation, &record) {
+                self.keys.fill(generation, r);
+            }
+            Ok(record)
+        })
+    }
+
+    fn add_api_key(&self, key: NewApiKey) -> BoxFuture<'_, Result<i64, StoreError>> {
+        Box::pin(async move {
+            let addresses = serde_json::to_string(&key.addresses).map_err(other)?;
+            Ok(sqlx::query_scalar(
+                "INSERT INTO api_keys (hash, prefix, addresses, is_active, can_create, can_read, notes, created)
+                 VALUES ($1, $2, $3, true, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(&key.hash[..])
+            .bind(&key.prefix)
+            .bind(addresses)
+            .bind(key.can_create)
+            .bind(key.can_read)
+            .bind(&key.notes)
+            .bind(&key.created)
+            .fetch_one(&self.pool)
+            .await?)
+        })
+    }
+
+    fn list_api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await?;
+            common::list_api_keys(&mut PgRows(&mut conn)).await
+        })
+    }
+
+    fn revoke_api_key(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let done = sqlx::query("UPDATE api_keys SET is_active = false WHERE id = $1")
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            if done.rows_affected() == 0 {
+                Err(StoreError::NotFound)
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    fn claim_outbox(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<OutboxJob>, StoreError>> {
+        self.claim(now, lease_until, limit)
+    }
+
+    fn mark_outbox_sent(&self, id: i64, now: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.mark_sent(id, now)
+    }
+
+    fn mark_outbox_retry(
+        &self,
+        id: i64,
+        next_attempt_at: i64,
+        error: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.mark_retry(id, next_attempt_at, error)
+    }
+
+    fn mark_outbox_failed(&self, id: i64, error: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.mark_failed(id, error)
+    }
+
+    fn list_outbox(
+        &self,
+        state: Option<String>,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<OutboxSummary>, StoreError>> {
+        self.list_mail(state, limit)
+    }
+
+    fn retry_outbox(&self, id: i64, now: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.retry_mail(id, now)
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, StoreError>> {
+        Box::pin(super::table_counts(self))
+    }
+}
