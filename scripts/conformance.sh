@@ -14,7 +14,10 @@ runner="$shared/conformance/run.py"
 [ -f "$runner" ] || { echo "conformance runner not found at $runner" >&2; exit 2; }
 
 cargo build --quiet --manifest-path "$here/Cargo.toml" --bin oxidesk
-bin="$here/target/debug/oxidesk"
+# Where cargo put it: honours CARGO_TARGET_DIR and cargo's own config.
+target="$(cargo metadata --format-version 1 --no-deps --manifest-path "$here/Cargo.toml" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+bin="$target/debug/oxidesk"
 work="$(mktemp -d)"
 config="$here/tests/conformance/oxidesk.toml"
 export OXIDESK_CONFIG="$config"

@@ -14,9 +14,9 @@ unset TEST_DATABASE_URL
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test (SQLite)"
-cargo test --all-targets
+cargo test --workspace --all-targets
 echo "== conformance (SQLite)"
 scripts/conformance.sh
 

@@ -1,6 +1,9 @@
 //! Integration tests: real HTTP over loopback against a real SQLite file.
 
 mod helpers;
+// The SMTP sink is a workspace crate (crates/smtp-sink) shared with the
+// benchmark; the tests keep naming it `crate::smtp_sink`.
+use oxidesk_smtp_sink as smtp_sink;
 
 mod auth;
 mod cli;
@@ -14,7 +17,6 @@ mod migrate;
 
 mod notify;
 mod routes;
-mod smtp_sink;
 mod storage;
 mod store_suite;
 mod xml;

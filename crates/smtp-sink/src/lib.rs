@@ -1,23 +1,35 @@
-//! A small SMTP server on loopback for the notification tests: it speaks
-//! enough RFC 5321 for lettre, records every message it accepted, can
-//! answer 451 (temporarily unavailable), and can hold a message before
-//! accepting it — a message whose client disappears while held is never
-//! counted (the client never learnt it was accepted).
+//! A small SMTP server on loopback, for oxidesk's integration tests and
+//! its benchmark: it speaks enough RFC 5321 for lettre and accepts every
+//! message, counting it and (unless told to only count) recording it.
+//!
+//! For the tests it can also misbehave on purpose: answer 451
+//! (temporarily unavailable), hold a message before accepting it — a
+//! message whose client disappears while held is never counted, as the
+//! client never learnt it was accepted — and drop idle clients.
+//!
+//! It is test support: it never relays, stores nothing on disk and makes
+//! no claim to be a correct SMTP server beyond what oxidesk's sender says.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+/// One accepted message.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The `RCPT TO` addresses, without angle brackets.
     pub rcpt: Vec<String>,
+    /// The message as sent after `DATA` (dot-unstuffed, CRLF kept).
     pub data: String,
 }
 
 impl Received {
+    /// The first header field of that name (case-insensitive), unfolded
+    /// and trimmed.
     pub fn header(&self, name: &str) -> Option<String> {
         let head = self.data.split("\r\n\r\n").next().unwrap_or_default();
         let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
@@ -29,6 +41,7 @@ impl Received {
         })
     }
 
+    /// The body after the header block, quoted-printable undone.
     pub fn body(&self) -> String {
         let body = self
             .data
@@ -56,6 +69,15 @@ impl Received {
     }
 }
 
+/// What the sink keeps of each accepted message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Every message, for [`SmtpSink::received`] (the tests).
+    Messages,
+    /// Only the count (the benchmark: a long run must not grow memory).
+    Count,
+}
+
 #[derive(Default)]
 struct State {
     received: Vec<Received>,
@@ -65,13 +87,31 @@ struct State {
     open_sessions: usize,
 }
 
+/// A running sink; clones share it. The listener stops when the last
+/// handle is dropped.
 #[derive(Clone)]
 pub struct SmtpSink {
+    /// The loopback port it listens on.
     pub port: u16,
-    state: Arc<Mutex<State>>,
-    release: Arc<Notify>,
-    kick: Arc<Notify>,
+    shared: Arc<Shared>,
     _task: Arc<TaskGuard>,
+}
+
+/// What the sessions and the handles share.
+struct Shared {
+    keep: Keep,
+    state: Mutex<State>,
+    accepted: AtomicU64,
+    release: Notify,
+    kick: Notify,
+}
+
+impl Shared {
+    /// The state, also after a panic elsewhere: a test that failed while
+    /// holding the lock must not turn every later call into a panic.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Stops the listener when the last handle goes.
@@ -84,59 +124,91 @@ impl Drop for TaskGuard {
 }
 
 impl SmtpSink {
+    /// A sink recording every message, on a free port.
+    ///
+    /// # Panics
+    /// When no loopback port can be bound: this is for tests, where that
+    /// is a failed test. Use [`SmtpSink::bind`] to handle the error.
     pub async fn start() -> Self {
         Self::start_on(0).await
     }
 
+    /// A sink recording every message, on `port` (0: a free one), e.g. to
+    /// come back on the port of a sink that was dropped.
+    ///
+    /// # Panics
+    /// When the port cannot be bound (see [`SmtpSink::start`]).
     pub async fn start_on(port: u16) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let state = Arc::new(Mutex::new(State::default()));
-        let release = Arc::new(Notify::new());
-        let kick = Arc::new(Notify::new());
-        let (s, r, k) = (state.clone(), release.clone(), kick.clone());
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(session(stream, s.clone(), r.clone(), k.clone()));
-            }
-        });
-        Self {
-            port,
-            state,
-            release,
-            kick,
-            _task: Arc::new(TaskGuard(task)),
+        match Self::bind(port, Keep::Messages).await {
+            Ok(sink) => sink,
+            Err(e) => panic!("SMTP sink cannot listen on 127.0.0.1:{port}: {e}"),
         }
     }
 
+    /// A sink on `127.0.0.1:port` (0: a free one) keeping `keep`. Must be
+    /// called inside a tokio runtime, which runs its sessions.
+    pub async fn bind(port: u16, keep: Keep) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let port = listener.local_addr()?.port();
+        let shared = Arc::new(Shared {
+            keep,
+            state: Mutex::new(State::default()),
+            accepted: AtomicU64::new(0),
+            release: Notify::new(),
+            kick: Notify::new(),
+        });
+        let s = shared.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(session(stream, s.clone()));
+            }
+        });
+        Ok(Self {
+            port,
+            shared,
+            _task: Arc::new(TaskGuard(task)),
+        })
+    }
+
+    /// The messages accepted so far, in order (empty with [`Keep::Count`]).
     pub fn received(&self) -> Vec<Received> {
-        self.state.lock().unwrap().received.clone()
+        self.shared.state().received.clone()
     }
 
+    /// How many messages were accepted so far, whatever is kept.
+    pub fn accepted(&self) -> u64 {
+        self.shared.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Answers `MAIL FROM` with this code (e.g. 451) instead of 250;
+    /// `None` accepts again.
     pub fn fail_with(&self, code: Option<u16>) {
-        self.state.lock().unwrap().fail_with = code;
+        self.shared.state().fail_with = code;
     }
 
+    /// On: messages are held after their data, unanswered, until it is
+    /// turned off again (which accepts every held one).
     pub fn hold(&self, on: bool) {
-        self.state.lock().unwrap().hold = on;
+        self.shared.state().hold = on;
         if !on {
-            self.release.notify_waiters();
+            self.shared.release.notify_waiters();
         }
     }
 
     /// Closes every connection waiting for its next command, as a server
     /// drops idle clients.
     pub fn kick_idle(&self) {
-        self.kick.notify_waiters();
+        self.shared.kick.notify_waiters();
     }
 
+    /// How many messages are held right now.
     pub fn holding(&self) -> usize {
-        self.state.lock().unwrap().holding
+        self.shared.state().holding
     }
 
     /// Connections open on the server side.
     pub fn open_sessions(&self) -> usize {
-        self.state.lock().unwrap().open_sessions
+        self.shared.state().open_sessions
     }
 
     /// Waits until `done` holds (or panics after `secs`): for things that
@@ -157,6 +229,9 @@ impl SmtpSink {
     /// Waits until `n` messages were accepted (or panics after `secs`).
     /// A wait for presence: whether more than `n` come is for the caller
     /// to decide from the sender's state, never from the time waited.
+    ///
+    /// # Panics
+    /// When fewer than `n` arrived in time: the test's assertion.
     pub async fn wait_for(&self, n: usize, secs: u64) -> Vec<Received> {
         for _ in 0..secs * 20 {
             let got = self.received();
@@ -174,35 +249,29 @@ impl SmtpSink {
 }
 
 /// Counts a session as open for its lifetime.
-struct SessionGuard(Arc<Mutex<State>>);
+struct SessionGuard(Arc<Shared>);
 
 impl SessionGuard {
-    fn new(state: &Arc<Mutex<State>>) -> Self {
-        state.lock().unwrap().open_sessions += 1;
-        Self(state.clone())
+    fn new(shared: &Arc<Shared>) -> Self {
+        shared.state().open_sessions += 1;
+        Self(shared.clone())
     }
 }
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        if let Ok(mut s) = self.0.lock() {
-            s.open_sessions -= 1;
-        }
+        self.0.state().open_sessions -= 1;
     }
 }
 
-async fn session(
-    stream: tokio::net::TcpStream,
-    state: Arc<Mutex<State>>,
-    release: Arc<Notify>,
-    kick: Arc<Notify>,
-) {
-    let _open = SessionGuard::new(&state);
+async fn session(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
+    let _open = SessionGuard::new(&shared);
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     if write.write_all(b"220 sink ESMTP\r\n").await.is_err() {
         return;
     }
+    let keep_data = shared.keep == Keep::Messages;
     let mut rcpt = Vec::new();
     let mut line = String::new();
     loop {
@@ -212,14 +281,14 @@ async fn session(
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             },
-            () = kick.notified() => return,
+            () = shared.kick.notified() => return,
         }
         let cmd = line.trim_end().to_ascii_uppercase();
         let reply: String = if cmd.starts_with("EHLO") || cmd.starts_with("HELO") {
             "250-sink\r\n250 8BITMIME\r\n".into()
         } else if cmd.starts_with("MAIL FROM") {
             rcpt.clear();
-            match state.lock().unwrap().fail_with {
+            match shared.state().fail_with {
                 Some(code) => format!("{code} try again later\r\n"),
                 None => "250 OK\r\n".into(),
             }
@@ -241,17 +310,20 @@ async fn session(
                 if line == ".\r\n" || line == ".\n" {
                     break;
                 }
-                data.push_str(line.strip_prefix('.').unwrap_or(&line));
+                // Counting only: the text is not kept, so not copied.
+                if keep_data {
+                    data.push_str(line.strip_prefix('.').unwrap_or(&line));
+                }
             }
-            let hold = state.lock().unwrap().hold;
+            let hold = shared.state().hold;
             if hold {
-                state.lock().unwrap().holding += 1;
+                shared.state().holding += 1;
                 let mut probe = [0u8; 1];
                 let released = tokio::select! {
-                    () = release.notified() => true,
+                    () = shared.release.notified() => true,
                     _ = reader.read(&mut probe) => false,
                 };
-                state.lock().unwrap().holding -= 1;
+                shared.state().holding -= 1;
                 if !released {
                     // The client went away before we accepted: not received.
                     return;
@@ -259,10 +331,13 @@ async fn session(
             }
             // Recorded before the client hears 250: once the sender has
             // marked a mail sent, the sink has it.
-            state.lock().unwrap().received.push(Received {
-                rcpt: rcpt.clone(),
-                data,
-            });
+            shared.accepted.fetch_add(1, Ordering::Relaxed);
+            if keep_data {
+                shared.state().received.push(Received {
+                    rcpt: rcpt.clone(),
+                    data,
+                });
+            }
             if write.write_all(b"250 OK queued\r\n").await.is_err() {
                 return;
             }

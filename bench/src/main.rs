@@ -17,6 +17,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
+use oxidesk_smtp_sink::{Keep, SmtpSink};
 
 /// Load generator for oxidesk's ticket intake.
 #[derive(Debug, Parser)]
@@ -68,57 +69,6 @@ struct Args {
     /// backlog for up to this many seconds and report mails/s.
     #[arg(long, default_value_t = 0)]
     drain_seconds: u64,
-}
-
-/// An SMTP server that accepts everything, for `--notify`.
-async fn smtp_sink(
-    listener: tokio::net::TcpListener,
-    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
-) {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    while let Ok((stream, _)) = listener.accept().await {
-        let count = count.clone();
-        tokio::spawn(async move {
-            let (read, mut write) = stream.into_split();
-            let mut reader = BufReader::new(read);
-            let mut line = String::new();
-            if write.write_all(b"220 sink\r\n").await.is_err() {
-                return;
-            }
-            let mut in_data = false;
-            loop {
-                line.clear();
-                match reader.read_line(&mut line).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-                let reply: &[u8] = if in_data {
-                    if line != ".\r\n" {
-                        continue;
-                    }
-                    in_data = false;
-                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    b"250 OK\r\n"
-                } else {
-                    let upper = line.to_ascii_uppercase();
-                    if upper.starts_with("EHLO") {
-                        b"250-sink\r\n250 8BITMIME\r\n"
-                    } else if upper.starts_with("DATA") {
-                        in_data = true;
-                        b"354 go\r\n"
-                    } else if upper.starts_with("QUIT") {
-                        let _ = write.write_all(b"221 bye\r\n").await;
-                        return;
-                    } else {
-                        b"250 OK\r\n"
-                    }
-                };
-                if write.write_all(reply).await.is_err() {
-                    return;
-                }
-            }
-        });
-    }
 }
 
 fn json_body(i: u64, conn: usize, body_bytes: usize) -> Vec<u8> {
@@ -493,12 +443,10 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let sink_count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let sink_listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let sink_port = sink_listener.local_addr()?.port();
-    if args.notify {
-        runtime.spawn(smtp_sink(sink_listener, sink_count.clone()));
-    }
+    // Without --notify nothing connects to it; with it, a long run must
+    // not keep every mail in memory: count only.
+    let sink = runtime.block_on(SmtpSink::bind(0, Keep::Count))?;
+    let sink_port = sink.port;
     // Stock helpdesk, plus staff alerts for Support and no hourly cap, so
     // that every ticket queues two mails when --notify is on.
     let config = dir.path().join("bench.toml");
@@ -580,7 +528,7 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok(results)
     })?;
     let rss: Option<u64> = children.iter().map(|c| peak_rss_kib(c.id())).sum();
-    let during_load = sink_count.load(std::sync::atomic::Ordering::Relaxed);
+    let during_load = sink.accepted();
     let mut drained = None;
     if args.notify && args.drain_seconds > 0 {
         // Idle server, backlog in the outbox: how fast does it deliver?
@@ -589,7 +537,7 @@ fn main() -> anyhow::Result<()> {
         let (mut last, mut last_change) = (during_load, started);
         while Instant::now() < deadline && last_change.elapsed() < Duration::from_secs(1) {
             std::thread::sleep(Duration::from_millis(50));
-            let now = sink_count.load(std::sync::atomic::Ordering::Relaxed);
+            let now = sink.accepted();
             if now != last {
                 (last, last_change) = (now, Instant::now());
             }
