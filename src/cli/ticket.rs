@@ -32,14 +32,16 @@ pub(super) async fn run(cli: &Cli, cmd: &TicketCommand) -> anyhow::Result<()> {
                 anyhow::bail!("no ticket {number}");
             };
             if *json {
-                outln!("{}", serde_json::to_string_pretty(&t)?);
+                // The read API's shape (the one place that decides it).
+                let json = crate::http::wire::TicketJson::from(&t);
+                outln!("{}", serde_json::to_string_pretty(&json)?);
                 return Ok(());
             }
             outln!("Ticket #{}  [{}]  {}", t.number, t.status, t.subject);
             outln!("From:       {} <{}>", t.user.name, t.user.email);
             outln!(
                 "Created:    {}  source {}  ip {}",
-                t.created,
+                crate::domain::views::format_time(t.created),
                 t.source,
                 t.ip
             );
@@ -59,8 +61,8 @@ pub(super) async fn run(cli: &Cli, cmd: &TicketCommand) -> anyhow::Result<()> {
                     e.kind,
                     e.from.name,
                     e.from.email,
-                    e.created,
-                    e.format
+                    crate::domain::views::format_time(e.created),
+                    e.format.as_str()
                 );
                 outln!("{}", e.body);
                 for a in &e.attachments {

@@ -12,6 +12,7 @@ use super::catalog::Catalog;
 use super::fields::parse_email as parse_address;
 use super::notify::{MailEvent, MailFacts, MailRules};
 use super::tickets::{Assembly, assemble, default_priority};
+use super::views::{EntryKind, Source};
 use crate::config::Channel;
 use crate::intake::IntakeError;
 use crate::intake::email::{EmailDraft, PriorityHint, parse_email};
@@ -134,7 +135,7 @@ pub fn prepare_email(
             user_email: address.clone(),
             user_name: name.clone(),
             subject: subject.clone(),
-            source: "Email".into(),
+            source: Source::Email,
             priority,
             topic,
             ip: ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
@@ -144,8 +145,8 @@ pub fn prepare_email(
             automatic,
             fields: Vec::new(),
             entry: NewEntry {
-                kind: "message".into(),
-                format: draft.message.format.as_str().into(),
+                kind: EntryKind::Message,
+                format: draft.message.format,
                 body: draft.message.body,
                 from_name: name,
                 from_email: address.clone(),

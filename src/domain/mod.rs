@@ -11,6 +11,7 @@ pub mod fields;
 pub mod keys;
 pub mod notify;
 pub mod tickets;
+pub mod views;
 
 /// Why a request was refused by the helpdesk's rules. Each variant names
 /// the offending field.

@@ -11,6 +11,7 @@ use super::DomainError;
 use super::catalog::{Catalog, FormField, TopicEntry};
 use super::fields::{parse_bool, parse_email, parse_field, parse_ip, scalar_text};
 use super::notify::{MailEvent, MailFacts};
+use super::views::{EntryKind, Source};
 use crate::intake::{AttachmentDraft, RawValue, TicketDraft};
 use crate::storage::{Named, NewAttachment, NewEntry, NewFieldValue, NewTicket, Store, StoreError};
 
@@ -42,8 +43,6 @@ pub enum CreateError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
-
-const SOURCES: &[&str] = &["API", "Email", "Phone", "Web", "Other"];
 
 /// Built-in request fields (API.md, Create a ticket), apart from message
 /// and attachments which intake decodes.
@@ -187,18 +186,15 @@ pub fn prepare_ticket(
         Some(raw) if !raw.is_empty() => {
             let text = scalar_text(raw).map_err(|m| invalid("source", m))?;
             let text = text.trim();
-            SOURCES
-                .iter()
-                .find(|s| s.eq_ignore_ascii_case(text))
-                .ok_or_else(|| {
-                    invalid(
-                        "source",
-                        format!("\"{text}\" is not one of {}", SOURCES.join(", ")),
-                    )
-                })?
-                .to_string()
+            Source::parse_lenient(text).ok_or_else(|| {
+                let names: Vec<&str> = Source::ALL.iter().map(|s| s.as_str()).collect();
+                invalid(
+                    "source",
+                    format!("\"{text}\" is not one of {}", names.join(", ")),
+                )
+            })?
         }
-        _ => "API".to_string(),
+        _ => Source::Api,
     };
     // `priority` wins over osTicket's alias `priorityId`.
     let priority_field = ["priority", "priorityId"]
@@ -261,8 +257,8 @@ pub fn prepare_ticket(
             automatic: false,
             fields,
             entry: NewEntry {
-                kind: "message".into(),
-                format: message.format.as_str().into(),
+                kind: EntryKind::Message,
+                format: message.format,
                 body: message.body,
                 from_name: name,
                 from_email: email,
@@ -297,8 +293,8 @@ pub(crate) struct Assembly<'a> {
     pub user_name: String,
     /// Subject.
     pub subject: String,
-    /// `API`, `Email`, …
-    pub source: String,
+    /// How it came in.
+    pub source: Source,
     /// Priority.
     pub priority: Named,
     /// Help topic, if any.
@@ -343,7 +339,6 @@ pub(crate) fn assemble(catalog: &Catalog, a: Assembly<'_>) -> NewTicket {
         topic: a.topic.map(|t| t.named.clone()),
         department,
         ip: a.ip,
-        created: a.now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
         alert: a.alert && !a.automatic,
         autorespond: a.autorespond && !a.automatic,
         fields: a.fields,

@@ -11,6 +11,7 @@ pub mod api_key;
 pub mod client;
 pub mod request_id;
 pub mod tickets;
+pub mod wire;
 
 use axum::Router;
 use axum::routing::any;

@@ -254,7 +254,7 @@ async fn read(state: &AppState, number: &str) -> Result<Response, ApiError> {
         .load_ticket(number.to_string())
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let body = serde_json::to_string(&ticket)
+    let body = serde_json::to_string(&super::wire::TicketJson::from(&ticket))
         .map_err(|e| ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, &e))?;
     let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().insert(

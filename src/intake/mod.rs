@@ -72,6 +72,15 @@ impl BodyFormat {
             BodyFormat::Html => "html",
         }
     }
+
+    /// The format of a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "text" => Some(BodyFormat::Text),
+            "html" => Some(BodyFormat::Html),
+            _ => None,
+        }
+    }
 }
 
 /// The decoded message body.

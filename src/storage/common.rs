@@ -9,9 +9,9 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use super::{
-    ApiKeyRecord, AttachmentView, BoxFuture, ColType, DumpValue, EntryFlags, EntryView, Named,
-    Party, StoreError, ThreadQuery, ThreadRef, TicketSummary, TicketView, outgoing_ticket_id,
-    parse_dropped, sql,
+    ApiKeyRecord, AttachmentView, BodyFormat, BoxFuture, ColType, DumpValue, EntryFlags, EntryKind,
+    EntryView, Named, Party, Source, StoreError, ThreadQuery, ThreadRef, TicketStatus,
+    TicketSummary, TicketView, outgoing_ticket_id, parse_dropped, sql,
 };
 
 /// Runs a shared statement: `params` bound in order, each column read as
@@ -81,6 +81,22 @@ impl Row {
         }
     }
 
+    /// A text column that names a value of a closed set.
+    pub fn parsed<T>(
+        &self,
+        i: usize,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<T, StoreError> {
+        let text = self.text(i)?;
+        parse(&text)
+            .ok_or_else(|| StoreError::other(format!("column {i}: unexpected value {text:?}")))
+    }
+
+    /// A time column (RFC 3339 text).
+    pub fn time(&self, i: usize) -> Result<jiff::Timestamp, StoreError> {
+        self.parsed(i, |t| t.parse().ok())
+    }
+
     /// A blob column.
     pub fn blob(&self, i: usize) -> Result<&[u8], StoreError> {
         match self.get(i)? {
@@ -133,8 +149,8 @@ pub(crate) async fn load_ticket<R: Rows + ?Sized>(
     let mut view = TicketView {
         number: r.text(1)?,
         subject: r.text(2)?,
-        status: r.text(3)?,
-        source: r.text(4)?,
+        status: r.parsed(3, TicketStatus::parse)?,
+        source: r.parsed(4, Source::parse)?,
         priority: Named {
             id: r.int(5)?,
             name: r.text(6)?,
@@ -146,7 +162,7 @@ pub(crate) async fn load_ticket<R: Rows + ?Sized>(
             email: r.text(12)?,
         },
         ip: r.text(13)?,
-        created: r.text(14)?,
+        created: r.time(14)?,
         fields: serde_json::Map::new(),
         thread: Vec::new(),
         notifications: Vec::new(),
@@ -180,14 +196,14 @@ pub(crate) async fn load_ticket<R: Rows + ?Sized>(
             });
         }
         view.thread.push(EntryView {
-            kind: e.text(1)?,
-            format: e.text(2)?,
+            kind: e.parsed(1, EntryKind::parse)?,
+            format: e.parsed(2, BodyFormat::parse)?,
             body: e.text(3)?,
             from: Party {
                 name: e.text(4)?,
                 email: e.text(5)?,
             },
-            created: e.text(6)?,
+            created: e.time(6)?,
             message_id: e.opt_text(7)?,
             flags: EntryFlags {
                 auto_reply: e.bool(8)?,
@@ -271,9 +287,9 @@ pub(crate) async fn list_tickets<R: Rows + ?Sized>(
             Ok(TicketSummary {
                 number: r.text(0)?,
                 subject: r.text(1)?,
-                status: r.text(2)?,
+                status: r.parsed(2, TicketStatus::parse)?,
                 user_email: r.text(3)?,
-                created: r.text(4)?,
+                created: r.time(4)?,
             })
         })
         .collect()

@@ -12,7 +12,6 @@ use std::future::Future;
 use std::pin::Pin;
 
 use ipnet::IpNet;
-use serde::Serialize;
 
 /// A boxed future, so that `Store` can be used as `Arc<dyn Store>`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -42,15 +41,6 @@ impl StoreError {
     }
 }
 
-/// Id, name pair (priority, topic, department) as stored with a ticket.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Named {
-    /// Id.
-    pub id: i64,
-    /// Name at the time the ticket was made.
-    pub name: String,
-}
-
 /// A file to store with a thread entry.
 #[derive(Debug, Clone)]
 pub struct NewAttachment {
@@ -71,10 +61,10 @@ pub struct NewAttachment {
 /// The first message of a new ticket.
 #[derive(Debug, Clone)]
 pub struct NewEntry {
-    /// `message` (from the user).
-    pub kind: String,
-    /// `text` or `html`.
-    pub format: String,
+    /// What it is.
+    pub kind: EntryKind,
+    /// Text or html.
+    pub format: BodyFormat,
     /// UTF-8 body (sanitised when html).
     pub body: String,
     /// Sender name.
@@ -91,17 +81,6 @@ pub struct NewEntry {
     pub attachments: Vec<NewAttachment>,
     /// Email parts left out (name, size, reason), shown to staff.
     pub dropped: Vec<DroppedPart>,
-}
-
-/// A part of an email left out of its entry, as stored and shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct DroppedPart {
-    /// File name.
-    pub name: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Why it was left out.
-    pub reason: String,
 }
 
 /// The `thread_entries.dropped` column of an entry: JSON, NULL when
@@ -134,6 +113,13 @@ pub struct NewFieldValue {
     pub value: serde_json::Value,
 }
 
+/// The read models storage fills (`domain::views`).
+pub use crate::domain::views::{
+    AttachmentView, BodyFormat, DroppedPart, EntryFlags, EntryKind, EntryView, MailState, Named,
+    NotificationView, OutboxSummary, Party, Source, TicketStatus, TicketSummary, TicketView,
+    format_time,
+};
+
 /// A mail to queue, as the domain decided it (`domain::notify`).
 pub use crate::domain::notify::{Cap, CapScope, MailEvent, MailKind, QueuedMail};
 
@@ -146,8 +132,8 @@ pub struct NewTicket {
     pub user_name: String,
     /// Subject.
     pub subject: String,
-    /// `API`, `Email`, `Phone`, `Web`, `Other`.
-    pub source: String,
+    /// How it came in.
+    pub source: Source,
     /// Priority.
     pub priority: Named,
     /// Help topic.
@@ -156,8 +142,6 @@ pub struct NewTicket {
     pub department: Option<Named>,
     /// Client IP address.
     pub ip: String,
-    /// Creation time, RFC 3339 UTC.
-    pub created: String,
     /// Send staff alerts.
     pub alert: bool,
     /// Send the user an autoresponse.
@@ -169,7 +153,7 @@ pub struct NewTicket {
     /// The mail it queues (in the same transaction), caps applied by the
     /// store.
     pub mail: Vec<QueuedMail>,
-    /// When it happened (the caps' clock).
+    /// When it was made (also the caps' clock).
     pub now: jiff::Timestamp,
 }
 
@@ -313,116 +297,6 @@ pub fn outgoing_ticket_id(message_id: &str) -> Option<i64> {
     parts.next()?.parse().ok()
 }
 
-/// An attachment as the read API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AttachmentView {
-    /// File name.
-    pub name: String,
-    /// Media type.
-    #[serde(rename = "type")]
-    pub content_type: String,
-    /// Bytes.
-    pub size: i64,
-    /// SHA-256, hex.
-    pub sha256: String,
-    /// Shown inline.
-    pub inline: bool,
-    /// Content-ID.
-    pub content_id: Option<String>,
-}
-
-/// Name and address.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Party {
-    /// Name.
-    pub name: String,
-    /// Address.
-    pub email: String,
-}
-
-/// Loop-protection flags of an entry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EntryFlags {
-    /// Auto-reply.
-    pub auto_reply: bool,
-    /// Bounce.
-    pub bounce: bool,
-}
-
-/// A thread entry as the read API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EntryView {
-    /// `message`.
-    pub kind: String,
-    /// `text` or `html`.
-    pub format: String,
-    /// Body.
-    pub body: String,
-    /// Sender.
-    pub from: Party,
-    /// RFC 3339 UTC.
-    pub created: String,
-    /// Message-ID.
-    pub message_id: Option<String>,
-    /// Flags.
-    pub flags: EntryFlags,
-    /// Files.
-    pub attachments: Vec<AttachmentView>,
-    /// Email parts left out of the entry (too large, too many).
-    pub dropped: Vec<DroppedPart>,
-}
-
-/// A ticket in API.md's "Read a ticket" shape.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TicketView {
-    /// Number.
-    pub number: String,
-    /// Subject.
-    pub subject: String,
-    /// `open`.
-    pub status: String,
-    /// Source.
-    pub source: String,
-    /// Priority.
-    pub priority: Named,
-    /// Topic.
-    pub topic: Option<Named>,
-    /// Department.
-    pub department: Option<Named>,
-    /// Requester.
-    pub user: Party,
-    /// Client IP.
-    pub ip: String,
-    /// RFC 3339 UTC.
-    pub created: String,
-    /// Form values by field name.
-    pub fields: serde_json::Map<String, serde_json::Value>,
-    /// Thread, oldest first.
-    pub thread: Vec<EntryView>,
-    /// Notifications queued for it (autoresponses, alerts) and their state.
-    pub notifications: Vec<NotificationView>,
-}
-
-/// A queued notification as the read API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NotificationView {
-    /// `autoresponse` or `alert`.
-    pub kind: String,
-    /// `new` or `reply`.
-    pub event: String,
-    /// Addresses.
-    pub recipients: Vec<String>,
-    /// `queued`, `sending`, `sent` or `failed`.
-    pub state: String,
-    /// Delivery attempts so far.
-    pub attempts: i64,
-    /// Why the last attempt failed.
-    pub last_error: Option<String>,
-    /// Message-ID of the outgoing mail; none while the mail waits to be
-    /// taken by the sender (SQLite makes it then).
-    pub message_id: Option<String>,
-}
-
 /// A claimed outbox row with what is needed to render and send it.
 #[derive(Debug, Clone)]
 pub struct OutboxJob {
@@ -468,33 +342,6 @@ pub struct OutboxJob {
     /// together among themselves, not on the customer's Message-ID that
     /// staff never received.
     pub earlier_mail: Vec<String>,
-}
-
-/// One line of `outbox list`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OutboxSummary {
-    /// Row id.
-    pub id: i64,
-    /// Ticket number.
-    pub number: String,
-    /// The notification.
-    #[serde(flatten)]
-    pub notification: NotificationView,
-}
-
-/// One line of `ticket list`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TicketSummary {
-    /// Number.
-    pub number: String,
-    /// Subject.
-    pub subject: String,
-    /// Status.
-    pub status: String,
-    /// Requester's address.
-    pub user_email: String,
-    /// RFC 3339 UTC.
-    pub created: String,
 }
 
 /// An API key as stored (never the key itself).

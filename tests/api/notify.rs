@@ -428,7 +428,11 @@ async fn killed_mid_delivery_and_restarted_every_mail_arrives_once() {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let rows = store.list_outbox(None, 100).await.unwrap();
-        if rows.len() == 10 && rows.iter().all(|r| r.notification.state == "sent") {
+        if rows.len() == 10
+            && rows
+                .iter()
+                .all(|r| r.notification.state == oxidesk::storage::MailState::Sent)
+        {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "{rows:?}");

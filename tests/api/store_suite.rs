@@ -19,6 +19,7 @@ use oxidesk::storage::{
     NewEmail, NewEntry, NewFieldValue, NewTicket, OutboxJob, Party, Store, StoreError, TABLES,
     ThreadQuery, TicketView,
 };
+use oxidesk::storage::{BodyFormat, EntryKind, MailState, Source, format_time};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -84,7 +85,14 @@ impl Backend {
             .await
             .notifications
             .into_iter()
-            .map(|n| (n.kind, n.event, n.state, n.attempts))
+            .map(|n| {
+                (
+                    n.kind.as_str().into(),
+                    n.event.as_str().into(),
+                    n.state.as_str().into(),
+                    n.attempts,
+                )
+            })
             .collect()
     }
 
@@ -163,7 +171,7 @@ fn new_ticket(email: &str, now: i64) -> NewTicket {
         user_email: email.into(),
         user_name: format!("User {email}"),
         subject: format!("About {email}"),
-        source: "API".into(),
+        source: Source::Api,
         priority: Named {
             id: 2,
             name: "Normal".into(),
@@ -174,13 +182,12 @@ fn new_ticket(email: &str, now: i64) -> NewTicket {
             name: "Support".into(),
         }),
         ip: "192.0.2.7".into(),
-        created: rfc3339(now),
         alert: false,
         autorespond: false,
         fields: Vec::new(),
         entry: NewEntry {
-            kind: "message".into(),
-            format: "text".into(),
+            kind: EntryKind::Message,
+            format: BodyFormat::Text,
             body: format!("Body from {email}"),
             from_name: format!("User {email}"),
             from_email: email.into(),
@@ -228,7 +235,7 @@ fn notify_with(mut t: NewTicket, autorespond: bool, alert: bool, rules: &MailRul
 /// (In-Reply-To, then References); queueing no mail.
 fn new_email(from: &str, id: &str, thread_ids: &[&str], now: i64) -> NewEmail {
     let mut ticket = new_ticket(from, now);
-    ticket.source = "Email".into();
+    ticket.source = Source::Email;
     ticket.entry.message_id = Some(id.into());
     NewEmail {
         message_id: Some(id.into()),
@@ -296,7 +303,7 @@ async fn a_created_ticket_reads_back_with_what_it_was_stored_with() {
             value: json!(true),
         },
     ];
-    t.entry.format = "html".into();
+    t.entry.format = BodyFormat::Html;
     t.entry.body = "<p>Hello</p>".into();
     let n = b.create(t).await;
     let v = b.load(&n).await;
@@ -328,7 +335,7 @@ async fn a_created_ticket_reads_back_with_what_it_was_stored_with() {
         }
     );
     assert_eq!(
-        (v.ip.as_str(), v.created.as_str()),
+        (v.ip.as_str(), format_time(v.created).as_str()),
         ("192.0.2.7", rfc3339(T0).as_str())
     );
     assert_eq!(
@@ -342,7 +349,7 @@ async fn a_created_ticket_reads_back_with_what_it_was_stored_with() {
         ("message", "html", "<p>Hello</p>")
     );
     assert_eq!(e.from.email, "reader@example.com");
-    assert_eq!(e.created, rfc3339(T0));
+    assert_eq!(format_time(e.created), rfc3339(T0));
     assert_eq!(
         e.flags,
         EntryFlags {
@@ -476,7 +483,7 @@ async fn tickets_are_listed_newest_first_up_to_the_limit() {
         ),
         ("About c@example.com", "open", "c@example.com")
     );
-    assert_eq!(newest.created, rfc3339(T0 + 2));
+    assert_eq!(format_time(newest.created), rfc3339(T0 + 2));
     assert_eq!(b.store.list_tickets(10).await.unwrap().len(), 3);
 }
 
@@ -501,7 +508,7 @@ async fn an_email_that_continues_no_thread_opens_a_ticket_and_keeps_its_raw_mess
         panic!("no ticket created");
     };
     let v = b.load(&n).await;
-    assert_eq!(v.source, "Email");
+    assert_eq!(v.source, Source::Email);
     assert_eq!(
         v.thread[0].message_id.as_deref(),
         Some("first@mail.example")
@@ -778,7 +785,7 @@ async fn a_mail_put_back_for_a_retry_is_due_at_its_next_attempt_and_not_before()
         .await
         .unwrap();
     let v = b.load(&n).await;
-    assert_eq!(v.notifications[0].state, "queued");
+    assert_eq!(v.notifications[0].state, MailState::Queued);
     assert_eq!(
         v.notifications[0].last_error.as_deref(),
         Some("451 try later")
@@ -804,7 +811,7 @@ async fn a_failed_mail_waits_until_retry_outbox_queues_it_again() {
         .await
         .unwrap();
     let v = b.load(&n).await;
-    assert_eq!(v.notifications[0].state, "failed");
+    assert_eq!(v.notifications[0].state, MailState::Failed);
     assert_eq!(
         v.notifications[0].last_error.as_deref(),
         Some("550 no such user")

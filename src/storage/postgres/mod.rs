@@ -26,7 +26,7 @@ use super::{
     OutboxSummary, Party, QueuedMail, Store, StoreError, ThreadQuery, ThreadRef, TicketSummary,
     TicketView, dropped_column, outbox_id, outgoing_message_id, outgoing_message_id_tail,
 };
-use super::{ColType, DumpValue};
+use super::{ColType, DumpValue, MailState, format_time};
 
 mod copy;
 mod keys;

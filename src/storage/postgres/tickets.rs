@@ -167,10 +167,10 @@ pub(super) async fn insert_ticket_one_statement(
         let row: Option<(i64, i64, i64)> = sqlx::query_as(sql)
             .bind(&t.user_email)
             .bind(&t.user_name)
-            .bind(&t.created)
+            .bind(format_time(t.now))
             .bind(&number)
             .bind(&t.subject)
-            .bind(&t.source)
+            .bind(t.source.as_str())
             .bind(t.priority.id)
             .bind(&t.priority.name)
             .bind(t.topic.as_ref().map(|n| n.id))
@@ -180,8 +180,8 @@ pub(super) async fn insert_ticket_one_statement(
             .bind(&t.ip)
             .bind(t.alert)
             .bind(t.autorespond)
-            .bind(&e.kind)
-            .bind(&e.format)
+            .bind(e.kind.as_str())
+            .bind(e.format.as_str())
             .bind(&e.body)
             .bind(&e.from_name)
             .bind(&e.from_email)
@@ -230,8 +230,8 @@ pub(super) async fn insert_entry(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
     )
     .bind(ticket_id)
-    .bind(&e.kind)
-    .bind(&e.format)
+    .bind(e.kind.as_str())
+    .bind(e.format.as_str())
     .bind(&e.body)
     .bind(&e.from_name)
     .bind(&e.from_email)
@@ -407,7 +407,7 @@ pub(super) async fn ingest_email(
     message_domain: &str,
     email: &NewEmail,
 ) -> Result<EmailOutcome, StoreError> {
-    let created = &email.ticket.created;
+    let created = &format_time(email.ticket.now);
     if let Some(id) = &email.message_id {
         // The claim is a unique constraint: a concurrent claim of the same
         // id waits for this transaction and then finds the row.
@@ -479,11 +479,14 @@ pub(super) async fn ingest_email(
 
 pub(super) fn notification(r: &PgRow) -> Result<NotificationView, StoreError> {
     let recipients: String = r.try_get(2)?;
+    let named = |i: usize| -> Result<String, StoreError> { Ok(r.try_get(i)?) };
+    let unexpected = |i: usize, v: String| other(format!("outbox column {i}: unexpected {v:?}"));
+    let (kind, event, state) = (named(0)?, named(1)?, named(3)?);
     Ok(NotificationView {
-        kind: r.try_get(0)?,
-        event: r.try_get(1)?,
+        kind: MailKind::parse(&kind).ok_or_else(|| unexpected(0, kind.clone()))?,
+        event: MailEvent::parse(&event).ok_or_else(|| unexpected(1, event.clone()))?,
         recipients: serde_json::from_str(&recipients).map_err(other)?,
-        state: r.try_get(3)?,
+        state: MailState::parse(&state).ok_or_else(|| unexpected(3, state.clone()))?,
         attempts: r.try_get(4)?,
         last_error: r.try_get(5)?,
         message_id: r.try_get(6)?,

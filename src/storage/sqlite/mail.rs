@@ -191,8 +191,8 @@ pub(super) fn take_waiting(
                     id,
                     ticket_id,
                     entry_id,
-                    mail.kind,
-                    mail.event,
+                    kind.as_str(),
+                    mail.event.as_str(),
                     recipients,
                     outgoing_message_id(kind, ticket_id, &w.message_domain),
                     now,
@@ -248,10 +248,10 @@ pub(super) fn waiting_views(
             outbox_id(entry_id, kind),
             kind,
             crate::storage::NotificationView {
-                kind: kind.as_str().into(),
-                event: event.as_str().into(),
+                kind,
+                event,
                 recipients,
-                state: "queued".into(),
+                state: crate::storage::MailState::Queued,
                 attempts: 0,
                 last_error: None,
                 message_id: None,
@@ -263,19 +263,17 @@ pub(super) fn waiting_views(
 
 pub(super) fn notification_from_row(
     r: &rusqlite::Row<'_>,
-) -> rusqlite::Result<Result<crate::storage::NotificationView, serde_json::Error>> {
+) -> Result<crate::storage::NotificationView, StoreError> {
     let recipients: String = r.get(2)?;
-    Ok(
-        serde_json::from_str(&recipients).map(|recipients| crate::storage::NotificationView {
-            kind: r.get(0).unwrap_or_default(),
-            event: r.get(1).unwrap_or_default(),
-            recipients,
-            state: r.get(3).unwrap_or_default(),
-            attempts: r.get(4).unwrap_or_default(),
-            last_error: r.get(5).unwrap_or_default(),
-            message_id: r.get(6).unwrap_or_default(),
-        }),
-    )
+    Ok(crate::storage::NotificationView {
+        kind: parse_column(r, 0, MailKind::parse)?,
+        event: parse_column(r, 1, MailEvent::parse)?,
+        recipients: serde_json::from_str(&recipients).map_err(other)?,
+        state: parse_column(r, 3, crate::storage::MailState::parse)?,
+        attempts: r.get(4)?,
+        last_error: r.get(5)?,
+        message_id: r.get(6)?,
+    })
 }
 
 impl SqliteStore {
@@ -435,15 +433,12 @@ impl SqliteStore {
                  FROM outbox o JOIN tickets t ON t.id = o.ticket_id
                  WHERE ?1 IS NULL OR o.state = ?1 ORDER BY o.id DESC LIMIT ?2",
             )?;
-            let rows = stmt.query_map(params![state, rest], |r| {
-                Ok((notification_from_row(r)?, r.get::<_, i64>(7)?, r.get::<_, String>(8)?))
-            })?;
-            for row in rows {
-                let (n, id, number) = row?;
+            let mut rows = stmt.query(params![state, rest])?;
+            while let Some(r) = rows.next()? {
                 out.push(crate::storage::OutboxSummary {
-                    id,
-                    number,
-                    notification: n.map_err(other)?,
+                    id: r.get(7)?,
+                    number: r.get(8)?,
+                    notification: notification_from_row(r)?,
                 });
             }
             Ok(out)

@@ -32,7 +32,7 @@ use super::{
     ThreadQuery, ThreadRef, TicketSummary, TicketView, dropped_column, outbox_id,
     outgoing_message_id,
 };
-use super::{ColType, DumpValue};
+use super::{ColType, DumpValue, format_time};
 use windows::Windows;
 
 mod copy;

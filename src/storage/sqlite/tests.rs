@@ -30,13 +30,13 @@ async fn migration_4_gives_old_outbox_rows_entry_ids_and_keeps_them_visible() {
         }
         conn.pragma_update(None, "user_version", 3).unwrap();
         conn.execute_batch(
-            "INSERT INTO users (id, email, name, created) VALUES (1, 'u@x.org', 'U', 't');
+            "INSERT INTO users (id, email, name, created) VALUES (1, 'u@x.org', 'U', '2026-11-28T10:00:00Z');
              INSERT INTO tickets (id, number, user_id, subject, status, source, priority_id,
                  priority_name, ip, created, alert, autorespond)
-             VALUES (1, '100001', 1, 'S', 'open', 'API', 2, 'Normal', '127.0.0.1', 't', 1, 1);
+             VALUES (1, '100001', 1, 'S', 'open', 'API', 2, 'Normal', '127.0.0.1', '2026-11-28T10:00:00Z', 1, 1);
              INSERT INTO thread_entries (id, ticket_id, kind, format, body, from_name, from_email, created)
-             VALUES (5, 1, 'message', 'text', 'b', 'U', 'u@x.org', 't'),
-                    (9, 1, 'message', 'text', 'reply', 'U', 'u@x.org', 't');
+             VALUES (5, 1, 'message', 'text', 'b', 'U', 'u@x.org', '2026-11-28T10:00:00Z'),
+                    (9, 1, 'message', 'text', 'reply', 'U', 'u@x.org', '2026-11-28T10:00:00Z');
              INSERT INTO outbox (id, ticket_id, entry_id, kind, event, recipients, message_id,
                  state, next_attempt_at, created_at)
              VALUES (1, 1, 5, 'autoresponse', 'new', '[\"u@x.org\"]', 'a@x', 'sent', 0, 0),
@@ -98,7 +98,7 @@ fn new_ticket(email: &str, autorespond: bool, alert: bool) -> NewTicket {
         user_email: email.into(),
         user_name: "U".into(),
         subject: format!("about {email}"),
-        source: "API".into(),
+        source: crate::storage::Source::Api,
         priority: Named {
             id: 2,
             name: "Normal".into(),
@@ -109,13 +109,12 @@ fn new_ticket(email: &str, autorespond: bool, alert: bool) -> NewTicket {
             name: "Support".into(),
         }),
         ip: "127.0.0.1".into(),
-        created: "2026-11-28T10:00:00Z".into(),
         alert,
         autorespond,
         fields: Vec::new(),
         entry: NewEntry {
-            kind: "message".into(),
-            format: "text".into(),
+            kind: crate::storage::EntryKind::Message,
+            format: crate::storage::BodyFormat::Text,
             body: "hello".into(),
             from_name: "U".into(),
             from_email: email.into(),
@@ -159,7 +158,14 @@ async fn mail_of(store: &SqliteStore, number: &str) -> Vec<(String, String, Vec<
     let view = store.load_ticket(number.into()).await.unwrap().unwrap();
     view.notifications
         .into_iter()
-        .map(|n| (n.kind, n.state, n.recipients, n.message_id.is_some()))
+        .map(|n| {
+            (
+                n.kind.as_str().to_string(),
+                n.state.as_str().to_string(),
+                n.recipients,
+                n.message_id.is_some(),
+            )
+        })
         .collect()
 }
 

@@ -42,11 +42,12 @@ pub(super) fn insert_ticket(
         .prepare_cached("SELECT id FROM users WHERE email = ?1")?
         .query_row([&t.user_email], |r| r.get(0))
         .optional()?;
+    let created = format_time(t.now);
     let user_id = match existing {
         Some(id) => id,
         None => {
             conn.prepare_cached("INSERT INTO users (email, name, created) VALUES (?1, ?2, ?3)")?
-                .execute(params![t.user_email, t.user_name, t.created])?;
+                .execute(params![t.user_email, t.user_name, created])?;
             conn.last_insert_rowid()
         }
     };
@@ -60,7 +61,7 @@ pub(super) fn insert_ticket(
         number,
         user_id,
         t.subject,
-        t.source,
+        t.source.as_str(),
         t.priority.id,
         t.priority.name,
         t.topic.as_ref().map(|n| n.id),
@@ -68,13 +69,13 @@ pub(super) fn insert_ticket(
         t.department.as_ref().map(|n| n.id),
         t.department.as_ref().map(|n| n.name.as_str()),
         t.ip,
-        t.created,
+        created,
         t.alert,
         t.autorespond,
     ])?;
     let ticket_id = conn.last_insert_rowid();
     let mail = record_mail(conn, w, ticket_id, user_id, &t.user_email, &t.mail, t.now)?;
-    let entry_id = insert_entry(conn, ticket_id, &t.entry, &t.created, mail)?;
+    let entry_id = insert_entry(conn, ticket_id, &t.entry, &created, mail)?;
     for f in &t.fields {
         conn.prepare_cached(
             "INSERT INTO field_values (ticket_id, form, name, value) VALUES (?1, ?2, ?3, ?4)",
@@ -100,8 +101,8 @@ pub(super) fn insert_entry(
     )?
     .execute(params![
         ticket_id,
-        e.kind,
-        e.format,
+        e.kind.as_str(),
+        e.format.as_str(),
         e.body,
         e.from_name,
         e.from_email,
@@ -137,7 +138,7 @@ pub(super) fn ingest_email(
     w: &mut WriterState,
     email: &NewEmail,
 ) -> Result<EmailOutcome, StoreError> {
-    let created = &email.ticket.created;
+    let created = &format_time(email.ticket.now);
     if let Some(id) = &email.message_id {
         // The claim is a constraint, not a check-then-insert.
         let claimed = conn
@@ -215,8 +216,7 @@ pub(super) fn load_ticket(
     let mut rows = notes.query([ticket_id])?;
     while let Some(r) = rows.next()? {
         if r.get::<_, Option<i64>>(7)?.is_some() {
-            view.notifications
-                .push(notification_from_row(r)?.map_err(other)?);
+            view.notifications.push(notification_from_row(r)?);
         } else {
             let mail_to: Option<String> = r.get(10)?;
             let waiting =
