@@ -134,15 +134,23 @@ async fn file(cli: &Cli) -> i32 {
 
 /// An error and its causes on one line, outermost first.
 fn one_line(e: &anyhow::Error) -> String {
-    e.chain()
-        .map(|c| {
-            c.to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect::<Vec<_>>()
-        .join(": ")
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        // An error that shows its source in its own message already.
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 fn report(e: EmailError) -> i32 {
