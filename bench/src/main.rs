@@ -568,7 +568,12 @@ fn main() -> anyhow::Result<()> {
         let store = oxidesk::cli::open_store(&check_config).await?;
         let mut missing = 0usize;
         for n in &numbers {
-            if !store.ticket_exists((*n).clone()).await? {
+            // A 201 whose body is no ticket number is a missing ticket.
+            let exists = match oxidesk::storage::TicketNumber::parse(n) {
+                Some(number) => store.ticket_exists(number).await?,
+                None => false,
+            };
+            if !exists {
                 missing += 1;
             }
         }
@@ -577,7 +582,10 @@ fn main() -> anyhow::Result<()> {
         let step = (numbers.len() / 2000).max(1);
         let (mut sampled, mut queued) = (0usize, 0usize);
         for n in numbers.iter().step_by(step) {
-            if let Some(t) = store.load_ticket((*n).clone()).await? {
+            let Some(number) = oxidesk::storage::TicketNumber::parse(n) else {
+                continue;
+            };
+            if let Some(t) = store.load_ticket(number).await? {
                 sampled += 1;
                 queued += t.notifications.len();
             }

@@ -103,7 +103,9 @@ pub(super) async fn run(cli: &Cli, cmd: &KeyCommand) -> anyhow::Result<()> {
             }
         }
         KeyCommand::Revoke { id } => {
-            let result = store.revoke_api_key(*id).await;
+            let result = store
+                .revoke_api_key(crate::domain::ids::ApiKeyId(*id))
+                .await;
             ensure(
                 !matches!(result, Err(crate::storage::StoreError::NotFound)),
                 &format!("no key with id {id}"),

@@ -28,7 +28,10 @@ pub(super) async fn run(cli: &Cli, cmd: &TicketCommand) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     match cmd {
         TicketCommand::Show { number, json } => {
-            let Some(t) = store.load_ticket(number.clone()).await? else {
+            let Some(parsed) = crate::domain::ids::TicketNumber::parse(number) else {
+                anyhow::bail!("\"{number}\" is not a ticket number");
+            };
+            let Some(t) = store.load_ticket(parsed).await? else {
                 anyhow::bail!("no ticket {number}");
             };
             if *json {

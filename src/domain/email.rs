@@ -9,7 +9,7 @@ use jiff::Timestamp;
 
 use super::DomainError;
 use super::catalog::Catalog;
-use super::fields::parse_email as parse_address;
+use super::ids::EmailAddress;
 use super::notify::{MailEvent, MailFacts, MailRules};
 use super::tickets::{Assembly, assemble, default_priority};
 use super::views::{EntryKind, Source};
@@ -70,11 +70,11 @@ pub fn prepare_email(
         field: "from".into(),
         label: "The From header".into(),
     })?;
-    let address = parse_address(&from.email).map_err(|m| DomainError::Invalid {
+    let address = EmailAddress::parse(&from.email).map_err(|m| DomainError::Invalid {
         field: "from".into(),
         message: m,
     })?;
-    if catalog.is_banned(&address, Channel::Email) {
+    if catalog.is_banned(address.as_str(), Channel::Email) {
         return Err(DomainError::Denied {
             field: "from".into(),
         }
@@ -83,7 +83,7 @@ pub fn prepare_email(
     let name = from
         .name
         .clone()
-        .unwrap_or_else(|| address.split('@').next().unwrap_or(&address).to_string());
+        .unwrap_or_else(|| address.local_part().to_string());
     let subject = draft
         .subject
         .clone()
@@ -213,7 +213,7 @@ pub async fn file_email(
             autorespond: false,
             alert: true,
             department: thread.department,
-            user_email: &email.ticket.user_email,
+            user_email: email.ticket.user_email.as_str(),
         });
         email.thread = Some(thread);
     }

@@ -116,7 +116,7 @@ mod tests {
 
     fn record(secret: &ApiKeySecret, nets: &[&str]) -> ApiKeyRecord {
         ApiKeyRecord {
-            id: 1,
+            id: crate::domain::ids::ApiKeyId(1),
             hash: secret.hash(),
             prefix: secret.prefix(),
             addresses: nets.iter().map(|n| n.parse().unwrap()).collect(),

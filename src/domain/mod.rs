@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod email;
 pub mod fields;
+pub mod ids;
 pub mod keys;
 pub mod notify;
 pub mod tickets;

@@ -9,7 +9,8 @@ use sha2::{Digest, Sha256};
 
 use super::DomainError;
 use super::catalog::{Catalog, FormField, TopicEntry};
-use super::fields::{parse_bool, parse_email, parse_field, parse_ip, scalar_text};
+use super::fields::{parse_bool, parse_field, parse_ip, scalar_text};
+use super::ids::EmailAddress;
 use super::notify::{MailEvent, MailFacts};
 use super::views::{EntryKind, Source};
 use crate::intake::{AttachmentDraft, RawValue, TicketDraft};
@@ -155,8 +156,8 @@ pub fn prepare_ticket(
 
     // Built-in fields, in the order a person fills the form.
     let email_text = required_text(&builtin, "email", "Email Address")?;
-    let email = parse_email(&email_text).map_err(|m| invalid("email", m))?;
-    if catalog.is_banned(&email, crate::config::Channel::Api) {
+    let email = EmailAddress::parse(&email_text).map_err(|m| invalid("email", m))?;
+    if catalog.is_banned(email.as_str(), crate::config::Channel::Api) {
         return Err(DomainError::Denied {
             field: "email".into(),
         });
@@ -288,7 +289,7 @@ pub(crate) fn default_priority(catalog: &Catalog, topic: Option<&TopicEntry>) ->
 /// [`assemble`] derives the rest the same way for all of them.
 pub(crate) struct Assembly<'a> {
     /// The user's address, parsed.
-    pub user_email: String,
+    pub user_email: EmailAddress,
     /// The user's name.
     pub user_name: String,
     /// Subject.
@@ -328,7 +329,7 @@ pub(crate) fn assemble(catalog: &Catalog, a: Assembly<'_>) -> NewTicket {
         autorespond: a.autorespond,
         alert: a.alert,
         department: department.as_ref().map(|d| d.id),
-        user_email: &a.user_email,
+        user_email: a.user_email.as_str(),
     });
     NewTicket {
         user_email: a.user_email,
@@ -364,7 +365,10 @@ pub(crate) fn stored_attachments(drafts: Vec<AttachmentDraft>) -> Vec<NewAttachm
 }
 
 /// Stores a prepared ticket; the number is returned once it is durable.
-pub async fn create_ticket(store: &dyn Store, prepared: Prepared) -> Result<String, CreateError> {
+pub async fn create_ticket(
+    store: &dyn Store,
+    prepared: Prepared,
+) -> Result<crate::domain::ids::TicketNumber, CreateError> {
     Ok(store.create_ticket(prepared.ticket).await?)
 }
 

@@ -4,6 +4,7 @@
 
 use jiff::Timestamp;
 
+pub use super::ids::{ApiKeyId, EmailAddress, TicketNumber};
 pub use super::notify::{MailEvent, MailKind};
 pub use crate::intake::BodyFormat;
 
@@ -180,7 +181,7 @@ pub struct EntryView {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TicketView {
     /// Number.
-    pub number: String,
+    pub number: TicketNumber,
     /// Subject.
     pub subject: String,
     /// Status.
@@ -233,7 +234,7 @@ pub struct OutboxSummary {
     /// Row id.
     pub id: i64,
     /// Ticket number.
-    pub number: String,
+    pub number: TicketNumber,
     /// The mail.
     pub notification: NotificationView,
 }
@@ -242,7 +243,7 @@ pub struct OutboxSummary {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TicketSummary {
     /// Number.
-    pub number: String,
+    pub number: TicketNumber,
     /// Subject.
     pub subject: String,
     /// Status.

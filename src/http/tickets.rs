@@ -14,6 +14,7 @@ use jiff::Timestamp;
 use super::api_key::{ApiKey, CanCreate, CanRead};
 use crate::app::AppState;
 use crate::domain::email::{EmailContext, file_email, prepare_email};
+use crate::domain::ids::TicketNumber;
 use crate::domain::tickets::{RequestContext, create_ticket, prepare_ticket};
 use crate::error::ApiError;
 use crate::intake::{json, xml};
@@ -182,7 +183,7 @@ async fn create(
     let number = create_ticket(state.store.as_ref(), prepared).await?;
     tracing::info!(ticket.number = %number, "created ticket {number}");
     state.intake.stored();
-    let mut response = text_response(StatusCode::CREATED, number);
+    let mut response = text_response(StatusCode::CREATED, number.to_string());
     if !ignored.is_empty()
         && let Ok(v) = HeaderValue::from_str(&ignored)
     {
@@ -223,7 +224,7 @@ async fn create_from_email(
     }?;
     let number = match outcome {
         EmailOutcome::Created(n) | EmailOutcome::Appended(n) | EmailOutcome::Duplicate(Some(n)) => {
-            n
+            n.to_string()
         }
         EmailOutcome::Duplicate(None) | EmailOutcome::BounceLogged => String::new(),
     };
@@ -242,16 +243,10 @@ pub async fn item(
 }
 
 async fn read(state: &AppState, number: &str) -> Result<Response, ApiError> {
-    if number.is_empty()
-        || !number
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-')
-    {
-        return Err(ApiError::not_found());
-    }
+    let number = TicketNumber::parse(number).ok_or_else(ApiError::not_found)?;
     let ticket = state
         .store
-        .load_ticket(number.to_string())
+        .load_ticket(number)
         .await?
         .ok_or_else(ApiError::not_found)?;
     let body = serde_json::to_string(&super::wire::TicketJson::from(&ticket))

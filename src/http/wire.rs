@@ -139,7 +139,7 @@ impl<'a> From<&'a NotificationView> for NotificationJson<'a> {
 impl<'a> From<&'a TicketView> for TicketJson<'a> {
     fn from(t: &'a TicketView) -> Self {
         Self {
-            number: &t.number,
+            number: t.number.as_str(),
             subject: &t.subject,
             status: t.status.as_str(),
             source: t.source.as_str(),

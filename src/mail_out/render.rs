@@ -65,7 +65,7 @@ impl Templates {
     /// Subject, text and HTML of a row.
     pub fn render(&self, job: &OutboxJob) -> Result<Rendered, OutboxError> {
         let ctx = context! {
-            number => job.number,
+            number => job.number.as_str(),
             subject => job.subject,
             name => job.user_name,
             email => job.user_email,
@@ -157,7 +157,7 @@ mod tests {
             message_id: "m@x".into(),
             attempts: 1,
             created_at: 0,
-            number: "123456".into(),
+            number: crate::domain::ids::TicketNumber::from_stored("123456".into()),
             subject: "Printer\non fire".into(),
             user_name: "Ann User".into(),
             user_email: "u@example.com".into(),

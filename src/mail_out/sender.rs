@@ -173,7 +173,7 @@ impl OutboxSender {
             .from(self.from.clone())
             .subject(rendered.subject)
             .message_id(Some(format!("<{}>", job.message_id)))
-            .header(TicketHeader(job.number.clone()))
+            .header(TicketHeader(job.number.to_string()))
             .header(AutoSubmitted(if job.kind.is_reply_to_message() {
                 "auto-replied"
             } else {

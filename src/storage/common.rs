@@ -9,9 +9,9 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use super::{
-    ApiKeyRecord, AttachmentView, BodyFormat, BoxFuture, ColType, DumpValue, EntryFlags, EntryKind,
-    EntryView, Named, Party, Source, StoreError, ThreadQuery, ThreadRef, TicketStatus,
-    TicketSummary, TicketView, outgoing_ticket_id, parse_dropped, sql,
+    ApiKeyId, ApiKeyRecord, AttachmentView, BodyFormat, BoxFuture, ColType, DumpValue, EntryFlags,
+    EntryKind, EntryView, Named, Party, Source, StoreError, ThreadQuery, ThreadRef, TicketNumber,
+    TicketStatus, TicketSummary, TicketView, outgoing_ticket_id, parse_dropped, sql,
 };
 
 /// Runs a shared statement: `params` bound in order, each column read as
@@ -126,7 +126,7 @@ use ColType::{Blob, Bool, Int, Text};
 /// keeps its own way); returns its row id too.
 pub(crate) async fn load_ticket<R: Rows + ?Sized>(
     db: &mut R,
-    number: &str,
+    number: &TicketNumber,
 ) -> Result<Option<(i64, TicketView)>, StoreError> {
     const TICKET: &[ColType] = &[
         Int, Text, Text, Text, Text, Int, Text, Int, Text, Int, Text, Text, Text, Text, Text,
@@ -134,7 +134,7 @@ pub(crate) async fn load_ticket<R: Rows + ?Sized>(
     let rows = db
         .rows(
             sql::TICKET_BY_NUMBER,
-            vec![DumpValue::Text(number.into())],
+            vec![DumpValue::Text(number.as_str().into())],
             TICKET,
         )
         .await?;
@@ -147,7 +147,7 @@ pub(crate) async fn load_ticket<R: Rows + ?Sized>(
     };
     let ticket_id = r.int(0)?;
     let mut view = TicketView {
-        number: r.text(1)?,
+        number: TicketNumber::from_stored(r.text(1)?),
         subject: r.text(2)?,
         status: r.parsed(3, TicketStatus::parse)?,
         source: r.parsed(4, Source::parse)?,
@@ -231,7 +231,7 @@ pub(crate) async fn find_thread<R: Rows + ?Sized>(
             .map(|r| {
                 Ok(ThreadRef {
                     ticket_id: r.int(0)?,
-                    number: r.text(1)?,
+                    number: TicketNumber::from_stored(r.text(1)?),
                     department: r.opt_int(2)?,
                 })
             })
@@ -260,7 +260,7 @@ pub(crate) async fn find_thread<R: Rows + ?Sized>(
     if let Some(number) = &query.subject_number {
         let params = vec![
             DumpValue::Text(number.clone()),
-            DumpValue::Text(query.from.clone()),
+            DumpValue::Text(query.from.as_str().into()),
         ];
         return found(
             db.rows(sql::THREAD_BY_NUMBER_FROM_USER, params, THREAD)
@@ -285,7 +285,7 @@ pub(crate) async fn list_tickets<R: Rows + ?Sized>(
     rows.into_iter()
         .map(|r| {
             Ok(TicketSummary {
-                number: r.text(0)?,
+                number: TicketNumber::from_stored(r.text(0)?),
                 subject: r.text(1)?,
                 status: r.parsed(2, TicketStatus::parse)?,
                 user_email: r.text(3)?,
@@ -298,12 +298,12 @@ pub(crate) async fn list_tickets<R: Rows + ?Sized>(
 /// Whether a ticket number is taken.
 pub(crate) async fn ticket_exists<R: Rows + ?Sized>(
     db: &mut R,
-    number: &str,
+    number: &TicketNumber,
 ) -> Result<bool, StoreError> {
     let rows = db
         .rows(
             sql::TICKET_EXISTS,
-            vec![DumpValue::Text(number.into())],
+            vec![DumpValue::Text(number.as_str().into())],
             &[Int],
         )
         .await?;
@@ -345,7 +345,7 @@ fn key_from_row(r: &Row) -> Result<ApiKeyRecord, StoreError> {
         .try_into()
         .map_err(|_| StoreError::other("api_keys.hash is not 32 bytes"))?;
     Ok(ApiKeyRecord {
-        id: r.int(0)?,
+        id: ApiKeyId(r.int(0)?),
         hash,
         prefix: r.text(2)?,
         addresses: serde_json::from_str(&r.text(3)?)

@@ -70,7 +70,7 @@ pub struct NewEntry {
     /// Sender name.
     pub from_name: String,
     /// Sender address.
-    pub from_email: String,
+    pub from_email: EmailAddress,
     /// Message-ID without angle brackets (email).
     pub message_id: Option<String>,
     /// Auto-reply flag (email).
@@ -115,9 +115,9 @@ pub struct NewFieldValue {
 
 /// The read models storage fills (`domain::views`).
 pub use crate::domain::views::{
-    AttachmentView, BodyFormat, DroppedPart, EntryFlags, EntryKind, EntryView, MailState, Named,
-    NotificationView, OutboxSummary, Party, Source, TicketStatus, TicketSummary, TicketView,
-    format_time,
+    ApiKeyId, AttachmentView, BodyFormat, DroppedPart, EmailAddress, EntryFlags, EntryKind,
+    EntryView, MailState, Named, NotificationView, OutboxSummary, Party, Source, TicketNumber,
+    TicketStatus, TicketSummary, TicketView, format_time,
 };
 
 /// A mail to queue, as the domain decided it (`domain::notify`).
@@ -127,7 +127,7 @@ pub use crate::domain::notify::{Cap, CapScope, MailEvent, MailKind, QueuedMail};
 #[derive(Debug, Clone)]
 pub struct NewTicket {
     /// User's address (unique, case-insensitive).
-    pub user_email: String,
+    pub user_email: EmailAddress,
     /// User's name (kept only when the user is new).
     pub user_name: String,
     /// Subject.
@@ -158,7 +158,7 @@ pub struct NewTicket {
 }
 
 /// What identifies the ticket an email may continue (API.md, Email).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ThreadQuery {
     /// Ids that may name a message of an existing thread: In-Reply-To,
     /// References, and for a bounce the returned message's Message-ID.
@@ -167,7 +167,7 @@ pub struct ThreadQuery {
     /// ticket's user.
     pub subject_number: Option<String>,
     /// The sender's address.
-    pub from: String,
+    pub from: EmailAddress,
 }
 
 /// A ticket an email continues.
@@ -176,7 +176,7 @@ pub struct ThreadRef {
     /// Row id.
     pub ticket_id: i64,
     /// Number.
-    pub number: String,
+    pub number: TicketNumber,
     /// Its department (for the alert's recipients).
     pub department: Option<i64>,
 }
@@ -204,11 +204,11 @@ pub struct NewEmail {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EmailOutcome {
     /// A new ticket.
-    Created(String),
+    Created(TicketNumber),
     /// Appended to this ticket.
-    Appended(String),
+    Appended(TicketNumber),
     /// This Message-ID was processed before (into this ticket, if any).
-    Duplicate(Option<String>),
+    Duplicate(Option<TicketNumber>),
     /// A bounce that names no ticket: logged, nothing stored.
     BounceLogged,
 }
@@ -315,7 +315,7 @@ pub struct OutboxJob {
     /// Unix time it was queued.
     pub created_at: i64,
     /// Ticket number.
-    pub number: String,
+    pub number: TicketNumber,
     /// Ticket subject.
     pub subject: String,
     /// User's name.
@@ -348,7 +348,7 @@ pub struct OutboxJob {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiKeyRecord {
     /// Id.
-    pub id: i64,
+    pub id: ApiKeyId,
     /// SHA-256 of the key.
     pub hash: [u8; 32],
     /// First characters of the key, to tell keys apart in listings.
@@ -390,7 +390,7 @@ pub struct NewApiKey {
 /// (committed and synced) when its future resolves `Ok`.
 pub trait Store: Send + Sync {
     /// Stores a ticket atomically and returns its new number.
-    fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<String, StoreError>>;
+    fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<TicketNumber, StoreError>>;
     /// The ticket an email continues: a thread message it names (ours
     /// included: autoresponses and alerts), else the `[#number]` of a
     /// ticket whose user sent it.
@@ -402,22 +402,25 @@ pub trait Store: Send + Sync {
     /// to `email.thread` or opens `email.ticket` (API.md, Email).
     fn ingest_email(&self, email: NewEmail) -> BoxFuture<'_, Result<EmailOutcome, StoreError>>;
     /// A ticket by number.
-    fn load_ticket(&self, number: String) -> BoxFuture<'_, Result<Option<TicketView>, StoreError>>;
+    fn load_ticket(
+        &self,
+        number: TicketNumber,
+    ) -> BoxFuture<'_, Result<Option<TicketView>, StoreError>>;
     /// Newest tickets first.
     fn list_tickets(&self, limit: u32) -> BoxFuture<'_, Result<Vec<TicketSummary>, StoreError>>;
     /// Whether a ticket with this number exists.
-    fn ticket_exists(&self, number: String) -> BoxFuture<'_, Result<bool, StoreError>>;
+    fn ticket_exists(&self, number: TicketNumber) -> BoxFuture<'_, Result<bool, StoreError>>;
     /// A key by the SHA-256 of its secret.
     fn find_api_key(
         &self,
         hash: [u8; 32],
     ) -> BoxFuture<'_, Result<Option<ApiKeyRecord>, StoreError>>;
     /// Stores a key; returns its id.
-    fn add_api_key(&self, key: NewApiKey) -> BoxFuture<'_, Result<i64, StoreError>>;
+    fn add_api_key(&self, key: NewApiKey) -> BoxFuture<'_, Result<ApiKeyId, StoreError>>;
     /// Every key, oldest first.
     fn list_api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, StoreError>>;
     /// Deactivates a key; `NotFound` when there is none.
-    fn revoke_api_key(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn revoke_api_key(&self, id: ApiKeyId) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Claims up to `limit` due outbox rows until `lease_until` (unix).
     fn claim_outbox(
         &self,

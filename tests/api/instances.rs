@@ -92,7 +92,13 @@ async fn two_instances_share_one_database_without_duplicates() {
     assert_eq!(counts["tickets"], 130);
     assert_eq!(counts["thread_entries"], 130);
     for n in numbers.iter().chain(twins.values().flatten()) {
-        assert!(store.ticket_exists(n.clone()).await.unwrap(), "{n} missing");
+        assert!(
+            store
+                .ticket_exists(oxidesk::storage::TicketNumber::parse(n).unwrap())
+                .await
+                .unwrap(),
+            "{n} missing"
+        );
     }
     drop(store);
     if let Some(name) = pg_name {

@@ -19,7 +19,10 @@ async fn concurrent_creations_get_unique_numbers_and_all_are_stored() {
     }
     for n in &numbers {
         assert!(
-            app.store.ticket_exists(n.clone()).await.unwrap(),
+            app.store
+                .ticket_exists(oxidesk::storage::TicketNumber::parse(n).unwrap())
+                .await
+                .unwrap(),
             "{n} missing"
         );
     }
@@ -33,7 +36,7 @@ async fn a_created_ticket_survives_a_restart() {
     let (config, pg_name, _dir) = app.stop().await;
     let reopened = oxidesk::cli::open_store(&config).await.unwrap();
     let t = reopened
-        .load_ticket(n.clone())
+        .load_ticket(oxidesk::storage::TicketNumber::parse(&n).unwrap())
         .await
         .unwrap()
         .expect("ticket after reopen");

@@ -15,11 +15,18 @@ use std::sync::Arc;
 use oxidesk::config::Config;
 use oxidesk::domain::notify::{MailEvent, MailFacts, MailRules};
 use oxidesk::storage::{
+    ApiKeyId, BodyFormat, EmailAddress, EntryKind, MailState, Source, TicketNumber, format_time,
+};
+use oxidesk::storage::{
     AttachmentView, DroppedPart, EmailOutcome, EntryFlags, Named, NewApiKey, NewAttachment,
     NewEmail, NewEntry, NewFieldValue, NewTicket, OutboxJob, Party, Store, StoreError, TABLES,
     ThreadQuery, TicketView,
 };
-use oxidesk::storage::{BodyFormat, EntryKind, MailState, Source, format_time};
+
+/// A ticket number the suite knows to be one.
+fn num(text: &str) -> TicketNumber {
+    TicketNumber::parse(text).unwrap()
+}
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -62,9 +69,10 @@ impl Backend {
         oxidesk::cli::open_store(&self.config).await.unwrap()
     }
 
-    async fn load(&self, number: &str) -> TicketView {
+    async fn load(&self, number: impl AsRef<str>) -> TicketView {
+        let number = number.as_ref();
         self.store
-            .load_ticket(number.to_string())
+            .load_ticket(num(number))
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("ticket {number} missing"))
@@ -80,7 +88,7 @@ impl Backend {
     }
 
     /// (kind, event, state, attempts) of each mail of a ticket.
-    async fn mail(&self, number: &str) -> Vec<(String, String, String, i64)> {
+    async fn mail(&self, number: impl AsRef<str>) -> Vec<(String, String, String, i64)> {
         self.load(number)
             .await
             .notifications
@@ -102,7 +110,7 @@ impl Backend {
     }
 
     async fn create(&self, t: NewTicket) -> String {
-        self.store.create_ticket(t).await.unwrap()
+        self.store.create_ticket(t).await.unwrap().to_string()
     }
 
     async fn ingest(&self, e: NewEmail) -> EmailOutcome {
@@ -119,7 +127,7 @@ impl Backend {
                 autorespond: false,
                 alert: e.ticket.alert,
                 department: thread.department,
-                user_email: &e.ticket.user_email,
+                user_email: e.ticket.user_email.as_str(),
             });
             e.thread = Some(thread);
         }
@@ -168,7 +176,7 @@ fn rfc3339(unix: i64) -> String {
 /// A ticket from `email` at `now` (department Support), queueing no mail.
 fn new_ticket(email: &str, now: i64) -> NewTicket {
     NewTicket {
-        user_email: email.into(),
+        user_email: EmailAddress::parse(email).unwrap(),
         user_name: format!("User {email}"),
         subject: format!("About {email}"),
         source: Source::Api,
@@ -190,7 +198,7 @@ fn new_ticket(email: &str, now: i64) -> NewTicket {
             format: BodyFormat::Text,
             body: format!("Body from {email}"),
             from_name: format!("User {email}"),
-            from_email: email.into(),
+            from_email: EmailAddress::parse(email).unwrap(),
             message_id: None,
             auto_reply: false,
             bounce: false,
@@ -226,7 +234,7 @@ fn notify_with(mut t: NewTicket, autorespond: bool, alert: bool, rules: &MailRul
         autorespond,
         alert,
         department: t.department.as_ref().map(|d| d.id),
-        user_email: &t.user_email,
+        user_email: t.user_email.as_str(),
     });
     t
 }
@@ -242,7 +250,7 @@ fn new_email(from: &str, id: &str, thread_ids: &[&str], now: i64) -> NewEmail {
         query: ThreadQuery {
             thread_ids: thread_ids.iter().map(|s| s.to_string()).collect(),
             subject_number: None,
-            from: from.into(),
+            from: EmailAddress::parse(from).unwrap(),
         },
         thread: None,
         is_bounce: false,
@@ -307,7 +315,7 @@ async fn a_created_ticket_reads_back_with_what_it_was_stored_with() {
     t.entry.body = "<p>Hello</p>".into();
     let n = b.create(t).await;
     let v = b.load(&n).await;
-    assert_eq!(v.number, n);
+    assert_eq!(v.number, num(&n));
     assert_eq!(
         (v.subject.as_str(), v.status.as_str(), v.source.as_str()),
         ("About reader@example.com", "open", "API")
@@ -399,7 +407,7 @@ async fn ticket_numbers_are_unique_until_the_format_runs_out() {
             Err(e) => panic!("{e}"),
         }
     }
-    let all: HashSet<String> = (1..=9).map(|d| d.to_string()).collect();
+    let all: HashSet<TicketNumber> = (1..=9).map(|d| num(&d.to_string())).collect();
     assert_eq!((numbers, refused), (all, 1));
     assert_eq!(b.count("tickets").await, 9);
 }
@@ -455,10 +463,10 @@ async fn attachments_are_stored_once_per_sha256_and_read_back_in_order() {
 async fn a_missing_ticket_loads_as_none_and_does_not_exist() {
     let b = backend().await;
     let n = b.create(new_ticket("exists@example.com", T0)).await;
-    assert!(b.store.ticket_exists(n.clone()).await.unwrap());
+    assert!(b.store.ticket_exists(num(&n)).await.unwrap());
     let missing = if n == "100000" { "100001" } else { "100000" };
-    assert!(!b.store.ticket_exists(missing.into()).await.unwrap());
-    assert_eq!(b.store.load_ticket(missing.into()).await.unwrap(), None);
+    assert!(!b.store.ticket_exists(num(missing)).await.unwrap());
+    assert_eq!(b.store.load_ticket(num(missing)).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -565,13 +573,13 @@ async fn a_subject_number_joins_its_ticket_only_when_the_ticket_user_sent_it() {
     let n = b.create(new_ticket("owner@example.com", T0)).await;
     let mut own = new_email("owner@example.com", "own@x", &[], T0 + 1);
     own.query.subject_number = Some(n.clone());
-    assert_eq!(b.ingest(own).await, EmailOutcome::Appended(n.clone()));
+    assert_eq!(b.ingest(own).await, EmailOutcome::Appended(num(&n)));
     let mut foreign = new_email("stranger@example.com", "foreign@x", &[], T0 + 2);
     foreign.query.subject_number = Some(n.clone());
     let EmailOutcome::Created(other) = b.ingest(foreign).await else {
         panic!("a stranger's [#number] joined the ticket");
     };
-    assert_ne!(other, n);
+    assert_ne!(other, num(&n));
     assert_eq!(b.load(&n).await.thread.len(), 2);
 }
 
@@ -658,7 +666,7 @@ async fn api_keys_are_found_by_hash_listed_oldest_first_and_revoked() {
             .can_read
     );
     assert_eq!(b.store.find_api_key([9; 32]).await.unwrap(), None);
-    let ids: Vec<i64> = b
+    let ids: Vec<ApiKeyId> = b
         .store
         .list_api_keys()
         .await
@@ -691,7 +699,7 @@ async fn api_keys_are_found_by_hash_listed_oldest_first_and_revoked() {
         "revoked, not deleted"
     );
     assert!(matches!(
-        b.store.revoke_api_key(second + 1000).await,
+        b.store.revoke_api_key(ApiKeyId(second.0 + 1000)).await,
         Err(StoreError::NotFound)
     ));
 }

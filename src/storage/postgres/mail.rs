@@ -70,7 +70,7 @@ impl PgStore {
                     message_id: r.try_get(4)?,
                     attempts: r.try_get(5)?,
                     created_at: r.try_get(6)?,
-                    number: r.try_get(7)?,
+                    number: TicketNumber::from_stored(r.try_get(7)?),
                     subject: r.try_get(8)?,
                     user_name,
                     user_email,
@@ -152,7 +152,7 @@ impl PgStore {
                 .map(|r| {
                     Ok(OutboxSummary {
                         id: r.try_get(7)?,
-                        number: r.try_get(8)?,
+                        number: TicketNumber::from_stored(r.try_get(8)?),
                         notification: notification(r)?,
                     })
                 })

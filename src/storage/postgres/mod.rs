@@ -21,10 +21,11 @@ use sqlx::{Executor, Postgres, Row, Transaction};
 use super::common::{self, Rows};
 use super::sql;
 use super::{
-    ApiKeyRecord, BoxFuture, Cap, CapScope, EmailOutcome, MailEvent, MailKind, NUMBER_ATTEMPTS,
-    NewApiKey, NewEmail, NewEntry, NewTicket, NotificationView, NumberPolicy, OutboxJob,
-    OutboxSummary, Party, QueuedMail, Store, StoreError, ThreadQuery, ThreadRef, TicketSummary,
-    TicketView, dropped_column, outbox_id, outgoing_message_id, outgoing_message_id_tail,
+    ApiKeyId, ApiKeyRecord, BoxFuture, Cap, CapScope, EmailOutcome, MailEvent, MailKind,
+    NUMBER_ATTEMPTS, NewApiKey, NewEmail, NewEntry, NewTicket, NotificationView, NumberPolicy,
+    OutboxJob, OutboxSummary, Party, QueuedMail, Store, StoreError, ThreadQuery, ThreadRef,
+    TicketNumber, TicketSummary, TicketView, dropped_column, outbox_id, outgoing_message_id,
+    outgoing_message_id_tail,
 };
 use super::{ColType, DumpValue, MailState, format_time};
 
@@ -257,7 +258,7 @@ fn tls_pointless(url: &str, options: &PgConnectOptions, env_sslmode: bool) -> bo
 }
 
 impl Store for PgStore {
-    fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<String, StoreError>> {
+    fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<TicketNumber, StoreError>> {
         Box::pin(async move {
             // One statement (its mail included), committed on its own.
             let mut conn = self.pool.acquire().await?;
@@ -268,7 +269,7 @@ impl Store for PgStore {
                 &ticket,
             )
             .await?;
-            Ok(number)
+            Ok(TicketNumber::from_stored(number))
         })
     }
 
@@ -292,7 +293,10 @@ impl Store for PgStore {
         })
     }
 
-    fn load_ticket(&self, number: String) -> BoxFuture<'_, Result<Option<TicketView>, StoreError>> {
+    fn load_ticket(
+        &self,
+        number: TicketNumber,
+    ) -> BoxFuture<'_, Result<Option<TicketView>, StoreError>> {
         Box::pin(async move { load_ticket(&self.pool, &number).await })
     }
 
@@ -303,7 +307,7 @@ impl Store for PgStore {
         })
     }
 
-    fn ticket_exists(&self, number: String) -> BoxFuture<'_, Result<bool, StoreError>> {
+    fn ticket_exists(&self, number: TicketNumber) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move {
             let mut conn = self.pool.acquire().await?;
             common::ticket_exists(&mut PgRows(&mut conn), &number).await
@@ -345,10 +349,10 @@ impl Store for PgStore {
         })
     }
 
-    fn add_api_key(&self, key: NewApiKey) -> BoxFuture<'_, Result<i64, StoreError>> {
+    fn add_api_key(&self, key: NewApiKey) -> BoxFuture<'_, Result<ApiKeyId, StoreError>> {
         Box::pin(async move {
             let addresses = serde_json::to_string(&key.addresses).map_err(other)?;
-            Ok(sqlx::query_scalar(
+            Ok(ApiKeyId(sqlx::query_scalar(
                 "INSERT INTO api_keys (hash, prefix, addresses, is_active, can_create, can_read, notes, created)
                  VALUES ($1, $2, $3, true, $4, $5, $6, $7) RETURNING id",
             )
@@ -360,7 +364,7 @@ impl Store for PgStore {
             .bind(&key.notes)
             .bind(&key.created)
             .fetch_one(&self.pool)
-            .await?)
+            .await?))
         })
     }
 
@@ -371,10 +375,10 @@ impl Store for PgStore {
         })
     }
 
-    fn revoke_api_key(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn revoke_api_key(&self, id: ApiKeyId) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let done = sqlx::query("UPDATE api_keys SET is_active = false WHERE id = $1")
-                .bind(id)
+                .bind(id.0)
                 .execute(&self.pool)
                 .await?;
             if done.rows_affected() == 0 {

@@ -165,7 +165,7 @@ pub(super) async fn insert_ticket_one_statement(
         // likewise the mail parts when no mail can be queued.
         let sql = INSERT_TICKET[usize::from(mail)][usize::from(!e.attachments.is_empty())];
         let row: Option<(i64, i64, i64)> = sqlx::query_as(sql)
-            .bind(&t.user_email)
+            .bind(t.user_email.as_str())
             .bind(&t.user_name)
             .bind(format_time(t.now))
             .bind(&number)
@@ -184,7 +184,7 @@ pub(super) async fn insert_ticket_one_statement(
             .bind(e.format.as_str())
             .bind(&e.body)
             .bind(&e.from_name)
-            .bind(&e.from_email)
+            .bind(e.from_email.as_str())
             .bind(&e.message_id)
             .bind(e.auto_reply)
             .bind(e.bounce)
@@ -234,7 +234,7 @@ pub(super) async fn insert_entry(
     .bind(e.format.as_str())
     .bind(&e.body)
     .bind(&e.from_name)
-    .bind(&e.from_email)
+    .bind(e.from_email.as_str())
     .bind(created)
     .bind(&e.message_id)
     .bind(e.auto_reply)
@@ -424,7 +424,9 @@ pub(super) async fn ingest_email(
                 .bind(id)
                 .fetch_one(&mut **tx)
                 .await?;
-            return Ok(EmailOutcome::Duplicate(number));
+            return Ok(EmailOutcome::Duplicate(
+                number.map(TicketNumber::from_stored),
+            ));
         }
     }
     let (outcome, ticket_id, entry_id) = match &email.thread {
@@ -450,7 +452,11 @@ pub(super) async fn ingest_email(
         None => {
             let (number, ticket_id, entry_id, _) =
                 insert_ticket_one_statement(tx, numbers, message_domain, &email.ticket).await?;
-            (EmailOutcome::Created(number), ticket_id, entry_id)
+            (
+                EmailOutcome::Created(TicketNumber::from_stored(number)),
+                ticket_id,
+                entry_id,
+            )
         }
     };
     sqlx::query(sql::INSERT_RAW_MESSAGE)
@@ -495,7 +501,7 @@ pub(super) fn notification(r: &PgRow) -> Result<NotificationView, StoreError> {
 
 pub(super) async fn load_ticket(
     pool: &PgPool,
-    number: &str,
+    number: &TicketNumber,
 ) -> Result<Option<TicketView>, StoreError> {
     let mut conn = pool.acquire().await?;
     let Some((ticket_id, mut view)) = common::load_ticket(&mut PgRows(&mut conn), number).await?

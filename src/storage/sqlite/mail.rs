@@ -329,7 +329,7 @@ impl SqliteStore {
                             message_id: r.get(4)?,
                             attempts: r.get(5)?,
                             created_at: r.get(6)?,
-                            number: r.get(7)?,
+                            number: TicketNumber::from_stored(r.get(7)?),
                             subject: r.get(8)?,
                             user_name: r.get(9)?,
                             user_email: r.get(10)?,
@@ -419,7 +419,7 @@ impl SqliteStore {
                     for (id, _, notification) in waiting.into_iter().rev() {
                         out.push(crate::storage::OutboxSummary {
                             id,
-                            number: number.clone(),
+                            number: TicketNumber::from_stored(number.clone()),
                             notification,
                         });
                     }
@@ -437,7 +437,7 @@ impl SqliteStore {
             while let Some(r) = rows.next()? {
                 out.push(crate::storage::OutboxSummary {
                     id: r.get(7)?,
-                    number: r.get(8)?,
+                    number: TicketNumber::from_stored(r.get(8)?),
                     notification: notification_from_row(r)?,
                 });
             }

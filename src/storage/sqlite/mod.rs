@@ -27,10 +27,10 @@ use tokio::sync::oneshot;
 use super::common::{self, Row, Rows, run_ready};
 use super::sql;
 use super::{
-    ApiKeyRecord, BoxFuture, Cap, CapScope, EmailOutcome, MailEvent, MailKind, NUMBER_ATTEMPTS,
-    NewApiKey, NewEmail, NewEntry, NewTicket, NumberPolicy, Party, QueuedMail, Store, StoreError,
-    ThreadQuery, ThreadRef, TicketSummary, TicketView, dropped_column, outbox_id,
-    outgoing_message_id,
+    ApiKeyId, ApiKeyRecord, BoxFuture, Cap, CapScope, EmailOutcome, MailEvent, MailKind,
+    NUMBER_ATTEMPTS, NewApiKey, NewEmail, NewEntry, NewTicket, NumberPolicy, Party, QueuedMail,
+    Store, StoreError, ThreadQuery, ThreadRef, TicketNumber, TicketSummary, TicketView,
+    dropped_column, outbox_id, outgoing_message_id,
 };
 use super::{ColType, DumpValue, format_time};
 use windows::Windows;
@@ -341,8 +341,10 @@ fn unix_time(rfc3339: &str) -> Option<i64> {
 }
 
 impl Store for SqliteStore {
-    fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<String, StoreError>> {
-        self.write(move |conn, w| insert_ticket(conn, w, &ticket).map(|(n, _, _)| n))
+    fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<TicketNumber, StoreError>> {
+        self.write(move |conn, w| {
+            insert_ticket(conn, w, &ticket).map(|(n, _, _)| TicketNumber::from_stored(n))
+        })
     }
 
     fn find_thread(
@@ -358,7 +360,10 @@ impl Store for SqliteStore {
         self.write(move |conn, w| ingest_email(conn, w, &email))
     }
 
-    fn load_ticket(&self, number: String) -> BoxFuture<'_, Result<Option<TicketView>, StoreError>> {
+    fn load_ticket(
+        &self,
+        number: TicketNumber,
+    ) -> BoxFuture<'_, Result<Option<TicketView>, StoreError>> {
         self.read(move |conn| load_ticket(conn, &number))
     }
 
@@ -366,7 +371,7 @@ impl Store for SqliteStore {
         self.read(move |conn| run_ready(common::list_tickets(&mut SqliteRows(conn), limit)))
     }
 
-    fn ticket_exists(&self, number: String) -> BoxFuture<'_, Result<bool, StoreError>> {
+    fn ticket_exists(&self, number: TicketNumber) -> BoxFuture<'_, Result<bool, StoreError>> {
         self.read(move |conn| run_ready(common::ticket_exists(&mut SqliteRows(conn), &number)))
     }
 
@@ -377,7 +382,7 @@ impl Store for SqliteStore {
         self.read_point(move |conn| run_ready(common::find_api_key(&mut SqliteRows(conn), &hash)))
     }
 
-    fn add_api_key(&self, key: NewApiKey) -> BoxFuture<'_, Result<i64, StoreError>> {
+    fn add_api_key(&self, key: NewApiKey) -> BoxFuture<'_, Result<ApiKeyId, StoreError>> {
         self.write(move |conn, _| {
             let addresses = serde_json::to_string(&key.addresses).map_err(other)?;
             conn.prepare_cached(
@@ -393,7 +398,7 @@ impl Store for SqliteStore {
                 key.notes,
                 key.created
             ])?;
-            Ok(conn.last_insert_rowid())
+            Ok(ApiKeyId(conn.last_insert_rowid()))
         })
     }
 
@@ -401,11 +406,11 @@ impl Store for SqliteStore {
         self.read(move |conn| run_ready(common::list_api_keys(&mut SqliteRows(conn))))
     }
 
-    fn revoke_api_key(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn revoke_api_key(&self, id: ApiKeyId) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |conn, _| {
             let n = conn
                 .prepare_cached("UPDATE api_keys SET is_active = 0 WHERE id = ?1")?
-                .execute([id])?;
+                .execute([id.0])?;
             if n == 0 {
                 Err(StoreError::NotFound)
             } else {

@@ -1,6 +1,6 @@
 //! Unit tests of the SQLite backend against real files.
 use super::*;
-use crate::storage::Named;
+use crate::storage::{EmailAddress, Named, TicketNumber};
 
 fn counter(conn: &Connection, name: &str) -> Option<i64> {
     conn.query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
@@ -46,7 +46,11 @@ async fn migration_4_gives_old_outbox_rows_entry_ids_and_keeps_them_visible() {
         .unwrap();
     }
     let store = open_store(&path);
-    let view = store.load_ticket("100001".into()).await.unwrap().unwrap();
+    let view = store
+        .load_ticket(TicketNumber::parse("100001").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let ids: Vec<&str> = view
         .notifications
         .iter()
@@ -95,7 +99,7 @@ async fn migration_4_gives_old_outbox_rows_entry_ids_and_keeps_them_visible() {
 
 fn new_ticket(email: &str, autorespond: bool, alert: bool) -> NewTicket {
     NewTicket {
-        user_email: email.into(),
+        user_email: EmailAddress::parse(email).unwrap(),
         user_name: "U".into(),
         subject: format!("about {email}"),
         source: crate::storage::Source::Api,
@@ -117,7 +121,7 @@ fn new_ticket(email: &str, autorespond: bool, alert: bool) -> NewTicket {
             format: crate::storage::BodyFormat::Text,
             body: "hello".into(),
             from_name: "U".into(),
-            from_email: email.into(),
+            from_email: EmailAddress::parse(email).unwrap(),
             message_id: None,
             auto_reply: false,
             bounce: false,
@@ -154,8 +158,11 @@ fn open_store(path: &Path) -> SqliteStore {
 }
 
 /// (kind, state, recipients, has a Message-ID) of a ticket's mail.
-async fn mail_of(store: &SqliteStore, number: &str) -> Vec<(String, String, Vec<String>, bool)> {
-    let view = store.load_ticket(number.into()).await.unwrap().unwrap();
+async fn mail_of(
+    store: &SqliteStore,
+    number: &TicketNumber,
+) -> Vec<(String, String, Vec<String>, bool)> {
+    let view = store.load_ticket(number.clone()).await.unwrap().unwrap();
     view.notifications
         .into_iter()
         .map(|n| {

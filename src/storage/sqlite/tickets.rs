@@ -40,14 +40,14 @@ pub(super) fn insert_ticket(
     // a new one, one insert.
     let existing: Option<i64> = conn
         .prepare_cached("SELECT id FROM users WHERE email = ?1")?
-        .query_row([&t.user_email], |r| r.get(0))
+        .query_row([t.user_email.as_str()], |r| r.get(0))
         .optional()?;
     let created = format_time(t.now);
     let user_id = match existing {
         Some(id) => id,
         None => {
             conn.prepare_cached("INSERT INTO users (email, name, created) VALUES (?1, ?2, ?3)")?
-                .execute(params![t.user_email, t.user_name, created])?;
+                .execute(params![t.user_email.as_str(), t.user_name, created])?;
             conn.last_insert_rowid()
         }
     };
@@ -74,7 +74,15 @@ pub(super) fn insert_ticket(
         t.autorespond,
     ])?;
     let ticket_id = conn.last_insert_rowid();
-    let mail = record_mail(conn, w, ticket_id, user_id, &t.user_email, &t.mail, t.now)?;
+    let mail = record_mail(
+        conn,
+        w,
+        ticket_id,
+        user_id,
+        t.user_email.as_str(),
+        &t.mail,
+        t.now,
+    )?;
     let entry_id = insert_entry(conn, ticket_id, &t.entry, &created, mail)?;
     for f in &t.fields {
         conn.prepare_cached(
@@ -105,7 +113,7 @@ pub(super) fn insert_entry(
         e.format.as_str(),
         e.body,
         e.from_name,
-        e.from_email,
+        e.from_email.as_str(),
         created,
         e.message_id,
         e.auto_reply,
@@ -151,7 +159,9 @@ pub(super) fn ingest_email(
             let number: Option<String> = conn
                 .prepare_cached(sql::PROCESSED_MESSAGE_TICKET)?
                 .query_row([id], |r| r.get(0))?;
-            return Ok(EmailOutcome::Duplicate(number));
+            return Ok(EmailOutcome::Duplicate(
+                number.map(TicketNumber::from_stored),
+            ));
         }
     }
     let (outcome, ticket_id, entry_id) = match &email.thread {
@@ -165,7 +175,7 @@ pub(super) fn ingest_email(
                 w,
                 thread.ticket_id,
                 user_id,
-                &t.user_email,
+                t.user_email.as_str(),
                 &t.mail,
                 t.now,
             )?;
@@ -179,7 +189,11 @@ pub(super) fn ingest_email(
         None if email.is_bounce => return Ok(EmailOutcome::BounceLogged),
         None => {
             let (number, ticket_id, entry_id) = insert_ticket(conn, w, &email.ticket)?;
-            (EmailOutcome::Created(number), ticket_id, entry_id)
+            (
+                EmailOutcome::Created(TicketNumber::from_stored(number)),
+                ticket_id,
+                entry_id,
+            )
         }
     };
     conn.prepare_cached(sql::INSERT_RAW_MESSAGE)?
@@ -199,7 +213,7 @@ pub(super) fn ingest_email(
 
 pub(super) fn load_ticket(
     conn: &Connection,
-    number: &str,
+    number: &TicketNumber,
 ) -> Result<Option<TicketView>, StoreError> {
     let Some((ticket_id, mut view)) =
         run_ready(common::load_ticket(&mut SqliteRows(conn), number))?
