@@ -6,20 +6,18 @@ use std::sync::atomic::AtomicU64;
 
 use axum::Router;
 use axum::http::{HeaderName, StatusCode, header};
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::{Config, Limits};
 use crate::domain::catalog::Catalog;
-use crate::error::{ApiError, render_errors};
-use crate::http::request_id::{CountRequestIds, X_REQUEST_ID, drop_unsafe_request_id, make_span};
+use crate::error::ApiError;
+use crate::http::request_id::make_span;
 use crate::storage::Store;
 
 /// Shared by every request; built once at start-up.
@@ -87,10 +85,14 @@ pub fn start_outbox(
     // CPU that ticket intake leaves (a busy server answers tickets first
     // and sends the backlog after; an idle one sends thousands a second).
     // Storage calls still run on the server's runtime.
+    // The thread reports once its priority is lowered, so that no mail
+    // is ever sent at the normal priority and the start is observable.
+    let (lowered, is_lowered) = std::sync::mpsc::sync_channel::<()>(1);
     let thread = std::thread::Builder::new()
         .name("oxidesk-outbox".into())
         .spawn(move || {
             lower_priority();
+            let _ = lowered.send(());
             match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -100,6 +102,7 @@ pub fn start_outbox(
             }
         })
         .map_err(|e| crate::mail_out::OutboxError::Transport(e.to_string()))?;
+    let _ = is_lowered.recv();
     Ok(Some(OutboxHandle { stop, thread }))
 }
 
@@ -126,7 +129,7 @@ pub fn router(state: AppState) -> Router {
 /// route the product does not have (one that panics) behind the same
 /// layers.
 pub fn router_with(routes: Router<AppState>, state: AppState) -> Router {
-    let request_ids = CountRequestIds(state.request_ids.clone());
+    let request_ids = state.request_ids.clone();
     routes
         .fallback(crate::http::not_found)
         // After every route: axum applies this to the routes it has now.
@@ -136,11 +139,9 @@ pub fn router_with(routes: Router<AppState>, state: AppState) -> Router {
         // The panic guard sits inside the error renderer so that its 500
         // gets the request's format and id like any other error.
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn(render_errors))
         .layer(TraceLayer::new_for_http().make_span_with(make_span))
-        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
-        .layer(SetRequestIdLayer::new(X_REQUEST_ID, request_ids))
-        .layer(middleware::map_request(drop_unsafe_request_id))
+        // Outside the trace layer: the span names the id it gives.
+        .layer(crate::http::layer::RequestLayer::new(request_ids))
         .layer(SetSensitiveRequestHeadersLayer::new([
             HeaderName::from_static("x-api-key"),
             header::AUTHORIZATION,

@@ -6,19 +6,15 @@
 //! carry the request id, the cause being logged once, where the `ApiError`
 //! is made (inside the request's span, so the log line names the request).
 //!
-//! The body is written in one place, [`render_errors`]: a handler, an
+//! The body is written in one place, `http::layer`: a handler, an
 //! extractor, the router's fallbacks and the panic guard only return an
 //! `ApiError`, whose `IntoResponse` marks the response with it; the layer,
 //! which alone looks at the request's `Accept` and id, writes text/plain or
 //! the JSON envelope (API.md, Responses). Nothing here reads a body, a key
 //! or storage.
 
-use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tower_http::request_id::RequestId;
 
 use crate::domain::DomainError;
 use crate::domain::email::EmailError;
@@ -80,10 +76,11 @@ impl ApiError {
         self
     }
 
-    /// A server fault: logs the cause once (the request's span adds its
-    /// id) and answers an opaque 500/503 naming the request.
+    /// A server fault: logs the cause once, with the request's id, and
+    /// answers an opaque 500/503 naming the request.
     pub fn internal(status: StatusCode, cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "request failed: {cause}");
+        let id = crate::http::request_id::current();
+        tracing::error!(request.id = %id, error = %cause, "request {id} failed: {cause}");
         Self {
             is_internal: true,
             ..Self::new(status, "Internal server error")
@@ -127,7 +124,7 @@ impl ApiError {
     }
 }
 
-/// A plain-text answer carrying the error itself, which [`render_errors`]
+/// A plain-text answer carrying the error itself, which `http::layer`
 /// rewrites for the request; without that layer the text stands.
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -141,38 +138,6 @@ impl IntoResponse for ApiError {
         response.extensions_mut().insert(self);
         response
     }
-}
-
-/// Middleware: writes the body of every answer that carries an
-/// [`ApiError`], as the request's `Accept` asks and with its request id.
-/// Headers the handler set (`Allow`, `Retry-After`) are kept.
-pub async fn render_errors(request: Request, next: Next) -> Response {
-    let format = ErrorFormat::from_request_headers(request.headers());
-    let request_id = request.extensions().get::<RequestId>().cloned();
-    let is_head = request.method() == Method::HEAD;
-    let mut response = next.run(request).await;
-    let Some(error) = response.extensions_mut().remove::<ApiError>() else {
-        return response;
-    };
-    let request_id = request_id
-        .as_ref()
-        .and_then(|id| id.header_value().to_str().ok());
-    let (content_type, body) = error.render_body(format, request_id);
-    let (mut parts, _) = response.into_parts();
-    parts
-        .headers
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    // The router already set the length of the text body it saw; a HEAD
-    // answer keeps the length of the body a GET would have had.
-    parts
-        .headers
-        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    let body = if is_head {
-        Body::empty()
-    } else {
-        Body::from(body)
-    };
-    Response::from_parts(parts, body)
 }
 
 impl From<AuthError> for ApiError {

@@ -5,10 +5,11 @@
 //! `/api/http.php/`), `GET /api/tickets/<number>.json`; other methods on a
 //! known path get `405` with `Allow`; anything else `404`. Handlers return
 //! `Result<_, ApiError>` and never look at `Accept`: the error body is
-//! written by `error::render_errors`.
+//! written by `http::layer`.
 
 pub mod api_key;
 pub mod client;
+pub mod layer;
 pub mod request_id;
 pub mod tickets;
 pub mod wire;

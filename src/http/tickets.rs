@@ -181,7 +181,11 @@ async fn create(
         tracing::info!(fields = %ignored, "ignored unknown fields");
     }
     let number = create_ticket(state.store.as_ref(), prepared).await?;
-    tracing::info!(ticket.number = %number, "created ticket {number}");
+    tracing::info!(
+        ticket.number = %number,
+        request.id = %super::request_id::current(),
+        "created ticket {number}"
+    );
     state.intake.stored();
     let mut response = text_response(StatusCode::CREATED, number.to_string());
     if !ignored.is_empty()
@@ -228,7 +232,11 @@ async fn create_from_email(
         }
         EmailOutcome::Duplicate(None) | EmailOutcome::BounceLogged => String::new(),
     };
-    tracing::info!(ticket.number = %number, "filed email");
+    tracing::info!(
+        ticket.number = %number,
+        request.id = %super::request_id::current(),
+        "filed email"
+    );
     state.intake.stored();
     Ok(text_response(StatusCode::CREATED, number))
 }
