@@ -55,10 +55,15 @@ impl PgStore {
                         .try_get::<Option<String>, _>(18)?
                         .unwrap_or_else(|| user_email.clone()),
                 };
-                let earlier_mail =
-                    common::earlier_mail(&mut PgRows(&mut tx), ticket_id, id).await?;
                 let kind: String = r.try_get(1)?;
                 let event: String = r.try_get(2)?;
+                // A new ticket's mail is its first of its kind: nothing
+                // to thread on (and two lookups fewer per ticket).
+                let earlier_mail = if event == MailEvent::Reply.as_str() {
+                    common::earlier_mail(&mut PgRows(&mut tx), ticket_id, id).await?
+                } else {
+                    Vec::new()
+                };
                 jobs.push(OutboxJob {
                     id: r.try_get(0)?,
                     kind: MailKind::parse(&kind)

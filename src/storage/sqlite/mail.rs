@@ -349,11 +349,15 @@ impl SqliteStore {
                 })?;
                 let (recipients, ticket_id, mut job) = job;
                 job.recipients = serde_json::from_str(&recipients).map_err(other)?;
-                job.earlier_mail = run_ready(common::earlier_mail(
-                    &mut SqliteRows(conn),
-                    ticket_id,
-                    job.id,
-                ))?;
+                // A new ticket's mail is its first of its kind: nothing
+                // to thread on (and two lookups fewer per ticket).
+                if job.event == MailEvent::Reply {
+                    job.earlier_mail = run_ready(common::earlier_mail(
+                        &mut SqliteRows(conn),
+                        ticket_id,
+                        job.id,
+                    ))?;
+                }
                 jobs.push(job);
             }
             Ok(jobs)
