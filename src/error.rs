@@ -191,7 +191,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::not_found(),
-            StoreError::Busy(_) => ApiError::internal(StatusCode::SERVICE_UNAVAILABLE, &e),
+            StoreError::Busy(_) | StoreError::Stale => {
+                ApiError::internal(StatusCode::SERVICE_UNAVAILABLE, &e)
+            }
             StoreError::Conflict(_) | StoreError::Other(_) => {
                 ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, &e)
             }

@@ -5,7 +5,9 @@ use clap::Parser;
 fn main() -> anyhow::Result<()> {
     match oxidesk::cli::Cli::try_parse() {
         Ok(cli) => oxidesk::cli::run(cli),
-        Err(e) if e.use_stderr() && std::env::args().any(|a| a == "pipe") => {
+        // Under an MTA any clap outcome (an error, even `--help`) must not
+        // deliver or bounce the message: 75 keeps it for a retry.
+        Err(e) if std::env::args_os().any(|a| a == "pipe") => {
             // A wrong flag in an MTA's pipe command is a fault of ours:
             // clap's exit 2 would bounce the customer's mail, 75 keeps it.
             use std::io::Write as _;

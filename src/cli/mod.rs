@@ -143,6 +143,18 @@ pub enum Create {
     Refused,
 }
 
+/// The configured database as messages name it: the SQLite file's
+/// absolute path, or the PostgreSQL URL without its password.
+pub fn database_name(config: &Config) -> String {
+    if config.is_postgres() {
+        crate::storage::postgres::redacted_url(&config.database)
+    } else {
+        identity::absolute(&config.sqlite_path())
+            .display()
+            .to_string()
+    }
+}
+
 /// Opens the configured store (SQLite file or PostgreSQL server); an
 /// error names the database and the effective user.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
@@ -180,7 +192,10 @@ pub async fn open_store_with(
         return Ok(Arc::new(store));
     }
     let path = identity::absolute(&config.sqlite_path());
-    if create == Create::Refused && !path.exists() {
+    let exists = path
+        .try_exists()
+        .with_context(|| format!("cannot look for database {} as user {user}", path.display()))?;
+    if create == Create::Refused && !exists {
         bail!(
             "database {} does not exist (looked for as user {user}); only `oxidesk serve` creates one: \
              check `database` in the configuration (use an absolute path)",

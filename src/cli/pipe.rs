@@ -72,7 +72,7 @@ async fn file(cli: &Cli) -> i32 {
     let mut raw = Vec::new();
     let read = std::io::stdin()
         .lock()
-        .take(limit + 1)
+        .take(limit.saturating_add(1))
         .read_to_end(&mut raw);
     if let Err(e) = read {
         errln!("oxidesk pipe: reading standard input: {e}");
@@ -127,6 +127,15 @@ async fn file(cli: &Cli) -> i32 {
                 EmailOutcome::BounceLogged => outln!("bounce logged"),
             }
             exit::OK
+        }
+        Err(EmailError::Store(e)) => {
+            // The cause, with the database and the user, for `mailq`.
+            errln!(
+                "oxidesk pipe: filing into database {} as user {}: {e} (exit 75: the MTA keeps the message and retries)",
+                super::database_name(&config),
+                super::identity::effective_user()
+            );
+            exit::TEMPFAIL
         }
         Err(e) => report(e),
     }

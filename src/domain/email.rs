@@ -217,7 +217,18 @@ pub async fn file_email(
         });
         email.thread = Some(thread);
     }
-    let outcome = store.ingest_email(email).await?;
+    // The write checks the lookup still holds: a message of the thread
+    // that committed meanwhile makes it `Stale` (nothing written). That
+    // race is rare, so the message is refused as a fault of ours (503,
+    // pipe 75) and comes back, rather than copied here for a retry.
+    let outcome = match store.ingest_email(email).await {
+        Err(StoreError::Stale) => {
+            return Err(
+                StoreError::Busy("the message's thread changed while it was filed".into()).into(),
+            );
+        }
+        other => other?,
+    };
     if bounce && outcome == EmailOutcome::BounceLogged {
         tracing::info!("bounce names no known message: logged, no ticket opened");
     }

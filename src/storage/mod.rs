@@ -28,6 +28,10 @@ pub enum StoreError {
     /// The database is busy or shutting down: retry later.
     #[error("storage busy: {0}")]
     Busy(String),
+    /// What the write was planned on changed meanwhile (an email's thread
+    /// appeared): nothing was written; plan again.
+    #[error("the data changed while the write was planned")]
+    Stale,
     /// Anything else (I/O, corruption, bugs), with its cause kept for
     /// the log.
     #[error("storage failure: {0}")]

@@ -761,3 +761,43 @@ async fn an_oversize_attachment_in_email_files_the_ticket_and_records_the_part()
         .await;
     assert_eq!(r.status, 413, "{}", r.body);
 }
+
+#[tokio::test]
+async fn a_reply_from_the_alert_recipient_alerts_staff_not_the_customer() {
+    // Staff answer an alert by mail: the reply's sender is the alert's
+    // own recipient. The alert it queues must still go to staff (it
+    // quotes their reply), never to the ticket's user.
+    let app = spawn_app_full("", &[], &with_staff_alerts).await;
+    let n = app
+        .post_raw(
+            "/api/tickets.email",
+            mail(
+                "Cus Tomer <cus@example.com>",
+                "Help",
+                "cust1@x",
+                &[],
+                "help",
+            ),
+        )
+        .await
+        .number();
+    let reply = mail(
+        "Staff <staff@example.com>",
+        "Re: Help",
+        "staff1@x",
+        &["In-Reply-To: <cust1@x>"],
+        "internal thoughts",
+    );
+    assert_eq!(app.post_raw("/api/tickets.email", reply).await.number(), n);
+    let t = app.get_ticket(&n).await;
+    let alerts: Vec<&Value> = t["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "alert")
+        .collect();
+    assert_eq!(alerts.len(), 2, "{t}");
+    for a in alerts {
+        assert_eq!(a["recipients"], json!(["staff@example.com"]), "{t}");
+    }
+}

@@ -1080,3 +1080,27 @@ async fn two_stores_on_one_database_never_claim_the_same_mail() {
         "one store claimed all: no contest"
     );
 }
+
+#[tokio::test]
+async fn an_email_planned_before_its_thread_committed_is_stale_and_writes_nothing() {
+    let b = backend().await;
+    let EmailOutcome::Created(_) = b
+        .ingest(new_email("first@example.com", "t1@x", &[], T0))
+        .await
+    else {
+        panic!("no ticket created");
+    };
+    let tickets = b.count("tickets").await;
+    // Planned as a new ticket (no thread found), but its thread exists
+    // by the time it is written: the store refuses, nothing is kept.
+    let late = new_email("other@example.com", "t2@x", &["t1@x"], T0 + 1);
+    let r = b.store.ingest_email(late).await;
+    assert!(matches!(r, Err(StoreError::Stale)), "{r:?}");
+    assert_eq!(b.count("tickets").await, tickets);
+    // Its Message-ID was not claimed: filed properly, it joins.
+    assert!(matches!(
+        b.ingest(new_email("other@example.com", "t2@x", &["t1@x"], T0 + 2))
+            .await,
+        EmailOutcome::Appended(_)
+    ));
+}

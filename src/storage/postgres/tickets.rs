@@ -362,6 +362,12 @@ pub(super) async fn insert_reply_mail(
                 scope: CapScope::Ticket,
                 limit,
             }) => {
+                // Replies to one ticket count one after another (several
+                // instances, parallel deliveries): the ticket's row lock.
+                sqlx::query("SELECT 1 FROM tickets WHERE id = $1 FOR UPDATE")
+                    .bind(ticket_id)
+                    .execute(&mut **tx)
+                    .await?;
                 let recent: i64 = sqlx::query_scalar(
                     "SELECT count(*) FROM thread_entries e JOIN outbox o ON o.id = e.id * 4 + $2
                      WHERE e.ticket_id = $1 AND o.created_at >= $3",
@@ -447,6 +453,14 @@ pub(super) async fn ingest_email(
                 thread.ticket_id,
                 entry_id,
             )
+        }
+        // The thread was looked up before this transaction: a message of
+        // it may have been committed since.
+        None if common::find_thread(&mut PgRows(&mut *tx), &email.query)
+            .await?
+            .is_some() =>
+        {
+            return Err(StoreError::Stale);
         }
         None if email.is_bounce => return Ok(EmailOutcome::BounceLogged),
         None => {

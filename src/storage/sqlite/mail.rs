@@ -100,7 +100,10 @@ pub(super) fn record_mail(
         if m.event == MailEvent::Reply {
             bits |= MAIL_REPLY;
         }
-        if m.recipients != [user_email] {
+        // Only an autoresponse goes to the ticket's user by definition;
+        // every other kind keeps its recipients (a reply's sender may be
+        // someone else than the ticket's user, even one of its recipients).
+        if m.kind != MailKind::Autoresponse || m.recipients != [user_email] {
             mail_to.insert(m.kind.as_str().into(), m.recipients.clone().into());
         }
     }

@@ -186,6 +186,11 @@ pub(super) fn ingest_email(
                 entry_id,
             )
         }
+        // The thread was looked up before this transaction: a message of
+        // it may have been committed since (or earlier in this group).
+        None if run_ready(common::find_thread(&mut SqliteRows(conn), &email.query))?.is_some() => {
+            return Err(StoreError::Stale);
+        }
         None if email.is_bounce => return Ok(EmailOutcome::BounceLogged),
         None => {
             let (number, ticket_id, entry_id) = insert_ticket(conn, w, &email.ticket)?;
