@@ -127,6 +127,15 @@ pub use crate::domain::views::{
 /// A mail to queue, as the domain decided it (`domain::notify`).
 pub use crate::domain::notify::{Cap, CapScope, MailEvent, MailKind, QueuedMail};
 
+/// Logs a mail its cap refused (both backends).
+pub(crate) fn log_capped(ticket_id: i64, kind: MailKind) {
+    tracing::warn!(
+        ticket.id = ticket_id,
+        mail.kind = kind.as_str(),
+        "mail cap reached: not queued (a mail loop?)"
+    );
+}
+
 /// A ticket ready to be stored: every value already validated.
 #[derive(Debug, Clone)]
 pub struct NewTicket {
@@ -480,6 +489,18 @@ pub struct TableSpec {
     pub columns: &'static [(&'static str, ColType)],
     /// Whether `id` comes from a sequence to move forward after import.
     pub has_serial_id: bool,
+}
+
+impl TableSpec {
+    /// Its columns, comma-separated, for the copy's statements (names
+    /// are constants of [`TABLES`], never input).
+    pub(crate) fn column_list(&self) -> String {
+        self.columns
+            .iter()
+            .map(|(c, _)| *c)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// A value of a copied row.

@@ -24,15 +24,6 @@ pub(super) fn pg_order(table: &crate::storage::TableSpec) -> String {
         .join(", ")
 }
 
-pub(super) fn pg_columns(table: &crate::storage::TableSpec) -> String {
-    table
-        .columns
-        .iter()
-        .map(|(c, _)| *c)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl crate::storage::DataCopy for PgStore {
     fn export_rows(
         &self,
@@ -44,7 +35,7 @@ impl crate::storage::DataCopy for PgStore {
             // Table and column names are constants of TABLES, never input.
             let sql = format!(
                 "SELECT {} FROM {} ORDER BY {} LIMIT $1 OFFSET $2",
-                pg_columns(table),
+                table.column_list(),
                 table.name,
                 pg_order(table)
             );
@@ -73,7 +64,7 @@ impl crate::storage::DataCopy for PgStore {
             let sql = format!(
                 "INSERT INTO {} ({}) VALUES ({})",
                 table.name,
-                pg_columns(table),
+                table.column_list(),
                 placeholders.join(", ")
             );
             let mut tx = self.pool.begin().await?;

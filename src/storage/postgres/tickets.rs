@@ -381,11 +381,7 @@ pub(super) async fn insert_reply_mail(
             }
         };
         if !allowed {
-            tracing::warn!(
-                ticket.id = ticket_id,
-                mail.kind = m.kind.as_str(),
-                "mail cap reached: not queued (a mail loop?)"
-            );
+            crate::storage::log_capped(ticket_id, m.kind);
             continue;
         }
         sqlx::query(

@@ -2,15 +2,6 @@
 
 use super::*;
 
-pub(super) fn column_list(table: &crate::storage::TableSpec) -> String {
-    table
-        .columns
-        .iter()
-        .map(|(c, _)| *c)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl crate::storage::DataCopy for SqliteStore {
     fn export_rows(
         &self,
@@ -21,7 +12,7 @@ impl crate::storage::DataCopy for SqliteStore {
         self.read(move |conn| {
             let sql = format!(
                 "SELECT {} FROM {} ORDER BY {} LIMIT ?1 OFFSET ?2",
-                column_list(table),
+                table.column_list(),
                 table.name,
                 table.order_by
             );
@@ -53,7 +44,7 @@ impl crate::storage::DataCopy for SqliteStore {
             let sql = format!(
                 "INSERT INTO {} ({}) VALUES ({})",
                 table.name,
-                column_list(table),
+                table.column_list(),
                 placeholders.join(", ")
             );
             let mut stmt = conn.prepare(&sql)?;

@@ -89,11 +89,7 @@ pub(super) fn record_mail(
             }
         };
         if !allowed {
-            tracing::warn!(
-                ticket.id = ticket_id,
-                mail.kind = m.kind.as_str(),
-                "mail cap reached: not queued (a mail loop?)"
-            );
+            crate::storage::log_capped(ticket_id, m.kind);
             continue;
         }
         bits |= kind_bit(m.kind);
@@ -126,10 +122,7 @@ pub(super) fn kind_count_since(
     kind: MailKind,
     since: i64,
 ) -> Result<i64, StoreError> {
-    let since = jiff::Timestamp::from_second(since)
-        .map_err(other)?
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
+    let since = format_time(jiff::Timestamp::from_second(since).map_err(other)?);
     Ok(conn
         .prepare_cached(
             "SELECT count(*) FROM thread_entries
