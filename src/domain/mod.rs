@@ -11,6 +11,7 @@ pub mod fields;
 pub mod ids;
 pub mod keys;
 pub mod notify;
+pub mod staff;
 pub mod tickets;
 pub mod views;
 

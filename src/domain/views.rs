@@ -48,6 +48,10 @@ named_enum! {
     EntryKind {
         /// From the user (or anyone but staff).
         Message = "message",
+        /// An agent's answer, mailed to the user.
+        Response = "response",
+        /// An agent's internal note, never mailed to the user.
+        Note = "note",
     }
 }
 
@@ -82,6 +86,10 @@ named_enum! {
     TicketStatus {
         /// Waiting for the helpdesk.
         Open = "open",
+        /// Answered; reopens when the user writes again.
+        Resolved = "resolved",
+        /// Done; reopens when the user writes again.
+        Closed = "closed",
     }
 }
 

@@ -84,7 +84,12 @@ where
             .unwrap_or_else(|| HeaderValue::from(self.ids.fetch_add(1, Ordering::Relaxed)));
         request.headers_mut().insert(X_REQUEST_ID, id.clone());
         request.extensions_mut().insert(RequestId::new(id.clone()));
-        let format = ErrorFormat::from_request_headers(request.headers());
+        // The staff API always answers JSON (STAFF-API.md).
+        let format = if request.uri().path().starts_with("/api/v1/") {
+            ErrorFormat::Json
+        } else {
+            ErrorFormat::from_request_headers(request.headers())
+        };
         let is_head = request.method() == Method::HEAD;
         let answer = self.inner.call(request);
         Box::pin(async move {

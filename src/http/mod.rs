@@ -11,6 +11,7 @@ pub mod api_key;
 pub mod client;
 pub mod layer;
 pub mod request_id;
+pub mod staff;
 pub mod tickets;
 pub mod wire;
 
@@ -27,6 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/http.php/{file}", any(tickets::collection))
         .route("/api/tickets/{file}", any(tickets::item))
         .route("/api/http.php/tickets/{file}", any(tickets::item))
+        .merge(staff::routes())
 }
 
 /// The router's fallback: a path no route knows.

@@ -7,6 +7,9 @@ mod common;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
+pub mod staff;
+
+pub use staff::{AgentStore, QueueStore, WorkStore};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -401,7 +404,7 @@ pub struct NewApiKey {
 
 /// The persistence operations oxidesk needs. Every write is durable
 /// (committed and synced) when its future resolves `Ok`.
-pub trait Store: Send + Sync {
+pub trait Store: AgentStore + QueueStore + WorkStore + Send + Sync {
     /// Stores a ticket atomically and returns its new number.
     fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<TicketNumber, StoreError>>;
     /// The ticket an email continues: a thread message it names (ours
@@ -536,6 +539,41 @@ pub const TABLES: &[TableSpec] = {
             has_serial_id: true,
         },
         TableSpec {
+            name: "agents",
+            order_by: "id",
+            columns: &[
+                ("id", Int),
+                ("email", Text),
+                ("name", Text),
+                ("password_hash", Text),
+                ("is_admin", Bool),
+                ("is_active", Bool),
+                ("created", Text),
+            ],
+            has_serial_id: true,
+        },
+        TableSpec {
+            name: "agent_departments",
+            order_by: "agent_id, dept_id",
+            columns: &[("agent_id", Int), ("dept_id", Int)],
+            has_serial_id: false,
+        },
+        TableSpec {
+            name: "agent_tokens",
+            order_by: "id",
+            columns: &[
+                ("id", Int),
+                ("hash", Blob),
+                ("agent_id", Int),
+                ("kind", Text),
+                ("name", Text),
+                ("created", Int),
+                ("expires_at", Int),
+                ("last_used", Int),
+            ],
+            has_serial_id: true,
+        },
+        TableSpec {
             name: "tickets",
             order_by: "id",
             columns: &[
@@ -555,6 +593,12 @@ pub const TABLES: &[TableSpec] = {
                 ("created", Text),
                 ("alert", Bool),
                 ("autorespond", Bool),
+                ("assignee_id", Int),
+                ("updated", Text),
+                ("last_message_at", Text),
+                ("status_changed", Text),
+                ("entries", Int),
+                ("version", Int),
             ],
             has_serial_id: true,
         },
@@ -574,6 +618,22 @@ pub const TABLES: &[TableSpec] = {
                 ("auto_reply", Bool),
                 ("bounce", Bool),
                 ("dropped", Text),
+                ("agent_id", Int),
+            ],
+            has_serial_id: true,
+        },
+        TableSpec {
+            name: "ticket_events",
+            order_by: "id",
+            columns: &[
+                ("id", Int),
+                ("ticket_id", Int),
+                ("created", Text),
+                ("actor_kind", Text),
+                ("actor_id", Int),
+                ("actor_name", Text),
+                ("action", Text),
+                ("detail", Text),
             ],
             has_serial_id: true,
         },

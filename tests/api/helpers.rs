@@ -271,6 +271,16 @@ impl TestApp {
         self.store.counts().await.unwrap()
     }
 
+    /// Rows of one table.
+    pub async fn count(&self, table: &str) -> i64 {
+        let counts = self.counts().await;
+        counts
+            .iter()
+            .find(|(t, _)| t == table)
+            .unwrap_or_else(|| panic!("no table {table} in {counts:?}"))
+            .1
+    }
+
     /// Stops the server and starts a new one on the same database and
     /// configuration (what a restart of the process does).
     pub async fn restart(self) -> TestApp {

@@ -1007,8 +1007,12 @@ async fn counts_name_every_table_and_follow_the_writes() {
     let counts = b.store.counts().await.unwrap();
     let expected = [
         ("users", 2),
+        ("agents", 0),
+        ("agent_departments", 0),
+        ("agent_tokens", 0),
         ("tickets", 2),
         ("thread_entries", 2),
+        ("ticket_events", 0),
         ("blobs", 1),
         ("attachments", 1),
         ("field_values", 1),

@@ -35,6 +35,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../../../migrations/postgres/0008_mail_kinds.sql"),
     ),
+    (
+        9,
+        include_str!("../../../migrations/postgres/0009_staff.sql"),
+    ),
 ];
 
 /// Any advisory-lock key, fixed: "oxidesk migrations".

@@ -29,13 +29,16 @@ use super::{
 };
 use super::{ColType, DumpValue, MailState, format_time};
 
+mod agents;
 mod copy;
 mod keys;
 mod mail;
 mod migrate;
+mod queue;
 #[cfg(test)]
 mod tests;
 mod tickets;
+mod work;
 
 use keys::*;
 use tickets::*;

@@ -23,8 +23,10 @@ macro_rules! insert_ticket_sql {
                  LIMIT 1
              ), t AS (
                  INSERT INTO tickets (number, user_id, subject, status, source, priority_id, priority_name,
-                     topic_id, topic_name, dept_id, dept_name, ip, created, alert, autorespond)
-                 SELECT $4, u.id, $5, 'open', $6, $7, $8, $9, $10, $11, $12, $13, $3, $14, $15 FROM u
+                     topic_id, topic_name, dept_id, dept_name, ip, created, alert, autorespond, updated,
+                     last_message_at)
+                 SELECT $4, u.id, $5, 'open', $6, $7, $8, $9, $10, $11, $12, $13, $3, $14, $15, $3, $3
+                 FROM u
                  ON CONFLICT (number) DO NOTHING RETURNING id, user_id
              ), e AS (
                  INSERT INTO thread_entries (ticket_id, kind, format, body, from_name, from_email, created,

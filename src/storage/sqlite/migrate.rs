@@ -35,6 +35,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../../../migrations/sqlite/0008_mail_kinds.sql"),
     ),
+    (9, include_str!("../../../migrations/sqlite/0009_staff.sql")),
 ];
 
 pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {

@@ -35,13 +35,16 @@ use super::{
 use super::{ColType, DumpValue, format_time};
 use windows::Windows;
 
+mod agents;
 mod copy;
 mod mail;
 mod migrate;
+mod queue;
 #[cfg(test)]
 mod tests;
 mod tickets;
 mod windows;
+mod work;
 mod writer;
 
 use mail::*;

@@ -54,8 +54,9 @@ pub(super) fn insert_ticket(
     let number = next_number(conn, &w.numbers)?;
     conn.prepare_cached(
         "INSERT INTO tickets (number, user_id, subject, status, source, priority_id, priority_name,
-             topic_id, topic_name, dept_id, dept_name, ip, created, alert, autorespond)
-         VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             topic_id, topic_name, dept_id, dept_name, ip, created, alert, autorespond, updated,
+             last_message_at)
+         VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?12, ?12)",
     )?
     .execute(params![
         number,

@@ -1,0 +1,10 @@
+//! Staff routes: work.
+
+use axum::Router;
+
+use crate::app::AppState;
+
+/// The routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}

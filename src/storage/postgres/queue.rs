@@ -1,0 +1,6 @@
+//! The queue and full-text search on postgres.
+
+use super::*;
+use crate::storage::QueueStore;
+
+impl QueueStore for PgStore {}

@@ -1,0 +1,6 @@
+//! The queue and full-text search on sqlite.
+
+use super::*;
+use crate::storage::QueueStore;
+
+impl QueueStore for SqliteStore {}
