@@ -120,6 +120,9 @@ pub struct MailConfig {
     pub from_address: String,
     /// Sender name.
     pub from_name: String,
+    /// The line above which a customer writes their answer to an agent's
+    /// reply: the stored answer is cut there (STAFF-API.md).
+    pub reply_separator: String,
     /// SMTP relay host.
     pub smtp_host: String,
     /// SMTP relay port.
@@ -188,6 +191,7 @@ impl Default for MailConfig {
             enabled: true,
             from_address: "support@localhost".into(),
             from_name: "Support".into(),
+            reply_separator: "-- reply above this line --".into(),
             smtp_host: "127.0.0.1".into(),
             smtp_port: 25,
             smtp_security: SmtpSecurity::None,
@@ -377,6 +381,10 @@ pub struct Department {
     /// Staff addresses alerted about its new tickets and replies.
     #[serde(default)]
     pub alert_recipients: Vec<String>,
+    /// The address its agents' replies come from (else
+    /// `mail.from_address`).
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 /// A help topic.
@@ -549,6 +557,7 @@ fn stock_departments() -> Vec<Department> {
             id,
             name: name.into(),
             alert_recipients: Vec::new(),
+            email: None,
         })
         .collect()
 }
@@ -879,7 +888,21 @@ impl Config {
                 "lease_secs and retry_initial_secs must be > 0",
             ));
         }
+        if self.mail.reply_separator.trim().len() < 8 {
+            return Err(invalid(
+                "mail.reply_separator",
+                "needs at least 8 characters (a shorter line would cut ordinary text)",
+            ));
+        }
         for (i, d) in self.departments.iter().enumerate() {
+            if let Some(e) = &d.email
+                && e.parse::<lettre::Address>().is_err()
+            {
+                return Err(invalid(
+                    format!("departments[{i}].email"),
+                    format!("\"{e}\" is not an address"),
+                ));
+            }
             for r in &d.alert_recipients {
                 if !r.contains('@') {
                     return Err(invalid(

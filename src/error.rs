@@ -191,6 +191,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::not_found(),
+            StoreError::VersionMismatch => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "The ticket changed since it was read (If-Match)",
+            ),
             StoreError::Busy(_) | StoreError::Stale => {
                 ApiError::internal(StatusCode::SERVICE_UNAVAILABLE, &e)
             }

@@ -41,6 +41,8 @@ pub struct TopicEntry {
 /// Everything the request path needs from the configuration.
 #[derive(Debug)]
 pub struct Catalog {
+    /// Departments by id.
+    pub departments: HashMap<i64, Named>,
     /// Priorities by id.
     pub priorities: HashMap<i64, Named>,
     /// Priorities by lower-case name (accepted as well as ids).
@@ -199,6 +201,7 @@ impl Catalog {
                 name: String::new(),
             });
         Self {
+            departments: departments.clone(),
             priorities_by_name: priorities
                 .values()
                 .map(|p| (p.name.to_lowercase(), p.clone()))
@@ -227,6 +230,7 @@ impl Catalog {
                 .map(|b| (b.address.trim().to_lowercase(), b.channels.clone()))
                 .collect(),
             mail_rules: MailRules {
+                reply_separator: config.mail.reply_separator.clone(),
                 autoresponse_limit_per_hour: config.mail.autoresponse_limit_per_hour,
                 alert_limit_per_ticket_per_hour: config.mail.alert_limit_per_ticket_per_hour,
                 alert_recipients: Arc::new(

@@ -2,6 +2,7 @@
 //! pipe`: a raw message becomes a new ticket, an entry of the ticket it
 //! answers, a duplicate, or a logged bounce (API.md, Email).
 
+use crate::domain::notify::{MailKind, QueuedMail};
 use std::io::Write;
 use std::net::IpAddr;
 
@@ -163,6 +164,7 @@ pub fn prepare_email(
                         reason: d.reason,
                     })
                     .collect(),
+                agent: None,
             },
         },
     );
@@ -207,14 +209,33 @@ pub async fn file_email(
     } = prepared;
     let bounce = email.is_bounce;
     if let Some(thread) = store.find_thread(email.query.clone()).await? {
-        email.ticket.mail = rules.plan(&MailFacts {
-            event: MailEvent::Reply,
-            automatic,
-            autorespond: false,
-            alert: true,
-            department: thread.department,
-            user_email: email.ticket.user_email.as_str(),
-        });
+        // An answer: the quoted history goes (the raw message keeps it).
+        let entry = &mut email.ticket.entry;
+        entry.body = super::quotes::strip_quoted(&entry.body, entry.format, &rules.reply_separator);
+        email.ticket.mail = match agent_response(store, &email, &thread, automatic).await? {
+            // An agent's answer (typically to a staff alert) is their
+            // response, mailed on to the ticket's user, as osTicket does.
+            Some((agent, user_email)) => {
+                let entry = &mut email.ticket.entry;
+                entry.kind = EntryKind::Response;
+                entry.agent = Some(agent.id);
+                entry.from_name = agent.name;
+                vec![QueuedMail {
+                    kind: MailKind::Response,
+                    event: MailEvent::Reply,
+                    recipients: vec![user_email],
+                    cap: None,
+                }]
+            }
+            None => rules.plan(&MailFacts {
+                event: MailEvent::Reply,
+                automatic,
+                autorespond: false,
+                alert: true,
+                department: thread.department,
+                user_email: email.ticket.user_email.as_str(),
+            }),
+        };
         email.thread = Some(thread);
     }
     // The write checks the lookup still holds: a message of the thread
@@ -233,6 +254,40 @@ pub async fn file_email(
         tracing::info!("bounce names no known message: logged, no ticket opened");
     }
     Ok(outcome)
+}
+
+/// The agent (and the ticket user's address) when an email that joins a
+/// ticket comes from an active agent who may see that ticket and is not
+/// its user; automatic mail from an agent's address (their out-of-office)
+/// stays a message.
+async fn agent_response(
+    store: &dyn Store,
+    email: &NewEmail,
+    thread: &crate::storage::ThreadRef,
+    automatic: bool,
+) -> Result<Option<(crate::domain::staff::Agent, String)>, StoreError> {
+    if automatic {
+        return Ok(None);
+    }
+    let Some(agent) = store
+        .agent_for_mail(email.ticket.user_email.as_str().to_string())
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(view) = store.load_ticket(thread.number.clone()).await? else {
+        return Ok(None);
+    };
+    let assignee = view
+        .work
+        .assignee
+        .as_ref()
+        .map(|a| crate::domain::staff::AgentId(a.id));
+    let may_see = agent.may_see(view.department.as_ref().map(|d| d.id), assignee);
+    if !may_see || view.user.email.eq_ignore_ascii_case(&agent.email) {
+        return Ok(None);
+    }
+    Ok(Some((agent, view.user.email)))
 }
 
 #[cfg(test)]

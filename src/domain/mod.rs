@@ -11,9 +11,11 @@ pub mod fields;
 pub mod ids;
 pub mod keys;
 pub mod notify;
+pub mod quotes;
 pub mod staff;
 pub mod tickets;
 pub mod views;
+pub mod work;
 
 /// Why a request was refused by the helpdesk's rules. Each variant names
 /// the offending field.

@@ -19,11 +19,13 @@ pub enum MailKind {
     Autoresponse,
     /// To the department's staff: a new ticket or a reply.
     Alert,
+    /// To the ticket's user: an agent's reply (written by a person).
+    Response,
 }
 
 impl MailKind {
     /// Every kind, in index order.
-    pub const ALL: [MailKind; 2] = [MailKind::Autoresponse, MailKind::Alert];
+    pub const ALL: [MailKind; 3] = [MailKind::Autoresponse, MailKind::Alert, MailKind::Response];
 
     /// Its index: an entry's mail of this kind has outbox id
     /// `entry id * OUTBOX_IDS_PER_ENTRY + index`, and bit `1 << index` in
@@ -33,6 +35,7 @@ impl MailKind {
         match self {
             MailKind::Autoresponse => 0,
             MailKind::Alert => 1,
+            MailKind::Response => 2,
         }
     }
 
@@ -41,6 +44,7 @@ impl MailKind {
         match self {
             MailKind::Autoresponse => "autoresponse",
             MailKind::Alert => "alert",
+            MailKind::Response => "response",
         }
     }
 
@@ -59,6 +63,11 @@ impl MailKind {
     /// on an event (`auto-generated`).
     pub fn is_reply_to_message(self) -> bool {
         matches!(self, MailKind::Autoresponse)
+    }
+
+    /// Whether a person wrote it (no `Auto-Submitted`, no robot headers).
+    pub fn is_personal(self) -> bool {
+        matches!(self, MailKind::Response)
     }
 }
 
@@ -166,6 +175,8 @@ pub struct MailRules {
     pub alert_limit_per_ticket_per_hour: u32,
     /// Alert recipients by department id.
     pub alert_recipients: Arc<HashMap<i64, Vec<String>>>,
+    /// `mail.reply_separator`: a customer's answer is cut there.
+    pub reply_separator: String,
 }
 
 impl MailRules {
@@ -221,6 +232,7 @@ mod tests {
             autoresponse_limit_per_hour: 5,
             alert_limit_per_ticket_per_hour: 10,
             alert_recipients: Arc::new([(1, vec!["staff@x.org".to_string()])].into()),
+            reply_separator: "-- reply above this line --".into(),
         }
     }
 

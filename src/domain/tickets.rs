@@ -268,6 +268,7 @@ pub fn prepare_ticket(
                 bounce: false,
                 attachments,
                 dropped: Vec::new(),
+                agent: None,
             },
         },
     );

@@ -128,6 +128,8 @@ pub struct Party {
 /// A file of an entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachmentView {
+    /// Row id (`GET /api/v1/attachments/{id}`).
+    pub id: i64,
     /// File name.
     pub name: String,
     /// Media type.
@@ -165,6 +167,10 @@ pub struct EntryFlags {
 /// A thread entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntryView {
+    /// Row id.
+    pub id: i64,
+    /// The agent who wrote it (responses, notes).
+    pub agent: Option<super::staff::AgentId>,
     /// What it is.
     pub kind: EntryKind,
     /// Text or html.
@@ -214,6 +220,41 @@ pub struct TicketView {
     pub thread: Vec<EntryView>,
     /// Mail queued for it and its state.
     pub notifications: Vec<NotificationView>,
+    /// The staff side's state of it.
+    pub work: WorkState,
+}
+
+/// A ticket's state as staff work it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkState {
+    /// Row id.
+    pub ticket_id: i64,
+    /// The agent it is assigned to.
+    pub assignee: Option<Named>,
+    /// Its last change of any kind.
+    pub updated: Timestamp,
+    /// The user's last message.
+    pub last_message_at: Timestamp,
+    /// When it was last resolved, closed or reopened.
+    pub status_changed: Option<Timestamp>,
+    /// Bumped by every change: its `ETag`.
+    pub version: i64,
+    /// Stored change events (assigned, transferred, status, priority,
+    /// topic), oldest first; the others are read from the ticket.
+    pub changes: Vec<ChangeEvent>,
+}
+
+/// A stored change of a ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeEvent {
+    /// When.
+    pub created: Timestamp,
+    /// Who.
+    pub actor: super::staff::Actor,
+    /// What (`assigned`, `transferred`, `status_changed`, …).
+    pub action: String,
+    /// From and to, as JSON.
+    pub detail: serde_json::Value,
 }
 
 /// A queued mail.
@@ -234,6 +275,10 @@ pub struct NotificationView {
     /// Message-ID of the outgoing mail; none while the mail waits to be
     /// taken by the sender (SQLite makes it then).
     pub message_id: Option<String>,
+    /// When the relay accepted it (unix seconds), for the ticket's events.
+    pub sent_at: Option<i64>,
+    /// When it was queued (unix seconds), for the ticket's events.
+    pub created_at: Option<i64>,
 }
 
 /// One line of `outbox list`.

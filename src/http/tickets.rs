@@ -106,7 +106,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ReadPath {
 }
 
 /// Reads the body up to the configured cap: 413 past it.
-async fn read_body(
+pub(crate) async fn read_body(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,

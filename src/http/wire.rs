@@ -150,7 +150,13 @@ impl<'a> From<&'a TicketView> for TicketJson<'a> {
             ip: &t.ip,
             created: format_time(t.created),
             fields: &t.fields,
-            thread: t.thread.iter().map(entry).collect(),
+            // Internal notes are staff's: never on the intake read API.
+            thread: t
+                .thread
+                .iter()
+                .filter(|e| e.kind != crate::domain::views::EntryKind::Note)
+                .map(entry)
+                .collect(),
             notifications: t.notifications.iter().map(NotificationJson::from).collect(),
         }
     }

@@ -86,7 +86,7 @@ fn parse_message(value: Value) -> Result<Option<MessageDraft>, IntakeError> {
 }
 
 /// `[{"name": "data:..."}, ...]`; several files may share a name.
-fn parse_attachments(
+pub(crate) fn parse_attachments(
     value: Value,
     limits: &IntakeLimits,
     out: &mut Vec<AttachmentDraft>,

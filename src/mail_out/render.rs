@@ -112,6 +112,74 @@ impl Templates {
     }
 }
 
+/// An agent's reply as mail: `Re: [#number] subject`, the reply
+/// separator above the body (the customer's answer is cut there), text
+/// and HTML (HTML bodies sanitised again on the way out; text escaped).
+pub fn response(job: &OutboxJob, separator: &str) -> Rendered {
+    let subject = format!("Re: [#{}] {}", job.number, job.subject)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let (text, html_body) = if job.format == "html" {
+        (
+            html_to_text(&job.body),
+            crate::intake::html::sanitize(&job.body),
+        )
+    } else {
+        let escaped = escape_html(&job.body).replace('\n', "<br>\n");
+        (job.body.clone(), format!("<div>{escaped}</div>"))
+    };
+    let text = format!("{separator}\n\n{}\n", text.trim_end());
+    let html = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head><body>\n\
+         <p style=\"color:#888888\">{}</p>\n{html_body}\n</body></html>\n",
+        escape_html(separator)
+    );
+    Rendered {
+        subject,
+        text,
+        html: Some(html),
+    }
+}
+
+/// Text of an HTML body: block ends and `<br>` become line breaks, tags
+/// go, entities are decoded.
+pub fn html_to_text(html: &str) -> String {
+    let mut marked = String::with_capacity(html.len());
+    let lower = html.to_ascii_lowercase();
+    let mut last = 0;
+    for (i, _) in lower.match_indices('<') {
+        let rest = &lower[i..];
+        let breaks = [
+            "<br",
+            "</p",
+            "</div",
+            "</li",
+            "</tr",
+            "</h1",
+            "</h2",
+            "</h3",
+            "</blockquote",
+        ]
+        .iter()
+        .any(|t| rest.starts_with(t));
+        if breaks {
+            marked.push_str(&html[last..i]);
+            marked.push('\n');
+            last = i;
+        }
+    }
+    marked.push_str(&html[last..]);
+    excerpt(&marked, "html", usize::MAX)
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// The configuration key of a template name (`alert_body.html` →
 /// `alert_body_html`).
 fn key(name: &str) -> String {
@@ -172,6 +240,8 @@ mod tests {
                 email: "mailer-daemon@example.net".into(),
             },
             earlier_mail: Vec::new(),
+            department_id: Some(1),
+            attachments: Vec::new(),
         }
     }
 

@@ -83,6 +83,8 @@ pub struct OutboxSender {
     smtp: SmtpClient,
     templates: Templates,
     from: Mailbox,
+    /// Departments' own addresses (their agents' replies come from them).
+    department_addresses: std::collections::HashMap<i64, lettre::Address>,
     config: MailConfig,
     clock: Clock,
 }
@@ -139,9 +141,69 @@ impl OutboxSender {
             smtp: SmtpClient::new(config, IN_FLIGHT)?,
             templates: Templates::new(config)?,
             from,
+            department_addresses: Default::default(),
             config: config.clone(),
             clock,
         })
+    }
+
+    /// Sends agents' replies from their department's address, where it
+    /// has one (`departments[].email`).
+    pub fn with_departments(mut self, departments: &[crate::config::Department]) -> Self {
+        self.department_addresses = departments
+            .iter()
+            .filter_map(|d| Some((d.id, d.email.as_deref()?.parse().ok()?)))
+            .collect();
+        self
+    }
+
+    /// An agent's reply to the ticket's user: From the department's
+    /// address (else `mail.from_address`) with the agent's name, Subject
+    /// `Re: [#number] subject`, In-Reply-To the user's last message and
+    /// References the ones before it, text and HTML alternatives with the
+    /// reply separator above, the entry's files, and no automatic-mail
+    /// headers (a person wrote it).
+    fn response(&self, job: &OutboxJob) -> Result<Message, String> {
+        let address = job
+            .department_id
+            .and_then(|d| self.department_addresses.get(&d))
+            .cloned()
+            .unwrap_or_else(|| self.from.email.clone());
+        let rendered = super::render::response(job, &self.config.reply_separator);
+        let mut builder = Message::builder()
+            .from(Mailbox::new(Some(job.sender.name.clone()), address))
+            .subject(rendered.subject)
+            .message_id(Some(format!("<{}>", job.message_id)))
+            .header(TicketHeader(job.number.to_string()));
+        if let Some(parent) = job.earlier_mail.last() {
+            builder = builder.in_reply_to(format!("<{parent}>"));
+            let list: Vec<String> = job.earlier_mail.iter().map(|r| format!("<{r}>")).collect();
+            builder = builder.references(list.join(" "));
+        }
+        for r in &job.recipients {
+            let to: Mailbox = r.parse().map_err(|e| format!("recipient {r}: {e}"))?;
+            builder = builder.to(to);
+        }
+        let alternative =
+            MultiPart::alternative_plain_html(rendered.text, rendered.html.unwrap_or_default());
+        let built = if job.attachments.is_empty() {
+            builder.multipart(alternative)
+        } else {
+            let mut mixed = MultiPart::mixed().multipart(alternative);
+            for f in &job.attachments {
+                let content_type = lettre::message::header::ContentType::parse(&f.content_type)
+                    .unwrap_or(
+                        lettre::message::header::ContentType::parse("application/octet-stream")
+                            .map_err(|e| e.to_string())?,
+                    );
+                mixed = mixed.singlepart(
+                    lettre::message::Attachment::new(f.name.clone())
+                        .body(f.data.clone(), content_type),
+                );
+            }
+            builder.multipart(mixed)
+        };
+        built.map_err(|e| format!("building the message: {e}"))
     }
 
     /// Runs a storage call on the server's runtime.
@@ -168,6 +230,9 @@ impl OutboxSender {
     /// and names as RFC 2047 words (lettre encodes them), and the
     /// headers that keep robots from answering.
     fn message(&self, job: &OutboxJob) -> Result<Message, String> {
+        if job.kind.is_personal() {
+            return self.response(job);
+        }
         let rendered = self.templates.render(job).map_err(|e| e.to_string())?;
         let mut builder = Message::builder()
             .from(self.from.clone())

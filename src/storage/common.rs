@@ -9,9 +9,10 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use super::{
-    ApiKeyId, ApiKeyRecord, AttachmentView, BodyFormat, BoxFuture, ColType, DumpValue, EntryFlags,
-    EntryKind, EntryView, Named, Party, Source, StoreError, ThreadQuery, ThreadRef, TicketNumber,
-    TicketStatus, TicketSummary, TicketView, outgoing_ticket_id, parse_dropped, sql,
+    Actor, AgentId, ApiKeyId, ApiKeyRecord, AttachmentView, BodyFormat, BoxFuture, ChangeEvent,
+    ColType, DumpValue, EntryFlags, EntryKind, EntryView, Named, Party, Source, StoreError,
+    ThreadQuery, ThreadRef, TicketNumber, TicketStatus, TicketSummary, TicketView, WorkState,
+    outgoing_ticket_id, parse_dropped, sql,
 };
 
 /// Runs a shared statement: `params` bound in order, each column read as
@@ -129,7 +130,8 @@ pub(crate) async fn load_ticket<R: Rows + ?Sized>(
     number: &TicketNumber,
 ) -> Result<Option<(i64, TicketView)>, StoreError> {
     const TICKET: &[ColType] = &[
-        Int, Text, Text, Text, Text, Int, Text, Int, Text, Int, Text, Text, Text, Text, Text,
+        Int, Text, Text, Text, Text, Int, Text, Int, Text, Int, Text, Text, Text, Text, Text, Int,
+        Text, Text, Text, Text, Int,
     ];
     let rows = db
         .rows(
@@ -166,27 +168,47 @@ pub(crate) async fn load_ticket<R: Rows + ?Sized>(
         fields: serde_json::Map::new(),
         thread: Vec::new(),
         notifications: Vec::new(),
+        work: WorkState {
+            ticket_id,
+            assignee: named(r.opt_int(15)?, r.opt_text(16)?),
+            updated: r.time(17)?,
+            last_message_at: r.time(18)?,
+            status_changed: r.opt_text(19)?.and_then(|t| t.parse().ok()),
+            version: r.int(20)?,
+            changes: Vec::new(),
+        },
     };
     let id = || vec![DumpValue::Int(ticket_id)];
+    const CHANGE: &[ColType] = &[Text, Text, Int, Text, Text, Text];
+    for c in db.rows(sql::TICKET_CHANGES, id(), CHANGE).await? {
+        view.work.changes.push(ChangeEvent {
+            created: c.time(0)?,
+            actor: Actor::from_stored(&c.text(1)?, c.opt_int(2)?, c.text(3)?),
+            action: c.text(4)?,
+            detail: serde_json::from_str(&c.text(5)?)
+                .map_err(|e| StoreError::other(format!("ticket_events.detail: {e}")))?,
+        });
+    }
     for f in db.rows(sql::TICKET_FIELDS, id(), &[Text, Text]).await? {
         let value = serde_json::from_str(&f.text(1)?)
             .map_err(|e| StoreError::other(format!("field value: {e}")))?;
         view.fields.insert(f.text(0)?, value);
     }
     const ENTRY: &[ColType] = &[
-        Int, Text, Text, Text, Text, Text, Text, Text, Bool, Bool, Text,
+        Int, Text, Text, Text, Text, Text, Text, Text, Bool, Bool, Text, Int,
     ];
     for e in db.rows(sql::TICKET_ENTRIES, id(), ENTRY).await? {
         let files = db
             .rows(
                 sql::ENTRY_ATTACHMENTS,
                 vec![DumpValue::Int(e.int(0)?)],
-                &[Text, Text, Int, Blob, Bool, Text],
+                &[Text, Text, Int, Blob, Bool, Text, Int],
             )
             .await?;
         let mut attachments = Vec::with_capacity(files.len());
         for f in files {
             attachments.push(AttachmentView {
+                id: f.int(6)?,
                 name: f.text(0)?,
                 content_type: f.text(1)?,
                 size: f.int(2)?,
@@ -196,6 +218,8 @@ pub(crate) async fn load_ticket<R: Rows + ?Sized>(
             });
         }
         view.thread.push(EntryView {
+            id: e.int(0)?,
+            agent: e.opt_int(11)?.map(AgentId),
             kind: e.parsed(1, EntryKind::parse)?,
             format: e.parsed(2, BodyFormat::parse)?,
             body: e.text(3)?,
@@ -375,4 +399,240 @@ pub(crate) async fn list_api_keys<R: Rows + ?Sized>(
 ) -> Result<Vec<ApiKeyRecord>, StoreError> {
     let rows = db.rows(sql::LIST_API_KEYS, Vec::new(), KEY).await?;
     rows.iter().map(key_from_row).collect()
+}
+
+// ---- the staff side's writes and reads, alike on both backends
+
+/// Records that `entry` joined ticket `ticket_id`: `updated`, the entry
+/// count, the version, the user's last message, and a status: the one a
+/// staff reply sets, or the domain's rule for a message (a person's
+/// message reopens a resolved or closed ticket; automatic mail never
+/// does), with its event.
+pub(crate) async fn entry_added<R: Rows + ?Sized>(
+    db: &mut R,
+    ticket_id: i64,
+    entry: &super::NewEntry,
+    status: Option<&(TicketStatus, ChangeEvent)>,
+    now: jiff::Timestamp,
+) -> Result<(), StoreError> {
+    let automatic = entry.auto_reply || entry.bounce;
+    let (new_status, event) = match status {
+        Some((s, e)) => (Some(*s), Some(e.clone())),
+        None if entry.kind == EntryKind::Message => {
+            let rows = db
+                .rows(sql::TICKET_STATUS, vec![DumpValue::Int(ticket_id)], &[Text])
+                .await?;
+            let current = rows
+                .first()
+                .ok_or(StoreError::NotFound)?
+                .parsed(0, TicketStatus::parse)?;
+            match crate::domain::work::status_after_message(current, automatic) {
+                Some(s) => {
+                    let actor = Actor::User {
+                        name: entry.from_name.clone(),
+                    };
+                    let e = crate::domain::work::status_event(&actor, current, s, now);
+                    (Some(s), Some(e))
+                }
+                None => (None, None),
+            }
+        }
+        None => (None, None),
+    };
+    let created = super::format_time(now);
+    let is_user_message = entry.kind == EntryKind::Message && !automatic;
+    db.rows(
+        sql::TOUCH_TICKET,
+        vec![
+            DumpValue::Text(created),
+            DumpValue::Bool(is_user_message),
+            new_status.map_or(DumpValue::Null, |s| DumpValue::Text(s.as_str().into())),
+            DumpValue::Int(ticket_id),
+        ],
+        &[],
+    )
+    .await?;
+    if let Some(e) = event {
+        insert_event(db, ticket_id, &e).await?;
+    }
+    Ok(())
+}
+
+/// Stores a change event.
+pub(crate) async fn insert_event<R: Rows + ?Sized>(
+    db: &mut R,
+    ticket_id: i64,
+    e: &ChangeEvent,
+) -> Result<(), StoreError> {
+    db.rows(
+        sql::INSERT_EVENT,
+        vec![
+            DumpValue::Int(ticket_id),
+            DumpValue::Text(super::format_time(e.created)),
+            DumpValue::Text(e.actor.kind().into()),
+            e.actor
+                .agent_id()
+                .map_or(DumpValue::Null, |a| DumpValue::Int(a.0)),
+            DumpValue::Text(e.actor.name().into()),
+            DumpValue::Text(e.action.clone()),
+            DumpValue::Text(e.detail.to_string()),
+        ],
+        &[],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes a change if the ticket is still at its version.
+pub(crate) async fn change_ticket<R: Rows + ?Sized>(
+    db: &mut R,
+    c: &crate::domain::work::TicketChange,
+) -> Result<(), StoreError> {
+    let opt_int = |v: Option<i64>| v.map_or(DumpValue::Null, DumpValue::Int);
+    let opt_text = |v: Option<&str>| v.map_or(DumpValue::Null, |t| DumpValue::Text(t.into()));
+    let f = &c.fields;
+    let rows = db
+        .rows(
+            sql::CHANGE_TICKET,
+            vec![
+                DumpValue::Text(f.status.as_str().into()),
+                opt_int(f.assignee.as_ref().map(|a| a.id)),
+                opt_int(f.department.as_ref().map(|d| d.id)),
+                opt_text(f.department.as_ref().map(|d| d.name.as_str())),
+                DumpValue::Int(f.priority.id),
+                DumpValue::Text(f.priority.name.clone()),
+                opt_int(f.topic.as_ref().map(|t| t.id)),
+                opt_text(f.topic.as_ref().map(|t| t.name.as_str())),
+                DumpValue::Bool(c.status_changed),
+                DumpValue::Text(super::format_time(c.now)),
+                DumpValue::Int(c.ticket_id),
+                DumpValue::Int(c.version),
+            ],
+            &[Int],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Err(StoreError::VersionMismatch);
+    }
+    for e in &c.events {
+        insert_event(db, c.ticket_id, e).await?;
+    }
+    Ok(())
+}
+
+/// An active agent's name.
+pub(crate) async fn agent_name<R: Rows + ?Sized>(
+    db: &mut R,
+    id: AgentId,
+) -> Result<Option<String>, StoreError> {
+    let rows = db
+        .rows(sql::AGENT_NAME, vec![DumpValue::Int(id.0)], &[Text])
+        .await?;
+    rows.first().map(|r| r.text(0)).transpose()
+}
+
+/// An active agent by address, with departments.
+pub(crate) async fn agent_for_mail<R: Rows + ?Sized>(
+    db: &mut R,
+    email: &str,
+) -> Result<Option<crate::domain::staff::Agent>, StoreError> {
+    let rows = db
+        .rows(
+            sql::AGENT_BY_EMAIL,
+            vec![DumpValue::Text(email.into())],
+            &[Int, Text, Text, Bool, Bool],
+        )
+        .await?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    let id = r.int(0)?;
+    let mut departments = Vec::new();
+    for d in db
+        .rows(sql::AGENT_DEPARTMENTS, vec![DumpValue::Int(id)], &[Int])
+        .await?
+    {
+        departments.push(d.int(0)?);
+    }
+    Ok(Some(crate::domain::staff::Agent {
+        id: AgentId(id),
+        email: r.text(1)?,
+        name: r.text(2)?,
+        admin: r.bool(3)?,
+        active: r.bool(4)?,
+        departments,
+    }))
+}
+
+/// An attachment's file.
+pub(crate) async fn attachment<R: Rows + ?Sized>(
+    db: &mut R,
+    id: i64,
+) -> Result<Option<super::StoredFile>, StoreError> {
+    let rows = db
+        .rows(
+            sql::ATTACHMENT_FILE,
+            vec![DumpValue::Int(id)],
+            &[Text, Text, Blob, Int, Int, Text],
+        )
+        .await?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    Ok(Some(super::StoredFile {
+        name: r.text(0)?,
+        content_type: r.text(1)?,
+        data: r.blob(2)?.to_vec(),
+        department: r.opt_int(3)?,
+        assignee: r.opt_int(4)?.map(AgentId),
+        kind: r.parsed(5, EntryKind::parse)?,
+    }))
+}
+
+/// The Message-IDs a response to the user names: the user's messages
+/// before it, oldest first (at most the last 20).
+pub(crate) async fn user_message_ids<R: Rows + ?Sized>(
+    db: &mut R,
+    ticket_id: i64,
+    entry_id: i64,
+) -> Result<Vec<String>, StoreError> {
+    let rows = db
+        .rows(
+            sql::USER_MESSAGE_IDS,
+            vec![DumpValue::Int(ticket_id), DumpValue::Int(entry_id)],
+            &[Text],
+        )
+        .await?;
+    let mut ids = rows
+        .iter()
+        .map(|r| r.text(0))
+        .collect::<Result<Vec<_>, _>>()?;
+    ids.reverse();
+    Ok(ids)
+}
+
+/// What a response's mail carries besides its entry: the user's
+/// Message-IDs it answers and the entry's files.
+pub(crate) async fn response_parts<R: Rows + ?Sized>(
+    db: &mut R,
+    job: &mut super::OutboxJob,
+    ticket_id: i64,
+    entry_id: i64,
+) -> Result<(), StoreError> {
+    job.earlier_mail = user_message_ids(db, ticket_id, entry_id).await?;
+    for r in db
+        .rows(
+            sql::ENTRY_FILES,
+            vec![DumpValue::Int(entry_id)],
+            &[Text, Text, Blob],
+        )
+        .await?
+    {
+        job.attachments.push(super::OutgoingFile {
+            name: r.text(0)?,
+            content_type: r.text(1)?,
+            data: r.blob(2)?.to_vec(),
+        });
+    }
+    Ok(())
 }

@@ -9,7 +9,7 @@ mod sql;
 pub mod sqlite;
 pub mod staff;
 
-pub use staff::{AgentStore, QueueStore, WorkStore};
+pub use staff::{AgentStore, QueueStore, StoredFile, WorkStore};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,6 +35,10 @@ pub enum StoreError {
     /// appeared): nothing was written; plan again.
     #[error("the data changed while the write was planned")]
     Stale,
+    /// The ticket's version is not the one the change was made on
+    /// (`If-Match`): nothing was written.
+    #[error("the ticket changed since it was read")]
+    VersionMismatch,
     /// Anything else (I/O, corruption, bugs), with its cause kept for
     /// the log.
     #[error("storage failure: {0}")]
@@ -88,6 +92,8 @@ pub struct NewEntry {
     pub attachments: Vec<NewAttachment>,
     /// Email parts left out (name, size, reason), shown to staff.
     pub dropped: Vec<DroppedPart>,
+    /// The agent who wrote it (a response or note).
+    pub agent: Option<AgentId>,
 }
 
 /// The `thread_entries.dropped` column of an entry: JSON, NULL when
@@ -121,10 +127,11 @@ pub struct NewFieldValue {
 }
 
 /// The read models storage fills (`domain::views`).
+pub use crate::domain::staff::{Actor, AgentId};
 pub use crate::domain::views::{
-    ApiKeyId, AttachmentView, BodyFormat, DroppedPart, EmailAddress, EntryFlags, EntryKind,
-    EntryView, MailState, Named, NotificationView, OutboxSummary, Party, Source, TicketNumber,
-    TicketStatus, TicketSummary, TicketView, format_time,
+    ApiKeyId, AttachmentView, BodyFormat, ChangeEvent, DroppedPart, EmailAddress, EntryFlags,
+    EntryKind, EntryView, MailState, Named, NotificationView, OutboxSummary, Party, Source,
+    TicketNumber, TicketStatus, TicketSummary, TicketView, WorkState, format_time,
 };
 
 /// A mail to queue, as the domain decided it (`domain::notify`).
@@ -356,8 +363,24 @@ pub struct OutboxJob {
     /// Message-IDs of the ticket's earlier mail of this kind, oldest
     /// first (the first and the latest): alerts of one ticket thread
     /// together among themselves, not on the customer's Message-ID that
-    /// staff never received.
+    /// staff never received. A response: the user's messages it answers,
+    /// oldest first.
     pub earlier_mail: Vec<String>,
+    /// The ticket's department id.
+    pub department_id: Option<i64>,
+    /// Files sent with it (a response's attachments).
+    pub attachments: Vec<OutgoingFile>,
+}
+
+/// A file an outgoing mail carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingFile {
+    /// File name.
+    pub name: String,
+    /// Media type.
+    pub content_type: String,
+    /// Bytes.
+    pub data: Vec<u8>,
 }
 
 /// An API key as stored (never the key itself).

@@ -58,20 +58,27 @@ pub(crate) const SET_PROCESSED_MESSAGE_TICKET: &str =
 /// A ticket and its user, by number.
 pub(crate) const TICKET_BY_NUMBER: &str =
     "SELECT t.id, t.number, t.subject, t.status, t.source, t.priority_id, t.priority_name,
-     t.topic_id, t.topic_name, t.dept_id, t.dept_name, u.name, u.email, t.ip, t.created
-     FROM tickets t JOIN users u ON u.id = t.user_id WHERE t.number = $1";
+     t.topic_id, t.topic_name, t.dept_id, t.dept_name, u.name, u.email, t.ip, t.created,
+     t.assignee_id, a.name, t.updated, t.last_message_at, t.status_changed, t.version
+     FROM tickets t JOIN users u ON u.id = t.user_id LEFT JOIN agents a ON a.id = t.assignee_id
+     WHERE t.number = $1";
+
+/// A ticket's stored change events, oldest first.
+pub(crate) const TICKET_CHANGES: &str =
+    "SELECT created, actor_kind, actor_id, actor_name, action, detail
+     FROM ticket_events WHERE ticket_id = $1 ORDER BY id";
 
 /// A ticket's form values.
 pub(crate) const TICKET_FIELDS: &str =
     "SELECT name, value FROM field_values WHERE ticket_id = $1 ORDER BY form, name";
 
 /// A ticket's thread, oldest first.
-pub(crate) const TICKET_ENTRIES: &str = "SELECT id, kind, format, body, from_name, from_email, created, message_id, auto_reply, bounce, dropped
-     FROM thread_entries WHERE ticket_id = $1 ORDER BY id";
+pub(crate) const TICKET_ENTRIES: &str = "SELECT id, kind, format, body, from_name, from_email, created, message_id, auto_reply, bounce, dropped,
+     agent_id FROM thread_entries WHERE ticket_id = $1 ORDER BY id";
 
 /// An entry's files, in order.
 pub(crate) const ENTRY_ATTACHMENTS: &str =
-    "SELECT a.name, a.content_type, b.size, a.sha256, a.inline, a.content_id
+    "SELECT a.name, a.content_type, b.size, a.sha256, a.inline, a.content_id, a.id
      FROM attachments a JOIN blobs b ON b.sha256 = a.sha256
      WHERE a.entry_id = $1 ORDER BY a.position";
 
@@ -84,7 +91,7 @@ pub(crate) const OUTBOX_JOB: &str =
     "SELECT o.id, o.kind, o.event, o.recipients, o.message_id, o.attempts, o.created_at,
      t.number, t.subject, u.name, u.email, t.topic_name, t.priority_name,
      t.dept_name, e.body, e.format, e.message_id, e.from_name, e.from_email,
-     o.ticket_id
+     o.ticket_id, t.dept_id, o.entry_id
      FROM outbox o JOIN tickets t ON t.id = o.ticket_id
      JOIN users u ON u.id = t.user_id
      LEFT JOIN thread_entries e ON e.id = o.entry_id
@@ -116,6 +123,58 @@ pub(crate) const LIST_API_KEYS: &str =
     "SELECT id, hash, prefix, addresses, is_active, can_create, can_read, notes, created
      FROM api_keys ORDER BY id";
 
+/// A ticket's status.
+pub(crate) const TICKET_STATUS: &str = "SELECT status FROM tickets WHERE id = $1";
+
+/// An entry joined the ticket: when, counters, version, the user's last
+/// message (`$2`), a new status (`$3`, NULL for none).
+pub(crate) const TOUCH_TICKET: &str = "UPDATE tickets SET updated = $1, entries = entries + 1,
+     version = version + 1, last_message_at = CASE WHEN $2 THEN $1 ELSE last_message_at END,
+     status = coalesce($3, status),
+     status_changed = CASE WHEN $3 IS NULL THEN status_changed ELSE $1 END
+     WHERE id = $4";
+
+/// A change's new fields, if the ticket is still at version `$12`.
+pub(crate) const CHANGE_TICKET: &str = "UPDATE tickets SET status = $1,
+     assignee_id = CAST($2 AS BIGINT), dept_id = CAST($3 AS BIGINT), dept_name = $4,
+     priority_id = $5, priority_name = $6, topic_id = CAST($7 AS BIGINT), topic_name = $8,
+     status_changed = CASE WHEN $9 THEN $10 ELSE status_changed END, updated = $10,
+     version = version + 1
+     WHERE id = $11 AND version = $12 RETURNING id";
+
+/// A change event.
+pub(crate) const INSERT_EVENT: &str = "INSERT INTO ticket_events (ticket_id, created, actor_kind,
+     actor_id, actor_name, action, detail) VALUES ($1, $2, $3, CAST($4 AS BIGINT), $5, $6, $7)";
+
+/// An active agent's name.
+pub(crate) const AGENT_NAME: &str = "SELECT name FROM agents WHERE id = $1 AND is_active";
+
+/// An active agent by address.
+pub(crate) const AGENT_BY_EMAIL: &str = "SELECT id, email, name, is_admin, is_active FROM agents
+     WHERE lower(email) = lower($1) AND is_active";
+
+/// An agent's departments.
+pub(crate) const AGENT_DEPARTMENTS: &str =
+    "SELECT dept_id FROM agent_departments WHERE agent_id = $1 ORDER BY dept_id";
+
+/// An attachment's file and its ticket's department and assignee.
+pub(crate) const ATTACHMENT_FILE: &str = "SELECT a.name, a.content_type, b.data, t.dept_id,
+     t.assignee_id, e.kind
+     FROM attachments a JOIN blobs b ON b.sha256 = a.sha256
+     JOIN thread_entries e ON e.id = a.entry_id JOIN tickets t ON t.id = e.ticket_id
+     WHERE a.id = $1";
+
+/// An entry's files with their bytes, in order (a response's mail).
+pub(crate) const ENTRY_FILES: &str = "SELECT a.name, a.content_type, b.data
+     FROM attachments a JOIN blobs b ON b.sha256 = a.sha256
+     WHERE a.entry_id = $1 ORDER BY a.position";
+
+/// The user's messages of a ticket by email before an entry, oldest
+/// first (a response's In-Reply-To and References).
+pub(crate) const USER_MESSAGE_IDS: &str = "SELECT message_id FROM thread_entries
+     WHERE ticket_id = $1 AND id < $2 AND kind = 'message' AND message_id IS NOT NULL
+     ORDER BY id DESC LIMIT 20";
+
 #[cfg(test)]
 mod tests {
     /// Every statement, for the checks below.
@@ -133,6 +192,7 @@ mod tests {
         super::SET_PROCESSED_MESSAGE_TICKET,
         super::TICKET_BY_NUMBER,
         super::TICKET_FIELDS,
+        super::TICKET_CHANGES,
         super::TICKET_ENTRIES,
         super::ENTRY_ATTACHMENTS,
         super::LIST_TICKETS,
@@ -143,6 +203,16 @@ mod tests {
         super::RETRY_OUTBOX,
         super::FIND_API_KEY,
         super::LIST_API_KEYS,
+        super::TICKET_STATUS,
+        super::TOUCH_TICKET,
+        super::CHANGE_TICKET,
+        super::INSERT_EVENT,
+        super::AGENT_NAME,
+        super::AGENT_BY_EMAIL,
+        super::AGENT_DEPARTMENTS,
+        super::ATTACHMENT_FILE,
+        super::USER_MESSAGE_IDS,
+        super::ENTRY_FILES,
     ];
 
     #[test]

@@ -204,6 +204,7 @@ fn new_ticket(email: &str, now: i64) -> NewTicket {
             bounce: false,
             attachments: Vec::new(),
             dropped: Vec::new(),
+            agent: None,
         },
         mail: Vec::new(),
         now: jiff::Timestamp::from_second(now).unwrap(),
@@ -216,6 +217,7 @@ fn rules(autoresponse_limit_per_hour: u32, alert_limit_per_ticket_per_hour: u32)
         autoresponse_limit_per_hour,
         alert_limit_per_ticket_per_hour,
         alert_recipients: Arc::new([(1, vec![STAFF.to_string()])].into()),
+        reply_separator: "-- reply above this line --".into(),
     }
 }
 
@@ -431,7 +433,15 @@ async fn attachments_are_stored_once_per_sha256_and_read_back_in_order() {
     let second = b.create(t).await;
     assert_eq!(b.count("blobs").await, 2, "one blob per content");
     assert_eq!(b.count("attachments").await, 4);
+    // Ids are the store's; the rest is compared.
+    let files = |mut v: Vec<AttachmentView>| {
+        let ids: Vec<i64> = v.iter().map(|a| a.id).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        v.iter_mut().for_each(|a| a.id = 0);
+        v
+    };
     let view = |name: &str, ty: &str, data: &[u8], inline, cid: Option<&str>| AttachmentView {
+        id: 0,
         name: name.into(),
         content_type: ty.into(),
         size: data.len() as i64,
@@ -440,7 +450,7 @@ async fn attachments_are_stored_once_per_sha256_and_read_back_in_order() {
         content_id: cid.map(Into::into),
     };
     assert_eq!(
-        b.load(&first).await.thread[0].attachments,
+        files(b.load(&first).await.thread[0].attachments.clone()),
         [
             view("a.txt", "text/plain", b"same", false, None),
             view(
@@ -454,7 +464,7 @@ async fn attachments_are_stored_once_per_sha256_and_read_back_in_order() {
         ]
     );
     assert_eq!(
-        b.load(&second).await.thread[0].attachments,
+        files(b.load(&second).await.thread[0].attachments.clone()),
         [view("again.txt", "text/plain", b"same", false, None)]
     );
 }

@@ -1,10 +1,460 @@
-//! Staff routes: work.
+//! One ticket's routes (STAFF-API.md, Tickets): the full ticket with its
+//! events and `ETag`, `PATCH` with `If-Match`, replies, notes, and
+//! attachment downloads. Every route answers `404` for a ticket the agent
+//! may not see, whether it exists or not.
 
 use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use serde_json::Value;
 
+use super::auth::Staff;
 use crate::app::AppState;
+use crate::domain::views::{
+    AttachmentView, ChangeEvent, EntryKind, EntryView, Named, Party, TicketView, format_time,
+};
+use crate::domain::work::{self, WorkError};
+use crate::error::ApiError;
+use crate::http::tickets::read_body;
+use crate::http::wire::NotificationJson;
+use crate::intake::BodyFormat;
 
 /// The routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/api/v1/tickets/{number}", get(show).patch(patch))
+        .route("/api/v1/tickets/{number}/replies", post(reply))
+        .route("/api/v1/tickets/{number}/notes", post(note))
+        .route("/api/v1/attachments/{id}", get(download))
+}
+
+impl From<WorkError> for ApiError {
+    fn from(e: WorkError) -> Self {
+        match e {
+            WorkError::NotFound => ApiError::not_found(),
+            WorkError::Invalid(d) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, d.to_string()).with_field(d.field())
+            }
+            WorkError::Malformed(d) => {
+                ApiError::new(StatusCode::BAD_REQUEST, d.to_string()).with_field(d.field())
+            }
+            WorkError::Intake(i) => i.into(),
+            WorkError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// The ticket's `ETag`: its version, quoted (a strong validator).
+pub fn etag(view: &TicketView) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{}\"", view.work.version))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
+}
+
+/// The version `If-Match` names: `None` without the header or with `*`;
+/// a value that is no ETag of ours can never match (412).
+fn if_match(headers: &HeaderMap) -> Option<i64> {
+    let value = headers.get(header::IF_MATCH)?.to_str().unwrap_or("").trim();
+    if value == "*" {
+        return None;
+    }
+    let value = value.strip_prefix("W/").unwrap_or(value);
+    Some(
+        value
+            .trim_matches('"')
+            .parse::<i64>()
+            .ok()
+            .filter(|v| *v >= 0)
+            .unwrap_or(-1),
+    )
+}
+
+fn json_response(status: StatusCode, value: &impl Serialize, tag: Option<HeaderValue>) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(tag) = tag {
+        headers.insert(header::ETAG, tag);
+    }
+    response
+}
+
+async fn json_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
+    let bytes = read_body(state, headers, body).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")).with_field("body")
+    })
+}
+
+async fn show(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(number): Path<String>,
+) -> Result<Response, ApiError> {
+    let view = work::visible_ticket(state.store.as_ref(), &staff.agent, &number).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &FullTicket::from(&view),
+        Some(etag(&view)),
+    ))
+}
+
+async fn patch(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(number): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let expected = if_match(&headers);
+    let json = json_body(&state, &headers, body).await?;
+    let req = work::parse_patch(&json)?;
+    let view = work::patch_ticket(
+        state.store.as_ref(),
+        &state.catalog,
+        &staff.agent,
+        &number,
+        &req,
+        expected,
+    )
+    .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &FullTicket::from(&view),
+        Some(etag(&view)),
+    ))
+}
+
+async fn reply(
+    state: State<AppState>,
+    staff: Staff,
+    number: Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    add_entry(state, staff, number, headers, body, EntryKind::Response).await
+}
+
+async fn note(
+    state: State<AppState>,
+    staff: Staff,
+    number: Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    add_entry(state, staff, number, headers, body, EntryKind::Note).await
+}
+
+async fn add_entry(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(number): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+    kind: EntryKind,
+) -> Result<Response, ApiError> {
+    // The ticket first: an agent who may not see it learns nothing from
+    // how their body is judged.
+    work::visible_ticket(state.store.as_ref(), &staff.agent, &number).await?;
+    let json = json_body(&state, &headers, body).await?;
+    let req = work::parse_entry(&json, kind == EntryKind::Note, &state.catalog)?;
+    let (view, id) =
+        work::add_entry(state.store.as_ref(), &staff.agent, &number, kind, req).await?;
+    if kind == EntryKind::Response {
+        state.intake.stored();
+    }
+    let entry =
+        view.thread.iter().find(|e| e.id == id).ok_or_else(|| {
+            ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, &"entry not found")
+        })?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &entry_json(entry),
+        Some(etag(&view)),
+    ))
+}
+
+/// Image types a browser may show inline (no script, no markup).
+const INLINE_IMAGES: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+async fn download(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id: i64 = id.parse().map_err(|_| ApiError::not_found())?;
+    let file = state
+        .store
+        .attachment(id)
+        .await?
+        .filter(|f| staff.agent.may_see(f.department, f.assignee))
+        .ok_or_else(ApiError::not_found)?;
+    let media = file.content_type.to_ascii_lowercase();
+    let media = media.split(';').next().unwrap_or("").trim();
+    let inline = INLINE_IMAGES.contains(&media);
+    let content_type = if inline {
+        media.to_string()
+    } else {
+        "application/octet-stream".to_string()
+    };
+    let mut response = (StatusCode::OK, file.data).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        content_disposition(if inline { "inline" } else { "attachment" }, &file.name),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    Ok(response)
+}
+
+/// `Content-Disposition` with a file name (RFC 6266): an ASCII fallback
+/// in `filename` and the UTF-8 name percent-encoded in `filename*`.
+pub fn content_disposition(kind: &str, name: &str) -> HeaderValue {
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::with_capacity(name.len() * 3);
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    HeaderValue::from_str(&format!(
+        "{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+    ))
+    .unwrap_or(HeaderValue::from_static("attachment"))
+}
+
+// ---- the staff API's JSON of a ticket
+
+#[derive(Serialize)]
+struct NamedJson<'a> {
+    id: i64,
+    name: &'a str,
+}
+
+fn named(n: &Named) -> NamedJson<'_> {
+    NamedJson {
+        id: n.id,
+        name: &n.name,
+    }
+}
+
+#[derive(Serialize)]
+struct PartyJson<'a> {
+    name: &'a str,
+    email: &'a str,
+}
+
+fn party(p: &Party) -> PartyJson<'_> {
+    PartyJson {
+        name: &p.name,
+        email: &p.email,
+    }
+}
+
+/// The full ticket: the read API's shape plus the staff side's state,
+/// every entry and the events.
+#[derive(Serialize)]
+pub struct FullTicket<'a> {
+    number: &'a str,
+    subject: &'a str,
+    status: &'static str,
+    source: &'static str,
+    priority: NamedJson<'a>,
+    topic: Option<NamedJson<'a>>,
+    department: Option<NamedJson<'a>>,
+    assignee: Option<NamedJson<'a>>,
+    user: PartyJson<'a>,
+    ip: &'a str,
+    created: String,
+    updated: String,
+    last_message_at: String,
+    fields: &'a serde_json::Map<String, Value>,
+    thread: Vec<EntryJson<'a>>,
+    notifications: Vec<NotificationJson<'a>>,
+    events: Vec<EventJson>,
+}
+
+#[derive(Serialize)]
+struct EntryJson<'a> {
+    id: i64,
+    kind: &'static str,
+    format: &'static str,
+    body: String,
+    from: PartyJson<'a>,
+    agent_id: Option<i64>,
+    created: String,
+    message_id: Option<&'a str>,
+    flags: FlagsJson,
+    attachments: Vec<AttachmentJson<'a>>,
+    dropped: &'a [crate::domain::views::DroppedPart],
+}
+
+#[derive(Serialize)]
+struct FlagsJson {
+    auto_reply: bool,
+    bounce: bool,
+}
+
+#[derive(Serialize)]
+struct AttachmentJson<'a> {
+    id: i64,
+    name: &'a str,
+    #[serde(rename = "type")]
+    content_type: &'a str,
+    size: i64,
+    sha256: &'a str,
+    inline: bool,
+    content_id: Option<&'a str>,
+    url: String,
+}
+
+#[derive(Serialize)]
+struct EventJson {
+    #[serde(rename = "type")]
+    action: String,
+    actor: ActorJson,
+    at: String,
+    detail: Value,
+}
+
+#[derive(Serialize)]
+struct ActorJson {
+    kind: &'static str,
+    id: Option<i64>,
+    name: String,
+}
+
+fn attachment_json(a: &AttachmentView) -> AttachmentJson<'_> {
+    AttachmentJson {
+        id: a.id,
+        name: &a.name,
+        content_type: &a.content_type,
+        size: a.size,
+        sha256: &a.sha256,
+        inline: a.inline,
+        content_id: a.content_id.as_deref(),
+        url: format!("/api/v1/attachments/{}", a.id),
+    }
+}
+
+fn entry_json(e: &EntryView) -> EntryJson<'_> {
+    EntryJson {
+        id: e.id,
+        kind: e.kind.as_str(),
+        format: e.format.as_str(),
+        // Customer HTML was sanitised on the way in; again on the way out.
+        body: match e.format {
+            BodyFormat::Html => crate::intake::html::sanitize(&e.body),
+            BodyFormat::Text => e.body.clone(),
+        },
+        from: party(&e.from),
+        agent_id: e.agent.map(|a| a.0),
+        created: format_time(e.created),
+        message_id: e.message_id.as_deref(),
+        flags: FlagsJson {
+            auto_reply: e.flags.auto_reply,
+            bounce: e.flags.bounce,
+        },
+        attachments: e.attachments.iter().map(attachment_json).collect(),
+        dropped: &e.dropped,
+    }
+}
+
+fn event_json(e: ChangeEvent) -> EventJson {
+    EventJson {
+        actor: ActorJson {
+            kind: e.actor.kind(),
+            id: e.actor.agent_id().map(|a| a.0),
+            name: e.actor.name().to_string(),
+        },
+        action: e.action,
+        at: format_time(e.created),
+        detail: e.detail,
+    }
+}
+
+impl<'a> From<&'a TicketView> for FullTicket<'a> {
+    fn from(t: &'a TicketView) -> Self {
+        Self {
+            number: t.number.as_str(),
+            subject: &t.subject,
+            status: t.status.as_str(),
+            source: t.source.as_str(),
+            priority: named(&t.priority),
+            topic: t.topic.as_ref().map(named),
+            department: t.department.as_ref().map(named),
+            assignee: t.work.assignee.as_ref().map(named),
+            user: party(&t.user),
+            ip: &t.ip,
+            created: format_time(t.created),
+            updated: format_time(t.work.updated),
+            last_message_at: format_time(t.work.last_message_at),
+            fields: &t.fields,
+            thread: t.thread.iter().map(entry_json).collect(),
+            notifications: t.notifications.iter().map(NotificationJson::from).collect(),
+            events: work::events(t).into_iter().map(event_json).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_quoted_safely_with_a_utf8_form() {
+        let v = content_disposition("attachment", "résumé \"x\".pdf");
+        assert_eq!(
+            v.to_str().unwrap(),
+            "attachment; filename=\"r_sum_ _x_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%22x%22.pdf"
+        );
+    }
+
+    #[test]
+    fn if_match_reads_our_etags_and_refuses_others() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::IF_MATCH, HeaderValue::from_str(v).unwrap());
+            if_match(&m)
+        };
+        assert_eq!(h("\"3\""), Some(3));
+        assert_eq!(h("W/\"3\""), Some(3));
+        assert_eq!(h("*"), None);
+        assert_eq!(h("\"abc\""), Some(-1));
+        assert_eq!(if_match(&HeaderMap::new()), None);
+    }
 }

@@ -59,6 +59,7 @@ impl PgStore {
                 let event: String = r.try_get(2)?;
                 // A new ticket's mail is its first of its kind: nothing
                 // to thread on (and two lookups fewer per ticket).
+                let entry_id: Option<i64> = r.try_get(21)?;
                 let earlier_mail = if event == MailEvent::Reply.as_str() {
                     common::earlier_mail(&mut PgRows(&mut tx), ticket_id, id).await?
                 } else {
@@ -87,7 +88,14 @@ impl PgStore {
                     entry_message_id: r.try_get(16)?,
                     sender,
                     earlier_mail,
+                    department_id: r.try_get(20)?,
+                    attachments: Vec::new(),
                 });
+                if let (Some(job), Some(entry_id)) = (jobs.last_mut(), entry_id)
+                    && job.kind == MailKind::Response
+                {
+                    common::response_parts(&mut PgRows(&mut tx), job, ticket_id, entry_id).await?;
+                }
             }
             tx.commit().await?;
             Ok(jobs)

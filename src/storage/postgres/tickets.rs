@@ -228,8 +228,8 @@ pub(super) async fn insert_entry(
 ) -> Result<i64, StoreError> {
     let entry_id: i64 = sqlx::query_scalar(
         "INSERT INTO thread_entries (ticket_id, kind, format, body, from_name, from_email, created,
-             message_id, auto_reply, bounce)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+             message_id, auto_reply, bounce, agent_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
     )
     .bind(ticket_id)
     .bind(e.kind.as_str())
@@ -241,6 +241,7 @@ pub(super) async fn insert_entry(
     .bind(&e.message_id)
     .bind(e.auto_reply)
     .bind(e.bounce)
+    .bind(e.agent.map(|a| a.0))
     .fetch_one(&mut **tx)
     .await?;
     for (position, a) in e.attachments.iter().enumerate() {
@@ -437,6 +438,14 @@ pub(super) async fn ingest_email(
         Some(thread) => {
             let t = &email.ticket;
             let entry_id = insert_entry(tx, thread.ticket_id, &t.entry, created).await?;
+            common::entry_added(
+                &mut PgRows(&mut *tx),
+                thread.ticket_id,
+                &t.entry,
+                None,
+                t.now,
+            )
+            .await?;
             insert_reply_mail(
                 tx,
                 message_domain,
@@ -508,6 +517,8 @@ pub(super) fn notification(r: &PgRow) -> Result<NotificationView, StoreError> {
         attempts: r.try_get(4)?,
         last_error: r.try_get(5)?,
         message_id: r.try_get(6)?,
+        sent_at: None,
+        created_at: None,
     })
 }
 
@@ -521,7 +532,8 @@ pub(super) async fn load_ticket(
         return Ok(None);
     };
     let notes = sqlx::query(
-        "SELECT o.kind, o.event, o.recipients, o.state, o.attempts, o.last_error, o.message_id
+        "SELECT o.kind, o.event, o.recipients, o.state, o.attempts, o.last_error, o.message_id,
+                o.sent_at, o.created_at
          FROM thread_entries e JOIN outbox o ON o.id BETWEEN e.id * 4 AND e.id * 4 + 3
          WHERE e.ticket_id = $1 ORDER BY o.id",
     )
@@ -529,7 +541,10 @@ pub(super) async fn load_ticket(
     .fetch_all(&mut *conn)
     .await?;
     for n in &notes {
-        view.notifications.push(notification(n)?);
+        let mut view_of = notification(n)?;
+        view_of.sent_at = n.try_get(7)?;
+        view_of.created_at = n.try_get(8)?;
+        view.notifications.push(view_of);
     }
     Ok(Some(view))
 }

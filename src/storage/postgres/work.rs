@@ -1,6 +1,66 @@
-//! One ticket's work (full ticket, changes, replies, notes) on postgres.
+//! One ticket's work (changes, replies, notes, files) on PostgreSQL: each
+//! write one transaction; a change's version check is its UPDATE's
+//! condition, so of two changes made on one version exactly one lands.
 
 use super::*;
-use crate::storage::WorkStore;
+use crate::domain::staff::{Agent, AgentId};
+use crate::domain::work::{StaffEntry, TicketChange};
+use crate::storage::{StoredFile, WorkStore};
 
-impl WorkStore for PgStore {}
+impl WorkStore for PgStore {
+    fn change_ticket(&self, change: TicketChange) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            common::change_ticket(&mut PgRows(&mut tx), &change).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn add_staff_entry(&self, e: StaffEntry) -> BoxFuture<'_, Result<i64, StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await?;
+            let id = insert_entry(&mut tx, e.ticket_id, &e.entry, &format_time(e.now)).await?;
+            insert_reply_mail(
+                &mut tx,
+                &self.message_domain,
+                e.ticket_id,
+                id,
+                &e.mail,
+                e.now.as_second(),
+            )
+            .await?;
+            common::entry_added(
+                &mut PgRows(&mut tx),
+                e.ticket_id,
+                &e.entry,
+                e.status.as_ref(),
+                e.now,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+
+    fn agent_name(&self, id: AgentId) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await?;
+            common::agent_name(&mut PgRows(&mut conn), id).await
+        })
+    }
+
+    fn agent_for_mail(&self, email: String) -> BoxFuture<'_, Result<Option<Agent>, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await?;
+            common::agent_for_mail(&mut PgRows(&mut conn), &email).await
+        })
+    }
+
+    fn attachment(&self, id: i64) -> BoxFuture<'_, Result<Option<StoredFile>, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await?;
+            common::attachment(&mut PgRows(&mut conn), id).await
+        })
+    }
+}

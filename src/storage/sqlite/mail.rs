@@ -251,6 +251,8 @@ pub(super) fn waiting_views(
                 attempts: 0,
                 last_error: None,
                 message_id: None,
+                sent_at: None,
+                created_at: None,
             },
         ));
     }
@@ -269,6 +271,8 @@ pub(super) fn notification_from_row(
         attempts: r.get(4)?,
         last_error: r.get(5)?,
         message_id: r.get(6)?,
+        sent_at: None,
+        created_at: None,
     })
 }
 
@@ -340,14 +344,26 @@ impl SqliteStore {
                                 email: r.get::<_, Option<String>>(18)?.unwrap_or(user.email),
                             },
                             earlier_mail: Vec::new(),
+                            department_id: r.get(20)?,
+                            attachments: Vec::new(),
                         },
+                        r.get::<_, Option<i64>>(21)?,
                     ))
                 })?;
-                let (recipients, ticket_id, mut job) = job;
+                let (recipients, ticket_id, mut job, entry_id) = job;
                 job.recipients = serde_json::from_str(&recipients).map_err(other)?;
                 // A new ticket's mail is its first of its kind: nothing
                 // to thread on (and two lookups fewer per ticket).
-                if job.event == MailEvent::Reply {
+                if let Some(entry_id) = entry_id
+                    && job.kind == MailKind::Response
+                {
+                    run_ready(common::response_parts(
+                        &mut SqliteRows(conn),
+                        &mut job,
+                        ticket_id,
+                        entry_id,
+                    ))?;
+                } else if job.event == MailEvent::Reply {
                     job.earlier_mail = run_ready(common::earlier_mail(
                         &mut SqliteRows(conn),
                         ticket_id,

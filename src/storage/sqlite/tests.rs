@@ -127,11 +127,13 @@ fn new_ticket(email: &str, autorespond: bool, alert: bool) -> NewTicket {
             bounce: false,
             attachments: Vec::new(),
             dropped: Vec::new(),
+            agent: None,
         },
         mail: crate::domain::notify::MailRules {
             autoresponse_limit_per_hour: 100,
             alert_limit_per_ticket_per_hour: 100,
             alert_recipients: Arc::new([(1, vec!["staff@x.org".to_string()])].into()),
+            reply_separator: String::new(),
         }
         .plan(&crate::domain::notify::MailFacts {
             event: MailEvent::New,

@@ -105,8 +105,8 @@ pub(super) fn insert_entry(
 ) -> Result<i64, StoreError> {
     conn.prepare_cached(
         "INSERT INTO thread_entries (ticket_id, kind, format, body, from_name, from_email, created,
-             message_id, auto_reply, bounce, notify, mail_to)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             message_id, auto_reply, bounce, notify, mail_to, agent_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         ticket_id,
@@ -120,7 +120,8 @@ pub(super) fn insert_entry(
         e.auto_reply,
         e.bounce,
         notify,
-        mail_to
+        mail_to,
+        e.agent.map(|a| a.0)
     ])?;
     let entry_id = conn.last_insert_rowid();
     for (position, a) in e.attachments.iter().enumerate() {
@@ -181,6 +182,13 @@ pub(super) fn ingest_email(
                 t.now,
             )?;
             let entry_id = insert_entry(conn, thread.ticket_id, &t.entry, created, mail)?;
+            run_ready(common::entry_added(
+                &mut SqliteRows(conn),
+                thread.ticket_id,
+                &t.entry,
+                None,
+                t.now,
+            ))?;
             (
                 EmailOutcome::Appended(thread.number.clone()),
                 thread.ticket_id,
@@ -229,14 +237,17 @@ pub(super) fn load_ticket(
     // Each entry's mail: its outbox rows once taken, else what it queued.
     let mut notes = conn.prepare_cached(
         "SELECT o.kind, o.event, o.recipients, o.state, o.attempts, o.last_error, o.message_id,
-                o.id, e.id, e.notify, e.mail_to
+                o.id, e.id, e.notify, e.mail_to, o.sent_at, o.created_at
          FROM thread_entries e LEFT JOIN outbox o ON o.id BETWEEN e.id * 4 AND e.id * 4 + 3
          WHERE e.ticket_id = ?1 AND (e.notify <> 0 OR o.id IS NOT NULL) ORDER BY e.id, o.id",
     )?;
     let mut rows = notes.query([ticket_id])?;
     while let Some(r) = rows.next()? {
         if r.get::<_, Option<i64>>(7)?.is_some() {
-            view.notifications.push(notification_from_row(r)?);
+            let mut n = notification_from_row(r)?;
+            n.sent_at = r.get(11)?;
+            n.created_at = r.get(12)?;
+            view.notifications.push(n);
         } else {
             let mail_to: Option<String> = r.get(10)?;
             let waiting =
