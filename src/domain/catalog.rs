@@ -57,6 +57,8 @@ pub struct Catalog {
     pub default_topic: Option<i64>,
     /// Default department.
     pub default_department: Option<Named>,
+    /// Departments by id (an agent's departments are these ids).
+    pub departments: HashMap<i64, Named>,
     /// The helpdesk time zone.
     pub tz: TimeZone,
     /// Reject or ignore unknown fields.
@@ -212,6 +214,7 @@ impl Catalog {
             default_department: departments
                 .get(&config.tickets.default_department_id)
                 .cloned(),
+            departments,
             // Validated by Config::validated.
             tz: TimeZone::get(&config.timezone).unwrap_or(TimeZone::UTC),
             unknown_fields: config.unknown_fields,

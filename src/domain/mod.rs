@@ -5,6 +5,7 @@
 //! Domain code depends on `intake` types and the `storage::Store` trait,
 //! never on HTTP.
 
+pub mod agents;
 pub mod catalog;
 pub mod email;
 pub mod fields;
@@ -12,6 +13,7 @@ pub mod ids;
 pub mod keys;
 pub mod notify;
 pub mod staff;
+pub mod throttle;
 pub mod tickets;
 pub mod views;
 

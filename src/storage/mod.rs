@@ -9,7 +9,9 @@ mod sql;
 pub mod sqlite;
 pub mod staff;
 
-pub use staff::{AgentStore, QueueStore, WorkStore};
+pub use staff::{
+    AgentCredentials, AgentStore, NewAgent, NewAgentToken, QueueStore, SLIDE_EVERY_SECS, WorkStore,
+};
 
 use std::future::Future;
 use std::pin::Pin;
