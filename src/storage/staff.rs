@@ -114,7 +114,8 @@ pub trait AgentStore: Send + Sync {
         password_hash: String,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
 
-    /// Stores a token. [`StoreError::NotFound`] when the agent does not exist.
+    /// Stores a token, and deletes the agent's tokens expired at its
+    /// `created`. [`StoreError::NotFound`] when the agent does not exist.
     fn add_agent_token(&self, token: NewAgentToken) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// Deletes a token of this kind; whether there was one.

@@ -284,6 +284,21 @@ async fn sessions_expire_unless_used_and_slide_when_used() {
     };
     app.store.add_agent_token(personal).await.unwrap();
     assert!(found("personal", t + 10 * 365 * 86_400).await.is_some());
+
+    // A new session clears the agent's expired ones away.
+    assert_eq!(app.count("agent_tokens").await, 5);
+    let fresh = NewAgentToken {
+        created: t + 4000,
+        expires_at: Some(t + 4600),
+        ..session("fresh")
+    };
+    app.store.add_agent_token(fresh).await.unwrap();
+    assert_eq!(
+        app.count("agent_tokens").await,
+        3,
+        "two personal, one fresh"
+    );
+    assert!(found("fresh", t + 4001).await.is_some());
 }
 
 #[tokio::test]

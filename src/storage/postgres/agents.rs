@@ -200,8 +200,13 @@ impl AgentStore for PgStore {
 
     fn add_agent_token(&self, token: NewAgentToken) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
+            // The agent's expired sessions go as a new one comes, so
+            // they do not pile up.
             let done = sqlx::query(
-                "INSERT INTO agent_tokens (hash, agent_id, kind, name, created, expires_at, last_used)
+                "WITH expired AS (
+                     DELETE FROM agent_tokens WHERE agent_id = $2 AND expires_at <= $5
+                 )
+                 INSERT INTO agent_tokens (hash, agent_id, kind, name, created, expires_at, last_used)
                  SELECT $1, id, $3, $4, $5, $6, $5 FROM agents WHERE id = $2",
             )
             .bind(&token.hash[..])

@@ -222,6 +222,12 @@ impl AgentStore for SqliteStore {
 
     fn add_agent_token(&self, token: NewAgentToken) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |conn, _| {
+            // The agent's expired sessions go as a new one comes, so
+            // they do not pile up.
+            conn.prepare_cached(
+                "DELETE FROM agent_tokens WHERE agent_id = ?1 AND expires_at <= ?2",
+            )?
+            .execute(params![token.agent_id.0, token.created])?;
             let n = conn
                 .prepare_cached(
                     "INSERT INTO agent_tokens (hash, agent_id, kind, name, created, expires_at, last_used)
