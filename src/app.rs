@@ -36,6 +36,8 @@ pub struct AppState {
     pub request_ids: Arc<AtomicU64>,
     /// Tells the outbox sender about stored tickets.
     pub intake: Arc<crate::mail_out::IntakeSignal>,
+    /// Staff sign-in: session lifetime and the failure throttle.
+    pub sign_in: Arc<crate::domain::agents::SignIn>,
 }
 
 impl AppState {
@@ -48,6 +50,15 @@ impl AppState {
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             request_ids: Arc::new(AtomicU64::new(1)),
             intake: Arc::default(),
+            sign_in: Arc::new(crate::domain::agents::SignIn::new(
+                i64::try_from(config.staff.session_ttl_secs).unwrap_or(i64::MAX),
+                crate::domain::throttle::ThrottleLimits {
+                    window_secs: i64::try_from(config.staff.sign_in_window_secs)
+                        .unwrap_or(i64::MAX),
+                    per_account: config.staff.sign_in_failures_per_account as usize,
+                    per_address: config.staff.sign_in_failures_per_address as usize,
+                },
+            )),
         }
     }
 }

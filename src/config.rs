@@ -50,6 +50,36 @@ pub struct Config {
     pub postgres: PostgresConfig,
     /// `oxidesk pipe` (run by the MTA).
     pub pipe: PipeConfig,
+    /// The staff API: sessions and the sign-in throttle.
+    pub staff: StaffConfig,
+}
+
+/// The staff API's sessions and sign-in throttle (STAFF-API.md, Agents
+/// and sign-in). The throttle counts in memory, per instance.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StaffConfig {
+    /// A session ends this long after its last use (sliding expiry).
+    pub session_ttl_secs: u64,
+    /// The window over which failed sign-ins are counted.
+    pub sign_in_window_secs: u64,
+    /// Failed sign-ins for one account within the window before its
+    /// sign-in is refused (429) until the oldest failure ages out.
+    pub sign_in_failures_per_account: u32,
+    /// Failed sign-ins from one client address (IPv6: its /64) within
+    /// the window before sign-in from it is refused.
+    pub sign_in_failures_per_address: u32,
+}
+
+impl Default for StaffConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl_secs: 12 * 3600,
+            sign_in_window_secs: 15 * 60,
+            sign_in_failures_per_account: 5,
+            sign_in_failures_per_address: 20,
+        }
+    }
 }
 
 /// `oxidesk pipe`: an MTA waits for it, and keeps the message to retry
@@ -536,6 +566,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             postgres: PostgresConfig::default(),
             pipe: PipeConfig::default(),
+            staff: StaffConfig::default(),
         }
     }
 }
@@ -912,6 +943,25 @@ impl Config {
                 }
             }
         }
+        let staff = &self.staff;
+        if staff.session_ttl_secs < 60 || staff.session_ttl_secs > 366 * 86_400 {
+            return Err(invalid(
+                "staff.session_ttl_secs",
+                "must be between 60 and 31622400 (366 days)",
+            ));
+        }
+        if staff.sign_in_window_secs == 0 || staff.sign_in_window_secs > 86_400 {
+            return Err(invalid(
+                "staff.sign_in_window_secs",
+                "must be between 1 and 86400",
+            ));
+        }
+        if staff.sign_in_failures_per_account == 0 || staff.sign_in_failures_per_address == 0 {
+            return Err(invalid(
+                "staff",
+                "sign_in_failures_per_account and sign_in_failures_per_address must be > 0",
+            ));
+        }
         // A topic form must not redefine a field every ticket already has.
         for t in &self.topics {
             for form in &t.forms {
@@ -1061,6 +1111,22 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("built-in"), "{err}");
+    }
+
+    #[test]
+    fn staff_section_has_defaults_and_is_checked() {
+        let c = load_str("", vec![]).unwrap();
+        assert_eq!(c.staff.session_ttl_secs, 43_200);
+        let c = load_str("[staff]\nsession_ttl_secs = 600\n", vec![]).unwrap();
+        assert_eq!(c.staff.session_ttl_secs, 600);
+        let err = load_str("[staff]\nsession_ttl_secs = 0\n", vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("staff.session_ttl_secs"), "{err}");
+        let err = load_str("[staff]\nsession_ttl = 600\n", vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("session_ttl"), "{err}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::DomainError;
+use crate::domain::agents::SignInError;
 use crate::domain::email::EmailError;
 use crate::domain::keys::AuthError;
 use crate::domain::tickets::CreateError;
@@ -228,6 +229,21 @@ impl From<CreateError> for ApiError {
         match e {
             CreateError::Domain(d) => d.into(),
             CreateError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// A refused sign-in: one `401` for every wrong address, password or
+/// disabled agent; `429` while throttled (the handler adds `Retry-After`).
+impl From<SignInError> for ApiError {
+    fn from(e: SignInError) -> Self {
+        match e {
+            SignInError::Invalid => ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()),
+            SignInError::Throttled(_) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+            }
+            SignInError::Store(s) => s.into(),
+            SignInError::Hashing(_) => ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, &e),
         }
     }
 }

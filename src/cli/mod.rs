@@ -1,4 +1,4 @@
-//! The command line: `serve`, `key`, `ticket`, `config check`.
+//! The command line: `serve`, `key`, `agent`, `ticket`, `config check`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,6 +41,7 @@ macro_rules! errln {
     }};
 }
 
+mod agent;
 mod identity;
 mod key;
 mod mail;
@@ -79,6 +80,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Key(key::KeyCommand),
+    /// Manage agents (staff accounts) and their personal tokens.
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
     /// Look at tickets.
     #[command(subcommand)]
     Ticket(ticket::TicketCommand),
@@ -245,6 +249,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         match &cli.command {
             Command::Serve(args) => serve::run(&cli, args).await,
             Command::Key(cmd) => key::run(&cli, cmd).await,
+            Command::Agent(cmd) => agent::run(&cli, cmd).await,
             Command::Ticket(cmd) => ticket::run(&cli, cmd).await,
             Command::Mail(cmd) => mail::run(cmd),
             Command::MigrateData(args) => migrate_data::run(&cli, args).await,

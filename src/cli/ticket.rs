@@ -114,7 +114,10 @@ fn entry_body(args: &EntryArgs) -> anyhow::Result<serde_json::Map<String, serde_
     };
     let mut map = serde_json::Map::new();
     map.insert("body".into(), body.into());
-    map.insert("format".into(), (if args.html { "html" } else { "text" }).into());
+    map.insert(
+        "format".into(),
+        (if args.html { "html" } else { "text" }).into(),
+    );
     Ok(map)
 }
 

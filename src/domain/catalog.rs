@@ -41,8 +41,6 @@ pub struct TopicEntry {
 /// Everything the request path needs from the configuration.
 #[derive(Debug)]
 pub struct Catalog {
-    /// Departments by id.
-    pub departments: HashMap<i64, Named>,
     /// Priorities by id.
     pub priorities: HashMap<i64, Named>,
     /// Priorities by lower-case name (accepted as well as ids).
@@ -59,6 +57,8 @@ pub struct Catalog {
     pub default_topic: Option<i64>,
     /// Default department.
     pub default_department: Option<Named>,
+    /// Departments by id (an agent's departments are these ids).
+    pub departments: HashMap<i64, Named>,
     /// The helpdesk time zone.
     pub tz: TimeZone,
     /// Reject or ignore unknown fields.
@@ -201,7 +201,6 @@ impl Catalog {
                 name: String::new(),
             });
         Self {
-            departments: departments.clone(),
             priorities_by_name: priorities
                 .values()
                 .map(|p| (p.name.to_lowercase(), p.clone()))
@@ -215,6 +214,7 @@ impl Catalog {
             default_department: departments
                 .get(&config.tickets.default_department_id)
                 .cloned(),
+            departments,
             // Validated by Config::validated.
             tz: TimeZone::get(&config.timezone).unwrap_or(TimeZone::UTC),
             unknown_fields: config.unknown_fields,

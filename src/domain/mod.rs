@@ -5,6 +5,7 @@
 //! Domain code depends on `intake` types and the `storage::Store` trait,
 //! never on HTTP.
 
+pub mod agents;
 pub mod catalog;
 pub mod email;
 pub mod fields;
@@ -13,6 +14,7 @@ pub mod keys;
 pub mod notify;
 pub mod quotes;
 pub mod staff;
+pub mod throttle;
 pub mod tickets;
 pub mod views;
 pub mod work;

@@ -9,7 +9,10 @@ mod sql;
 pub mod sqlite;
 pub mod staff;
 
-pub use staff::{AgentStore, QueueStore, StoredFile, WorkStore};
+pub use staff::{
+    AgentCredentials, AgentStore, NewAgent, NewAgentToken, QueueStore, SLIDE_EVERY_SECS,
+    StoredFile, WorkStore,
+};
 
 use std::future::Future;
 use std::pin::Pin;

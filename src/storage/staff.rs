@@ -3,19 +3,128 @@
 //! and search, and the work done on one ticket.
 
 use super::{BoxFuture, StoreError};
+use crate::domain::agents::TokenKind;
 use crate::domain::staff::{Agent, AgentId};
 use crate::domain::work::{StaffEntry, TicketChange};
+
+/// An agent to store.
+#[derive(Debug, Clone)]
+pub struct NewAgent {
+    /// Sign-in address (unique, case-insensitive).
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Sees and does everything.
+    pub admin: bool,
+    /// Configuration ids of their departments (checked by the caller).
+    pub departments: Vec<i64>,
+    /// RFC 3339 UTC.
+    pub created: String,
+}
+
+/// An agent and their password hash, for sign-in only. Its `Debug`
+/// leaves the hash out.
+#[derive(Clone)]
+pub struct AgentCredentials {
+    /// The agent (active or not: the caller decides).
+    pub agent: Agent,
+    /// argon2id PHC string.
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for AgentCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentCredentials")
+            .field("agent", &self.agent)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token to store (its SHA-256 only).
+#[derive(Debug, Clone)]
+pub struct NewAgentToken {
+    /// SHA-256 of the token.
+    pub hash: [u8; 32],
+    /// Whose.
+    pub agent_id: AgentId,
+    /// Session or personal.
+    pub kind: TokenKind,
+    /// What it is for (`session`, or the name given to a personal token).
+    pub name: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// Unix seconds; `None`: until revoked. Stored with
+    /// `last_used = created`, so a session's lifetime is
+    /// `expires_at - last_used` (see [`AgentStore::agent_by_token`]).
+    pub expires_at: Option<i64>,
+}
+
+/// Sliding expiry is written at most this often per token: a request
+/// within a minute of the last write costs no write at all.
+pub const SLIDE_EVERY_SECS: i64 = 60;
 
 /// Agents, their departments, sessions and personal tokens.
 pub trait AgentStore: Send + Sync {
     /// The active agent a token (SHA-256 of its secret) belongs to, if the
     /// token is unexpired at `now` (unix seconds); a session's sliding
     /// expiry moves forward as it is used.
+    ///
+    /// How it slides: a token keeps `last_used` (at creation: `created`)
+    /// and `expires_at = last_used + lifetime`. When `now` is more than
+    /// [`SLIDE_EVERY_SECS`] past `last_used`, both move forward by the
+    /// same amount (`last_used = now`, `expires_at = now + lifetime`), so
+    /// the lifetime the session was made with is kept without a column
+    /// of its own. A personal token (`expires_at` NULL) only has its
+    /// `last_used` updated.
     fn agent_by_token(
         &self,
         hash: [u8; 32],
         now: i64,
     ) -> BoxFuture<'_, Result<Option<Agent>, StoreError>>;
+
+    /// Stores an agent with their departments. An address already taken
+    /// (in any case) is [`StoreError::Conflict`].
+    fn add_agent(&self, agent: NewAgent) -> BoxFuture<'_, Result<AgentId, StoreError>>;
+
+    /// Every agent, by id.
+    fn list_agents(&self) -> BoxFuture<'_, Result<Vec<Agent>, StoreError>>;
+
+    /// One agent, active or not.
+    fn find_agent(&self, id: AgentId) -> BoxFuture<'_, Result<Option<Agent>, StoreError>>;
+
+    /// The agent with this sign-in address (case-insensitive) and their
+    /// password hash, active or not.
+    fn agent_credentials(
+        &self,
+        email: String,
+    ) -> BoxFuture<'_, Result<Option<AgentCredentials>, StoreError>>;
+
+    /// Enables or disables an agent; disabling also ends their sessions
+    /// (their personal tokens stop working while they are disabled).
+    /// [`StoreError::NotFound`] when there is no such agent.
+    fn set_agent_active(&self, id: AgentId, active: bool) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Replaces an agent's password hash and ends their sessions (a new
+    /// password is usually given because the old one leaked).
+    /// [`StoreError::NotFound`] when there is no such agent.
+    fn set_agent_password(
+        &self,
+        id: AgentId,
+        password_hash: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Stores a token, and deletes the agent's tokens expired at its
+    /// `created`. [`StoreError::NotFound`] when the agent does not exist.
+    fn add_agent_token(&self, token: NewAgentToken) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Deletes a token of this kind; whether there was one.
+    fn delete_agent_token(
+        &self,
+        hash: [u8; 32],
+        kind: TokenKind,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
 }
 
 /// The queue: listing with filters, sorts and cursors, full-text search,

@@ -281,6 +281,45 @@ impl TestApp {
             .1
     }
 
+    /// An active agent (`admin`, in `departments`: configuration ids)
+    /// made through the store, with a personal access token (no expiry)
+    /// to send as `Authorization: Bearer <token>`. The agent's name is
+    /// the address's local part; their password is random and unknown.
+    pub async fn add_agent(
+        &self,
+        email: &str,
+        admin: bool,
+        departments: &[i64],
+    ) -> (oxidesk::domain::staff::AgentId, String) {
+        use oxidesk::domain::agents::{AgentToken, Password, TokenKind, hash_password};
+        let password_hash = hash_password(Password::generate()).await.unwrap();
+        let id = self
+            .store
+            .add_agent(oxidesk::storage::NewAgent {
+                email: email.to_string(),
+                name: email.split('@').next().unwrap_or(email).to_string(),
+                password_hash,
+                admin,
+                departments: departments.to_vec(),
+                created: "2026-01-01T00:00:00Z".into(),
+            })
+            .await
+            .unwrap();
+        let token = AgentToken::generate();
+        self.store
+            .add_agent_token(oxidesk::storage::NewAgentToken {
+                hash: token.hash(),
+                agent_id: id,
+                kind: TokenKind::Personal,
+                name: "test".into(),
+                created: jiff::Timestamp::now().as_second(),
+                expires_at: None,
+            })
+            .await
+            .unwrap();
+        (id, token.expose().to_string())
+    }
+
     /// Stops the server and starts a new one on the same database and
     /// configuration (what a restart of the process does).
     pub async fn restart(self) -> TestApp {

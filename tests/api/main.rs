@@ -17,6 +17,7 @@ mod migrate;
 
 mod notify;
 mod routes;
+mod staff_auth;
 mod storage;
 mod store_suite;
 mod xml;

@@ -1,22 +1,46 @@
 //! Who is calling: the [`Staff`] extractor (a Bearer token, session or
-//! personal, looked up by its SHA-256) and the session routes.
+//! personal, looked up by its SHA-256) and the session routes
+//! (STAFF-API.md, Agents and sign-in):
+//!
+//! * `POST /api/v1/session` `{"email", "password"}` → `201`
+//!   `{"token", "expires_at", "agent"}`; every wrong address, password or
+//!   disabled agent is the same `401 Invalid email or password`; while
+//!   the account or the client address is throttled, `429` with
+//!   `Retry-After`.
+//! * `DELETE /api/v1/session` (Bearer: a session) → `204`.
+//! * `GET /api/v1/me` → the agent.
+//!
+//! Sign-in failures are logged with the client address and the address
+//! typed; never a password, a token or a hash.
 
 use std::net::{IpAddr, SocketAddr};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
-use sha2::{Digest, Sha256};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::BodyExt;
+use serde::Serialize;
 
 use crate::app::AppState;
+use crate::domain::agents::{Password, SignInError, TokenKind};
+use crate::domain::catalog::Catalog;
 use crate::domain::staff::Agent;
+use crate::domain::views::format_time;
 use crate::error::ApiError;
 use crate::http::client::client_addr;
+
+/// Largest sign-in body read (an address and a password).
+const MAX_SIGN_IN_BODY_BYTES: usize = 16 * 1024;
 
 /// The session routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/api/v1/session", post(create_session).delete(end_session))
+        .route("/api/v1/me", get(me))
 }
 
 /// A request made by a signed-in, active agent.
@@ -30,11 +54,12 @@ pub struct Staff {
 
 /// The token of `Authorization: Bearer <token>`, if one is given.
 pub fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+    bearer_in(&parts.headers)
+}
+
+/// The token of `Authorization: Bearer <token>` in `headers`.
+pub fn bearer_in(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
@@ -42,7 +67,7 @@ pub fn bearer_token(parts: &Parts) -> Option<&str> {
 
 /// SHA-256 of a token's secret: how tokens are stored and looked up.
 pub fn token_hash(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+    crate::domain::agents::token_hash(token)
 }
 
 /// `401`, asking for a Bearer token.
@@ -82,4 +107,240 @@ impl FromRequestParts<AppState> for Staff {
             .ok_or_else(unauthorized)?;
         Ok(Self { agent, client })
     }
+}
+
+/// The client's address, for a route that has no agent yet (sign-in).
+#[derive(Debug, Clone, Copy)]
+pub struct Client(pub IpAddr);
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        client_of(parts, state).map(Client)
+    }
+}
+
+/// A department as the staff API shows it.
+#[derive(Debug, Serialize)]
+pub struct DepartmentJson<'a> {
+    id: i64,
+    name: &'a str,
+}
+
+/// An agent as the staff API shows it: `{"id", "email", "name", "admin",
+/// "departments": [{"id", "name"}]}`. Departments the configuration no
+/// longer has are left out.
+#[derive(Debug, Serialize)]
+pub struct AgentJson<'a> {
+    id: i64,
+    email: &'a str,
+    name: &'a str,
+    admin: bool,
+    departments: Vec<DepartmentJson<'a>>,
+}
+
+impl<'a> AgentJson<'a> {
+    /// The agent, department names from the configuration.
+    pub fn new(agent: &'a Agent, catalog: &'a Catalog) -> Self {
+        Self {
+            id: agent.id.0,
+            email: &agent.email,
+            name: &agent.name,
+            admin: agent.admin,
+            departments: agent
+                .departments
+                .iter()
+                .filter_map(|id| catalog.departments.get(id))
+                .map(|d| DepartmentJson {
+                    id: d.id,
+                    name: &d.name,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct SessionJson<'a> {
+    token: &'a str,
+    expires_at: String,
+    agent: AgentJson<'a>,
+}
+
+/// `status` with a JSON body.
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> Result<Response, ApiError> {
+    let body = serde_json::to_string(body)
+        .map_err(|e| ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, &e))?;
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+/// A sign-in request's fields.
+struct Credentials {
+    email: String,
+    password: String,
+}
+
+/// Reads `{"email": "...", "password": "..."}`: `413` past the cap,
+/// `400` for a body that is not a JSON object, `422` naming the field
+/// that is missing or not a string.
+async fn read_credentials(body: Body) -> Result<Credentials, ApiError> {
+    let bytes = match http_body_util::Limited::new(body, MAX_SIGN_IN_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is over the limit of {MAX_SIGN_IN_BODY_BYTES} bytes"),
+            ));
+        }
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("could not read the request body: {e}"),
+            ));
+        }
+    };
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("request body: not valid JSON: {e}"),
+        )
+    })?;
+    let serde_json::Value::Object(mut object) = value else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "request body: expected a JSON object {\"email\", \"password\"}",
+        ));
+    };
+    let mut field = |name: &str| match object.remove(name) {
+        Some(serde_json::Value::String(s)) => Ok(s),
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{name}: must be a string"),
+        )
+        .with_field(name)),
+        None => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{name}: is required"),
+        )
+        .with_field(name)),
+    };
+    Ok(Credentials {
+        email: field("email")?,
+        password: field("password")?,
+    })
+}
+
+/// What a log line may show of a typed address: at most 100 characters,
+/// `Debug`-escaped by the caller (it is the client's text).
+fn loggable(email: &str) -> String {
+    email.trim().chars().take(100).collect()
+}
+
+/// `POST /api/v1/session`.
+async fn create_session(
+    State(state): State<AppState>,
+    Client(client): Client,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let credentials = read_credentials(body).await?;
+    let now = jiff::Timestamp::now().as_second();
+    let outcome = state
+        .sign_in
+        .sign_in(
+            state.store.as_ref(),
+            &credentials.email,
+            Password::presented(credentials.password),
+            client,
+            now,
+        )
+        .await;
+    let session = match outcome {
+        Ok(session) => session,
+        Err(SignInError::Throttled(locked)) => {
+            tracing::warn!(
+                client.address = %client,
+                account = ?loggable(&credentials.email),
+                retry_after_secs = locked.retry_after_secs,
+                "sign-in refused: too many failures"
+            );
+            let mut response = ApiError::from(SignInError::Throttled(locked)).into_response();
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(locked.retry_after_secs),
+            );
+            return Ok(response);
+        }
+        Err(SignInError::Invalid) => {
+            tracing::warn!(
+                client.address = %client,
+                account = ?loggable(&credentials.email),
+                "sign-in failed"
+            );
+            return Err(SignInError::Invalid.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(
+        agent.id = %session.agent.id,
+        client.address = %client,
+        "agent {} signed in",
+        session.agent.id
+    );
+    let expires_at = jiff::Timestamp::from_second(session.expires_at)
+        .map(format_time)
+        .map_err(|e| ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, &e))?;
+    json_response(
+        StatusCode::CREATED,
+        &SessionJson {
+            token: session.token.expose(),
+            expires_at,
+            agent: AgentJson::new(&session.agent, &state.catalog),
+        },
+    )
+}
+
+/// `DELETE /api/v1/session`: ends the session the request is made with.
+/// A personal token is not a session: it is refused (`400`) rather than
+/// revoked, so that a script's sign-out cannot destroy its token.
+async fn end_session(
+    State(state): State<AppState>,
+    staff: Staff,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let token = bearer_in(&headers).ok_or_else(unauthorized)?;
+    let ended = state
+        .store
+        .delete_agent_token(token_hash(token), TokenKind::Session)
+        .await?;
+    if !ended {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Not a session: personal access tokens are not ended by signing out",
+        )
+        .with_field("Authorization"));
+    }
+    tracing::info!(
+        agent.id = %staff.agent.id,
+        client.address = %staff.client,
+        "agent {} signed out",
+        staff.agent.id
+    );
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /api/v1/me`: the signed-in agent.
+async fn me(State(state): State<AppState>, staff: Staff) -> Result<Response, ApiError> {
+    json_response(
+        StatusCode::OK,
+        &AgentJson::new(&staff.agent, &state.catalog),
+    )
 }
