@@ -86,10 +86,10 @@ pub fn start_outbox(
     if !config.mail.enabled {
         return Ok(None);
     }
-    let sender = Arc::new(
-        crate::mail_out::sender::OutboxSender::new(state.store.clone(), &config.mail)?
-            .with_departments(&config.departments),
-    );
+    let sender = Arc::new(crate::mail_out::sender::OutboxSender::new(
+        state.store.clone(),
+        config,
+    )?);
     let (stop, stopped) = watch::channel(false);
     let intake = state.intake.clone();
     // Its own thread at the lowest CPU priority: mail goes out with the

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use super::render::Templates;
 use super::smtp::SmtpClient;
 use super::{IntakeSignal, OutboxError};
-use crate::config::MailConfig;
+use crate::config::{Config, MailConfig};
 use crate::storage::{OutboxJob, Store, StoreError};
 
 /// RFC 3834 `Auto-Submitted`.
@@ -118,16 +118,18 @@ fn now_unix() -> i64 {
 impl OutboxSender {
     /// Sets up the SMTP client and compiles the templates. Call it on
     /// the server's runtime: the store is used there.
-    pub fn new(store: Arc<dyn Store>, config: &MailConfig) -> Result<Self, OutboxError> {
+    pub fn new(store: Arc<dyn Store>, config: &Config) -> Result<Self, OutboxError> {
         Self::with_clock(store, config, system_clock())
     }
 
     /// [`Self::new`] reading the time from `clock`.
     pub fn with_clock(
         store: Arc<dyn Store>,
-        config: &MailConfig,
+        config: &Config,
         clock: Clock,
     ) -> Result<Self, OutboxError> {
+        let departments = &config.departments;
+        let config = &config.mail;
         let from = Mailbox::new(
             Some(config.from_name.clone()),
             config
@@ -141,20 +143,15 @@ impl OutboxSender {
             smtp: SmtpClient::new(config, IN_FLIGHT)?,
             templates: Templates::new(config)?,
             from,
-            department_addresses: Default::default(),
+            // Agents' replies come from their department's address, where
+            // it has one (`departments[].email`).
+            department_addresses: departments
+                .iter()
+                .filter_map(|d| Some((d.id, d.email.as_deref()?.parse().ok()?)))
+                .collect(),
             config: config.clone(),
             clock,
         })
-    }
-
-    /// Sends agents' replies from their department's address, where it
-    /// has one (`departments[].email`).
-    pub fn with_departments(mut self, departments: &[crate::config::Department]) -> Self {
-        self.department_addresses = departments
-            .iter()
-            .filter_map(|d| Some((d.id, d.email.as_deref()?.parse().ok()?)))
-            .collect();
-        self
     }
 
     /// An agent's reply to the ticket's user: From the department's

@@ -466,5 +466,5 @@ impl TestClock {
 /// `OXIDESK__MAIL__ENABLED=false`, so that no sender of its own competes),
 /// reading the time from `clock`.
 pub fn outbox_sender(app: &TestApp, clock: &TestClock) -> Arc<OutboxSender> {
-    Arc::new(OutboxSender::with_clock(app.store.clone(), &app.config.mail, clock.clock()).unwrap())
+    Arc::new(OutboxSender::with_clock(app.store.clone(), &app.config, clock.clock()).unwrap())
 }

@@ -18,6 +18,7 @@ mod migrate;
 mod notify;
 mod routes;
 mod staff_auth;
+mod staff_work;
 mod storage;
 mod store_suite;
 mod xml;

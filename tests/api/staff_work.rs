@@ -24,7 +24,13 @@ impl TestApp {
         self.send(method, path, None, body, &headers).await
     }
 
-    async fn staff_json(&self, method: Method, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
+    async fn staff_json(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         let r = self.staff(method, path, token, body).await;
         let v = serde_json::from_str(&r.body).unwrap_or(Value::Null);
         (r.status, v)
@@ -86,7 +92,12 @@ async fn the_full_ticket_has_events_and_an_etag_and_a_patch_records_each_change(
     let patch = json!({"status": "resolved", "assignee_id": other.0, "priority_id": 3,
                        "department_id": 2, "topic_id": 2});
     let r = app
-        .staff(Method::PATCH, &format!("/api/v1/tickets/{n}"), &admin, Some(&patch))
+        .staff(
+            Method::PATCH,
+            &format!("/api/v1/tickets/{n}"),
+            &admin,
+            Some(&patch),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_ne!(r.headers["etag"].to_str().unwrap(), etag);
@@ -100,7 +111,14 @@ async fn the_full_ticket_has_events_and_an_etag_and_a_patch_records_each_change(
     changed.sort();
     assert_eq!(
         changed,
-        ["assigned", "created", "priority_changed", "status_changed", "topic_changed", "transferred"]
+        [
+            "assigned",
+            "created",
+            "priority_changed",
+            "status_changed",
+            "topic_changed",
+            "transferred"
+        ]
     );
     let status = t["events"]
         .as_array()
@@ -113,7 +131,12 @@ async fn the_full_ticket_has_events_and_an_etag_and_a_patch_records_each_change(
 
     // The same values again change nothing and record nothing.
     let r = app
-        .staff(Method::PATCH, &format!("/api/v1/tickets/{n}"), &admin, Some(&patch))
+        .staff(
+            Method::PATCH,
+            &format!("/api/v1/tickets/{n}"),
+            &admin,
+            Some(&patch),
+        )
         .await;
     assert_eq!(r.status, 200);
     let again: Value = serde_json::from_str(&r.body).unwrap();
@@ -128,14 +151,32 @@ async fn the_full_ticket_has_events_and_an_etag_and_a_patch_records_each_change(
         (json!({"status": "archived"}), "status"),
     ] {
         let (status, v) = app
-            .staff_json(Method::PATCH, &format!("/api/v1/tickets/{n}"), &admin, Some(&body))
+            .staff_json(
+                Method::PATCH,
+                &format!("/api/v1/tickets/{n}"),
+                &admin,
+                Some(&body),
+            )
             .await;
-        assert_eq!((status, v["error"]["field"].as_str()), (422, Some(field)), "{v}");
+        assert_eq!(
+            (status, v["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{v}"
+        );
     }
     let (status, v) = app
-        .staff_json(Method::PATCH, &format!("/api/v1/tickets/{n}"), &admin, Some(&json!({"colour": 1})))
+        .staff_json(
+            Method::PATCH,
+            &format!("/api/v1/tickets/{n}"),
+            &admin,
+            Some(&json!({"colour": 1})),
+        )
         .await;
-    assert_eq!((status, v["error"]["field"].as_str()), (400, Some("colour")), "{v}");
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (400, Some("colour")),
+        "{v}"
+    );
     let after = app.full_ticket(&n, &admin).await;
     assert_eq!(after["events"], again["events"]);
     assert_eq!(after["status"], "resolved");
@@ -176,7 +217,13 @@ async fn two_agents_patching_with_one_etag_exactly_one_wins_the_other_gets_412()
         let (ra, rb) = tokio::join!(patch(&a, 1 + (round % 2)), patch(&b, 3 + (round % 2)));
         let mut statuses = [ra.status, rb.status];
         statuses.sort();
-        assert_eq!(statuses, [200, 412], "round {round}: {} / {}", ra.body, rb.body);
+        assert_eq!(
+            statuses,
+            [200, 412],
+            "round {round}: {} / {}",
+            ra.body,
+            rb.body
+        );
         let loser = if ra.status == 412 { &ra } else { &rb };
         let v: Value = serde_json::from_str(&loser.body).unwrap();
         assert_eq!(v["error"]["status"], 412);
@@ -188,12 +235,20 @@ async fn two_agents_patching_with_one_etag_exactly_one_wins_the_other_gets_412()
             &format!("/api/v1/tickets/{n}"),
             None,
             json!({"status": "closed"}).to_string().into_bytes(),
-            &[("Authorization", &format!("Bearer {a}")), ("If-Match", "\"1\"")],
+            &[
+                ("Authorization", &format!("Bearer {a}")),
+                ("If-Match", "\"1\""),
+            ],
         )
         .await;
     assert_eq!(r.status, 412, "{}", r.body);
     let (status, _) = app
-        .staff_json(Method::PATCH, &format!("/api/v1/tickets/{n}"), &a, Some(&json!({"status": "closed"})))
+        .staff_json(
+            Method::PATCH,
+            &format!("/api/v1/tickets/{n}"),
+            &a,
+            Some(&json!({"status": "closed"})),
+        )
         .await;
     assert_eq!(status, 200);
 }
@@ -206,54 +261,92 @@ async fn an_agent_outside_the_department_who_is_not_the_assignee_gets_404_everyw
     let (sales_id, sales) = app.add_agent("sales@example.com", false, &[2]).await;
     // Department 1 (Support); with a file.
     let n = app
-        .post_json(&json!({"name": "U", "email": "u@example.com", "subject": "s", "message": "m",
-                           "attachments": [{"a.txt": "data:text/plain,hello"}]}))
+        .post_json(
+            &json!({"name": "U", "email": "u@example.com", "subject": "s", "message": "m",
+                           "attachments": [{"a.txt": "data:text/plain,hello"}]}),
+        )
         .await
         .number();
     let t = app.full_ticket(&n, &admin).await;
-    let file = t["thread"][0]["attachments"][0]["url"].as_str().unwrap().to_string();
+    let file = t["thread"][0]["attachments"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let paths = |n: &str| {
         [
             (Method::GET, format!("/api/v1/tickets/{n}"), None),
-            (Method::PATCH, format!("/api/v1/tickets/{n}"), Some(json!({"status": "closed"}))),
-            (Method::POST, format!("/api/v1/tickets/{n}/replies"), Some(json!({"body": "x"}))),
-            (Method::POST, format!("/api/v1/tickets/{n}/notes"), Some(json!({"body": "x"}))),
+            (
+                Method::PATCH,
+                format!("/api/v1/tickets/{n}"),
+                Some(json!({"status": "closed"})),
+            ),
+            (
+                Method::POST,
+                format!("/api/v1/tickets/{n}/replies"),
+                Some(json!({"body": "x"})),
+            ),
+            (
+                Method::POST,
+                format!("/api/v1/tickets/{n}/notes"),
+                Some(json!({"body": "x"})),
+            ),
             (Method::GET, file.clone(), None),
         ]
     };
     for (method, path, body) in paths(&n) {
-        let r = app.staff(method.clone(), &path, &sales, body.as_ref()).await;
+        let r = app
+            .staff(method.clone(), &path, &sales, body.as_ref())
+            .await;
         assert_eq!(r.status, 404, "{method} {path}: {}", r.body);
         let v: Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(v["error"]["message"], "Not found");
         // The same as a ticket that does not exist.
         let missing = path.replace(&n, "999999");
         if missing != path {
-            let r = app.staff(method.clone(), &missing, &sales, body.as_ref()).await;
+            let r = app
+                .staff(method.clone(), &missing, &sales, body.as_ref())
+                .await;
             assert_eq!(r.status, 404);
         }
         // No token or a bad one: 401.
         let r = app.send(method.clone(), &path, None, vec![], &[]).await;
         assert_eq!(r.status, 401, "{path}");
-        let r = app.staff(method.clone(), &path, "oxd_not_a_token", body.as_ref()).await;
+        let r = app
+            .staff(method.clone(), &path, "oxd_not_a_token", body.as_ref())
+            .await;
         assert_eq!(r.status, 401, "{path}");
     }
     // Nothing was written by the refused calls.
-    assert_eq!(app.full_ticket(&n, &admin).await["thread"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.full_ticket(&n, &admin).await["thread"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     // The department's agent sees it; so does the assignee from elsewhere.
     assert_eq!(app.full_ticket(&n, &support).await["number"], n.as_str());
-    let (status, _) = app
-        .staff_json(Method::GET, &file, &support, None)
-        .await;
+    let (status, _) = app.staff_json(Method::GET, &file, &support, None).await;
     assert_eq!(status, 200);
     let (status, _) = app
-        .staff_json(Method::PATCH, &format!("/api/v1/tickets/{n}"), &admin,
-                    Some(&json!({"assignee_id": sales_id.0})))
+        .staff_json(
+            Method::PATCH,
+            &format!("/api/v1/tickets/{n}"),
+            &admin,
+            Some(&json!({"assignee_id": sales_id.0})),
+        )
         .await;
     assert_eq!(status, 200);
     for (method, path, body) in paths(&n) {
-        let r = app.staff(method.clone(), &path, &sales, body.as_ref()).await;
-        assert!(r.status == 200 || r.status == 201, "{method} {path}: {} {}", r.status, r.body);
+        let r = app
+            .staff(method.clone(), &path, &sales, body.as_ref())
+            .await;
+        assert!(
+            r.status == 200 || r.status == 201,
+            "{method} {path}: {} {}",
+            r.status,
+            r.body
+        );
     }
     let _ = support_id;
 }
@@ -285,7 +378,13 @@ async fn a_reply_reaches_the_customer_and_their_answer_threads_back_strips_the_q
     let n = app
         .post_raw(
             "/api/tickets.email",
-            mail("Cus Tomer <cus@example.com>", "Printer on fire", "cust1@x", &[], "It burns."),
+            mail(
+                "Cus Tomer <cus@example.com>",
+                "Printer on fire",
+                "cust1@x",
+                &[],
+                "It burns.",
+            ),
         )
         .await
         .number();
@@ -299,11 +398,19 @@ async fn a_reply_reaches_the_customer_and_their_answer_threads_back_strips_the_q
         "attachments": [{"manual é.pdf": "data:application/pdf;base64,JVBERi0xLjQK"}],
     });
     let (status, entry) = app
-        .staff_json(Method::POST, &format!("/api/v1/tickets/{n}/replies"), &token, Some(&reply))
+        .staff_json(
+            Method::POST,
+            &format!("/api/v1/tickets/{n}/replies"),
+            &token,
+            Some(&reply),
+        )
         .await;
     assert_eq!(status, 201, "{entry}");
     assert_eq!(entry["kind"], "response");
-    assert!(!entry["body"].as_str().unwrap().contains("script"), "{entry}");
+    assert!(
+        !entry["body"].as_str().unwrap().contains("script"),
+        "{entry}"
+    );
     assert_eq!(entry["attachments"][0]["name"], "manual é.pdf");
     let t = app.full_ticket(&n, &token).await;
     assert_eq!(t["status"], "resolved");
@@ -317,23 +424,42 @@ async fn a_reply_reaches_the_customer_and_their_answer_threads_back_strips_the_q
     let head = m.data.split("\r\n\r\n").next().unwrap();
     assert!(head.is_ascii(), "{head}");
     assert_eq!(m.header("MIME-Version").as_deref(), Some("1.0"));
-    assert_eq!(m.header("Auto-Submitted"), None, "a person wrote it: {head}");
+    assert_eq!(
+        m.header("Auto-Submitted"),
+        None,
+        "a person wrote it: {head}"
+    );
     assert_eq!(m.header("Precedence"), None, "{head}");
     assert_eq!(m.header("In-Reply-To").as_deref(), Some("<cust1@x>"));
     assert_eq!(m.header("References").as_deref(), Some("<cust1@x>"));
     let p = MessageParser::default().parse(m.data.as_bytes()).unwrap();
     let from = p.from().unwrap().first().unwrap();
-    assert_eq!(from.address(), Some("help@example.com"), "the department's address");
+    assert_eq!(
+        from.address(),
+        Some("help@example.com"),
+        "the department's address"
+    );
     assert_eq!(from.name(), Some(agent_name.as_str()));
-    assert_eq!(p.subject(), Some(format!("Re: [#{n}] Printer on fire").as_str()));
+    assert_eq!(
+        p.subject(),
+        Some(format!("Re: [#{n}] Printer on fire").as_str())
+    );
     let text = p.body_text(0).unwrap();
     assert!(text.contains("-- reply above this line --"), "{text}");
     assert!(text.contains("Unplug it, then call us."), "{text}");
     let html = p.body_html(0).unwrap();
-    assert!(html.contains("<b>then</b>") && !html.contains("<script"), "{html}");
+    assert!(
+        html.contains("<b>then</b>") && !html.contains("<script"),
+        "{html}"
+    );
     let text_part = p.text_part(0).unwrap();
     assert!(
-        text_part.content_type().unwrap().attribute("charset").unwrap().eq_ignore_ascii_case("utf-8")
+        text_part
+            .content_type()
+            .unwrap()
+            .attribute("charset")
+            .unwrap()
+            .eq_ignore_ascii_case("utf-8")
     );
     let file = p.attachment(0).expect("the attachment");
     assert_eq!(file.attachment_name(), Some("manual é.pdf"));
@@ -348,7 +474,10 @@ async fn a_reply_reaches_the_customer_and_their_answer_threads_back_strips_the_q
         "Cus Tomer <cus@example.com>",
         &format!("Auto: Re: [#{n}] Printer on fire"),
         "ooo1@x",
-        &[&format!("In-Reply-To: <{ours}>"), "Auto-Submitted: auto-replied"],
+        &[
+            &format!("In-Reply-To: <{ours}>"),
+            "Auto-Submitted: auto-replied",
+        ],
         "I am away.",
     );
     assert_eq!(app.post_raw("/api/tickets.email", ooo).await.number(), n);
@@ -362,7 +491,10 @@ async fn a_reply_reaches_the_customer_and_their_answer_threads_back_strips_the_q
         "Cus Tomer <cus@example.com>",
         &format!("Re: [#{n}] Printer on fire"),
         "cust2@x",
-        &[&format!("In-Reply-To: <{ours}>"), &format!("References: <cust1@x> <{ours}>")],
+        &[
+            &format!("In-Reply-To: <{ours}>"),
+            &format!("References: <cust1@x> <{ours}>"),
+        ],
         "It works again, thanks!\r\n\r\nOn Tue, 1 Dec 2026 at 10:05, Support <help@example.com> wrote:\r\n> -- reply above this line --\r\n>\r\n> Unplug it, then call us.\r\n",
     );
     assert_eq!(app.post_raw("/api/tickets.email", answer).await.number(), n);
@@ -377,7 +509,10 @@ async fn a_reply_reaches_the_customer_and_their_answer_threads_back_strips_the_q
         .iter()
         .rfind(|e| e["type"] == "status_changed")
         .unwrap();
-    assert_eq!(reopened["detail"], json!({"from": "resolved", "to": "open"}));
+    assert_eq!(
+        reopened["detail"],
+        json!({"from": "resolved", "to": "open"})
+    );
     assert_eq!(reopened["actor"]["kind"], "user");
 }
 
@@ -399,12 +534,18 @@ async fn an_agents_mail_answer_to_an_alert_is_their_response_mailed_to_the_custo
     let sender = outbox_sender(&app, &clock);
     let (agent, token) = app.add_agent("staff@example.com", false, &[1]).await;
     let n = app
-        .post_json(&json!({"name": "Cus", "email": "cus@example.com", "subject": "Help",
-                           "message": "help", "autorespond": false}))
+        .post_json(
+            &json!({"name": "Cus", "email": "cus@example.com", "subject": "Help",
+                           "message": "help", "autorespond": false}),
+        )
         .await
         .number();
     sender.run_once(&IntakeSignal::default()).await.unwrap();
-    let alert = sink.received().into_iter().find(|m| m.rcpt == ["staff@example.com"]).unwrap();
+    let alert = sink
+        .received()
+        .into_iter()
+        .find(|m| m.rcpt == ["staff@example.com"])
+        .unwrap();
     let alert_id = alert.header("Message-ID").unwrap();
 
     let answer = mail(
@@ -421,12 +562,22 @@ async fn an_agents_mail_answer_to_an_alert_is_their_response_mailed_to_the_custo
     assert_eq!(last["agent_id"], agent.0);
     assert_eq!(last["body"], "Try turning it off and on.");
     let mails: Vec<&Value> = t["notifications"].as_array().unwrap().iter().collect();
-    let response = mails.iter().find(|m| m["kind"] == "response").expect("a response mail");
+    let response = mails
+        .iter()
+        .find(|m| m["kind"] == "response")
+        .expect("a response mail");
     assert_eq!(response["recipients"], json!(["cus@example.com"]));
-    assert_eq!(mails.iter().filter(|m| m["kind"] == "alert").count(), 1, "no alert for it: {t}");
+    assert_eq!(
+        mails.iter().filter(|m| m["kind"] == "alert").count(),
+        1,
+        "no alert for it: {t}"
+    );
 
     sender.run_once(&IntakeSignal::default()).await.unwrap();
-    let to_customer = sink.received().into_iter().find(|m| m.rcpt == ["cus@example.com"]);
+    let to_customer = sink
+        .received()
+        .into_iter()
+        .find(|m| m.rcpt == ["cus@example.com"]);
     let m = to_customer.expect("the customer got the agent's answer");
     assert!(m.body().contains("Try turning it off and on."));
     assert!(!m.body().contains("New ticket"), "the quote was cut");
@@ -438,24 +589,45 @@ async fn notes_are_never_mailed_nor_shown_on_the_intake_read_api_and_files_downl
     let (_, token) = app.add_agent("ann@example.com", true, &[]).await;
     let n = app.post_json(&ticket("notes")).await.number();
     let (status, note) = app
-        .staff_json(Method::POST, &format!("/api/v1/tickets/{n}/notes"), &token,
-                    Some(&json!({"body": "called the customer"})))
+        .staff_json(
+            Method::POST,
+            &format!("/api/v1/tickets/{n}/notes"),
+            &token,
+            Some(&json!({"body": "called the customer"})),
+        )
         .await;
     assert_eq!(status, 201, "{note}");
     assert_eq!(note["kind"], "note");
     let (status, v) = app
-        .staff_json(Method::POST, &format!("/api/v1/tickets/{n}/notes"), &token,
-                    Some(&json!({"body": "x", "attachments": []})))
+        .staff_json(
+            Method::POST,
+            &format!("/api/v1/tickets/{n}/notes"),
+            &token,
+            Some(&json!({"body": "x", "attachments": []})),
+        )
         .await;
-    assert_eq!((status, v["error"]["field"].as_str()), (400, Some("attachments")));
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (400, Some("attachments"))
+    );
     let (status, v) = app
-        .staff_json(Method::POST, &format!("/api/v1/tickets/{n}/replies"), &token,
-                    Some(&json!({"body": "  "})))
+        .staff_json(
+            Method::POST,
+            &format!("/api/v1/tickets/{n}/replies"),
+            &token,
+            Some(&json!({"body": "  "})),
+        )
         .await;
     assert_eq!((status, v["error"]["field"].as_str()), (422, Some("body")));
     let t = app.full_ticket(&n, &token).await;
     assert!(types(&t).contains(&"noted".to_string()));
-    assert!(t["notifications"].as_array().unwrap().iter().all(|m| m["kind"] != "response"));
+    assert!(
+        t["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["kind"] != "response")
+    );
     let public = app.get_ticket(&n).await;
     assert_eq!(public["thread"].as_array().unwrap().len(), 1, "{public}");
 
@@ -463,16 +635,25 @@ async fn notes_are_never_mailed_nor_shown_on_the_intake_read_api_and_files_downl
     let png = "data:image/png;base64,iVBORw0KGgo=";
     let html = "data:text/html,<script>alert(1)</script>";
     let (status, reply) = app
-        .staff_json(Method::POST, &format!("/api/v1/tickets/{n}/replies"), &token,
-                    Some(&json!({"body": "see files",
-                                 "attachments": [{"shot.png": png}, {"page é.html": html}]})))
+        .staff_json(
+            Method::POST,
+            &format!("/api/v1/tickets/{n}/replies"),
+            &token,
+            Some(&json!({"body": "see files",
+                                 "attachments": [{"shot.png": png}, {"page é.html": html}]})),
+        )
         .await;
     assert_eq!(status, 201, "{reply}");
     let url = |i: usize| reply["attachments"][i]["url"].as_str().unwrap().to_string();
     let r = app.staff(Method::GET, &url(0), &token, None).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.headers["content-type"], "image/png");
-    assert!(r.headers["content-disposition"].to_str().unwrap().starts_with("inline;"));
+    assert!(
+        r.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("inline;")
+    );
     assert_eq!(r.headers["x-content-type-options"], "nosniff");
     let r = app.staff(Method::GET, &url(1), &token, None).await;
     assert_eq!(r.status, 200);
@@ -483,6 +664,8 @@ async fn notes_are_never_mailed_nor_shown_on_the_intake_read_api_and_files_downl
     );
     assert_eq!(r.body, "<script>alert(1)</script>");
     assert_eq!(r.headers["x-content-type-options"], "nosniff");
-    let r = app.staff(Method::GET, "/api/v1/attachments/987654", &token, None).await;
+    let r = app
+        .staff(Method::GET, "/api/v1/attachments/987654", &token, None)
+        .await;
     assert_eq!(r.status, 404);
 }
