@@ -669,3 +669,152 @@ async fn notes_are_never_mailed_nor_shown_on_the_intake_read_api_and_files_downl
         .await;
     assert_eq!(r.status, 404);
 }
+
+fn oxidesk(app: &TestApp, args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_oxidesk"))
+        .arg("--config")
+        .arg(&app.config_path)
+        .args(args)
+        .env_remove("OXIDESK_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_replies_notes_assigns_closes_and_reopens_as_an_agent() {
+    let app = spawn_app().await;
+    let (ann, token) = app.add_agent("ann@example.com", false, &[3]).await;
+    app.add_agent("bob@example.com", false, &[2]).await;
+    let n = app.post_json(&ticket("cli")).await.number();
+    let n = n.as_str();
+
+    let (ok, out, err) = oxidesk(
+        &app,
+        &[
+            "ticket",
+            "reply",
+            n,
+            "--as",
+            "ann@example.com",
+            "--status",
+            "resolved",
+        ],
+        "From the shell.\n",
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("reply"), "{out}");
+    let (ok, _, err) = oxidesk(
+        &app,
+        &[
+            "ticket",
+            "note",
+            n,
+            "--as",
+            "ann@example.com",
+            "--body",
+            "internal",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = oxidesk(
+        &app,
+        &[
+            "ticket",
+            "assign",
+            n,
+            "--to",
+            "ann@example.com",
+            "--as",
+            "bob@example.com",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    // Ann (department 3 only) sees it now that it is hers.
+    let t = app.full_ticket(n, &token).await;
+    assert_eq!(t["assignee"]["id"], ann.0);
+    assert_eq!(t["status"], "resolved");
+    let kinds: Vec<&str> = t["thread"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["message", "response", "note"]);
+    assert_eq!(t["thread"][1]["body"], "From the shell.\n");
+    assert!(
+        t["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["kind"] == "response")
+    );
+    let (ok, _, err) = oxidesk(&app, &["ticket", "close", n, "--as", "ann@example.com"], "");
+    assert!(ok, "{err}");
+    assert_eq!(app.full_ticket(n, &token).await["status"], "closed");
+    let (ok, _, err) = oxidesk(
+        &app,
+        &["ticket", "reopen", n, "--as", "ann@example.com"],
+        "",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(app.full_ticket(n, &token).await["status"], "open");
+
+    // Refusals change nothing and say why.
+    let before = app.full_ticket(n, &token).await;
+    let (ok, _, err) = oxidesk(
+        &app,
+        &["ticket", "close", n, "--as", "nobody@example.com"],
+        "",
+    );
+    assert!(
+        !ok && err.contains("no active agent nobody@example.com"),
+        "{err}"
+    );
+    let (ok, _, err) = oxidesk(
+        &app,
+        &[
+            "ticket",
+            "note",
+            "999999",
+            "--as",
+            "ann@example.com",
+            "--body",
+            "x",
+        ],
+        "",
+    );
+    assert!(!ok && err.contains("no such ticket"), "{err}");
+    let (ok, _, err) = oxidesk(
+        &app,
+        &[
+            "ticket",
+            "reply",
+            n,
+            "--as",
+            "ann@example.com",
+            "--status",
+            "done",
+        ],
+        "x",
+    );
+    assert!(!ok && err.contains("status"), "{err}");
+    assert_eq!(app.full_ticket(n, &token).await["events"], before["events"]);
+}
