@@ -140,7 +140,7 @@ pub struct ErrorEnvelope<'a> {
     pub error: ErrorDetail<'a>,
 }
 
-/// The inside of [`ErrorEnvelope`].
+/// The inside of the error envelope.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail<'a> {
     /// The HTTP status, repeated.

@@ -38,7 +38,9 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/api/openapi.json", get(serve))
 }
 
-/// `GET /api/openapi.json`.
+/// This document
+///
+/// The OpenAPI 3.1 document of every route; no credentials needed.
 #[utoipa::path(
     get,
     path = "/api/openapi.json",

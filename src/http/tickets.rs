@@ -312,22 +312,29 @@ struct TicketRequestSchema {
     /// not decoded.
     message: String,
     /// Alert staff (default true).
-    alert: Option<bool>,
+    #[schema(required = false)]
+    alert: bool,
     /// Send the user an autoresponse (default true).
-    autorespond: Option<bool>,
+    #[schema(required = false)]
+    autorespond: bool,
     /// The user's address (default: the source address).
-    ip: Option<String>,
+    #[schema(required = false)]
+    ip: String,
     /// A priority id.
-    priority: Option<i64>,
+    #[schema(required = false)]
+    priority: i64,
     /// Alias of `priority` (osTicket's code).
-    priorityId: Option<i64>,
+    #[schema(required = false)]
+    priorityId: i64,
     /// `API` (default), `Email`, `Phone`, `Web`, `Other`, any case.
-    source: Option<String>,
+    #[schema(required = false)]
+    source: String,
     /// An active help topic id.
-    topicId: Option<i64>,
+    #[schema(required = false)]
+    topicId: i64,
     /// One-key objects, file name → data URL (base64 or literal; media
     /// type default `text/plain`).
-    #[schema(value_type = Option<Vec<std::collections::HashMap<String, String>>>)]
+    #[schema(value_type = Vec<std::collections::HashMap<String, String>>, required = false)]
     attachments: (),
 }
 

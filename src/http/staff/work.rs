@@ -137,14 +137,18 @@ async fn show(
 #[schema(as = TicketPatch)]
 #[allow(dead_code)] // A schema only.
 struct PatchSchema {
-    #[schema(schema_with = schema::ticket_status)]
-    status: Option<String>,
+    #[schema(schema_with = schema::ticket_status, required = false)]
+    status: String,
     /// An agent's id, or `null` for nobody.
-    #[schema(nullable = true)]
+    #[schema(required = false)]
     assignee_id: Option<i64>,
-    department_id: Option<i64>,
-    priority_id: Option<i64>,
-    topic_id: Option<i64>,
+    /// Moves the ticket to this department (a transfer).
+    #[schema(required = false)]
+    department_id: i64,
+    #[schema(required = false)]
+    priority_id: i64,
+    #[schema(required = false)]
+    topic_id: i64,
 }
 
 /// Change a ticket
@@ -211,7 +215,7 @@ struct ReplySchema {
     #[schema(schema_with = schema::body_format)]
     format: Option<String>,
     /// One-key objects, file name → RFC 2397 data URL (as the intake JSON).
-    #[schema(value_type = Option<Vec<std::collections::HashMap<String, String>>>)]
+    #[schema(value_type = Vec<std::collections::HashMap<String, String>>, required = false)]
     attachments: (),
     /// The ticket's status after the reply.
     #[schema(schema_with = schema::ticket_status)]
