@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check a commit must pass: formatting, lints, unit and integration
-# tests and the conformance corpus, on SQLite and on PostgreSQL.
+# tests and the conformance corpus, on SQLite and on PostgreSQL, and the
+# OpenAPI document through an OpenAPI validator.
 #
 # PostgreSQL: TEST_DATABASE_URL (an admin URL; default
 # postgres://postgres@127.0.0.1:5432/postgres). Each test makes its own
@@ -19,6 +20,8 @@ echo "== cargo test (SQLite)"
 cargo test --workspace --all-targets
 echo "== conformance (SQLite)"
 scripts/conformance.sh
+echo "== OpenAPI document (openapi-spec-validator)"
+scripts/check-openapi.sh
 
 if psql "$pg_url" -qAtc 'select 1' >/dev/null 2>&1; then
   echo "== cargo test --test api (PostgreSQL)"

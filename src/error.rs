@@ -115,15 +115,48 @@ impl ApiError {
         let message = self.public_message(request_id);
         match format {
             ErrorFormat::Json => {
-                let body = serde_json::json!({
-                    "error": {"status": self.status.as_u16(), "message": message, "field": self.field}
-                });
-                ("application/json", body.to_string())
+                let envelope = ErrorEnvelope {
+                    error: ErrorDetail {
+                        status: self.status.as_u16(),
+                        message: &message,
+                        field: self.field.as_deref(),
+                    },
+                };
+                // Strings and integers only: serialising cannot fail.
+                let body = serde_json::to_string(&envelope).unwrap_or_default();
+                ("application/json", body)
             }
             ErrorFormat::Text => ("text/plain; charset=utf-8", format!("{message}\n")),
         }
     }
 }
+
+/// The JSON error body (API.md, Responses):
+/// `{"error": {"status": N, "message": "...", "field": "..." | null}}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorEnvelope<'a> {
+    /// The error.
+    pub error: ErrorDetail<'a>,
+}
+
+/// The inside of the error envelope.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// The HTTP status, repeated.
+    #[schema(example = 400)]
+    pub status: u16,
+    /// A readable description naming the offending field; for a fault
+    /// of the server only `Internal server error (request ID)`.
+    #[schema(example = "phone: invalid extension")]
+    pub message: &'a str,
+    /// The offending field, when there is one.
+    #[schema(required = true, example = "phone")]
+    pub field: Option<&'a str>,
+}
+
+/// Seconds a client is asked to wait after a `503` for a busy store.
+pub const BUSY_RETRY_AFTER_SECS: u32 = 1;
 
 /// A plain-text answer carrying the error itself, which `http::layer`
 /// rewrites for the request; without that layer the text stands.
@@ -136,6 +169,15 @@ impl IntoResponse for ApiError {
             body,
         )
             .into_response();
+        // A busy or shutting-down store (our 503) passes: say when to
+        // try again (RFC 9110 §10.2.3). A 503 that is a setting (email
+        // intake off) is not transient and names no time.
+        if self.is_internal && self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(BUSY_RETRY_AFTER_SECS),
+            );
+        }
         response.extensions_mut().insert(self);
         response
     }
@@ -310,6 +352,13 @@ mod tests {
         let e: ApiError = StoreError::Busy("locked".into()).into();
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(e.is_internal);
+        assert_eq!(e.into_response().headers()[header::RETRY_AFTER], "1");
+        let off: ApiError = EmailError::Disabled.into();
+        assert!(
+            !off.into_response()
+                .headers()
+                .contains_key(header::RETRY_AFTER)
+        );
     }
 
     #[test]

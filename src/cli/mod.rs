@@ -1,4 +1,5 @@
-//! The command line: `serve`, `key`, `agent`, `ticket`, `config check`.
+//! The command line: `serve`, `key`, `agent`, `ticket`, `config check`,
+//! `openapi`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -97,6 +98,9 @@ pub enum Command {
     /// Look at mail messages the way intake does.
     #[command(subcommand)]
     Mail(mail::MailCommand),
+    /// Print the OpenAPI document of the HTTP API (what
+    /// `GET /api/openapi.json` serves); needs no configuration.
+    Openapi,
 }
 
 /// `config` subcommands.
@@ -225,6 +229,10 @@ fn init_logging(default: &str) {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if matches!(cli.command, Command::Openapi) {
+        out!("{}", crate::http::openapi::json());
+        return Ok(());
+    }
     if matches!(cli.command, Command::Pipe) {
         init_logging("warn,html5ever=error");
         std::process::exit(pipe::run(&cli));
@@ -254,7 +262,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Mail(cmd) => mail::run(cmd),
             Command::MigrateData(args) => migrate_data::run(&cli, args).await,
             Command::Outbox(cmd) => outbox::run(&cli, cmd).await,
-            Command::Pipe => unreachable!("handled above"),
+            Command::Pipe | Command::Openapi => unreachable!("handled above"),
             Command::Config(ConfigCommand::Check(args)) => {
                 let config = load_config(&cli)?;
                 crate::mail_out::render::Templates::new(&config.mail)?;

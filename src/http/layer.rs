@@ -84,8 +84,7 @@ where
             .unwrap_or_else(|| HeaderValue::from(self.ids.fetch_add(1, Ordering::Relaxed)));
         request.headers_mut().insert(X_REQUEST_ID, id.clone());
         request.extensions_mut().insert(RequestId::new(id.clone()));
-        // The staff API always answers JSON (STAFF-API.md).
-        let format = if request.uri().path().starts_with("/api/v1/") {
+        let format = if errors_always_json(request.uri().path()) {
             ErrorFormat::Json
         } else {
             ErrorFormat::from_request_headers(request.headers())
@@ -103,6 +102,13 @@ where
             Ok(response)
         })
     }
+}
+
+/// Whether errors on `path` are always the JSON envelope: the staff API
+/// always answers JSON (STAFF-API.md); elsewhere `Accept` decides. The
+/// OpenAPI document describes error bodies by the same rule.
+pub fn errors_always_json(path: &str) -> bool {
+    path.starts_with("/api/v1/")
 }
 
 /// The answer with the error's body, as `format` says. Headers the

@@ -2,14 +2,17 @@
 //! address) and the request-id rule.
 //!
 //! Routes (API.md, Routes): `POST /api/tickets.<format>` (also under
-//! `/api/http.php/`), `GET /api/tickets/<number>.json`; other methods on a
-//! known path get `405` with `Allow`; anything else `404`. Handlers return
+//! `/api/http.php/`), `GET /api/tickets/<number>.json`, the staff API
+//! under `/api/v1`, and `GET /api/openapi.json` (`openapi`, the document
+//! of them all); other methods on a known path get `405` with `Allow`;
+//! anything else `404`. Handlers return
 //! `Result<_, ApiError>` and never look at `Accept`: the error body is
 //! written by `http::layer`.
 
 pub mod api_key;
 pub mod client;
 pub mod layer;
+pub mod openapi;
 pub mod request_id;
 pub mod staff;
 pub mod tickets;
@@ -24,6 +27,8 @@ use crate::error::ApiError;
 /// The API routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        // A static path: matchit prefers it to `/api/{file}` below.
+        .merge(openapi::routes())
         .route("/api/{file}", any(tickets::collection))
         .route("/api/http.php/{file}", any(tickets::collection))
         .route("/api/tickets/{file}", any(tickets::item))

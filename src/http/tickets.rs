@@ -267,3 +267,170 @@ async fn read(state: &AppState, number: &str) -> Result<Response, ApiError> {
     );
     Ok(response)
 }
+
+// ---- the OpenAPI document of these routes
+//
+// `collection` and `item` serve every file name under one `{file}` route
+// each; the document names each concrete path instead, so these
+// operations are written per path, on functions that only carry them.
+
+/// The intake operations (`http::openapi` merges them).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    create_json,
+    create_xml,
+    create_email,
+    create_json_http_php,
+    create_xml_http_php,
+    create_email_http_php,
+    read_json,
+    read_json_http_php,
+))]
+pub struct IntakeDoc;
+
+/// The JSON ticket (API.md, Create a ticket; JSON), plus the fields of
+/// the configured forms (stock: `phone`, `notes`). Decoded by
+/// `intake::json` from any JSON object: this type only describes it.
+#[derive(utoipa::ToSchema)]
+#[schema(
+    as = TicketRequest,
+    example = json!({
+        "email": "api@example.com", "name": "Angry User", "subject": "Testing API",
+        "message": "data:text/html,MESSAGE <b>HERE</b>", "ip": "10.0.0.1",
+        "phone": "3185558634X123",
+        "attachments": [{"file.txt": "data:text/plain;charset=utf-8,content"}]
+    })
+)]
+#[allow(dead_code, non_snake_case)] // A schema only; the names are the wire's.
+struct TicketRequestSchema {
+    #[schema(format = Email)]
+    email: String,
+    name: String,
+    subject: String,
+    /// Plain text, or an RFC 2397 data URL (`data:text/html,…`,
+    /// `data:text/plain;charset=iso-8859-1;base64,…`); percent escapes are
+    /// not decoded.
+    message: String,
+    /// Alert staff (default true).
+    #[schema(required = false)]
+    alert: bool,
+    /// Send the user an autoresponse (default true).
+    #[schema(required = false)]
+    autorespond: bool,
+    /// The user's address (default: the source address).
+    #[schema(required = false)]
+    ip: String,
+    /// A priority id.
+    #[schema(required = false)]
+    priority: i64,
+    /// Alias of `priority` (osTicket's code).
+    #[schema(required = false)]
+    priorityId: i64,
+    /// `API` (default), `Email`, `Phone`, `Web`, `Other`, any case.
+    #[schema(required = false)]
+    source: String,
+    /// An active help topic id.
+    #[schema(required = false)]
+    topicId: i64,
+    /// One-key objects, file name → data URL (base64 or literal; media
+    /// type default `text/plain`).
+    #[schema(value_type = Vec<std::collections::HashMap<String, String>>, required = false)]
+    attachments: (),
+}
+
+/// One create operation per concrete path and format.
+macro_rules! create_op {
+    ($fn:ident, $path:literal, $id:literal, $summary:literal, {$($body:tt)*}, $ok:literal, {$($extra:tt)*}) => {
+        #[utoipa::path(
+            post,
+            path = $path,
+            tag = "intake",
+            operation_id = $id,
+            summary = $summary,
+            request_body($($body)*),
+            responses(
+                (status = 201, description = $ok, $($extra)* body = String,
+                    content_type = "text/plain", example = "123456"),
+                (status = 400, description = "A required field missing, a wrong data type, bad base64, an unexpected field, malformed data, a `DOCTYPE`; names the field."),
+                (status = 401, description = "`Valid API key required` (no or unknown key), `API key not found/active or source IP not authorized`, `API key not authorized` (no `can_create_tickets`)."),
+                (status = 403, description = "`Ticket denied`: the sender is on the ban list."),
+                (status = 413, description = "The body is over `max_request_body_bytes`, an attachment over `max_attachment_bytes` (named), or too many attachments."),
+                (status = 503, description = "The store is busy, or (email) email intake is off."),
+            ),
+            security(("apiKey" = [])),
+        )]
+        #[allow(dead_code)] // Documentation only: `collection` serves it.
+        fn $fn() {}
+    };
+}
+
+create_op!(create_json, "/api/tickets.json", "create_ticket_json",
+    "Create a ticket from JSON",
+    {content = TicketRequestSchema, content_type = "application/json",
+        description = "The ticket as a JSON object (the format comes from the path; `Content-Type` is not looked at)."},
+    "Created: the ticket number.",
+    {headers(("X-Ignored-Fields" = String, description = "Unknown fields that were dropped (only with `unknown_fields = \"ignore\"`).")),});
+create_op!(create_xml, "/api/tickets.xml", "create_ticket_xml",
+    "Create a ticket from XML",
+    {content = String, content_type = "application/xml",
+        description = "`<ticket>` with the same fields as attributes or child elements; `<message type=\"text/html\">`, `<attachments><file name=\"…\" type=\"…\" encoding=\"base64\">…</file></attachments>`. No `DOCTYPE`."},
+    "Created: the ticket number.",
+    {headers(("X-Ignored-Fields" = String, description = "Unknown fields that were dropped (only with `unknown_fields = \"ignore\"`).")),});
+create_op!(create_email, "/api/tickets.email", "create_ticket_email",
+    "Create a ticket from an email",
+    {content = String, content_type = "message/rfc822",
+        description = "A whole RFC 5322 message. A reply to a ticket's thread continues that ticket."},
+    "Filed: the number of the ticket the message opened or continued (also for a Message-ID already processed); empty for a bounce that names no ticket.",
+    {});
+create_op!(create_json_http_php, "/api/http.php/tickets.json", "create_ticket_json_http_php",
+    "Create a ticket from JSON (osTicket's path without URL rewriting)",
+    {content = TicketRequestSchema, content_type = "application/json",
+        description = "As `POST /api/tickets.json`."},
+    "Created: the ticket number.",
+    {headers(("X-Ignored-Fields" = String, description = "Unknown fields that were dropped (only with `unknown_fields = \"ignore\"`).")),});
+create_op!(create_xml_http_php, "/api/http.php/tickets.xml", "create_ticket_xml_http_php",
+    "Create a ticket from XML (osTicket's path without URL rewriting)",
+    {content = String, content_type = "application/xml", description = "As `POST /api/tickets.xml`."},
+    "Created: the ticket number.",
+    {headers(("X-Ignored-Fields" = String, description = "Unknown fields that were dropped (only with `unknown_fields = \"ignore\"`).")),});
+create_op!(create_email_http_php, "/api/http.php/tickets.email", "create_ticket_email_http_php",
+    "Create a ticket from an email (osTicket's path without URL rewriting)",
+    {content = String, content_type = "message/rfc822", description = "As `POST /api/tickets.email`."},
+    "As `POST /api/tickets.email`.",
+    {});
+
+/// One read operation per concrete path.
+macro_rules! read_op {
+    ($fn:ident, $path:literal, $id:literal, $summary:literal) => {
+        #[utoipa::path(
+            get,
+            path = $path,
+            tag = "intake",
+            operation_id = $id,
+            summary = $summary,
+            params(("number" = String, Path, description = "The ticket number.", example = "123456")),
+            responses(
+                (status = 200, description = "The ticket (internal notes left out).", body = super::wire::TicketJson),
+                (status = 401, description = "`Valid API key required`, `API key not found/active or source IP not authorized`, `API key not authorized` (no `can_read_tickets`)."),
+                (status = 404, description = "No such ticket."),
+                (status = 503, description = "The store is busy."),
+            ),
+            security(("apiKey" = [])),
+        )]
+        #[allow(dead_code)] // Documentation only: `item` serves it.
+        fn $fn() {}
+    };
+}
+
+read_op!(
+    read_json,
+    "/api/tickets/{number}.json",
+    "read_ticket",
+    "Read a ticket"
+);
+read_op!(
+    read_json_http_php,
+    "/api/http.php/tickets/{number}.json",
+    "read_ticket_http_php",
+    "Read a ticket (osTicket's path without URL rewriting)"
+);

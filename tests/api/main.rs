@@ -16,6 +16,7 @@ mod mail_safety;
 mod migrate;
 
 mod notify;
+mod openapi;
 mod routes;
 mod staff_auth;
 mod staff_work;

@@ -122,7 +122,8 @@ impl FromRequestParts<AppState> for Client {
 }
 
 /// A department as the staff API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Department)]
 pub struct DepartmentJson<'a> {
     id: i64,
     name: &'a str,
@@ -131,12 +132,16 @@ pub struct DepartmentJson<'a> {
 /// An agent as the staff API shows it: `{"id", "email", "name", "admin",
 /// "departments": [{"id", "name"}]}`. Departments the configuration no
 /// longer has are left out.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Agent)]
 pub struct AgentJson<'a> {
     id: i64,
+    #[schema(format = Email)]
     email: &'a str,
     name: &'a str,
+    /// An admin sees and does everything.
     admin: bool,
+    /// The departments whose tickets the agent sees.
     departments: Vec<DepartmentJson<'a>>,
 }
 
@@ -161,9 +166,14 @@ impl<'a> AgentJson<'a> {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A new session.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Session)]
 struct SessionJson<'a> {
+    /// The Bearer token (shown once; stored hashed).
     token: &'a str,
+    /// When it expires unless used (sliding expiry).
+    #[schema(value_type = String, format = DateTime)]
     expires_at: String,
     agent: AgentJson<'a>,
 }
@@ -245,7 +255,45 @@ fn loggable(email: &str) -> String {
     email.trim().chars().take(100).collect()
 }
 
-/// `POST /api/v1/session`.
+/// The body of `POST /api/v1/session` (read by hand by
+/// `read_credentials`; this type only describes it).
+#[derive(utoipa::ToSchema)]
+#[schema(as = SignIn)]
+#[allow(dead_code)] // A schema only.
+struct SignInSchema {
+    #[schema(format = Email)]
+    email: String,
+    #[schema(format = Password)]
+    password: String,
+}
+
+/// The session routes' operations (`http::openapi` merges them).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create_session, end_session, me))]
+pub struct AuthDoc;
+
+/// Sign in
+///
+/// An agent's email and password for a session token. Every wrong
+/// address, password or disabled agent is the same `401`; repeated
+/// failures from one address or for one account are throttled.
+#[utoipa::path(
+    post,
+    path = "/api/v1/session",
+    tag = "staff",
+    operation_id = "sign_in",
+    request_body = SignInSchema,
+    responses(
+        (status = 201, description = "Signed in.", body = SessionJson),
+        (status = 400, description = "The body is not a JSON object, or `X-Forwarded-For` from a trusted proxy cannot be read."),
+        (status = 401, description = "`Invalid email or password`."),
+        (status = 413, description = "The body is over 16 KiB."),
+        (status = 422, description = "`email` or `password` missing or not a string (named in `field`)."),
+        (status = 429, description = "Too many failures for this account or from this address.",
+            headers(("Retry-After" = u64, description = "Seconds until the next attempt may be made."))),
+        (status = 503, description = "The store is busy."),
+    ),
+)]
 async fn create_session(
     State(state): State<AppState>,
     Client(client): Client,
@@ -308,9 +356,24 @@ async fn create_session(
     )
 }
 
+/// Sign out
+///
 /// `DELETE /api/v1/session`: ends the session the request is made with.
 /// A personal token is not a session: it is refused (`400`) rather than
 /// revoked, so that a script's sign-out cannot destroy its token.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/session",
+    tag = "staff",
+    operation_id = "sign_out",
+    responses(
+        (status = 204, description = "The session is ended."),
+        (status = 400, description = "The token is a personal access token, not a session (`field`: `Authorization`)."),
+        (status = 401, description = "No token, or an unknown or expired one: `Authentication required`."),
+        (status = 503, description = "The store is busy."),
+    ),
+    security(("bearerAuth" = [])),
+)]
 async fn end_session(
     State(state): State<AppState>,
     staff: Staff,
@@ -337,7 +400,21 @@ async fn end_session(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `GET /api/v1/me`: the signed-in agent.
+/// The signed-in agent
+///
+/// `GET /api/v1/me`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "staff",
+    operation_id = "me",
+    responses(
+        (status = 200, description = "The agent.", body = AgentJson),
+        (status = 401, description = "No token, or an unknown or expired one: `Authentication required`."),
+        (status = 503, description = "The store is busy."),
+    ),
+    security(("bearerAuth" = [])),
+)]
 async fn me(State(state): State<AppState>, staff: Staff) -> Result<Response, ApiError> {
     json_response(
         StatusCode::OK,

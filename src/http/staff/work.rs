@@ -15,12 +15,13 @@ use serde_json::Value;
 use super::auth::Staff;
 use crate::app::AppState;
 use crate::domain::views::{
-    AttachmentView, ChangeEvent, EntryKind, EntryView, Named, Party, TicketView, format_time,
+    AttachmentView, ChangeEvent, EntryKind, EntryView, TicketView, format_time,
 };
 use crate::domain::work::{self, WorkError};
 use crate::error::ApiError;
+use crate::http::openapi::schema;
 use crate::http::tickets::read_body;
-use crate::http::wire::NotificationJson;
+use crate::http::wire::{FlagsJson, NamedJson, NotificationJson, PartyJson, named, party};
 use crate::intake::BodyFormat;
 
 /// The routes.
@@ -93,6 +94,29 @@ async fn json_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
     })
 }
 
+/// The ticket's operations (`http::openapi` merges them).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(show, patch, reply, note, download))]
+pub struct WorkDoc;
+
+/// A ticket
+///
+/// The ticket as the read API shows it, plus its assignee, times, every
+/// thread entry (notes included) and its events.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tickets/{number}",
+    tag = "staff",
+    operation_id = "get_ticket",
+    params(("number" = String, Path, description = "The ticket number.", example = "123456")),
+    responses(
+        (status = 200, description = "The ticket.", body = FullTicket, headers(("ETag" = String, description = "The ticket's version, quoted (a strong validator): send it back in `If-Match`."))),
+        (status = 401, description = "No token, or an unknown or expired one: `Authentication required`."),
+        (status = 404, description = "No such ticket, or one the agent may not see."),
+        (status = 503, description = "The store is busy."),
+    ),
+    security(("bearerAuth" = [])),
+)]
 async fn show(
     State(state): State<AppState>,
     staff: Staff,
@@ -106,6 +130,53 @@ async fn show(
     ))
 }
 
+/// The body of `PATCH /api/v1/tickets/{number}` (read by
+/// `work::parse_patch`; this type only describes it). Any of the fields;
+/// another field is `400`.
+#[derive(utoipa::ToSchema)]
+#[schema(as = TicketPatch)]
+#[allow(dead_code)] // A schema only.
+struct PatchSchema {
+    #[schema(schema_with = schema::ticket_status, required = false)]
+    status: String,
+    /// An agent's id, or `null` for nobody.
+    #[schema(required = false)]
+    assignee_id: Option<i64>,
+    /// Moves the ticket to this department (a transfer).
+    #[schema(required = false)]
+    department_id: i64,
+    #[schema(required = false)]
+    priority_id: i64,
+    #[schema(required = false)]
+    topic_id: i64,
+}
+
+/// Change a ticket
+///
+/// Status, assignee, department (a transfer), priority, topic. With
+/// `If-Match`, a ticket changed since it was read is not changed (`412`).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/tickets/{number}",
+    tag = "staff",
+    operation_id = "update_ticket",
+    params(
+        ("number" = String, Path, description = "The ticket number.", example = "123456"),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` the change is based on (`*` or none: any version)."),
+    ),
+    request_body = PatchSchema,
+    responses(
+        (status = 200, description = "The updated ticket.", body = FullTicket, headers(("ETag" = String, description = "The ticket's version, quoted (a strong validator): send it back in `If-Match`."))),
+        (status = 400, description = "Malformed JSON, not an object, or an unknown field (named in `field`)."),
+        (status = 401, description = "No token, or an unknown or expired one: `Authentication required`."),
+        (status = 404, description = "No such ticket, or one the agent may not see."),
+        (status = 412, description = "The ticket changed since the `If-Match` version."),
+        (status = 413, description = "The body is over `max_request_body_bytes`."),
+        (status = 422, description = "An unknown id or a value out of range (named in `field`)."),
+        (status = 503, description = "The store is busy."),
+    ),
+    security(("bearerAuth" = [])),
+)]
 async fn patch(
     State(state): State<AppState>,
     staff: Staff,
@@ -132,6 +203,58 @@ async fn patch(
     ))
 }
 
+/// The body of `POST /api/v1/tickets/{number}/replies` (read by
+/// `work::parse_entry`; this type only describes it).
+#[derive(utoipa::ToSchema)]
+#[schema(as = ReplyRequest)]
+#[allow(dead_code)] // A schema only.
+struct ReplySchema {
+    /// The text (or HTML, sanitised).
+    body: String,
+    /// `text` (default) or `html`.
+    #[schema(schema_with = schema::body_format)]
+    format: Option<String>,
+    /// One-key objects, file name → RFC 2397 data URL (as the intake JSON).
+    #[schema(value_type = Vec<std::collections::HashMap<String, String>>, required = false)]
+    attachments: (),
+    /// The ticket's status after the reply.
+    #[schema(schema_with = schema::ticket_status)]
+    status: Option<String>,
+}
+
+/// The body of `POST /api/v1/tickets/{number}/notes`.
+#[derive(utoipa::ToSchema)]
+#[schema(as = NoteRequest)]
+#[allow(dead_code)] // A schema only.
+struct NoteSchema {
+    body: String,
+    /// `text` (default) or `html`.
+    #[schema(schema_with = schema::body_format)]
+    format: Option<String>,
+}
+
+/// Reply to the user
+///
+/// A response, mailed to the ticket's user (From the department's
+/// address with the agent's name, threaded on the user's messages).
+#[utoipa::path(
+    post,
+    path = "/api/v1/tickets/{number}/replies",
+    tag = "staff",
+    operation_id = "reply",
+    params(("number" = String, Path, description = "The ticket number.", example = "123456")),
+    request_body = ReplySchema,
+    responses(
+        (status = 201, description = "The new entry.", body = EntryJson, headers(("ETag" = String, description = "The ticket's version, quoted (a strong validator): send it back in `If-Match`."))),
+        (status = 400, description = "Malformed JSON, not an object, an unknown field, a bad data URL (named in `field`)."),
+        (status = 401, description = "No token, or an unknown or expired one: `Authentication required`."),
+        (status = 404, description = "No such ticket, or one the agent may not see."),
+        (status = 413, description = "The body is over `max_request_body_bytes`, or an attachment over its cap."),
+        (status = 422, description = "`body` missing or empty, a bad `format` or `status` (named in `field`)."),
+        (status = 503, description = "The store is busy."),
+    ),
+    security(("bearerAuth" = [])),
+)]
 async fn reply(
     state: State<AppState>,
     staff: Staff,
@@ -142,6 +265,27 @@ async fn reply(
     add_entry(state, staff, number, headers, body, EntryKind::Response).await
 }
 
+/// Add an internal note
+///
+/// Never mailed to the user; never on the intake read API.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tickets/{number}/notes",
+    tag = "staff",
+    operation_id = "note",
+    params(("number" = String, Path, description = "The ticket number.", example = "123456")),
+    request_body = NoteSchema,
+    responses(
+        (status = 201, description = "The new entry.", body = EntryJson, headers(("ETag" = String, description = "The ticket's version, quoted (a strong validator): send it back in `If-Match`."))),
+        (status = 400, description = "Malformed JSON, not an object, or an unknown field (named in `field`)."),
+        (status = 401, description = "No token, or an unknown or expired one: `Authentication required`."),
+        (status = 404, description = "No such ticket, or one the agent may not see."),
+        (status = 413, description = "The body is over `max_request_body_bytes`."),
+        (status = 422, description = "`body` missing or empty, or a bad `format` (named in `field`)."),
+        (status = 503, description = "The store is busy."),
+    ),
+    security(("bearerAuth" = [])),
+)]
 async fn note(
     state: State<AppState>,
     staff: Staff,
@@ -184,6 +328,38 @@ async fn add_entry(
 /// Image types a browser may show inline (no script, no markup).
 const INLINE_IMAGES: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
 
+/// Download an attachment
+///
+/// The file's bytes: `application/octet-stream` as an attachment, except
+/// PNG, JPEG, GIF and WebP images, which are served as themselves, inline.
+#[utoipa::path(
+    get,
+    path = "/api/v1/attachments/{id}",
+    tag = "staff",
+    operation_id = "download_attachment",
+    params(("id" = i64, Path, description = "The attachment's id (its `url` in an entry).")),
+    responses(
+        (status = 200, description = "The file.",
+            content(
+                ("application/octet-stream"),
+                ("image/png"),
+                ("image/jpeg"),
+                ("image/gif"),
+                ("image/webp"),
+            ),
+            headers(
+                ("Content-Disposition" = String, description = "`attachment` (`inline` for the images) with the file name (RFC 6266: `filename` and `filename*`)."),
+                ("X-Content-Type-Options" = String, description = "`nosniff`."),
+                ("Content-Security-Policy" = String, description = "`default-src 'none'; sandbox`."),
+                ("Cache-Control" = String, description = "`private, no-cache`."),
+            ),
+        ),
+        (status = 401, description = "No token, or an unknown or expired one: `Authentication required`."),
+        (status = 404, description = "No such attachment, or one on a ticket the agent may not see."),
+        (status = 503, description = "The store is busy."),
+    ),
+    security(("bearerAuth" = [])),
+)]
 async fn download(
     State(state): State<AppState>,
     staff: Staff,
@@ -259,101 +435,117 @@ pub fn content_disposition(kind: &str, name: &str) -> HeaderValue {
 
 // ---- the staff API's JSON of a ticket
 
-#[derive(Serialize)]
-struct NamedJson<'a> {
-    id: i64,
-    name: &'a str,
-}
-
-fn named(n: &Named) -> NamedJson<'_> {
-    NamedJson {
-        id: n.id,
-        name: &n.name,
-    }
-}
-
-#[derive(Serialize)]
-struct PartyJson<'a> {
-    name: &'a str,
-    email: &'a str,
-}
-
-fn party(p: &Party) -> PartyJson<'_> {
-    PartyJson {
-        name: &p.name,
-        email: &p.email,
-    }
-}
-
 /// The full ticket: the read API's shape plus the staff side's state,
 /// every entry and the events.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = StaffTicket)]
 pub struct FullTicket<'a> {
+    #[schema(example = "123456")]
     number: &'a str,
     subject: &'a str,
+    #[schema(schema_with = schema::ticket_status)]
     status: &'static str,
+    #[schema(schema_with = schema::source)]
     source: &'static str,
     priority: NamedJson<'a>,
+    #[schema(required = true)]
     topic: Option<NamedJson<'a>>,
+    #[schema(required = true)]
     department: Option<NamedJson<'a>>,
+    /// The agent the ticket is assigned to, `null` for nobody.
+    #[schema(required = true)]
     assignee: Option<NamedJson<'a>>,
     user: PartyJson<'a>,
     ip: &'a str,
+    #[schema(value_type = String, format = DateTime)]
     created: String,
+    #[schema(value_type = String, format = DateTime)]
     updated: String,
+    #[schema(value_type = String, format = DateTime)]
     last_message_at: String,
+    /// The form fields given with the ticket, normalised (as the read API).
+    #[schema(value_type = Object)]
     fields: &'a serde_json::Map<String, Value>,
+    /// Every entry: messages, responses and notes, oldest first.
     thread: Vec<EntryJson<'a>>,
     notifications: Vec<NotificationJson<'a>>,
+    /// Who did what and when, newest last.
     events: Vec<EventJson>,
 }
 
-#[derive(Serialize)]
+/// A thread entry as the staff API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = StaffEntry)]
 struct EntryJson<'a> {
     id: i64,
+    #[schema(schema_with = schema::entry_kind)]
     kind: &'static str,
+    #[schema(schema_with = schema::body_format)]
     format: &'static str,
+    /// Plain text, or sanitised HTML.
     body: String,
     from: PartyJson<'a>,
+    /// The agent who wrote it (responses, notes).
+    #[schema(required = true)]
     agent_id: Option<i64>,
+    #[schema(value_type = String, format = DateTime)]
     created: String,
+    /// The Message-ID, without angle brackets.
+    #[schema(required = true)]
     message_id: Option<&'a str>,
     flags: FlagsJson,
     attachments: Vec<AttachmentJson<'a>>,
+    /// Email parts left out of the entry (over a size or count cap).
+    #[schema(value_type = Vec<crate::http::wire::DroppedPartSchema>)]
     dropped: &'a [crate::domain::views::DroppedPart],
 }
 
-#[derive(Serialize)]
-struct FlagsJson {
-    auto_reply: bool,
-    bounce: bool,
-}
-
-#[derive(Serialize)]
+/// A file of an entry, with where to download it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = StaffAttachment)]
 struct AttachmentJson<'a> {
     id: i64,
     name: &'a str,
+    /// Media type.
     #[serde(rename = "type")]
     content_type: &'a str,
+    /// Size in bytes.
     size: i64,
+    /// SHA-256 of the content, hex.
     sha256: &'a str,
     inline: bool,
+    /// The Content-ID, without angle brackets.
+    #[schema(required = true)]
     content_id: Option<&'a str>,
+    /// `GET` it for the file.
+    #[schema(example = "/api/v1/attachments/7")]
     url: String,
 }
 
-#[derive(Serialize)]
+/// Something that happened to the ticket.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Event)]
 struct EventJson {
+    /// What: created, assigned, transferred, status changed, priority
+    /// changed, replied, noted, mail sent, mail failed.
     #[serde(rename = "type")]
     action: String,
     actor: ActorJson,
+    #[schema(value_type = String, format = DateTime)]
     at: String,
+    /// The event's particulars (e.g. the old and new status).
+    #[schema(value_type = Value)]
     detail: Value,
 }
 
-#[derive(Serialize)]
+/// Who did something.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Actor)]
 struct ActorJson {
+    #[schema(schema_with = schema::actor_kind)]
     kind: &'static str,
+    /// The agent's id, for an agent.
+    #[schema(required = true)]
     id: Option<i64>,
     name: String,
 }
@@ -442,6 +634,23 @@ mod tests {
             v.to_str().unwrap(),
             "attachment; filename=\"r_sum_ _x_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%22x%22.pdf"
         );
+    }
+
+    #[test]
+    fn the_documented_download_types_are_the_served_ones() {
+        use utoipa::OpenApi;
+        let doc = WorkDoc::openapi();
+        let op = doc.paths.paths["/api/v1/attachments/{id}"]
+            .get
+            .as_ref()
+            .unwrap();
+        let utoipa::openapi::RefOr::T(ok) = &op.responses.responses["200"] else {
+            panic!("200 is a reference");
+        };
+        let documented: Vec<&str> = ok.content.keys().map(String::as_str).collect();
+        let mut served = vec!["application/octet-stream"];
+        served.extend(INLINE_IMAGES);
+        assert_eq!(documented, served);
     }
 
     #[test]
