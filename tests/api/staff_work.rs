@@ -388,8 +388,8 @@ async fn a_reply_reaches_the_customer_and_their_answer_threads_back_strips_the_q
         )
         .await
         .number();
-    pass().await; // the autoresponse
-    let before = sink.received().len();
+    assert_eq!(pass().await, 1, "the autoresponse");
+    let before = sink.wait_for(1, 10).await.len();
 
     let reply = json!({
         "body": "<p>Unplug it, <b>then</b> call us.</p><script>alert(1)</script>",
@@ -417,7 +417,7 @@ async fn a_reply_reaches_the_customer_and_their_answer_threads_back_strips_the_q
     let agent_name = t["thread"][1]["from"]["name"].as_str().unwrap().to_string();
 
     assert_eq!(pass().await, 1);
-    let mails = sink.received();
+    let mails = sink.wait_for(before + 1, 10).await;
     assert_eq!(mails.len(), before + 1);
     let m: &Received = mails.last().unwrap();
     assert_eq!(m.rcpt, ["cus@example.com"]);
@@ -542,7 +542,8 @@ async fn an_agents_mail_answer_to_an_alert_is_their_response_mailed_to_the_custo
         .number();
     sender.run_once(&IntakeSignal::default()).await.unwrap();
     let alert = sink
-        .received()
+        .wait_for(1, 10)
+        .await
         .into_iter()
         .find(|m| m.rcpt == ["staff@example.com"])
         .unwrap();
@@ -574,6 +575,10 @@ async fn an_agents_mail_answer_to_an_alert_is_their_response_mailed_to_the_custo
     );
 
     sender.run_once(&IntakeSignal::default()).await.unwrap();
+    sink.wait_until("the customer's mail", 10, |s| {
+        s.received().iter().any(|m| m.rcpt == ["cus@example.com"])
+    })
+    .await;
     let to_customer = sink
         .received()
         .into_iter()
