@@ -11,6 +11,8 @@ pub mod fields;
 pub mod ids;
 pub mod keys;
 pub mod notify;
+pub mod queue;
+pub mod search;
 pub mod staff;
 pub mod tickets;
 pub mod views;
