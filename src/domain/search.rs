@@ -94,7 +94,7 @@ fn fold_char(c: char, out: &mut impl FnMut(char)) {
 pub fn for_each_word(text: &str, mut word: impl FnMut(&str)) {
     let mut current = String::new();
     let mut chars = 0usize;
-    let mut flush = |current: &mut String, chars: &mut usize, word: &mut dyn FnMut(&str)| {
+    let flush = |current: &mut String, chars: &mut usize, word: &mut dyn FnMut(&str)| {
         if !current.is_empty() {
             word(current);
             current.clear();
