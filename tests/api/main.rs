@@ -16,6 +16,7 @@ mod mail_safety;
 mod migrate;
 
 mod notify;
+mod queue;
 mod routes;
 mod storage;
 mod store_suite;
