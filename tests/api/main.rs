@@ -17,6 +17,7 @@ mod migrate;
 
 mod notify;
 mod openapi;
+mod queue;
 mod routes;
 mod staff_auth;
 mod staff_work;
