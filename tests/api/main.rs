@@ -23,4 +23,5 @@ mod staff_auth;
 mod staff_work;
 mod storage;
 mod store_suite;
+mod web;
 mod xml;
