@@ -221,7 +221,7 @@ async fn seed(
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                if n % 50_000 == 0 {
+                if n.is_multiple_of(50_000) {
                     eprintln!(
                         "{n} tickets, {:.0}/s",
                         n as f64 / started.elapsed().as_secs_f64()
