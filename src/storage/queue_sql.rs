@@ -11,6 +11,11 @@ use crate::domain::staff::Agent;
 use super::common::Row;
 use super::{ColType, DumpValue, Named, StoreError, TicketNumber, TicketStatus, format_time};
 
+/// Most matches a relevance-ranked search scores: the most recent ones
+/// (by ticket id) that pass the filters. A more specific `q` or a filter
+/// reaches older tickets; an explicit `sort` considers every match.
+pub(crate) const MAX_RANKED: i64 = 2000;
+
 /// A bound value.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Param {
@@ -77,6 +82,9 @@ pub(crate) struct Dialect {
     /// [`Dialect::search_text`]'s text, twice when `text_binds_twice`):
     /// `id`, `score` (lower is better).
     pub text_matches: &'static str,
+    /// How the outer query joins the matches `s` to `t` (SQLite:
+    /// `CROSS JOIN`, which keeps the matches as the outer loop).
+    pub search_join: &'static str,
     /// `text_matches`' ticket id column.
     pub text_id: &'static str,
     /// Whether `text_matches` takes its query twice.
@@ -123,6 +131,29 @@ fn push_visible(sql: &mut Sql, d: &Dialect, viewer: &Agent) {
     sql.push(" OR t.assignee_id = ?)", [Param::Int(viewer.id.0)]);
 }
 
+/// The filters of `q` and the permission rule, as conditions on `t`.
+fn push_filters(sql: &mut Sql, d: &Dialect, viewer: &Agent, q: &QueueQuery) {
+    if let Some(status) = q.status {
+        sql.push(" AND t.status = ?", [Param::Text(status.as_str().into())]);
+    }
+    push_visible(sql, d, viewer);
+    if let Some(dept) = q.department {
+        sql.push(" AND t.dept_id = ?", [Param::Int(dept)]);
+    }
+    match q.assignee {
+        None => {}
+        Some(AssigneeFilter::Me) => sql.push(" AND t.assignee_id = ?", [Param::Int(viewer.id.0)]),
+        Some(AssigneeFilter::Nobody) => sql.push(" AND t.assignee_id IS NULL", []),
+        Some(AssigneeFilter::Agent(a)) => sql.push(" AND t.assignee_id = ?", [Param::Int(a.0)]),
+    }
+    if let Some(topic) = q.topic {
+        sql.push(" AND t.topic_id = ?", [Param::Int(topic)]);
+    }
+    if let Some(priority) = q.priority {
+        sql.push(" AND t.priority_id = ?", [Param::Int(priority)]);
+    }
+}
+
 /// The page query: up to `limit + 1` rows (the extra one tells that a
 /// next page exists).
 pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
@@ -131,7 +162,16 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
     let text = search.and_then(d.search_text);
     if let Some(s) = search {
         sql.push("WITH s (id, score) AS (", []);
+        let numbers: Vec<String> = s.numbers.iter().map(|n| n.as_str().to_string()).collect();
         if let Some(text) = &text {
+            // Ranked by relevance, only the most recent matches are
+            // scored (MAX_RANKED): a word in a third of a million tickets
+            // would otherwise cost a score each. The filters apply before
+            // the cut, so a filtered search still finds its tickets.
+            let capped = q.sort == Sort::Relevance;
+            if capped {
+                sql.push("SELECT * FROM (", []);
+            }
             if d.text_binds_twice {
                 sql.push(
                     d.text_matches,
@@ -140,16 +180,24 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
             } else {
                 sql.push(d.text_matches, [Param::Text(text.clone())]);
             }
-        }
-        if !s.numbers.is_empty() {
-            let numbers: Vec<String> = s.numbers.iter().map(|n| n.as_str().to_string()).collect();
-            if text.is_some() {
+            push_filters(&mut sql, d, viewer, q);
+            if !numbers.is_empty() {
                 // A numbered ticket is listed once, ranked first.
                 sql.push(" AND ", []);
                 sql.push(d.text_id, []);
                 sql.push(" NOT IN (SELECT t.id FROM tickets t WHERE ", []);
                 sql.push(d.number_in_list, [Param::Texts(numbers.clone())]);
-                sql.push(") UNION ALL ", []);
+                sql.push(")", []);
+            }
+            if capped {
+                sql.push(" ORDER BY ", []);
+                sql.push(d.text_id, []);
+                sql.push(" DESC LIMIT ?) c", [Param::Int(MAX_RANKED)]);
+            }
+        }
+        if !numbers.is_empty() {
+            if text.is_some() {
+                sql.push(" UNION ALL ", []);
             }
             sql.push(
                 "SELECT t.id, CAST(-1000000000 AS DOUBLE PRECISION) FROM tickets t WHERE ",
@@ -166,7 +214,8 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
         [],
     );
     if search.is_some() {
-        sql.push("s.score FROM s JOIN tickets t ON t.id = s.id", []);
+        sql.push("s.score FROM ", []);
+        sql.push(d.search_join, []);
     } else {
         sql.push("CAST(0 AS DOUBLE PRECISION) FROM tickets t", []);
     }
@@ -174,25 +223,7 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
         " JOIN users u ON u.id = t.user_id LEFT JOIN agents a ON a.id = t.assignee_id WHERE 1 = 1",
         [],
     );
-    if let Some(status) = q.status {
-        sql.push(" AND t.status = ?", [Param::Text(status.as_str().into())]);
-    }
-    push_visible(&mut sql, d, viewer);
-    if let Some(dept) = q.department {
-        sql.push(" AND t.dept_id = ?", [Param::Int(dept)]);
-    }
-    match q.assignee {
-        None => {}
-        Some(AssigneeFilter::Me) => sql.push(" AND t.assignee_id = ?", [Param::Int(viewer.id.0)]),
-        Some(AssigneeFilter::Nobody) => sql.push(" AND t.assignee_id IS NULL", []),
-        Some(AssigneeFilter::Agent(a)) => sql.push(" AND t.assignee_id = ?", [Param::Int(a.0)]),
-    }
-    if let Some(topic) = q.topic {
-        sql.push(" AND t.topic_id = ?", [Param::Int(topic)]);
-    }
-    if let Some(priority) = q.priority {
-        sql.push(" AND t.priority_id = ?", [Param::Int(priority)]);
-    }
+    push_filters(&mut sql, d, viewer, q);
     // Sorts over a relevance score need the search's `s`; without `q`
     // there is none, and relevance is never the sort then.
     let relevance = q.sort == Sort::Relevance && search.is_some();
@@ -374,6 +405,7 @@ mod tests {
             dept_in_list: "t.dept_id IN (SELECT value FROM json_each(?))",
             number_in_list: "t.number IN (SELECT value FROM json_each(?))",
             text_matches: "SELECT rowid, 0 FROM x WHERE x MATCH ?",
+            search_join: "s CROSS JOIN tickets t ON t.id = s.id",
             text_id: "rowid",
             text_binds_twice: false,
             search_text: |s| s.to_fts5(),

@@ -14,9 +14,11 @@ const DIALECT: Dialect = Dialect {
     numbered: true,
     dept_in_list: "t.dept_id = ANY(?)",
     number_in_list: "t.number = ANY(?)",
-    text_matches: "SELECT ticket_id, -ts_rank(doc, to_tsquery('simple', ?), 1)::float8
-                   FROM ticket_search WHERE doc @@ to_tsquery('simple', ?)",
-    text_id: "ticket_id",
+    text_matches: "SELECT m.ticket_id, -ts_rank(m.doc, to_tsquery('simple', ?), 1)::float8
+                   FROM ticket_search m JOIN tickets t ON t.id = m.ticket_id
+                   WHERE m.doc @@ to_tsquery('simple', ?)",
+    search_join: "s JOIN tickets t ON t.id = s.id",
+    text_id: "m.ticket_id",
     text_binds_twice: true,
     search_text: |s| s.to_tsquery(),
 };
