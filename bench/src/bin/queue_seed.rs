@@ -176,6 +176,7 @@ fn ticket(rng: &mut Rng, i: u64, base: i64) -> NewTicket {
             bounce: false,
             attachments: Vec::new(),
             dropped: Vec::new(),
+            agent: None,
         },
         mail: Vec::new(),
         now,
