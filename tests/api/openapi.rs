@@ -442,6 +442,20 @@ async fn answers_have_the_documented_shape() {
         response_schema(&doc, "get", "/api/v1/tickets/{number}", "200"),
         &full,
     );
+    // The queue and its counts.
+    for (path, template) in [
+        ("/api/v1/tickets?status=any&limit=5", "/api/v1/tickets"),
+        ("/api/v1/tickets?q=openapi&status=any", "/api/v1/tickets"),
+        ("/api/v1/queues", "/api/v1/queues"),
+    ] {
+        let r = app.send(Method::GET, path, None, vec![], &auth).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        let v: Value = serde_json::from_str(&r.body).unwrap();
+        fits(response_schema(&doc, "get", template, "200"), &v);
+        if template == "/api/v1/tickets" {
+            assert_eq!(v["tickets"].as_array().unwrap().len(), 1, "{path}: {v}");
+        }
+    }
     // A staff error.
     let r = app
         .send(Method::GET, "/api/v1/tickets/999999", None, vec![], &auth)
