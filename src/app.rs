@@ -38,6 +38,8 @@ pub struct AppState {
     pub intake: Arc<crate::mail_out::IntakeSignal>,
     /// Staff sign-in: session lifetime and the failure throttle.
     pub sign_in: Arc<crate::domain::agents::SignIn>,
+    /// The staff pages' templates and settings.
+    pub web: Arc<crate::web::Web>,
 }
 
 impl AppState {
@@ -59,6 +61,14 @@ impl AppState {
                     per_address: config.staff.sign_in_failures_per_address as usize,
                 },
             )),
+            // The templates are embedded: one that does not compile is a
+            // bug caught by `web::tests::every_template_compiles`, and
+            // stops the server here, before it listens.
+            web: Arc::new(
+                crate::web::Web::new(&config.web).expect(
+                    "embedded page templates compile (web::tests::every_template_compiles)",
+                ),
+            ),
         }
     }
 }
@@ -128,7 +138,8 @@ fn lower_priority() {
 /// The full router: the API routes behind [`router_with`]'s fallbacks
 /// and layers.
 pub fn router(state: AppState) -> Router {
-    router_with(crate::http::routes(), state)
+    let routes = crate::http::routes().merge(crate::web::routes(&state));
+    router_with(routes, state)
 }
 
 /// `routes` with the product's fallbacks and layers: unknown paths and

@@ -52,6 +52,28 @@ pub struct Config {
     pub pipe: PipeConfig,
     /// The staff API: sessions and the sign-in throttle.
     pub staff: StaffConfig,
+    /// The staff web interface at `/scp/`.
+    pub web: WebConfig,
+}
+
+/// The staff web interface (`/scp/`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// The session cookie is `Secure` (sent over HTTPS only). Turn off
+    /// only for plain HTTP on loopback (tests, a local trial).
+    pub secure_cookies: bool,
+    /// How often an open queue page asks for its rows again.
+    pub poll_secs: u64,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            secure_cookies: true,
+            poll_secs: 10,
+        }
+    }
 }
 
 /// The staff API's sessions and sign-in throttle (STAFF-API.md, Agents
@@ -567,6 +589,7 @@ impl Default for Config {
             postgres: PostgresConfig::default(),
             pipe: PipeConfig::default(),
             staff: StaffConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }
@@ -961,6 +984,9 @@ impl Config {
                 "staff",
                 "sign_in_failures_per_account and sign_in_failures_per_address must be > 0",
             ));
+        }
+        if self.web.poll_secs == 0 || self.web.poll_secs > 3600 {
+            return Err(invalid("web.poll_secs", "must be between 1 and 3600"));
         }
         // A topic form must not redefine a field every ticket already has.
         for t in &self.topics {

@@ -8,6 +8,7 @@
 //! * [`domain`] — forms, field types, the create-ticket use case, API keys
 //! * [`storage`] — the `Store` trait and the SQLite backend
 //! * [`mail_out`] — autoresponses and alerts: outbox rendering and SMTP sender
+//! * [`web`] — the staff web interface at `/scp/` (pages, templates, static files)
 //! * [`cli`] — `serve`, `key`, `ticket`, `config check`
 #![forbid(unsafe_code)]
 
@@ -20,3 +21,4 @@ pub mod http;
 pub mod intake;
 pub mod mail_out;
 pub mod storage;
+pub mod web;

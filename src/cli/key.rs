@@ -40,13 +40,8 @@ pub struct AddArgs {
 }
 
 fn parse_net(s: &str) -> anyhow::Result<IpNet> {
-    if let Ok(net) = s.parse::<IpNet>() {
-        return Ok(net);
-    }
-    let ip: std::net::IpAddr = s
-        .parse()
-        .with_context(|| format!("--ip {s}: not an IP address or CIDR range"))?;
-    Ok(IpNet::from(crate::domain::keys::canonical(ip)))
+    crate::domain::keys::parse_network(s)
+        .with_context(|| format!("--ip {s}: not an IP address or CIDR range"))
 }
 
 pub(super) async fn run(cli: &Cli, cmd: &KeyCommand) -> anyhow::Result<()> {

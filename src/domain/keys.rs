@@ -110,6 +110,18 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// An address or CIDR range a key may be used from (`key add --ip`,
+/// the admin page): a bare address is its own /32 or /128.
+pub fn parse_network(s: &str) -> Option<ipnet::IpNet> {
+    let s = s.trim();
+    if let Ok(net) = s.parse::<ipnet::IpNet>() {
+        return Some(net);
+    }
+    s.parse::<IpAddr>()
+        .ok()
+        .map(|ip| ipnet::IpNet::from(canonical(ip)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

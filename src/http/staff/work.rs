@@ -365,12 +365,23 @@ async fn download(
     staff: Staff,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    attachment_response(&state, &staff.agent, &id).await
+}
+
+/// An attachment `agent` may see, with the safe download headers; `404`
+/// otherwise. The staff pages (`/scp/attachments/{id}`) serve files
+/// through this too.
+pub async fn attachment_response(
+    state: &AppState,
+    agent: &crate::domain::staff::Agent,
+    id: &str,
+) -> Result<Response, ApiError> {
     let id: i64 = id.parse().map_err(|_| ApiError::not_found())?;
     let file = state
         .store
         .attachment(id)
         .await?
-        .filter(|f| staff.agent.may_see(f.department, f.assignee))
+        .filter(|f| agent.may_see(f.department, f.assignee))
         .ok_or_else(ApiError::not_found)?;
     let media = file.content_type.to_ascii_lowercase();
     let media = media.split(';').next().unwrap_or("").trim();
