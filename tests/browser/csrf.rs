@@ -125,7 +125,7 @@ async fn a_post_without_its_csrf_token_is_refused_and_changes_nothing() {
 
     // From outside with the session cookie copied from the browser.
     let cookie = page
-        .driver
+        .driver()
         .get_named_cookie("oxidesk_session")
         .await
         .unwrap();

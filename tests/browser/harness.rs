@@ -49,8 +49,28 @@ where
     }
 }
 
-/// A chromedriver process (in a process group of its own, so that the
-/// Chromium processes it starts go with it) on a free loopback port.
+/// `program` run by a shell in a new process group that waits for its
+/// standard input to close: when this process lets go of the pipe — the
+/// owner is dropped, or the test process dies, even by SIGKILL — the
+/// shell kills its whole group (chromedriver with the Chromium processes
+/// it started; the server). Add `program`'s arguments with `arg`.
+fn guarded(program: &str) -> Command {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("\"$0\" \"$@\" </dev/null & read _; kill -KILL 0")
+        .arg(program)
+        .stdin(Stdio::piped());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd
+}
+
+/// Ends a [`guarded`] process group and reaps its shell.
+fn end_group(child: &mut Child) {
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
+
+/// A chromedriver process (see [`guarded`]) on a free loopback port.
 pub struct Browser {
     child: Child,
     url: String,
@@ -76,12 +96,10 @@ impl Browser {
         // then chromedriver exits and another is tried.
         for _ in 0..5 {
             let port = free_port();
-            let mut cmd = Command::new(CHROMEDRIVER);
+            let mut cmd = guarded(CHROMEDRIVER);
             cmd.arg(format!("--port={port}"))
-                .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
-            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
             let child = cmd.spawn().expect("chromedriver starts");
             let mut browser = Browser {
                 child,
@@ -95,17 +113,14 @@ impl Browser {
     }
 
     /// Polls `/status` until `"ready": true`; `false` when chromedriver
-    /// exited (its port was taken) or did not answer in time.
+    /// did not answer in time (its port was taken: it exited at once).
     async fn wait_ready(&mut self) -> bool {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()
             .unwrap();
         let start = Instant::now();
-        while start.elapsed() < DEADLINE {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
+        while start.elapsed() < Duration::from_secs(10) {
             if let Ok(r) = client.get(format!("{}/status", self.url)).send().await
                 && let Ok(text) = r.text().await
                 && let Ok(v) = serde_json::from_str::<Value>(&text)
@@ -134,6 +149,8 @@ impl Browser {
             "--disable-extensions",
             "--disable-background-networking",
             "--disable-sync",
+            "--disable-crash-reporter",
+            "--disable-breakpad",
             "--password-store=basic",
             "--lang=en-US",
         ] {
@@ -143,7 +160,7 @@ impl Browser {
             .await
             .expect("a Chromium session");
         let page = Page {
-            driver,
+            driver: Some(driver),
             base: format!("http://{}", desk.addr),
         };
         page.set_viewport(width, height).await;
@@ -154,24 +171,36 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         // Sessions quit before (they are declared after the browser);
-        // whatever is left of chromedriver's group goes now.
-        let pid = self.child.id();
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pid}")])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // what is left of the group goes now.
+        end_group(&mut self.child);
     }
 }
 
 /// One browser session against one server.
 pub struct Page {
-    pub driver: WebDriver,
+    /// `None` once quit.
+    driver: Option<WebDriver>,
     base: String,
 }
 
+impl Drop for Page {
+    fn drop(&mut self) {
+        // Not quit (a test failed): thirtyfour's own fallback would block
+        // this runtime's thread on a request that needs the runtime (two
+        // minutes, then a timeout). The browser's process group goes when
+        // the [`Browser`] is dropped instead.
+        if let Some(d) = self.driver.take() {
+            let _ = d.leak();
+        }
+    }
+}
+
 impl Page {
+    /// The WebDriver session.
+    pub fn driver(&self) -> &WebDriver {
+        self.driver.as_ref().expect("the session is open")
+    }
+
     /// `path` on the server under test.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
@@ -180,7 +209,7 @@ impl Page {
     /// Exact viewport (CSS pixels); under 600 px wide it is a phone
     /// (mobile emulation: the page's `<meta name=viewport>` counts).
     pub async fn set_viewport(&self, width: u32, height: u32) {
-        self.driver
+        self.driver()
             .cdp()
             .emulation()
             .set_device_metrics_override(width, height, 1.0, width < 600)
@@ -190,7 +219,7 @@ impl Page {
 
     /// Loads `path` and waits for the document to be complete.
     pub async fn goto(&self, path: &str) {
-        self.driver
+        self.driver()
             .goto(self.url(path))
             .await
             .unwrap_or_else(|e| panic!("GET {path}: {e}"));
@@ -207,7 +236,7 @@ impl Page {
 
     /// The path (and query) of the current page.
     pub async fn path(&self) -> String {
-        let url = self.driver.current_url().await.unwrap();
+        let url = self.driver().current_url().await.unwrap();
         match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
@@ -217,7 +246,7 @@ impl Page {
     /// Runs `script` (a function body; `arguments[i]` are `args`) and
     /// answers its return value.
     pub async fn js_with(&self, script: &str, args: Vec<Value>) -> Value {
-        self.driver
+        self.driver()
             .execute(script, args)
             .await
             .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
@@ -231,7 +260,7 @@ impl Page {
 
     /// The first element matching `css`, or `None`.
     pub async fn try_find(&self, css: &str) -> Option<WebElement> {
-        self.driver
+        self.driver()
             .find_all(By::Css(css))
             .await
             .ok()?
@@ -247,7 +276,7 @@ impl Page {
     }
 
     pub async fn count(&self, css: &str) -> usize {
-        self.driver
+        self.driver()
             .find_all(By::Css(css))
             .await
             .map(|v| v.len())
@@ -334,7 +363,7 @@ impl Page {
 
     /// Presses `keys` on whatever has the focus.
     pub async fn press(&self, keys: impl Into<TypingData>) {
-        self.driver
+        self.driver()
             .action_chain()
             .send_keys(keys)
             .perform()
@@ -361,14 +390,16 @@ impl Page {
             .clamp(400, 4000) as u32;
         self.set_viewport(width, tall).await;
         let path = dir.join(format!("{name}.png"));
-        self.driver.screenshot(&path).await.unwrap();
+        self.driver().screenshot(&path).await.unwrap();
         self.set_viewport(width, 800).await;
         path
     }
 
     /// Ends the session (Chromium exits).
-    pub async fn quit(self) {
-        let _ = self.driver.quit().await;
+    pub async fn quit(mut self) {
+        if let Some(d) = self.driver.take() {
+            let _ = d.quit().await;
+        }
     }
 }
 
@@ -427,7 +458,7 @@ impl Desk {
         )
         .unwrap();
         let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_oxidesk"))
+        let mut child = guarded(env!("CARGO_BIN_EXE_oxidesk"))
             .arg("--config")
             .arg(&config_path)
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -437,7 +468,6 @@ impl Desk {
             .env("OXIDESK__MAIL__SMTP_PORT", sink.port.to_string())
             .env("OXIDESK__MAIL__FROM_ADDRESS", "support@example.com")
             .env("OXIDESK__MAIL__POLL_INTERVAL_MS", "200")
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -445,8 +475,7 @@ impl Desk {
         let addr = match listening_address(&mut child) {
             Ok(addr) => addr,
             Err(why) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                end_group(&mut child);
                 let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
                 panic!("oxidesk serve did not start: {why}\n{log}");
             }
@@ -594,8 +623,7 @@ impl Desk {
 
 impl Drop for Desk {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        end_group(&mut self.child);
         if std::thread::panicking()
             && let Ok(log) = std::fs::read_to_string(self.dir.path().join("serve.log"))
         {

@@ -24,7 +24,7 @@ async fn a_wrong_password_shows_an_error_and_the_right_one_opens_the_queue() {
     let text = flash.text().await.unwrap();
     assert!(text.contains("Invalid email or password"), "{text}");
     assert!(page.try_find("table#queue").await.is_none());
-    let cookies = page.driver.get_all_cookies().await.unwrap();
+    let cookies = page.driver().get_all_cookies().await.unwrap();
     assert!(
         !cookies.iter().any(|c| c.name == "oxidesk_session"),
         "no session for a wrong password: {cookies:?}"
@@ -44,7 +44,7 @@ async fn a_wrong_password_shows_an_error_and_the_right_one_opens_the_queue() {
     );
     assert!(page.try_find("main#main").await.is_some());
     let cookie = page
-        .driver
+        .driver()
         .get_named_cookie("oxidesk_session")
         .await
         .expect("the session cookie");
