@@ -5,6 +5,8 @@
 
 mod common;
 pub mod postgres;
+mod queue_sql;
+mod search;
 mod sql;
 pub mod sqlite;
 pub mod staff;

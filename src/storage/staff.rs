@@ -4,6 +4,7 @@
 
 use super::{BoxFuture, StoreError};
 use crate::domain::agents::TokenKind;
+use crate::domain::queue::{QueueCounts, QueuePage, QueueQuery};
 use crate::domain::staff::{Agent, AgentId};
 use crate::domain::work::{StaffEntry, TicketChange};
 
@@ -128,8 +129,27 @@ pub trait AgentStore: Send + Sync {
 }
 
 /// The queue: listing with filters, sorts and cursors, full-text search,
-/// side-bar counts.
-pub trait QueueStore: Send + Sync {}
+/// side-bar counts. Both apply the permission rule
+/// ([`Agent::may_see`]) in SQL: a ticket the viewer may not see is
+/// neither listed, found nor counted.
+pub trait QueueStore: Send + Sync {
+    /// One page of the queue as `viewer` sees it: `query`'s filters and
+    /// search, in its sort (ties by id), after its cursor; with a next
+    /// cursor when more rows follow.
+    fn list_queue<'a>(
+        &'a self,
+        viewer: &'a Agent,
+        query: &'a QueueQuery,
+    ) -> BoxFuture<'a, Result<QueuePage, StoreError>>;
+
+    /// The side bar's counts as `viewer` sees them; "today" is from
+    /// `today_start` (a ticket's `status_changed`).
+    fn queue_counts<'a>(
+        &'a self,
+        viewer: &'a Agent,
+        today_start: jiff::Timestamp,
+    ) -> BoxFuture<'a, Result<QueueCounts, StoreError>>;
+}
 
 /// One ticket's work: changes with `If-Match`, replies, notes,
 /// attachments (the full ticket is `Store::load_ticket`).

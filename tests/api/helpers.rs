@@ -468,3 +468,49 @@ impl TestClock {
 pub fn outbox_sender(app: &TestApp, clock: &TestClock) -> Arc<OutboxSender> {
     Arc::new(OutboxSender::with_clock(app.store.clone(), &app.config, clock.clock()).unwrap())
 }
+
+/// Runs `sql` (one or more statements, no parameters: test data only)
+/// on the database of `config`, beside the store.
+pub async fn exec_sql(config: &Config, sql: &str) {
+    if let Some(path) = config.database.strip_prefix("sqlite://") {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        conn.execute_batch(sql).unwrap();
+    } else {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&config.database).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+/// Inserts an active agent (and its departments) straight into the
+/// database; returns its id.
+pub async fn insert_agent(config: &Config, email: &str, admin: bool, departments: &[i64]) -> i64 {
+    let mut sql = format!(
+        "INSERT INTO agents (email, name, password_hash, is_admin, is_active, created)
+         VALUES ('{email}', 'Agent {email}', 'x', {admin}, TRUE, '2026-01-01T00:00:00Z');"
+    );
+    for d in departments {
+        sql.push_str(&format!(
+            "INSERT INTO agent_departments (agent_id, dept_id)
+             SELECT id, {d} FROM agents WHERE email = '{email}';"
+        ));
+    }
+    exec_sql(config, &sql).await;
+    let id_sql = format!("SELECT id FROM agents WHERE email = '{email}'");
+    if let Some(path) = config.database.strip_prefix("sqlite://") {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.query_row(&id_sql, [], |r| r.get(0)).unwrap()
+    } else {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&config.database).await.unwrap();
+        sqlx::query_scalar(sqlx::AssertSqlSafe(id_sql))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    }
+}

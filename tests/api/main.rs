@@ -17,9 +17,11 @@ mod migrate;
 
 mod notify;
 mod openapi;
+mod queue;
 mod routes;
 mod staff_auth;
 mod staff_work;
 mod storage;
 mod store_suite;
+mod web;
 mod xml;

@@ -14,7 +14,7 @@ use crate::helpers::{TestApp, spawn_app, ticket};
 /// Operations documented ahead of their routes: the queue routes are
 /// written on another branch (`http::staff::queue`). Once they are
 /// served, the test below fails until they are taken off this list.
-const DOCUMENTED_AHEAD: &[(&str, &str)] = &[("GET", "/api/v1/tickets"), ("GET", "/api/v1/queues")];
+const DOCUMENTED_AHEAD: &[(&str, &str)] = &[];
 
 const METHODS: &[&str] = &[
     "get", "put", "post", "delete", "options", "head", "patch", "trace",

@@ -127,6 +127,10 @@ impl crate::storage::DataCopy for PgStore {
                     .execute(&self.pool)
                     .await?;
             }
+            // The index is derived data: made from the imported tickets.
+            let mut tx = self.pool.begin().await?;
+            super::search::rebuild_index(&mut tx).await?;
+            tx.commit().await?;
             if ticket_counter > 0 {
                 sqlx::query("SELECT setval('ticket_number_seq', $1)")
                     .bind(ticket_counter)

@@ -39,6 +39,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../../../migrations/postgres/0009_staff.sql"),
     ),
+    (
+        10,
+        include_str!("../../../migrations/postgres/0010_search.sql"),
+    ),
 ];
 
 /// Any advisory-lock key, fixed: "oxidesk migrations".
@@ -62,6 +66,9 @@ impl PgStore {
                 tx.execute(*sql)
                     .await
                     .map_err(|e| other(format!("migration {n} failed: {e}")))?;
+                if *n == super::search::MIGRATION {
+                    super::search::rebuild_index(&mut tx).await?;
+                }
                 sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
                     .bind(n)
                     .execute(&mut *tx)

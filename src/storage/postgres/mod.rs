@@ -35,6 +35,9 @@ mod keys;
 mod mail;
 mod migrate;
 mod queue;
+// Before `tickets`: its statement includes `search_part!`.
+#[macro_use]
+mod search;
 #[cfg(test)]
 mod tests;
 mod tickets;

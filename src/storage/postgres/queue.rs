@@ -1,6 +1,88 @@
-//! The queue and full-text search on postgres.
+//! The queue and full-text search on PostgreSQL: the shared statements
+//! of `storage::queue_sql` on the pool. `ts_rank` (normalised by
+//! document length) ranks, over the weights the index row carries
+//! (subject A, names and file names B, bodies D); the score is its
+//! negation so that lower is better on both backends.
 
 use super::*;
+use crate::domain::queue::{QueueCounts, QueuePage, QueueQuery};
+use crate::domain::staff::Agent;
 use crate::storage::QueueStore;
+use crate::storage::queue_sql::{self, Dialect, Param, ROW_COLUMNS, Sql};
 
-impl QueueStore for PgStore {}
+const DIALECT: Dialect = Dialect {
+    numbered: true,
+    dept_in_list: "t.dept_id = ANY(?)",
+    number_in_list: "t.number = ANY(?)",
+    text_matches: "SELECT ticket_id, -ts_rank(doc, to_tsquery('simple', ?), 1)::float8
+                   FROM ticket_search WHERE doc @@ to_tsquery('simple', ?)",
+    text_id: "ticket_id",
+    text_binds_twice: true,
+    search_text: |s| s.to_tsquery(),
+};
+
+fn query(sql: &Sql) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.text.as_str()));
+    for p in &sql.params {
+        q = match p {
+            Param::Int(n) => q.bind(*n),
+            Param::Text(t) => q.bind(t.as_str()),
+            Param::Real(f) => q.bind(*f),
+            Param::Ints(list) => q.bind(list.as_slice()),
+            Param::Texts(list) => q.bind(list.as_slice()),
+        };
+    }
+    q
+}
+
+impl QueueStore for PgStore {
+    fn list_queue<'a>(
+        &'a self,
+        viewer: &'a Agent,
+        q: &'a QueueQuery,
+    ) -> BoxFuture<'a, Result<QueuePage, StoreError>> {
+        Box::pin(async move {
+            let sql = queue_sql::list_sql(&DIALECT, viewer, q);
+            let found = query(&sql).fetch_all(&self.pool).await?;
+            let mut rows = Vec::with_capacity(found.len());
+            for r in &found {
+                let values = pg_values(r, ROW_COLUMNS.iter().copied())?;
+                let score: f64 = r.try_get(ROW_COLUMNS.len())?;
+                rows.push(queue_sql::queue_row(values, score, q.sort)?);
+            }
+            Ok(QueuePage::from_rows(q, rows))
+        })
+    }
+
+    fn queue_counts<'a>(
+        &'a self,
+        viewer: &'a Agent,
+        today_start: jiff::Timestamp,
+    ) -> BoxFuture<'a, Result<QueueCounts, StoreError>> {
+        Box::pin(async move {
+            let mut sqls = queue_sql::counts_sql(&DIALECT, viewer, today_start).into_iter();
+            let mut out = QueueCounts::default();
+            let mut conn = self.pool.acquire().await?;
+            if let Some(by_dept) = sqls.next() {
+                for r in query(&by_dept).fetch_all(&mut *conn).await? {
+                    out.open_by_department.push((
+                        r.try_get(0)?,
+                        r.try_get::<Option<String>, _>(1)?.unwrap_or_default(),
+                        r.try_get(2)?,
+                    ));
+                }
+            }
+            for slot in [
+                &mut out.mine,
+                &mut out.unassigned,
+                &mut out.resolved_today,
+                &mut out.closed_today,
+            ] {
+                if let Some(sql) = sqls.next() {
+                    *slot = query(&sql).fetch_one(&mut *conn).await?.try_get(0)?;
+                }
+            }
+            Ok(out)
+        })
+    }
+}

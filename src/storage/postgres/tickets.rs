@@ -35,6 +35,7 @@ macro_rules! insert_ticket_sql {
              ), ",
             $mail,
             $files,
+            search_part!(),
             "f AS (
                  INSERT INTO field_values (ticket_id, form, name, value)
                  SELECT t.id, x.form, x.name, x.value
@@ -152,6 +153,8 @@ pub(super) async fn insert_ticket_one_statement(
     let fnames: Vec<String> = t.fields.iter().map(|f| f.name.clone()).collect();
     let fvalues: Vec<String> = t.fields.iter().map(|f| f.value.to_string()).collect();
     let plan = MailArrays::new(&t.mail, message_domain)?;
+    // Full-text index words (search.rs), written by the statement's `s` part.
+    let doc = crate::storage::search::SearchDoc::of_ticket(t);
     let mail = !t.mail.is_empty();
     for _ in 0..NUMBER_ATTEMPTS {
         let number = if numbers.sequential {
@@ -209,6 +212,9 @@ pub(super) async fn insert_ticket_one_statement(
             .bind(&plan.recipients)
             .bind(&plan.tails)
             .bind(&plan.capped)
+            .bind(&doc.subject)
+            .bind(&doc.body)
+            .bind(&doc.meta)
             .fetch_optional(&mut *conn)
             .await?;
         if let Some((ticket_id, entry_id, user_id)) = row {
@@ -446,6 +452,7 @@ pub(super) async fn ingest_email(
                 t.now,
             )
             .await?;
+            super::search::index_new_entry(tx, thread.ticket_id, &t.entry).await?;
             insert_reply_mail(
                 tx,
                 message_domain,

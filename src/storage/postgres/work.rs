@@ -21,6 +21,7 @@ impl WorkStore for PgStore {
         Box::pin(async move {
             let mut tx = self.pool.begin().await?;
             let id = insert_entry(&mut tx, e.ticket_id, &e.entry, &format_time(e.now)).await?;
+            super::search::index_new_entry(&mut tx, e.ticket_id, &e.entry).await?;
             insert_reply_mail(
                 &mut tx,
                 &self.message_domain,

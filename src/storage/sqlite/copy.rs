@@ -110,6 +110,8 @@ impl crate::storage::DataCopy for SqliteStore {
                 "../../../migrations/sqlite/record_outbox_on_entries.sql"
             ))?;
             w.taken.set(taken_up_to(conn)?);
+            // The index is derived data: made from the imported tickets.
+            search::rebuild_index(conn)?;
             if ticket_counter > 0 {
                 conn.execute(
                     "INSERT INTO counters (name, value) VALUES ('ticket_number', ?1)

@@ -36,6 +36,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../../migrations/sqlite/0008_mail_kinds.sql"),
     ),
     (9, include_str!("../../../migrations/sqlite/0009_staff.sql")),
+    (
+        10,
+        include_str!("../../../migrations/sqlite/0010_search.sql"),
+    ),
 ];
 
 pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
@@ -53,6 +57,9 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
             if *n > version {
                 conn.execute_batch(sql)
                     .map_err(|e| other(format!("migration {n} failed: {e}")))?;
+                if *n == super::search::MIGRATION {
+                    super::search::rebuild_index(conn)?;
+                }
                 conn.pragma_update(None, "user_version", n)?;
             }
         }

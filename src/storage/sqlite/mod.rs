@@ -40,6 +40,7 @@ mod copy;
 mod mail;
 mod migrate;
 mod queue;
+mod search;
 #[cfg(test)]
 mod tests;
 mod tickets;
@@ -345,8 +346,12 @@ fn unix_time(rfc3339: &str) -> Option<i64> {
 
 impl Store for SqliteStore {
     fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<TicketNumber, StoreError>> {
+        // The words are made here, not on the single writer thread.
+        let doc = super::search::SearchDoc::of_ticket(&ticket);
         self.write(move |conn, w| {
-            insert_ticket(conn, w, &ticket).map(|(n, _, _)| TicketNumber::from_stored(n))
+            let (number, ticket_id, _) = insert_ticket(conn, w, &ticket)?;
+            search::index_new_ticket(conn, ticket_id, &doc)?;
+            Ok(TicketNumber::from_stored(number))
         })
     }
 

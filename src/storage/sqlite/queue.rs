@@ -1,6 +1,114 @@
-//! The queue and full-text search on sqlite.
+//! The queue and full-text search on SQLite: the shared statements of
+//! `storage::queue_sql` on a pooled read connection (off the async
+//! threads: a search may rank thousands of matches). FTS5's `bm25`
+//! ranks, the subject weighing 5, names and file names 2, bodies 1.
 
 use super::*;
+use crate::domain::queue::{QueueCounts, QueuePage, QueueQuery};
+use crate::domain::staff::Agent;
 use crate::storage::QueueStore;
+use crate::storage::queue_sql::{self, Dialect, Param, ROW_COLUMNS, Sql};
 
-impl QueueStore for SqliteStore {}
+const DIALECT: Dialect = Dialect {
+    numbered: false,
+    dept_in_list: "t.dept_id IN (SELECT value FROM json_each(?))",
+    number_in_list: "t.number IN (SELECT value FROM json_each(?))",
+    text_matches: "SELECT rowid, bm25(ticket_search, 5.0, 1.0, 2.0) FROM ticket_search
+                   WHERE ticket_search MATCH ?",
+    text_id: "rowid",
+    text_binds_twice: false,
+    search_text: |s| s.to_fts5(),
+};
+
+fn bind(p: &Param) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    match p {
+        Param::Int(n) => Value::Integer(*n),
+        Param::Text(t) => Value::Text(t.clone()),
+        Param::Real(f) => Value::Real(*f),
+        Param::Ints(list) => Value::Text(serde_json::Value::from(list.clone()).to_string()),
+        Param::Texts(list) => Value::Text(serde_json::Value::from(list.clone()).to_string()),
+    }
+}
+
+/// Runs `sql`, handing each row to `f`.
+fn each_row(
+    conn: &Connection,
+    sql: &Sql,
+    mut f: impl FnMut(&rusqlite::Row<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(&sql.text)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(sql.params.iter().map(bind)))?;
+    while let Some(r) = rows.next()? {
+        f(r)?;
+    }
+    Ok(())
+}
+
+fn list(conn: &Connection, viewer: &Agent, query: &QueueQuery) -> Result<QueuePage, StoreError> {
+    let sql = queue_sql::list_sql(&DIALECT, viewer, query);
+    let mut rows = Vec::with_capacity(query.limit as usize + 1);
+    each_row(conn, &sql, |r| {
+        let mut values = Vec::with_capacity(ROW_COLUMNS.len());
+        for (i, ty) in ROW_COLUMNS.iter().enumerate() {
+            values.push(dump_value(r.get_ref(i)?, *ty));
+        }
+        let score: f64 = r.get(ROW_COLUMNS.len())?;
+        rows.push(queue_sql::queue_row(values, score, query.sort)?);
+        Ok(())
+    })?;
+    Ok(QueuePage::from_rows(query, rows))
+}
+
+fn counts(
+    conn: &Connection,
+    viewer: &Agent,
+    today_start: jiff::Timestamp,
+) -> Result<QueueCounts, StoreError> {
+    let mut sqls = queue_sql::counts_sql(&DIALECT, viewer, today_start).into_iter();
+    let mut out = QueueCounts::default();
+    if let Some(by_dept) = sqls.next() {
+        each_row(conn, &by_dept, |r| {
+            out.open_by_department.push((
+                r.get(0)?,
+                r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                r.get(2)?,
+            ));
+            Ok(())
+        })?;
+    }
+    for slot in [
+        &mut out.mine,
+        &mut out.unassigned,
+        &mut out.resolved_today,
+        &mut out.closed_today,
+    ] {
+        if let Some(sql) = sqls.next() {
+            each_row(conn, &sql, |r| {
+                *slot = r.get(0)?;
+                Ok(())
+            })?;
+        }
+    }
+    Ok(out)
+}
+
+impl QueueStore for SqliteStore {
+    fn list_queue<'a>(
+        &'a self,
+        viewer: &'a Agent,
+        query: &'a QueueQuery,
+    ) -> BoxFuture<'a, Result<QueuePage, StoreError>> {
+        let (viewer, query) = (viewer.clone(), query.clone());
+        self.read(move |conn| list(conn, &viewer, &query))
+    }
+
+    fn queue_counts<'a>(
+        &'a self,
+        viewer: &'a Agent,
+        today_start: jiff::Timestamp,
+    ) -> BoxFuture<'a, Result<QueueCounts, StoreError>> {
+        let viewer = viewer.clone();
+        self.read(move |conn| counts(conn, &viewer, today_start))
+    }
+}

@@ -210,6 +210,9 @@ pub(super) fn ingest_email(
             )
         }
     };
+    // Full-text index (search.rs), in this transaction.
+    let created = matches!(outcome, EmailOutcome::Created(_));
+    super::search::index_email(conn, ticket_id, email, created)?;
     conn.prepare_cached(sql::INSERT_RAW_MESSAGE)?
         .execute(params![entry_id, email.raw_compressed])?;
     // Rare (a part over a cap): a statement of its own rather than a

@@ -1,0 +1,512 @@
+//! Full-text search (STAFF-API.md, Full-text search): how text becomes
+//! index words and how `q` becomes a query, decided once for both
+//! backends.
+//!
+//! Both sides go through [`words`]: text is folded (lower case, no
+//! diacritics: `Café` is `cafe`), cut into runs of letters and digits,
+//! and every Han, Kana or Hangul character is a word of its own, because
+//! Chinese and Japanese are written without spaces: `印刷できません` is
+//! indexed as seven words and the query `印刷` becomes the phrase
+//! `"印 刷"`, which finds it. The stores index the space-joined words
+//! ([`index_text`]) with a tokenizer that only splits on spaces (SQLite
+//! FTS5 `ascii`, PostgreSQL's `simple` configuration), so both backends
+//! see exactly these words.
+//!
+//! This module decides words and queries; it must not know SQL beyond
+//! rendering a parsed query in the two match languages.
+
+use unicode_normalization::char::{decompose_compatible, is_combining_mark};
+
+use super::DomainError;
+use super::ids::TicketNumber;
+
+/// Longest `q`, in characters.
+pub const MAX_QUERY_CHARS: usize = 256;
+/// Most terms (words, phrases, exclusions) in `q`.
+pub const MAX_TERMS: usize = 12;
+/// Most words in one phrase (a CJK term is a phrase of its characters).
+pub const MAX_PHRASE_WORDS: usize = 32;
+/// Longest indexed word, in characters: longer runs (base64, hashes) are
+/// cut, the same way at index and query time.
+pub const MAX_WORD_CHARS: usize = 64;
+/// Index text kept per entry (and per subject, name list), in bytes:
+/// bounds a ticket's index row (PostgreSQL refuses a `tsvector` over
+/// 1 MB). A body longer than that is found by its beginning.
+pub const MAX_INDEX_BYTES_PER_PART: usize = 32 * 1024;
+
+/// Han, Kana and Hangul: scripts written without spaces between words,
+/// indexed one character per word.
+pub fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF          // Hiragana, Katakana
+        | 0x31F0..=0x31FF        // Katakana phonetic extensions
+        | 0x3400..=0x4DBF        // CJK extension A
+        | 0x4E00..=0x9FFF        // CJK unified ideographs
+        | 0xAC00..=0xD7AF        // Hangul syllables
+        | 0x1100..=0x11FF        // Hangul jamo
+        | 0x3130..=0x318F        // Hangul compatibility jamo
+        | 0xF900..=0xFAFF        // CJK compatibility ideographs
+        | 0xFF66..=0xFF9F        // half-width Katakana
+        | 0x20000..=0x2FA1F) // CJK extensions B–F, compatibility supplement
+}
+
+/// Letters without a decomposition that people type without their mark.
+fn fold_special(c: char, out: &mut impl FnMut(char)) -> bool {
+    let s: &str = match c {
+        'ß' => "ss",
+        'æ' | 'Æ' => "ae",
+        'œ' | 'Œ' => "oe",
+        'ø' | 'Ø' => "o",
+        'đ' | 'Đ' | 'ð' | 'Ð' => "d",
+        'ł' | 'Ł' => "l",
+        'ı' => "i",
+        'þ' | 'Þ' => "th",
+        _ => return false,
+    };
+    s.chars().for_each(out);
+    true
+}
+
+/// Calls `out` with the folded form of `c`: compatibility decomposition
+/// without combining marks, lower case. CJK is left as it is (NFKD would
+/// split Hangul syllables and strip Kana's voicing marks).
+fn fold_char(c: char, out: &mut impl FnMut(char)) {
+    if c.is_ascii() {
+        out(c.to_ascii_lowercase());
+        return;
+    }
+    if is_cjk(c) || fold_special(c, out) {
+        if is_cjk(c) {
+            out(c);
+        }
+        return;
+    }
+    decompose_compatible(c, |d| {
+        if !is_combining_mark(d) && !fold_special(d, out) {
+            d.to_lowercase().for_each(&mut *out);
+        }
+    });
+}
+
+/// The words of `text`, folded, in order: runs of letters and digits,
+/// each CJK character alone. Calls `word` with each; a word is never
+/// empty and has at most [`MAX_WORD_CHARS`] characters.
+pub fn for_each_word(text: &str, mut word: impl FnMut(&str)) {
+    let mut current = String::new();
+    let mut chars = 0usize;
+    let flush = |current: &mut String, chars: &mut usize, word: &mut dyn FnMut(&str)| {
+        if !current.is_empty() {
+            word(current);
+            current.clear();
+        }
+        *chars = 0;
+    };
+    for c in text.chars() {
+        let mut pending: [char; 8] = ['\0'; 8];
+        let mut n = 0;
+        fold_char(c, &mut |f| {
+            if n < pending.len() {
+                pending[n] = f;
+                n += 1;
+            }
+        });
+        for &f in &pending[..n] {
+            if is_cjk(f) {
+                flush(&mut current, &mut chars, &mut word);
+                let mut buf = [0u8; 4];
+                word(f.encode_utf8(&mut buf));
+            } else if f.is_alphanumeric() {
+                if chars < MAX_WORD_CHARS {
+                    current.push(f);
+                    chars += 1;
+                }
+            } else {
+                flush(&mut current, &mut chars, &mut word);
+            }
+        }
+    }
+    flush(&mut current, &mut chars, &mut word);
+}
+
+/// The words of `text` (see [`for_each_word`]).
+pub fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for_each_word(text, |w| out.push(w.to_string()));
+    out
+}
+
+/// Appends the words of `text` to `out`, space-separated, stopping at
+/// [`MAX_INDEX_BYTES_PER_PART`] bytes of this part.
+pub fn push_index_text(out: &mut String, text: &str) {
+    let start = out.len();
+    for_each_word(text, |w| {
+        if out.len() - start + w.len() + 1 > MAX_INDEX_BYTES_PER_PART {
+            return;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(w);
+    });
+}
+
+/// Index text of several parts (space-joined words).
+pub fn index_text<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    for p in parts {
+        push_index_text(&mut out, p);
+    }
+    out
+}
+
+/// The text of an entry body for the index: HTML bodies lose their tags
+/// (and decode their entities); text is taken as it is.
+pub fn body_text(body: &str, is_html: bool) -> std::borrow::Cow<'_, str> {
+    if is_html {
+        std::borrow::Cow::Owned(html_to_text(body))
+    } else {
+        std::borrow::Cow::Borrowed(body)
+    }
+}
+
+/// The words of sanitised HTML: tags become spaces, the contents of
+/// `style` and `script` are dropped, character references decoded.
+pub fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(i) = rest.find(['<', '&']) {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        if rest.starts_with('<') {
+            let end = rest.find('>').map_or(rest.len(), |e| e + 1);
+            let tag = rest[1..end.saturating_sub(1).max(1)].to_ascii_lowercase();
+            rest = &rest[end..];
+            for skipped in ["style", "script"] {
+                if tag.starts_with(skipped) {
+                    let close = format!("</{skipped}");
+                    let at = rest.to_ascii_lowercase().find(&close);
+                    rest = at.map_or("", |at| &rest[at..]);
+                }
+            }
+            out.push(' ');
+        } else {
+            let end = rest[1..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '#'))
+                .map(|e| e + 1);
+            let decoded = match end {
+                Some(e) if rest[e..].starts_with(';') => decode_entity(&rest[1..e]).map(|c| (c, e)),
+                _ => None,
+            };
+            match decoded {
+                Some((c, e)) => {
+                    out.push(c);
+                    rest = &rest[e + 1..];
+                }
+                None => {
+                    out.push('&');
+                    rest = &rest[1..];
+                }
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn decode_entity(name: &str) -> Option<char> {
+    if let Some(num) = name.strip_prefix('#') {
+        let n = match num.strip_prefix(['x', 'X']) {
+            Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+            None => num.parse().ok()?,
+        };
+        return char::from_u32(n);
+    }
+    Some(match name {
+        "amp" => '&',
+        "lt" => '<',
+        "gt" => '>',
+        "quot" => '"',
+        "apos" => '\'',
+        "nbsp" => ' ',
+        _ => return None,
+    })
+}
+
+/// Words that must appear one after the other; the last may be a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phrase {
+    /// Folded words (one for a plain word).
+    pub words: Vec<String>,
+    /// The last word is a prefix (`print*`).
+    pub prefix: bool,
+}
+
+/// A parsed `q`: every `include` phrase and none of `exclude`; a ticket
+/// whose number is one of `numbers` matches whatever the words say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchQuery {
+    /// Phrases a ticket must contain.
+    pub include: Vec<Phrase>,
+    /// Phrases it must not contain.
+    pub exclude: Vec<Phrase>,
+    /// Terms that are ticket numbers: those tickets match exactly.
+    pub numbers: Vec<TicketNumber>,
+}
+
+fn invalid(message: impl Into<String>) -> DomainError {
+    DomainError::Invalid {
+        field: "q".into(),
+        message: message.into(),
+    }
+}
+
+impl SearchQuery {
+    /// Parses `q`: words, `"phrases"`, `word*` prefixes, `-term`
+    /// exclusions; a word that could be a ticket number (letters, digits
+    /// and `-` with a digit, optionally after `#`) also names that ticket.
+    /// `None` for a `q` with no words at all (the queue unfiltered).
+    pub fn parse(q: &str) -> Result<Option<Self>, DomainError> {
+        if q.chars().count() > MAX_QUERY_CHARS {
+            return Err(invalid(format!("at most {MAX_QUERY_CHARS} characters")));
+        }
+        let mut query = SearchQuery {
+            include: Vec::new(),
+            exclude: Vec::new(),
+            numbers: Vec::new(),
+        };
+        let mut terms = 0usize;
+        let mut rest = q.trim_start();
+        while !rest.is_empty() {
+            let mut negated = false;
+            if let Some(r) = rest.strip_prefix('-')
+                && r.starts_with(|c: char| !c.is_whitespace())
+            {
+                negated = true;
+                rest = r;
+            }
+            let (raw, quoted, after) = if let Some(r) = rest.strip_prefix('"') {
+                let end = r.find('"').unwrap_or(r.len());
+                (&r[..end], true, r.get(end + 1..).unwrap_or(""))
+            } else {
+                let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+                (&rest[..end], false, &rest[end..])
+            };
+            rest = after.trim_start();
+            let (text, prefix) = if quoted {
+                let trimmed = raw.trim_end();
+                match trimmed.strip_suffix('*') {
+                    Some(t) => (t, true),
+                    None => (trimmed, false),
+                }
+            } else {
+                let t = raw.trim_end_matches('*');
+                (t, t.len() != raw.len())
+            };
+            if !negated && !quoted {
+                let bare = text.strip_prefix('#').unwrap_or(text);
+                if bare.chars().any(|c| c.is_ascii_digit())
+                    && let Some(n) = TicketNumber::parse(bare)
+                {
+                    query.numbers.push(n);
+                }
+            }
+            let words = words(text);
+            if words.is_empty() {
+                continue;
+            }
+            terms += 1;
+            if terms > MAX_TERMS {
+                return Err(invalid(format!("at most {MAX_TERMS} terms")));
+            }
+            if words.len() > MAX_PHRASE_WORDS {
+                return Err(invalid(format!(
+                    "a phrase has at most {MAX_PHRASE_WORDS} words"
+                )));
+            }
+            // A one-letter prefix would match a large part of the index:
+            // it is taken as the word itself (a CJK word is one letter).
+            let prefix = prefix && words.last().is_some_and(|w| w.chars().count() >= 2);
+            let phrase = Phrase { words, prefix };
+            if negated {
+                query.exclude.push(phrase);
+            } else {
+                query.include.push(phrase);
+            }
+        }
+        if query.include.is_empty() && query.numbers.is_empty() {
+            if query.exclude.is_empty() {
+                return Ok(None);
+            }
+            return Err(invalid("needs a word to look for, not only exclusions"));
+        }
+        Ok(Some(query))
+    }
+
+    /// The words part as an FTS5 query (`None`: only numbers were given).
+    /// Words are letters and digits only, so quoting cannot be escaped.
+    pub fn to_fts5(&self) -> Option<String> {
+        if self.include.is_empty() {
+            return None;
+        }
+        let phrase = |p: &Phrase| {
+            format!(
+                "\"{}\"{}",
+                p.words.join(" "),
+                if p.prefix { "*" } else { "" }
+            )
+        };
+        let include: Vec<String> = self.include.iter().map(phrase).collect();
+        let mut out = format!("({})", include.join(" AND "));
+        for p in &self.exclude {
+            out.push_str(" NOT ");
+            out.push_str(&phrase(p));
+        }
+        Some(out)
+    }
+
+    /// The words part as a PostgreSQL `to_tsquery('simple', …)` text
+    /// (`None`: only numbers were given).
+    pub fn to_tsquery(&self) -> Option<String> {
+        if self.include.is_empty() {
+            return None;
+        }
+        let phrase = |p: &Phrase| {
+            let last = p.words.len() - 1;
+            let parts: Vec<String> = p
+                .words
+                .iter()
+                .enumerate()
+                .map(|(i, w)| {
+                    let w = w.replace('\'', "''").replace('\\', "\\\\");
+                    if i == last && p.prefix {
+                        format!("'{w}':*")
+                    } else {
+                        format!("'{w}'")
+                    }
+                })
+                .collect();
+            format!("({})", parts.join(" <-> "))
+        };
+        let mut parts: Vec<String> = self.include.iter().map(phrase).collect();
+        parts.extend(self.exclude.iter().map(|p| format!("!{}", phrase(p))));
+        Some(parts.join(" & "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_folded_and_cjk_is_one_word_per_character() {
+        let cases: &[(&str, &[&str])] = &[
+            ("Printer OUT of toner!", &["printer", "out", "of", "toner"]),
+            (
+                "Café crème, naïve Ångström",
+                &["cafe", "creme", "naive", "angstrom"],
+            ),
+            ("Straße Łódź Øresund", &["strasse", "lodz", "oresund"]),
+            ("Принтер не печатает", &["принтер", "не", "печатает"]),
+            (
+                "印刷できません",
+                &["印", "刷", "で", "き", "ま", "せ", "ん"],
+            ),
+            ("打印机坏了abc", &["打", "印", "机", "坏", "了", "abc"]),
+            ("bob@example.com", &["bob", "example", "com"]),
+            ("HD-001 #123456", &["hd", "001", "123456"]),
+            ("한국어", &["한", "국", "어"]),
+            ("ﬁle ①", &["file", "1"]),
+        ];
+        for (text, want) in cases {
+            assert_eq!(words(text), *want, "{text}");
+        }
+        let long = "x".repeat(200);
+        assert_eq!(words(&long), vec!["x".repeat(MAX_WORD_CHARS)]);
+    }
+
+    #[test]
+    fn html_loses_its_tags_and_keeps_its_text() {
+        assert_eq!(
+            words(&html_to_text(
+                "<p>Out&nbsp;of <b>toner</b> &amp; paper &#233;t&eacute;<style>p{x:y}</style>ok</p>"
+            )),
+            vec!["out", "of", "toner", "paper", "et", "eacute", "ok"]
+        );
+    }
+
+    #[test]
+    fn index_text_is_space_joined_words_and_bounded() {
+        assert_eq!(index_text(["Hello, World", "Café"]), "hello world cafe");
+        let big = "word ".repeat(20_000);
+        assert!(index_text([big.as_str()]).len() <= MAX_INDEX_BYTES_PER_PART);
+    }
+
+    fn phrase(words: &[&str], prefix: bool) -> Phrase {
+        Phrase {
+            words: words.iter().map(|w| w.to_string()).collect(),
+            prefix,
+        }
+    }
+
+    #[test]
+    fn queries_parse_into_words_phrases_prefixes_exclusions_and_numbers() {
+        let q = SearchQuery::parse(r#" print* "Out of  toner" -Café 123456 印刷 -"paper jam""#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            q.include,
+            vec![
+                phrase(&["print"], true),
+                phrase(&["out", "of", "toner"], false),
+                phrase(&["123456"], false),
+                phrase(&["印", "刷"], false),
+            ]
+        );
+        assert_eq!(
+            q.exclude,
+            vec![phrase(&["cafe"], false), phrase(&["paper", "jam"], false)]
+        );
+        assert_eq!(q.numbers, vec![TicketNumber::parse("123456").unwrap()]);
+        assert_eq!(
+            q.to_fts5().unwrap(),
+            r#"("print"* AND "out of toner" AND "123456" AND "印 刷") NOT "cafe" NOT "paper jam""#
+        );
+        assert_eq!(
+            q.to_tsquery().unwrap(),
+            "('print':*) & ('out' <-> 'of' <-> 'toner') & ('123456') & ('印' <-> '刷') & !('cafe') & !('paper' <-> 'jam')"
+        );
+    }
+
+    #[test]
+    fn a_number_alone_or_with_a_hash_names_a_ticket() {
+        let q = SearchQuery::parse("#HD-001").unwrap().unwrap();
+        assert_eq!(q.numbers, vec![TicketNumber::parse("HD-001").unwrap()]);
+        assert_eq!(q.include, vec![phrase(&["hd", "001"], false)]);
+        // A word without digits is no number.
+        assert!(
+            SearchQuery::parse("printer")
+                .unwrap()
+                .unwrap()
+                .numbers
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn bad_or_empty_queries() {
+        assert_eq!(SearchQuery::parse("  ").unwrap(), None);
+        assert_eq!(SearchQuery::parse("*** -").unwrap(), None);
+        for bad in [
+            "-printer".to_string(),
+            "x".repeat(MAX_QUERY_CHARS + 1),
+            "a ".repeat(MAX_TERMS + 1),
+            "字".repeat(MAX_PHRASE_WORDS + 1),
+        ] {
+            let e = SearchQuery::parse(&bad).unwrap_err();
+            assert_eq!(e.field(), "q", "{bad}");
+        }
+        // A one-letter prefix is the word itself.
+        let q = SearchQuery::parse("a*").unwrap().unwrap();
+        assert_eq!(q.include, vec![phrase(&["a"], false)]);
+    }
+}

@@ -1,0 +1,416 @@
+//! The queue's SQL, assembled for both backends from constant fragments
+//! ([`Sql::push`]): which fragments depend on the query, never their
+//! text, and every value is a bound parameter. The backends differ in
+//! placeholders (`?` or `$n`), in how a list is bound (a JSON array for
+//! SQLite's `json_each`, an array for PostgreSQL's `ANY`) and in the
+//! search part ([`Dialect`]); the rest is written once here.
+
+use crate::domain::queue::{After, AssigneeFilter, QueueQuery, QueueRow, Sort, SortKey};
+use crate::domain::staff::Agent;
+
+use super::common::Row;
+use super::{ColType, DumpValue, Named, StoreError, TicketNumber, TicketStatus, format_time};
+
+/// A bound value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Param {
+    /// An integer.
+    Int(i64),
+    /// Text.
+    Text(String),
+    /// A float (relevance scores).
+    Real(f64),
+    /// A list of integers (bound as the dialect says).
+    Ints(Vec<i64>),
+    /// A list of texts (bound as the dialect says).
+    Texts(Vec<String>),
+}
+
+/// A statement being assembled.
+#[derive(Debug, Clone)]
+pub(crate) struct Sql {
+    /// Its text.
+    pub text: String,
+    /// Its parameters, in placeholder order.
+    pub params: Vec<Param>,
+    numbered: bool,
+}
+
+impl Sql {
+    fn new(d: &Dialect) -> Self {
+        Sql {
+            text: String::with_capacity(1024),
+            params: Vec::new(),
+            numbered: d.numbered,
+        }
+    }
+
+    /// Appends a constant fragment; each `?` in it is the next of
+    /// `params` (`$n` on PostgreSQL).
+    fn push<const N: usize>(&mut self, fragment: &'static str, params: [Param; N]) {
+        let mut used = 0;
+        for c in fragment.chars() {
+            if c == '?' {
+                used += 1;
+                if self.numbered {
+                    self.text.push('$');
+                    self.text.push_str(&(self.params.len() + used).to_string());
+                    continue;
+                }
+            }
+            self.text.push(c);
+        }
+        debug_assert_eq!(used, N, "placeholders of {fragment:?}");
+        self.params.extend(params);
+    }
+}
+
+/// What the backends write differently.
+pub(crate) struct Dialect {
+    /// `$n` placeholders (PostgreSQL) rather than `?` (SQLite).
+    pub numbered: bool,
+    /// `t.dept_id` is one of a bound list.
+    pub dept_in_list: &'static str,
+    /// `t.number` is one of a bound list.
+    pub number_in_list: &'static str,
+    /// Matches of the words query (one `?` bound with
+    /// [`Dialect::search_text`]'s text, twice when `text_binds_twice`):
+    /// `id`, `score` (lower is better).
+    pub text_matches: &'static str,
+    /// `text_matches`' ticket id column.
+    pub text_id: &'static str,
+    /// Whether `text_matches` takes its query twice.
+    pub text_binds_twice: bool,
+    /// The words query's text for this backend.
+    pub search_text: fn(&crate::domain::search::SearchQuery) -> Option<String>,
+}
+
+/// The columns [`list_sql`] selects, before the score (a float, read by
+/// the backend).
+pub(crate) const ROW_COLUMNS: &[ColType] = &[
+    ColType::Int,  // 0 t.id
+    ColType::Text, // 1 number
+    ColType::Text, // 2 subject
+    ColType::Text, // 3 status
+    ColType::Int,  // 4 priority_id
+    ColType::Text, // 5 priority_name
+    ColType::Int,  // 6 dept_id
+    ColType::Text, // 7 dept_name
+    ColType::Int,  // 8 topic_id
+    ColType::Text, // 9 topic_name
+    ColType::Int,  // 10 assignee_id
+    ColType::Text, // 11 assignee's name
+    ColType::Text, // 12 user's name
+    ColType::Text, // 13 user's address
+    ColType::Text, // 14 created
+    ColType::Text, // 15 updated
+    ColType::Text, // 16 last_message_at
+    ColType::Int,  // 17 entries
+];
+
+/// The permission rule ([`Agent::may_see`]) as a condition on `t`
+/// (nothing for an admin).
+fn push_visible(sql: &mut Sql, d: &Dialect, viewer: &Agent) {
+    if viewer.admin {
+        return;
+    }
+    if viewer.departments.is_empty() {
+        sql.push(" AND t.assignee_id = ?", [Param::Int(viewer.id.0)]);
+        return;
+    }
+    sql.push(" AND (", []);
+    sql.push(d.dept_in_list, [Param::Ints(viewer.departments.clone())]);
+    sql.push(" OR t.assignee_id = ?)", [Param::Int(viewer.id.0)]);
+}
+
+/// The page query: up to `limit + 1` rows (the extra one tells that a
+/// next page exists).
+pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
+    let mut sql = Sql::new(d);
+    let search = q.search.as_ref();
+    let text = search.and_then(d.search_text);
+    if let Some(s) = search {
+        sql.push("WITH s (id, score) AS (", []);
+        if let Some(text) = &text {
+            if d.text_binds_twice {
+                sql.push(
+                    d.text_matches,
+                    [Param::Text(text.clone()), Param::Text(text.clone())],
+                );
+            } else {
+                sql.push(d.text_matches, [Param::Text(text.clone())]);
+            }
+        }
+        if !s.numbers.is_empty() {
+            let numbers: Vec<String> = s.numbers.iter().map(|n| n.as_str().to_string()).collect();
+            if text.is_some() {
+                // A numbered ticket is listed once, ranked first.
+                sql.push(" AND ", []);
+                sql.push(d.text_id, []);
+                sql.push(" NOT IN (SELECT t.id FROM tickets t WHERE ", []);
+                sql.push(d.number_in_list, [Param::Texts(numbers.clone())]);
+                sql.push(") UNION ALL ", []);
+            }
+            sql.push(
+                "SELECT t.id, CAST(-1000000000 AS DOUBLE PRECISION) FROM tickets t WHERE ",
+                [],
+            );
+            sql.push(d.number_in_list, [Param::Texts(numbers)]);
+        }
+        sql.push(") ", []);
+    }
+    sql.push(
+        "SELECT t.id, t.number, t.subject, t.status, t.priority_id, t.priority_name, t.dept_id,
+             t.dept_name, t.topic_id, t.topic_name, t.assignee_id, a.name, u.name, u.email,
+             t.created, t.updated, t.last_message_at, t.entries, ",
+        [],
+    );
+    if search.is_some() {
+        sql.push("s.score FROM s JOIN tickets t ON t.id = s.id", []);
+    } else {
+        sql.push("CAST(0 AS DOUBLE PRECISION) FROM tickets t", []);
+    }
+    sql.push(
+        " JOIN users u ON u.id = t.user_id LEFT JOIN agents a ON a.id = t.assignee_id WHERE 1 = 1",
+        [],
+    );
+    if let Some(status) = q.status {
+        sql.push(" AND t.status = ?", [Param::Text(status.as_str().into())]);
+    }
+    push_visible(&mut sql, d, viewer);
+    if let Some(dept) = q.department {
+        sql.push(" AND t.dept_id = ?", [Param::Int(dept)]);
+    }
+    match q.assignee {
+        None => {}
+        Some(AssigneeFilter::Me) => sql.push(" AND t.assignee_id = ?", [Param::Int(viewer.id.0)]),
+        Some(AssigneeFilter::Nobody) => sql.push(" AND t.assignee_id IS NULL", []),
+        Some(AssigneeFilter::Agent(a)) => sql.push(" AND t.assignee_id = ?", [Param::Int(a.0)]),
+    }
+    if let Some(topic) = q.topic {
+        sql.push(" AND t.topic_id = ?", [Param::Int(topic)]);
+    }
+    if let Some(priority) = q.priority {
+        sql.push(" AND t.priority_id = ?", [Param::Int(priority)]);
+    }
+    // Sorts over a relevance score need the search's `s`; without `q`
+    // there is none, and relevance is never the sort then.
+    let relevance = q.sort == Sort::Relevance && search.is_some();
+    if let Some(After { key, id }) = &q.after {
+        push_after(&mut sql, q.sort, key, *id);
+    }
+    sql.push(
+        match q.sort {
+            Sort::UpdatedDesc => " ORDER BY t.updated DESC, t.id DESC",
+            Sort::UpdatedAsc => " ORDER BY t.updated, t.id",
+            Sort::CreatedDesc => " ORDER BY t.created DESC, t.id DESC",
+            Sort::CreatedAsc => " ORDER BY t.created, t.id",
+            Sort::PriorityDesc => " ORDER BY t.priority_id DESC, t.updated DESC, t.id DESC",
+            Sort::Number => " ORDER BY t.number, t.id",
+            Sort::Relevance if relevance => " ORDER BY s.score, t.updated DESC, t.id DESC",
+            Sort::Relevance => " ORDER BY t.updated DESC, t.id DESC",
+        },
+        [],
+    );
+    sql.push(" LIMIT ?", [Param::Int(i64::from(q.limit) + 1)]);
+    sql
+}
+
+/// The rows strictly after the cursor's row in the sort's order. The
+/// first condition is a plain range on the sort column (an index range);
+/// the second excludes the cursor's row and its earlier ties.
+fn push_after(sql: &mut Sql, sort: Sort, key: &SortKey, id: i64) {
+    let text = |t: &str| Param::Text(t.to_string());
+    match (sort, key) {
+        (Sort::UpdatedDesc, SortKey::Time(t)) => sql.push(
+            " AND t.updated <= ? AND (t.updated < ? OR t.id < ?)",
+            [text(t), text(t), Param::Int(id)],
+        ),
+        (Sort::UpdatedAsc, SortKey::Time(t)) => sql.push(
+            " AND t.updated >= ? AND (t.updated > ? OR t.id > ?)",
+            [text(t), text(t), Param::Int(id)],
+        ),
+        (Sort::CreatedDesc, SortKey::Time(t)) => sql.push(
+            " AND t.created <= ? AND (t.created < ? OR t.id < ?)",
+            [text(t), text(t), Param::Int(id)],
+        ),
+        (Sort::CreatedAsc, SortKey::Time(t)) => sql.push(
+            " AND t.created >= ? AND (t.created > ? OR t.id > ?)",
+            [text(t), text(t), Param::Int(id)],
+        ),
+        (Sort::PriorityDesc, SortKey::Priority(p, t)) => sql.push(
+            " AND t.priority_id <= ?
+              AND (t.priority_id < ? OR t.updated < ? OR (t.updated = ? AND t.id < ?))",
+            [
+                Param::Int(*p),
+                Param::Int(*p),
+                text(t),
+                text(t),
+                Param::Int(id),
+            ],
+        ),
+        (Sort::Number, SortKey::Number(n)) => sql.push(
+            " AND t.number >= ? AND (t.number > ? OR t.id > ?)",
+            [text(n), text(n), Param::Int(id)],
+        ),
+        (Sort::Relevance, SortKey::Score(s, t)) => sql.push(
+            " AND s.score >= ? AND (s.score > ? OR t.updated < ? OR (t.updated = ? AND t.id < ?))",
+            [
+                Param::Real(*s),
+                Param::Real(*s),
+                text(t),
+                text(t),
+                Param::Int(id),
+            ],
+        ),
+        // A cursor is decoded for its query's sort (`QueueQuery::parse`).
+        _ => sql.push(" AND 1 = 0", []),
+    }
+}
+
+/// A summary row from [`ROW_COLUMNS`]' values and the score.
+pub(crate) fn queue_row(
+    values: Vec<DumpValue>,
+    score: f64,
+    sort: Sort,
+) -> Result<QueueRow, StoreError> {
+    let r = Row(values);
+    let named = |id: usize, name: usize| -> Result<Option<Named>, StoreError> {
+        Ok(match r.opt_int(id)? {
+            Some(id) => Some(Named {
+                id,
+                name: r.opt_text(name)?.unwrap_or_default(),
+            }),
+            None => None,
+        })
+    };
+    let updated = r.time(15)?;
+    let key = match sort {
+        Sort::UpdatedDesc | Sort::UpdatedAsc => SortKey::Time(r.text(15)?),
+        Sort::CreatedDesc | Sort::CreatedAsc => SortKey::Time(r.text(14)?),
+        Sort::PriorityDesc => SortKey::Priority(r.int(4)?, r.text(15)?),
+        Sort::Number => SortKey::Number(r.text(1)?),
+        Sort::Relevance => SortKey::Score(score, r.text(15)?),
+    };
+    Ok(QueueRow {
+        id: r.int(0)?,
+        number: TicketNumber::from_stored(r.text(1)?),
+        subject: r.text(2)?,
+        status: r.parsed(3, TicketStatus::parse)?,
+        priority: Named {
+            id: r.int(4)?,
+            name: r.text(5)?,
+        },
+        department: named(6, 7)?,
+        topic: named(8, 9)?,
+        assignee: named(10, 11)?,
+        user_name: r.text(12)?,
+        user_email: r.text(13)?,
+        created: r.time(14)?,
+        updated,
+        last_message_at: r.time(16).unwrap_or(updated),
+        entries: r.int(17)?,
+        key,
+    })
+}
+
+/// The counts' statements, each answering one row of one integer, in
+/// [`QueueCounts`](crate::domain::queue::QueueCounts) order after the
+/// per-department one (which answers `dept_id`, name, count rows).
+pub(crate) fn counts_sql(d: &Dialect, viewer: &Agent, today_start: jiff::Timestamp) -> Vec<Sql> {
+    let today = format_time(today_start);
+    let mut out = Vec::with_capacity(5);
+    let mut by_dept = Sql::new(d);
+    by_dept.push(
+        "SELECT t.dept_id, max(t.dept_name), count(*) FROM tickets t
+         WHERE t.status = 'open' AND t.dept_id IS NOT NULL",
+        [],
+    );
+    push_visible(&mut by_dept, d, viewer);
+    by_dept.push(" GROUP BY t.dept_id ORDER BY t.dept_id", []);
+    out.push(by_dept);
+    // Assigned to the viewer: visible by the rule itself.
+    let mut mine = Sql::new(d);
+    mine.push(
+        "SELECT count(*) FROM tickets t WHERE t.status = 'open' AND t.assignee_id = ?",
+        [Param::Int(viewer.id.0)],
+    );
+    out.push(mine);
+    let mut unassigned = Sql::new(d);
+    unassigned.push(
+        "SELECT count(*) FROM tickets t WHERE t.status = 'open' AND t.assignee_id IS NULL",
+        [],
+    );
+    push_visible(&mut unassigned, d, viewer);
+    out.push(unassigned);
+    for status in ["resolved", "closed"] {
+        // `updated` is never before `status_changed` (a status change is
+        // a change): its condition lets the (status, updated) index find
+        // today's rows.
+        let mut today_sql = Sql::new(d);
+        today_sql.push(
+            "SELECT count(*) FROM tickets t
+             WHERE t.status = ? AND t.updated >= ? AND t.status_changed >= ?",
+            [
+                Param::Text(status.into()),
+                Param::Text(today.clone()),
+                Param::Text(today.clone()),
+            ],
+        );
+        push_visible(&mut today_sql, d, viewer);
+        out.push(today_sql);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::staff::AgentId;
+
+    fn dialect(numbered: bool) -> Dialect {
+        Dialect {
+            numbered,
+            dept_in_list: "t.dept_id IN (SELECT value FROM json_each(?))",
+            number_in_list: "t.number IN (SELECT value FROM json_each(?))",
+            text_matches: "SELECT rowid, 0 FROM x WHERE x MATCH ?",
+            text_id: "rowid",
+            text_binds_twice: false,
+            search_text: |s| s.to_fts5(),
+        }
+    }
+
+    #[test]
+    fn placeholders_follow_the_parameters_and_input_never_enters_the_text() {
+        let viewer = Agent {
+            id: AgentId(7),
+            email: "a@example.com".into(),
+            name: "A".into(),
+            admin: false,
+            active: true,
+            departments: vec![1, 2],
+        };
+        let pairs: Vec<(String, String)> = [
+            ("q", "printer' OR 1=1 --"),
+            ("department", "2"),
+            ("assignee", "none"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let q = QueueQuery::parse(&pairs).unwrap();
+        for numbered in [false, true] {
+            let sql = list_sql(&dialect(numbered), &viewer, &q);
+            assert!(!sql.text.contains("printer"), "{}", sql.text);
+            let placeholders = if numbered {
+                sql.text.matches('$').count()
+            } else {
+                sql.text.matches('?').count()
+            };
+            assert_eq!(placeholders, sql.params.len(), "{}", sql.text);
+            if numbered {
+                assert!(sql.text.contains(&format!("${}", sql.params.len())));
+            }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The full-text index on SQLite (migration 10): an FTS5 table, one
+//! contentless row per ticket (rowid = ticket id), written in the
+//! ticket's own transaction.
+//!
+//! Contentless keeps no copy of the text, so a row cannot be extended:
+//! when an entry is appended, the ticket's row is rebuilt from the
+//! stored ticket ([`index_entry`]; a thread's words are bounded by
+//! `SearchDoc`'s caps, so this stays cheap). Per-entry rows were the
+//! alternative; they would make `printer toner` miss a ticket whose
+//! subject says one and a reply the other.
+
+use super::*;
+use crate::storage::BodyFormat;
+use crate::storage::search::SearchDoc;
+
+/// The migration that creates the index; existing tickets are indexed
+/// right after it runs ([`rebuild_index`]).
+pub(super) const MIGRATION: i64 = 10;
+
+/// Indexes a ticket not yet in the index.
+pub(super) fn index_new_ticket(
+    conn: &Connection,
+    ticket_id: i64,
+    doc: &SearchDoc,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO ticket_search (rowid, subject, body, meta) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![ticket_id, doc.subject, doc.body, doc.meta])?;
+    Ok(())
+}
+
+/// Re-indexes ticket `ticket_id` after an entry was appended to it (a
+/// message, a staff response or note): call it in the same transaction,
+/// after the entry and its attachments are inserted. Reads the ticket's
+/// subject, user, every entry body and attachment name back from the
+/// tables, so it needs nothing else.
+pub(crate) fn index_entry(conn: &Connection, ticket_id: i64) -> Result<(), StoreError> {
+    let doc = load_doc(conn, ticket_id)?;
+    conn.prepare_cached("DELETE FROM ticket_search WHERE rowid = ?1")?
+        .execute([ticket_id])?;
+    index_new_ticket(conn, ticket_id, &doc)
+}
+
+/// The index writes of a filed email: a new ticket is indexed from what
+/// was filed, an appended entry re-indexes its ticket.
+pub(super) fn index_email(
+    conn: &Connection,
+    ticket_id: i64,
+    email: &NewEmail,
+    created: bool,
+) -> Result<(), StoreError> {
+    if created {
+        index_new_ticket(conn, ticket_id, &SearchDoc::of_ticket(&email.ticket))
+    } else {
+        index_entry(conn, ticket_id)
+    }
+}
+
+/// A stored ticket's document.
+fn load_doc(conn: &Connection, ticket_id: i64) -> Result<SearchDoc, StoreError> {
+    let mut doc = SearchDoc::default();
+    let (subject, name, email): (String, String, String) = conn
+        .prepare_cached(
+            "SELECT t.subject, u.name, u.email FROM tickets t JOIN users u ON u.id = t.user_id
+             WHERE t.id = ?1",
+        )?
+        .query_row([ticket_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    crate::domain::search::push_index_text(&mut doc.subject, &subject);
+    crate::domain::search::push_index_text(&mut doc.meta, &name);
+    crate::domain::search::push_index_text(&mut doc.meta, &email);
+    let mut names: Vec<(i64, String)> = Vec::new();
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT a.entry_id, a.name FROM attachments a JOIN thread_entries e ON e.id = a.entry_id
+             WHERE e.ticket_id = ?1 ORDER BY a.entry_id, a.position",
+        )?;
+        let mut rows = stmt.query([ticket_id])?;
+        while let Some(r) = rows.next()? {
+            names.push((r.get(0)?, r.get(1)?));
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, body, format FROM thread_entries WHERE ticket_id = ?1 ORDER BY id",
+    )?;
+    let mut rows = stmt.query([ticket_id])?;
+    while let Some(r) = rows.next()? {
+        let entry_id: i64 = r.get(0)?;
+        let body: String = r.get(1)?;
+        let format = parse_column(r, 2, BodyFormat::parse)?;
+        let files: Vec<&str> = names
+            .iter()
+            .filter(|(e, _)| *e == entry_id)
+            .map(|(_, n)| n.as_str())
+            .collect();
+        doc.push_entry(&body, format, &files);
+    }
+    Ok(doc)
+}
+
+/// Indexes every ticket anew: after migration 10 (tickets stored
+/// before it) and after `migrate-data` imported tickets.
+pub(super) fn rebuild_index(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch("INSERT INTO ticket_search (ticket_search) VALUES ('delete-all')")?;
+    let ids: Vec<i64> = conn
+        .prepare("SELECT id FROM tickets ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in ids {
+        index_new_ticket(conn, id, &load_doc(conn, id)?)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,816 @@
+//! The queue, its counts and full-text search (STAFF-API.md): at the
+//! store on the backend the environment picks (a fresh SQLite file, or
+//! with `TEST_DATABASE_URL` a fresh PostgreSQL database), and over HTTP.
+//!
+//! Tickets are made through `Store::create_ticket`/`ingest_email`;
+//! what only the staff's work would change (assignee, status, times) is
+//! set with SQL, as that work is not this suite's.
+
+use std::sync::Arc;
+
+use oxidesk::config::Config;
+use oxidesk::domain::queue::{QueuePage, QueueQuery};
+use oxidesk::domain::staff::{Agent, AgentId};
+use oxidesk::storage::{
+    BodyFormat, EmailAddress, EntryKind, Named, NewAttachment, NewEmail, NewEntry, NewTicket,
+    Source, Store, ThreadQuery,
+};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{drop_test_database, exec_sql, insert_agent, spawn_app, test_database};
+
+/// 2027-01-15T08:00:00Z.
+const T0: i64 = 1_800_000_000;
+
+struct Backend {
+    store: Arc<dyn Store>,
+    config: Config,
+    pg_name: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            drop_test_database(&name);
+        }
+    }
+}
+
+async fn backend() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let (database, pg_name) = test_database(&dir.path().join("queue.db")).await;
+    let path = dir.path().join("queue.toml");
+    std::fs::write(
+        &path,
+        format!("database = \"{database}\"\n[mail]\nfrom_address = \"support@example.com\"\n"),
+    )
+    .unwrap();
+    let config = Config::load(Some(&path), std::iter::empty()).unwrap();
+    let store = oxidesk::cli::open_store(&config).await.unwrap();
+    Backend {
+        store,
+        config,
+        pg_name,
+        _dir: dir,
+    }
+}
+
+fn named(id: i64, name: &str) -> Named {
+    Named {
+        id,
+        name: name.into(),
+    }
+}
+
+/// A ticket from `email` in department `dept` at `T0 + at`.
+fn ticket(email: &str, dept: i64, subject: &str, body: &str, at: i64) -> NewTicket {
+    NewTicket {
+        user_email: EmailAddress::parse(email).unwrap(),
+        user_name: format!("Name {}", email.split('@').next().unwrap()),
+        subject: subject.into(),
+        source: Source::Api,
+        priority: named(2, "Normal"),
+        topic: None,
+        department: Some(named(dept, &format!("Dept {dept}"))),
+        ip: "192.0.2.7".into(),
+        alert: false,
+        autorespond: false,
+        fields: Vec::new(),
+        entry: NewEntry {
+            kind: EntryKind::Message,
+            format: BodyFormat::Text,
+            body: body.into(),
+            from_name: "Someone".into(),
+            from_email: EmailAddress::parse(email).unwrap(),
+            message_id: None,
+            auto_reply: false,
+            bounce: false,
+            attachments: Vec::new(),
+            dropped: Vec::new(),
+            agent: None,
+        },
+        mail: Vec::new(),
+        now: jiff::Timestamp::from_second(T0 + at).unwrap(),
+    }
+}
+
+fn time(at: i64) -> String {
+    oxidesk::storage::format_time(jiff::Timestamp::from_second(T0 + at).unwrap())
+}
+
+fn admin() -> Agent {
+    Agent {
+        id: AgentId(1_000_000),
+        email: "admin@example.com".into(),
+        name: "Admin".into(),
+        admin: true,
+        active: true,
+        departments: vec![],
+    }
+}
+
+impl Backend {
+    async fn create(&self, t: NewTicket) -> String {
+        self.store.create_ticket(t).await.unwrap().to_string()
+    }
+
+    async fn sql(&self, sql: &str) {
+        exec_sql(&self.config, sql).await;
+    }
+
+    /// A stored agent seeing `departments`.
+    async fn agent(&self, email: &str, departments: &[i64]) -> Agent {
+        let id = insert_agent(&self.config, email, false, departments).await;
+        Agent {
+            id: AgentId(id),
+            email: email.into(),
+            name: format!("Agent {email}"),
+            admin: false,
+            active: true,
+            departments: departments.to_vec(),
+        }
+    }
+
+    async fn page(&self, viewer: &Agent, pairs: &[(&str, &str)]) -> QueuePage {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let q = QueueQuery::parse(&pairs).unwrap();
+        self.store.list_queue(viewer, &q).await.unwrap()
+    }
+
+    /// The numbers of the first page (up to 200 rows).
+    async fn numbers(&self, viewer: &Agent, pairs: &[(&str, &str)]) -> Vec<String> {
+        let mut pairs = pairs.to_vec();
+        if !pairs.iter().any(|(k, _)| *k == "limit") {
+            pairs.push(("limit", "200"));
+        }
+        let page = self.page(viewer, &pairs).await;
+        page.rows.iter().map(|r| r.number.to_string()).collect()
+    }
+
+    /// Every page, following cursors.
+    async fn walk(&self, viewer: &Agent, pairs: &[(&str, &str)], limit: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..100 {
+            let mut p = pairs.to_vec();
+            p.push(("limit", limit));
+            if let Some(c) = &cursor {
+                p.push(("cursor", c));
+            }
+            let page = self.page(viewer, &p).await;
+            assert!(page.rows.len() <= limit.parse().unwrap());
+            out.extend(page.rows.iter().map(|r| r.number.to_string()));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return out,
+            }
+        }
+        panic!("no last page");
+    }
+
+    async fn search(&self, viewer: &Agent, q: &str) -> Vec<String> {
+        self.numbers(viewer, &[("q", q), ("status", "any")]).await
+    }
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn each_filter_narrows_the_queue() {
+    let b = backend().await;
+    let ann = b.agent("ann@example.com", &[1, 2]).await;
+    let bob = b.agent("bob@example.com", &[1]).await;
+    let a = b.create(ticket("u1@example.com", 1, "one", "x", 1)).await;
+    let mut t = ticket("u2@example.com", 2, "two", "x", 2);
+    t.topic = Some(named(10, "Report a Problem"));
+    t.priority = named(4, "Emergency");
+    let c2 = b.create(t).await;
+    let c3 = b.create(ticket("u3@example.com", 3, "three", "x", 3)).await;
+    let c4 = b.create(ticket("u4@example.com", 1, "four", "x", 4)).await;
+    let c5 = b.create(ticket("u5@example.com", 1, "five", "x", 5)).await;
+    b.sql(&format!(
+        "UPDATE tickets SET assignee_id = {} WHERE number = '{c2}';
+         UPDATE tickets SET assignee_id = {} WHERE number = '{c3}';
+         UPDATE tickets SET status = 'resolved', status_changed = '{}' WHERE number = '{c4}';
+         UPDATE tickets SET status = 'closed', status_changed = '{}' WHERE number = '{c5}';",
+        ann.id,
+        bob.id,
+        time(6),
+        time(6)
+    ))
+    .await;
+    let admin = admin();
+    let all = |v: &[&String]| sorted(v.iter().map(|s| s.to_string()).collect());
+    assert_eq!(sorted(b.numbers(&admin, &[]).await), all(&[&a, &c2, &c3]));
+    assert_eq!(
+        b.numbers(&admin, &[("status", "resolved")]).await,
+        vec![c4.clone()]
+    );
+    assert_eq!(
+        b.numbers(&admin, &[("status", "closed")]).await,
+        vec![c5.clone()]
+    );
+    assert_eq!(b.numbers(&admin, &[("status", "any")]).await.len(), 5);
+    assert_eq!(
+        b.numbers(&admin, &[("department", "3")]).await,
+        vec![c3.clone()]
+    );
+    assert_eq!(
+        b.numbers(&ann, &[("assignee", "me")]).await,
+        vec![c2.clone()]
+    );
+    assert_eq!(
+        b.numbers(&admin, &[("assignee", &bob.id.to_string())])
+            .await,
+        vec![c3.clone()]
+    );
+    assert_eq!(
+        b.numbers(&admin, &[("assignee", "none")]).await,
+        vec![a.clone()]
+    );
+    assert_eq!(
+        b.numbers(&admin, &[("topic", "10")]).await,
+        vec![c2.clone()]
+    );
+    assert_eq!(
+        b.numbers(&admin, &[("priority", "4")]).await,
+        vec![c2.clone()]
+    );
+    assert_eq!(
+        b.numbers(&admin, &[("department", "1"), ("status", "any")])
+            .await
+            .len(),
+        3
+    );
+    // A summary row carries what the contract lists.
+    let page = b.page(&admin, &[("topic", "10")]).await;
+    let r = &page.rows[0];
+    assert_eq!(r.subject, "two");
+    assert_eq!(r.priority, named(4, "Emergency"));
+    assert_eq!(r.department, Some(named(2, "Dept 2")));
+    assert_eq!(r.topic, Some(named(10, "Report a Problem")));
+    assert_eq!(r.assignee, Some(named(ann.id.0, "Agent ann@example.com")));
+    assert_eq!(
+        (r.user_name.as_str(), r.user_email.as_str()),
+        ("Name u2", "u2@example.com")
+    );
+    assert_eq!(oxidesk::storage::format_time(r.created), time(2));
+    assert_eq!(oxidesk::storage::format_time(r.updated), time(2));
+    assert_eq!(oxidesk::storage::format_time(r.last_message_at), time(2));
+    assert_eq!(r.entries, 1);
+    assert_eq!(page.next_cursor, None);
+}
+
+#[tokio::test]
+async fn each_sort_orders_the_queue_and_ties_break_by_id() {
+    let b = backend().await;
+    let mut n = Vec::new();
+    for (i, prio) in [2, 4, 1, 4, 3].into_iter().enumerate() {
+        let mut t = ticket(&format!("s{i}@example.com"), 1, "s", "x", i as i64);
+        t.priority = named(prio, "P");
+        n.push(b.create(t).await);
+    }
+    // updated: 1 and 3 tie; 0 is the most recent.
+    b.sql(&format!(
+        "UPDATE tickets SET updated = '{}' WHERE number = '{}';
+         UPDATE tickets SET updated = '{}' WHERE number IN ('{}', '{}');",
+        time(100),
+        n[0],
+        time(50),
+        n[1],
+        n[3]
+    ))
+    .await;
+    let admin = admin();
+    let s = |list: &[usize]| list.iter().map(|&i| n[i].clone()).collect::<Vec<_>>();
+    assert_eq!(b.numbers(&admin, &[]).await, s(&[0, 3, 1, 4, 2]));
+    assert_eq!(
+        b.numbers(&admin, &[("sort", "-updated")]).await,
+        s(&[0, 3, 1, 4, 2])
+    );
+    assert_eq!(
+        b.numbers(&admin, &[("sort", "updated")]).await,
+        s(&[2, 4, 1, 3, 0])
+    );
+    assert_eq!(
+        b.numbers(&admin, &[("sort", "-created")]).await,
+        s(&[4, 3, 2, 1, 0])
+    );
+    assert_eq!(
+        b.numbers(&admin, &[("sort", "created")]).await,
+        s(&[0, 1, 2, 3, 4])
+    );
+    assert_eq!(
+        b.numbers(&admin, &[("sort", "-priority")]).await,
+        s(&[3, 1, 4, 0, 2])
+    );
+    assert_eq!(
+        b.numbers(&admin, &[("sort", "number")]).await,
+        sorted(n.clone())
+    );
+}
+
+#[tokio::test]
+async fn cursors_page_through_every_sort_without_repeats_or_gaps() {
+    let b = backend().await;
+    let mut all = Vec::new();
+    for i in 0..23 {
+        let mut t = ticket(
+            &format!("p{i}@example.com"),
+            1 + i % 2,
+            "paging printer",
+            &"printer ".repeat(1 + (i as usize % 3)),
+            i / 4, // created ties too
+        );
+        t.priority = named(1 + i % 4, "P");
+        all.push(b.create(t).await);
+    }
+    // Many rows share an updated time.
+    b.sql(&format!(
+        "UPDATE tickets SET updated = '{}' WHERE id % 3 = 0;",
+        time(7)
+    ))
+    .await;
+    let admin = admin();
+    for pairs in [
+        vec![],
+        vec![("sort", "updated")],
+        vec![("sort", "-created")],
+        vec![("sort", "created")],
+        vec![("sort", "-priority")],
+        vec![("sort", "number")],
+        vec![("q", "printer")],
+        vec![("q", "printer"), ("sort", "-updated")],
+        vec![("department", "2")],
+    ] {
+        let whole = b.numbers(&admin, &pairs).await;
+        for limit in ["1", "4", "7"] {
+            let walked = b.walk(&admin, &pairs, limit).await;
+            assert_eq!(walked, whole, "{pairs:?} by {limit}");
+        }
+        if pairs.is_empty() {
+            assert_eq!(sorted(whole), sorted(all.clone()));
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_agent_never_sees_another_departments_unassigned_ticket() {
+    let b = backend().await;
+    let viewer = b.agent("dee@example.com", &[1]).await;
+    let mine = b
+        .create(ticket("m@example.com", 1, "secret printer", "printer", 1))
+        .await;
+    let hidden = b
+        .create(ticket("h@example.com", 2, "secret printer", "printer", 2))
+        .await;
+    let assigned = b
+        .create(ticket("a@example.com", 2, "secret printer", "printer", 3))
+        .await;
+    b.create(ticket("n@example.com", 2, "other", "x", 4)).await;
+    let none = b
+        .create(ticket("z@example.com", 3, "nobody's", "x", 5))
+        .await;
+    b.sql(&format!(
+        "UPDATE tickets SET assignee_id = {} WHERE number = '{assigned}';
+         UPDATE tickets SET dept_id = NULL WHERE number = '{none}';",
+        viewer.id
+    ))
+    .await;
+    assert_eq!(
+        sorted(b.numbers(&viewer, &[("status", "any")]).await),
+        sorted(vec![mine.clone(), assigned.clone()])
+    );
+    assert_eq!(
+        b.numbers(&viewer, &[("department", "2")]).await,
+        vec![assigned.clone()]
+    );
+    assert_eq!(
+        sorted(b.search(&viewer, "secret").await),
+        sorted(vec![mine.clone(), assigned.clone()])
+    );
+    // Not even by its number.
+    assert!(b.search(&viewer, &hidden).await.is_empty());
+    let counts = b
+        .store
+        .queue_counts(&viewer, jiff::Timestamp::from_second(T0).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        counts.open_by_department,
+        vec![(1, "Dept 1".to_string(), 1), (2, "Dept 2".to_string(), 1)]
+    );
+    assert_eq!((counts.mine, counts.unassigned), (1, 1));
+    // An agent of no department sees only what is assigned to them.
+    let loner = b.agent("lone@example.com", &[]).await;
+    assert!(b.numbers(&loner, &[("status", "any")]).await.is_empty());
+    // The admin sees all, the department-less one included.
+    assert_eq!(b.numbers(&admin(), &[]).await.len(), 5);
+}
+
+#[tokio::test]
+async fn counts_are_open_by_department_mine_unassigned_and_today() {
+    let b = backend().await;
+    let ann = b.agent("ann@example.com", &[1, 2]).await;
+    let mut n = Vec::new();
+    for (i, dept) in [1, 1, 2, 2, 2, 1, 1].into_iter().enumerate() {
+        n.push(
+            b.create(ticket(
+                &format!("c{i}@example.com"),
+                dept,
+                "c",
+                "x",
+                i as i64,
+            ))
+            .await,
+        );
+    }
+    // Today starts at T0 + 1000.
+    b.sql(&format!(
+        "UPDATE tickets SET assignee_id = {ann} WHERE number IN ('{}', '{}');
+         UPDATE tickets SET status = 'resolved', status_changed = '{today}', updated = '{today}'
+             WHERE number = '{}';
+         UPDATE tickets SET status = 'resolved', status_changed = '{yesterday}',
+             updated = '{yesterday}' WHERE number = '{}';
+         UPDATE tickets SET status = 'closed', status_changed = '{today}', updated = '{later}'
+             WHERE number = '{}';",
+        n[0],
+        n[2],
+        n[5],
+        n[6],
+        n[4],
+        ann = ann.id,
+        today = time(1500),
+        later = time(1600),
+        yesterday = time(900),
+    ))
+    .await;
+    let c = b
+        .store
+        .queue_counts(&ann, jiff::Timestamp::from_second(T0 + 1000).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        c.open_by_department,
+        vec![(1, "Dept 1".to_string(), 2), (2, "Dept 2".to_string(), 2)]
+    );
+    assert_eq!(
+        (c.mine, c.unassigned, c.resolved_today, c.closed_today),
+        (2, 2, 1, 1)
+    );
+}
+
+fn attachment(name: &str) -> NewAttachment {
+    NewAttachment {
+        name: name.into(),
+        content_type: "application/pdf".into(),
+        data: name.as_bytes().to_vec(),
+        sha256: Sha256::digest(name.as_bytes()).into(),
+        inline: false,
+        content_id: None,
+    }
+}
+
+#[tokio::test]
+async fn search_finds_words_prefixes_phrases_numbers_scripts_files_and_addresses() {
+    let b = backend().await;
+    let admin = admin();
+    let toner = b
+        .create(ticket(
+            "ann@example.com",
+            1,
+            "Printer trouble",
+            "The printer is out of toner.",
+            1,
+        ))
+        .await;
+    let printing = b
+        .create(ticket(
+            "bob@example.com",
+            1,
+            "Printing jobs stuck",
+            "Queue is stuck. Toner is fine, out of paper.",
+            2,
+        ))
+        .await;
+    let ru = b
+        .create(ticket(
+            "ivan@example.ru",
+            2,
+            "Принтер не печатает",
+            "Помогите",
+            3,
+        ))
+        .await;
+    let ja = b
+        .create(ticket(
+            "taro@example.jp",
+            2,
+            "エラー",
+            "印刷できません。",
+            4,
+        ))
+        .await;
+    let zh = b
+        .create(ticket("li@example.cn", 2, "求助", "我的打印机坏了", 5))
+        .await;
+    let cafe = b
+        .create(ticket(
+            "chef@example.fr",
+            3,
+            "Le Café",
+            "Crème brûlée machine",
+            6,
+        ))
+        .await;
+    let mut t = ticket("files@example.com", 3, "See attached", "Attached.", 7);
+    t.entry.attachments = vec![attachment("quarterly-invoice.pdf")];
+    let file = b.create(t).await;
+    let mut t = ticket("html@example.com", 3, "Html", "", 8);
+    t.entry.format = BodyFormat::Html;
+    t.entry.body = "<p>The <b>scanner</b>&nbsp;jammed</p>".into();
+    let html = b.create(t).await;
+
+    let s = |v: &[&String]| sorted(v.iter().map(|s| s.to_string()).collect());
+    assert_eq!(
+        sorted(b.search(&admin, "toner").await),
+        s(&[&toner, &printing])
+    );
+    assert_eq!(
+        sorted(b.search(&admin, "print*").await),
+        s(&[&toner, &printing])
+    );
+    assert_eq!(b.search(&admin, "Printing").await, vec![printing.clone()]);
+    assert_eq!(
+        b.search(&admin, "\"out of toner\"").await,
+        vec![toner.clone()]
+    );
+    assert_eq!(b.search(&admin, "toner -paper").await, vec![toner.clone()]);
+    assert_eq!(
+        b.search(&admin, "toner -\"out of paper\"").await,
+        vec![toner.clone()]
+    );
+    assert_eq!(b.search(&admin, &printing).await, vec![printing.clone()]);
+    assert_eq!(b.search(&admin, &format!("#{ja}")).await, vec![ja.clone()]);
+    assert_eq!(b.search(&admin, "принтер").await, vec![ru.clone()]);
+    assert_eq!(b.search(&admin, "ПРИНТЕР").await, vec![ru.clone()]);
+    assert_eq!(b.search(&admin, "印刷").await, vec![ja.clone()]);
+    assert_eq!(b.search(&admin, "印刷できません").await, vec![ja.clone()]);
+    assert_eq!(b.search(&admin, "打印机").await, vec![zh.clone()]);
+    assert!(b.search(&admin, "打机").await.is_empty());
+    assert_eq!(b.search(&admin, "cafe").await, vec![cafe.clone()]);
+    assert_eq!(b.search(&admin, "café").await, vec![cafe.clone()]);
+    assert_eq!(b.search(&admin, "brulee").await, vec![cafe.clone()]);
+    assert_eq!(b.search(&admin, "invoice").await, vec![file.clone()]);
+    assert_eq!(
+        b.search(&admin, "quarterly-invoice.pdf").await,
+        vec![file.clone()]
+    );
+    assert_eq!(b.search(&admin, "taro@example.jp").await, vec![ja.clone()]);
+    assert_eq!(b.search(&admin, "ivan").await, vec![ru.clone()]);
+    assert_eq!(b.search(&admin, "scanner jammed").await, vec![html.clone()]);
+    assert!(b.search(&admin, "nbsp").await.is_empty());
+    assert!(b.search(&admin, "nothing-like-this").await.is_empty());
+    // Search with filters: the words and the queue's filters both apply.
+    assert_eq!(
+        b.numbers(
+            &admin,
+            &[("q", "toner"), ("department", "1"), ("sort", "created")]
+        )
+        .await,
+        vec![toner.clone(), printing.clone()]
+    );
+    assert!(
+        b.numbers(&admin, &[("q", "toner"), ("department", "2")])
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_subject_and_body_match_outranks_one_word_in_a_long_body() {
+    let b = backend().await;
+    let long = format!(
+        "{} printer {}",
+        "lorem ipsum dolor sit amet ".repeat(40),
+        "consectetur adipiscing elit ".repeat(40)
+    );
+    // The weaker match is the more recent one: relevance comes first.
+    let strong = b
+        .create(ticket(
+            "s@example.com",
+            1,
+            "Printer broken",
+            "The printer will not start.",
+            1,
+        ))
+        .await;
+    let weak = b
+        .create(ticket("w@example.com", 1, "Office", &long, 2))
+        .await;
+    assert_eq!(
+        b.search(&admin(), "printer").await,
+        vec![strong.clone(), weak.clone()]
+    );
+    // Recency breaks ties; an explicit sort replaces relevance.
+    assert_eq!(
+        b.numbers(&admin(), &[("q", "printer"), ("sort", "-created")])
+            .await,
+        vec![weak.clone(), strong.clone()]
+    );
+    // A ticket's number outranks its mentions.
+    let mention = b
+        .create(ticket(
+            "m@example.com",
+            1,
+            &format!("Same as {strong}"),
+            "see subject",
+            3,
+        ))
+        .await;
+    assert_eq!(
+        b.search(&admin(), &strong).await,
+        vec![strong.clone(), mention]
+    );
+}
+
+#[tokio::test]
+async fn a_ticket_is_found_as_soon_as_it_is_stored_and_so_is_an_appended_email() {
+    let b = backend().await;
+    let admin = admin();
+    let n = b
+        .create(ticket("fresh@example.com", 1, "Brand new", "zyxwvut", 1))
+        .await;
+    assert_eq!(b.search(&admin, "zyxwvut").await, vec![n.clone()]);
+    // An email reply joins the ticket; its words and file become findable.
+    let thread = b
+        .store
+        .find_thread(ThreadQuery {
+            thread_ids: vec![],
+            subject_number: Some(n.clone()),
+            from: EmailAddress::parse("fresh@example.com").unwrap(),
+        })
+        .await
+        .unwrap()
+        .expect("the thread by its number");
+    let mut reply = ticket(
+        "fresh@example.com",
+        1,
+        "Re: Brand new",
+        "now it says qwertzuiop",
+        2,
+    );
+    reply.entry.message_id = Some("reply-1@example.com".into());
+    reply.entry.attachments = vec![attachment("screenshot-error.png")];
+    let outcome = b
+        .store
+        .ingest_email(NewEmail {
+            message_id: Some("reply-1@example.com".into()),
+            query: ThreadQuery {
+                thread_ids: vec![],
+                subject_number: Some(n.clone()),
+                from: EmailAddress::parse("fresh@example.com").unwrap(),
+            },
+            thread: Some(thread),
+            is_bounce: false,
+            ticket: reply,
+            raw_compressed: b"raw".to_vec(),
+        })
+        .await
+        .unwrap();
+    assert!(format!("{outcome:?}").contains("Appended"), "{outcome:?}");
+    assert_eq!(b.search(&admin, "qwertzuiop").await, vec![n.clone()]);
+    assert_eq!(b.search(&admin, "screenshot").await, vec![n.clone()]);
+    // Words of the subject and the first message are still there, and a
+    // query across both entries matches the ticket.
+    assert_eq!(
+        b.search(&admin, "zyxwvut qwertzuiop").await,
+        vec![n.clone()]
+    );
+    // A new ticket by email is indexed too.
+    let mut first = ticket("new@example.com", 1, "Mailed in", "plover", 3);
+    first.source = Source::Email;
+    first.entry.message_id = Some("new-1@example.com".into());
+    b.store
+        .ingest_email(NewEmail {
+            message_id: Some("new-1@example.com".into()),
+            query: ThreadQuery {
+                thread_ids: vec![],
+                subject_number: None,
+                from: EmailAddress::parse("new@example.com").unwrap(),
+            },
+            thread: None,
+            is_bounce: false,
+            ticket: first,
+            raw_compressed: b"raw".to_vec(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(b.search(&admin, "plover").await.len(), 1);
+}
+
+// ---- over HTTP
+
+/// `GET path` with a Bearer token: (status, JSON body).
+async fn get(app: &crate::helpers::TestApp, path: &str, token: &str) -> (u16, serde_json::Value) {
+    let r = app
+        .client
+        .get(app.url(path))
+        .header("Authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+#[tokio::test]
+async fn the_queue_and_counts_over_http() {
+    let app = spawn_app().await;
+    let (_, admin_token) = app.add_agent("boss@example.com", true, &[]).await;
+    let (_, support_token) = app.add_agent("sup@example.com", false, &[1]).await;
+    let mut numbers = Vec::new();
+    for i in 0..5 {
+        let mut body = crate::helpers::ticket(&format!("q{i}"));
+        body["message"] = serde_json::json!(format!("Body q{i} printer"));
+        numbers.push(app.post_json(&body).await.number());
+    }
+    // Found right after the 201.
+    let (status, v) = get(&app, "/api/v1/tickets?q=printer", &admin_token).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["tickets"].as_array().unwrap().len(), 5);
+    let row = &v["tickets"][0];
+    for field in [
+        "number",
+        "subject",
+        "status",
+        "priority",
+        "department",
+        "topic",
+        "assignee",
+        "user",
+        "created",
+        "updated",
+        "last_message_at",
+        "entries",
+    ] {
+        assert!(row.get(field).is_some(), "{field} missing in {row}");
+    }
+    assert!(
+        row["user"]["email"]
+            .as_str()
+            .unwrap()
+            .ends_with("@example.com")
+    );
+    assert!(row["updated"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(v["next_cursor"], serde_json::Value::Null);
+    // Pages by two.
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/tickets?limit=2".to_string();
+    loop {
+        let (status, v) = get(&app, &path, &admin_token).await;
+        assert_eq!(status, 200, "{v}");
+        for t in v["tickets"].as_array().unwrap() {
+            seen.push(t["number"].as_str().unwrap().to_string());
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/tickets?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(sorted(seen), sorted(numbers.clone()));
+    // Bad input names its field.
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("status=pending", "status"),
+        ("sort=subject", "sort"),
+        ("cursor=garbage", "cursor"),
+        ("department=x", "department"),
+        ("q=-only", "q"),
+    ] {
+        let (status, v) = get(&app, &format!("/api/v1/tickets?{query}"), &admin_token).await;
+        assert_eq!(status, 400, "{query}: {v}");
+        assert_eq!(v["error"]["field"], field, "{query}: {v}");
+    }
+    // Counts.
+    let (status, v) = get(&app, "/api/v1/queues", &support_token).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v["open_by_department"].is_array(), "{v}");
+    for field in ["mine", "unassigned", "resolved_today", "closed_today"] {
+        assert!(v[field].is_i64(), "{field} in {v}");
+    }
+    // Without a token: 401.
+    let (status, _) = get(&app, "/api/v1/tickets", "nope").await;
+    assert_eq!(status, 401);
+}
