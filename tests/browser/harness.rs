@@ -434,6 +434,7 @@ pub struct Desk {
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
     config_path: PathBuf,
+    database: String,
     child: Child,
     pg_name: Option<String>,
 }
@@ -487,6 +488,7 @@ impl Desk {
             client: reqwest::Client::new(),
             dir,
             config_path,
+            database,
             child,
             pg_name,
         };
@@ -574,6 +576,35 @@ impl Desk {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Overwrites thread entry `entry_id` in the database with `html`
+    /// as an HTML body, bypassing the intake's sanitiser: what a row
+    /// written by an older version, or another tool, may hold. The page
+    /// must sanitise it again when it renders it.
+    pub async fn store_raw_html(&self, entry_id: i64, html: &str) {
+        if let Some(path) = self.database.strip_prefix("sqlite://") {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.busy_timeout(Duration::from_secs(5)).unwrap();
+            let n = conn
+                .execute(
+                    "UPDATE thread_entries SET format = 'html', body = ?1 WHERE id = ?2",
+                    rusqlite::params![html, entry_id],
+                )
+                .unwrap();
+            assert_eq!(n, 1, "entry {entry_id}");
+        } else {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&self.database).await.unwrap();
+            let r =
+                sqlx::query("UPDATE thread_entries SET format = 'html', body = $1 WHERE id = $2")
+                    .bind(html)
+                    .bind(entry_id)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            assert_eq!(r.rows_affected(), 1, "entry {entry_id}");
+        }
     }
 
     /// Waits until the sink has received as many mails as `tickets` have
