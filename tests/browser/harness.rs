@@ -378,7 +378,11 @@ impl Page {
     }
 
     /// Saves a PNG of the whole page (up to 4000 px tall) as
-    /// `<target>/screenshots/<name>.png` and answers its path.
+    /// `<target>/screenshots/<name>.png` and answers its path; a page
+    /// taller than 1000 px is also saved in parts of 1000 px
+    /// (`<name>.part<i>.png`), small enough to look at in full size.
+    /// The viewport is left as it is (captured beyond it): making it as
+    /// tall as the page would also stretch whatever is sized in `vh`.
     pub async fn screenshot(&self, name: &str, width: u32) -> PathBuf {
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).unwrap();
@@ -387,12 +391,36 @@ impl Page {
             .await
             .as_u64()
             .unwrap_or(800)
-            .clamp(400, 4000) as u32;
-        self.set_viewport(width, tall).await;
+            .clamp(100, 4000) as u32;
         let path = dir.join(format!("{name}.png"));
-        self.driver().screenshot(&path).await.unwrap();
-        self.set_viewport(width, 800).await;
+        self.capture(&path, width, 0, tall).await;
+        if tall > 1000 {
+            for (i, y) in (0..tall).step_by(1000).enumerate() {
+                let part = dir.join(format!("{name}.part{}.png", i + 1));
+                self.capture(&part, width, y, (tall - y).min(1000)).await;
+            }
+        }
         path
+    }
+
+    /// Saves the page's region `width`×`height` from `y` down as a PNG.
+    async fn capture(&self, path: &Path, width: u32, y: u32, height: u32) {
+        use base64::Engine;
+        let params = serde_json::json!({
+            "format": "png",
+            "captureBeyondViewport": true,
+            "clip": {"x": 0, "y": y, "width": width, "height": height, "scale": 1},
+        });
+        let shot = self
+            .driver()
+            .cdp()
+            .send_raw("Page.captureScreenshot", params)
+            .await
+            .unwrap();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap_or_default())
+            .unwrap();
+        std::fs::write(path, png).unwrap();
     }
 
     /// Ends the session (Chromium exits).
