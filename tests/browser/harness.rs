@@ -89,7 +89,13 @@ impl Browser {
                 std::env::var("OXIDESK_REQUIRE_BROWSER").as_deref() != Ok("1"),
                 "{why}, and OXIDESK_REQUIRE_BROWSER=1"
             );
-            eprintln!("{why}");
+            // Once, and past the test harness's output capture, so that
+            // a skipped suite is visible in `cargo test`'s output.
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "{why}");
+            });
             return None;
         }
         // A port chosen here may be taken before chromedriver binds it:
