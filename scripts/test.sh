@@ -26,6 +26,8 @@ scripts/check-openapi.sh
 if psql "$pg_url" -qAtc 'select 1' >/dev/null 2>&1; then
   echo "== cargo test --test api (PostgreSQL)"
   TEST_DATABASE_URL="$pg_url" cargo test --test api
+  echo "== cargo test --test browser (PostgreSQL)"
+  TEST_DATABASE_URL="$pg_url" cargo test --test browser
   echo "== conformance (PostgreSQL)"
   TEST_DATABASE_URL="$pg_url" scripts/conformance.sh
 elif [ "${OXIDESK_REQUIRE_PG:-0}" = 1 ]; then
