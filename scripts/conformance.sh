@@ -35,6 +35,8 @@ fi
 export OXIDESK__MAIL__ENABLED=false
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 
+# Only `serve` and `migrate` create a database; the keys go into it first.
+"$bin" migrate >/dev/null
 key() { "$bin" key add "$@" 2>/dev/null | head -n1; }
 default_key="$(key --ip 127.0.0.1 --can-read --notes 'conformance default')"
 inactive_key="$(key --ip 127.0.0.1 --notes 'conformance inactive')"

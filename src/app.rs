@@ -1,8 +1,9 @@
 //! Application state, router assembly and `serve`.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::http::{HeaderName, StatusCode, header};
@@ -184,6 +185,129 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         &format_args!("request handler panicked: {message}"),
     )
     .into_response()
+}
+
+/// Serves until `stop` resolves, then lets open connections finish for
+/// at most `grace`, or until `stop_now` resolves (a second signal),
+/// whichever comes first; connections still open then are dropped when
+/// the runtime ends. Logs that the shutdown started, what it waits for,
+/// and how it ended.
+pub async fn serve_draining(
+    listener: TcpListener,
+    state: AppState,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+    stop_now: impl std::future::Future<Output = ()> + Send,
+    grace: std::time::Duration,
+) -> std::io::Result<()> {
+    let open = Arc::new(AtomicUsize::new(0));
+    let make = CountConnections {
+        router: router(state),
+        open: open.clone(),
+    };
+    let (stopping, is_stopping) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, make)
+        .with_graceful_shutdown(async move {
+            stop.await;
+            let _ = stopping.send(());
+        })
+        .into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result,
+        _ = is_stopping => {}
+    }
+    let waiting = open.load(Ordering::SeqCst);
+    tracing::info!(
+        connections.open = waiting,
+        shutdown.grace_secs = grace.as_secs(),
+        "shutting down: no new connections; waiting up to {} s for {waiting} open connection(s) to finish \
+         (a second SIGTERM or SIGINT stops at once)",
+        grace.as_secs()
+    );
+    tokio::select! {
+        result = &mut server => {
+            tracing::info!("every connection finished");
+            result
+        }
+        () = tokio::time::sleep(grace) => {
+            let left = open.load(Ordering::SeqCst);
+            tracing::warn!(connections.open = left, "drain deadline of {} s passed: closing {left} connection(s)", grace.as_secs());
+            Ok(())
+        }
+        () = stop_now => {
+            let left = open.load(Ordering::SeqCst);
+            tracing::warn!(connections.open = left, "second signal: stopping at once, closing {left} connection(s)");
+            Ok(())
+        }
+    }
+}
+
+/// `into_make_service_with_connect_info`, counting open connections: each
+/// connection's service holds a guard, dropped with its last clone when
+/// the connection closes.
+#[derive(Clone)]
+struct CountConnections {
+    router: Router,
+    open: Arc<AtomicUsize>,
+}
+
+impl<'a> tower::Service<axum::serve::IncomingStream<'a, TcpListener>> for CountConnections {
+    type Response = Connection;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Connection, std::convert::Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, stream: axum::serve::IncomingStream<'a, TcpListener>) -> Self::Future {
+        self.open.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok(Connection {
+            router: self.router.clone(),
+            peer: *stream.remote_addr(),
+            _open: Arc::new(OpenConnection(self.open.clone())),
+        }))
+    }
+}
+
+/// One connection's service: the router, with the peer's address as
+/// `ConnectInfo` (what the API-key and sign-in extractors read).
+#[derive(Clone)]
+struct Connection {
+    router: Router,
+    peer: SocketAddr,
+    _open: Arc<OpenConnection>,
+}
+
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl tower::Service<axum::extract::Request> for Connection {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = <Router as tower::Service<axum::extract::Request>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: axum::extract::Request) -> Self::Future {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
+        tower::Service::call(&mut self.router, request)
+    }
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests.

@@ -54,6 +54,25 @@ pub struct Config {
     pub staff: StaffConfig,
     /// The staff web interface at `/scp/`.
     pub web: WebConfig,
+    /// The server process: how it stops.
+    pub server: ServerConfig,
+}
+
+/// The `serve` process itself.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// After SIGTERM or SIGINT, how long open connections may take to
+    /// finish before they are closed (a second signal stops at once).
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            shutdown_grace_secs: 10,
+        }
+    }
 }
 
 /// The staff web interface (`/scp/`).
@@ -166,7 +185,9 @@ pub enum SmtpSecurity {
 #[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MailConfig {
-    /// Run the outbox sender in `serve`.
+    /// Run the outbox sender in `serve`. Off until configured: a first
+    /// trial must not send autoresponses through whatever listens on
+    /// port 25 (mail is still queued, and `outbox list` shows it).
     pub enabled: bool,
     /// Sender address.
     pub from_address: String,
@@ -240,7 +261,7 @@ impl std::fmt::Debug for MailConfig {
 impl Default for MailConfig {
     fn default() -> Self {
         Self {
-            enabled: true,
+            enabled: false,
             from_address: "support@localhost".into(),
             from_name: "Support".into(),
             reply_separator: "-- reply above this line --".into(),
@@ -590,6 +611,7 @@ impl Default for Config {
             pipe: PipeConfig::default(),
             staff: StaffConfig::default(),
             web: WebConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -695,6 +717,15 @@ pub enum ConfigError {
         /// The parser's message, with line and column.
         message: String,
     },
+    /// An `OXIDESK__…` variable that names no key or holds a wrong
+    /// value (its value is not repeated: it may be a secret).
+    #[error("environment variable {variable}: {message}")]
+    Env {
+        /// The variable.
+        variable: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A value that parses but makes no sense.
     #[error("config key `{key}`: {message}")]
     Invalid {
@@ -733,33 +764,55 @@ impl Config {
             path: name.clone(),
             message: e.to_string(),
         })?;
-        let mut overlaid = false;
+        let mut overrides: Vec<(String, Vec<String>, toml::Value)> = Vec::new();
         for (key, value) in env {
             let Some(rest) = key.strip_prefix("OXIDESK__") else {
+                if let Some(warning) = look_alike_warning(&key) {
+                    tracing::warn!(variable = %key, "{warning}");
+                }
                 continue;
             };
             let parts: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
             if parts.iter().any(String::is_empty) {
-                return Err(invalid(key, "empty path segment"));
+                return Err(env_error(
+                    &key,
+                    "empty path segment (a `___`, or a trailing `__`)",
+                ));
             }
-            set_path(&mut table, &parts, parse_env_value(&value))
-                .map_err(|m| invalid(parts.join("."), m))?;
-            overlaid = true;
+            overrides.push((key, parts, parse_env_value(&value)));
         }
-        let config: Config = if overlaid {
-            let text =
-                toml::to_string(&table).map_err(|e| invalid("environment", e.to_string()))?;
-            toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                path: format!("{name} + OXIDESK__ environment"),
-                message: e.to_string(),
-            })?
-        } else {
+        // The order of the environment is the system's: sort, so that two
+        // runs report the same variable first.
+        overrides.sort_by(|a, b| a.0.cmp(&b.0));
+        let config: Config = if overrides.is_empty() {
             toml::from_str(&text).map_err(|e| ConfigError::Parse {
                 path: name,
                 message: e.to_string(),
             })?
+        } else {
+            let file_table = table.clone();
+            for (key, parts, value) in &overrides {
+                set_path(&mut table, parts, value.clone()).map_err(|m| env_error(key, &m))?;
+            }
+            match toml::Value::Table(table).try_into::<Config>() {
+                Ok(config) => config,
+                Err(e) => return Err(blame_env(&text, &name, file_table, &overrides, &e)),
+            }
         };
-        config.validated()
+        config.validated().map_err(|e| match e {
+            // A value that came from a variable: name the variable.
+            ConfigError::Invalid { key, message } => match overrides
+                .iter()
+                .find(|(_, parts, _)| key.starts_with(&parts.join(".")))
+            {
+                Some((variable, _, _)) => ConfigError::Invalid {
+                    key,
+                    message: format!("{message} (set by {variable})"),
+                },
+                None => ConfigError::Invalid { key, message },
+            },
+            other => other,
+        })
     }
 
     /// Checks cross-references and values; fills in the stock `user` and
@@ -1020,6 +1073,69 @@ impl Config {
     }
 }
 
+/// Environment variables of ours that are not overrides: the file, and
+/// the commit a build names (`build.rs`; cargo also sets it for tests).
+const OWN_VARIABLES: &[&str] = &["OXIDESK_CONFIG", "OXIDESK_BUILD_COMMIT"];
+
+/// A warning for a variable that looks like an override but is not one
+/// (`OXIDESK_LISTEN`, `oxidesk__listen`): it would be ignored silently.
+fn look_alike_warning(name: &str) -> Option<String> {
+    let upper = name.to_ascii_uppercase();
+    if !upper.starts_with("OXIDESK") || OWN_VARIABLES.contains(&name) {
+        return None;
+    }
+    let rest = upper.trim_start_matches("OXIDESK").trim_start_matches('_');
+    // A one-word key has one spelling; a longer one is ambiguous
+    // (`MAIL_SMTP_HOST`: section `mail`, key `smtp_host`).
+    let hint = if !rest.is_empty() && !rest.contains('_') {
+        format!("did you mean OXIDESK__{rest}?")
+    } else {
+        "e.g. OXIDESK__LISTEN, OXIDESK__MAIL__SMTP_HOST".to_string()
+    };
+    Some(format!(
+        "environment variable {name} is ignored: overrides are spelt \
+         OXIDESK__SECTION__KEY, in capitals, with two underscores between the parts ({hint})"
+    ))
+}
+
+fn env_error(variable: &str, message: &str) -> ConfigError {
+    ConfigError::Env {
+        variable: variable.to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// The overlaid configuration does not deserialize: find whose fault it
+/// is. The file alone (with its line numbers), else the first variable
+/// (in sorted order) after which it stops deserializing.
+fn blame_env(
+    text: &str,
+    name: &str,
+    mut table: toml::Table,
+    overrides: &[(String, Vec<String>, toml::Value)],
+    overall: &toml::de::Error,
+) -> ConfigError {
+    if let Err(e) = toml::from_str::<Config>(text) {
+        return ConfigError::Parse {
+            path: name.to_string(),
+            message: e.to_string(),
+        };
+    }
+    for (variable, parts, value) in overrides {
+        if set_path(&mut table, parts, value.clone()).is_err() {
+            continue;
+        }
+        if let Err(e) = toml::Value::Table(table.clone()).try_into::<Config>() {
+            return env_error(variable, e.message());
+        }
+    }
+    let names: Vec<&str> = overrides.iter().map(|(v, _, _)| v.as_str()).collect();
+    ConfigError::Parse {
+        path: format!("{name} + environment {}", names.join(", ")),
+        message: overall.message().to_string(),
+    }
+}
+
 fn unique_ids(ids: impl Iterator<Item = i64>, key: &str) -> Result<(), ConfigError> {
     let mut seen = BTreeSet::new();
     for id in ids {
@@ -1115,6 +1231,60 @@ mod tests {
         .unwrap();
         assert_eq!(c.limits.max_attachment_bytes, 7);
         assert_eq!(c.listen.port(), 9999);
+    }
+
+    #[test]
+    fn a_wrong_override_names_its_variable() {
+        let err = load_str("", vec![("OXIDESK__LIMITS__MAX_BODY", "7")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("OXIDESK__LIMITS__MAX_BODY") && err.contains("max_body"),
+            "{err}"
+        );
+        let err = load_str(
+            "",
+            vec![("OXIDESK__LISTEN", "nowhere"), ("OXIDESK__TIMEZONE", "UTC")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("OXIDESK__LISTEN") && !err.contains("nowhere"),
+            "{err}"
+        );
+        let err = load_str("", vec![("OXIDESK__MAIL__FROM_ADDRESS", "nobody")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mail.from_address") && err.contains("OXIDESK__MAIL__FROM_ADDRESS"),
+            "{err}"
+        );
+        // A file error is still the file's, with its line.
+        let err = load_str("\nlisten = 12\n", vec![("OXIDESK__TIMEZONE", "UTC")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn look_alike_variables_are_warned_about() {
+        let table: &[(&str, Option<&str>)] = &[
+            ("OXIDESK_LISTEN", Some("OXIDESK__LISTEN")),
+            ("oxidesk__mail__smtp_host", Some("OXIDESK__MAIL__SMTP_HOST")),
+            ("OXIDESK_MAIL_SMTP_HOST", Some("two underscores")),
+            ("OXIDESK_CONFIG", None),
+            ("PATH", None),
+        ];
+        for (name, hint) in table {
+            let warning = look_alike_warning(name);
+            match hint {
+                Some(h) => {
+                    let w = warning.unwrap_or_default();
+                    assert!(w.contains(name) && w.contains(h), "{name}: {w}");
+                }
+                None => assert_eq!(warning, None, "{name}"),
+            }
+        }
     }
 
     #[test]

@@ -377,6 +377,15 @@ fn main() -> anyhow::Result<()> {
         .local_addr()?
         .port();
 
+    // Only `serve` and `migrate` create a database.
+    let migrated = Command::new(&server)
+        .env_remove("OXIDESK_CONFIG")
+        .args(["--database", &db_url, "migrate"])
+        .stdout(Stdio::null())
+        .status()?;
+    if !migrated.success() {
+        bail!("oxidesk migrate failed");
+    }
     let out = Command::new(&server)
         .env_remove("OXIDESK_CONFIG")
         .args(["--database", &db_url, "key", "add", "--ip", "127.0.0.1"])

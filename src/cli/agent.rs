@@ -9,7 +9,7 @@ use std::io::Read;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
-use super::{Cli, load_config, open_store};
+use super::{Cli, load_config, open_existing_store};
 use crate::domain::agents::{self, AgentToken, Password, TokenKind};
 use crate::domain::catalog::Catalog;
 use crate::domain::ids::EmailAddress;
@@ -118,7 +118,7 @@ pub(super) async fn run(cli: &Cli, cmd: &AgentCommand) -> anyhow::Result<()> {
     if let AgentCommand::Add(args) = cmd {
         let (email, departments) = check_add(&catalog, args)?;
         let (password, generated) = new_password(args.password_stdin)?;
-        let store = open_store(&config).await?;
+        let store = open_existing_store(&config).await?;
         return add(
             store.as_ref(),
             args,
@@ -129,7 +129,7 @@ pub(super) async fn run(cli: &Cli, cmd: &AgentCommand) -> anyhow::Result<()> {
         )
         .await;
     }
-    let store = open_store(&config).await?;
+    let store = open_existing_store(&config).await?;
     match cmd {
         AgentCommand::Add(_) => unreachable!("handled above"),
         AgentCommand::List => list(store.as_ref(), &catalog).await?,

@@ -1,10 +1,10 @@
 //! `oxidesk key add|list|revoke`.
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use ipnet::IpNet;
 
-use super::{Cli, ensure, load_config, open_store};
+use super::{Cli, ensure, load_config, open_existing_store};
 use crate::domain::keys::ApiKeySecret;
 use crate::storage::NewApiKey;
 
@@ -37,6 +37,28 @@ pub struct AddArgs {
     /// Admin notes.
     #[arg(long, default_value = "")]
     pub notes: String,
+    /// Keep an existing osTicket key (32 hex characters, either case)
+    /// instead of making a new one, so its clients need no change; `-`
+    /// reads it from standard input (out of the process list).
+    #[arg(long, value_name = "KEY")]
+    pub secret: Option<String>,
+}
+
+/// The key `key add` stores: the one given with `--secret`, or a new one.
+fn secret_of(args: &AddArgs) -> anyhow::Result<ApiKeySecret> {
+    let Some(given) = &args.secret else {
+        return Ok(ApiKeySecret::generate());
+    };
+    let given = if given == "-" {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("--secret -: reading the key from standard input")?;
+        line
+    } else {
+        given.clone()
+    };
+    ApiKeySecret::parse_osticket(&given).context("--secret")
 }
 
 fn parse_net(s: &str) -> anyhow::Result<IpNet> {
@@ -46,7 +68,7 @@ fn parse_net(s: &str) -> anyhow::Result<IpNet> {
 
 pub(super) async fn run(cli: &Cli, cmd: &KeyCommand) -> anyhow::Result<()> {
     let config = load_config(cli)?;
-    let store = open_store(&config).await?;
+    let store = open_existing_store(&config).await?;
     match cmd {
         KeyCommand::Add(args) => {
             let addresses = args
@@ -54,7 +76,7 @@ pub(super) async fn run(cli: &Cli, cmd: &KeyCommand) -> anyhow::Result<()> {
                 .iter()
                 .map(|s| parse_net(s))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let secret = ApiKeySecret::generate();
+            let secret = secret_of(args)?;
             let id = store
                 .add_api_key(NewApiKey {
                     hash: secret.hash(),
@@ -67,9 +89,19 @@ pub(super) async fn run(cli: &Cli, cmd: &KeyCommand) -> anyhow::Result<()> {
                         .strftime("%Y-%m-%dT%H:%M:%SZ")
                         .to_string(),
                 })
-                .await?;
-            outln!("{}", secret.expose());
-            errln!("key {id} created; it is shown only now: keep it");
+                .await;
+            let id = match id {
+                Err(crate::storage::StoreError::Conflict(_)) if args.secret.is_some() => {
+                    bail!("--secret: this key is already stored (see `oxidesk key list`)")
+                }
+                other => other?,
+            };
+            if args.secret.is_some() {
+                errln!("key {id} added: the osTicket key is kept (accepted in either case)");
+            } else {
+                outln!("{}", secret.expose());
+                errln!("key {id} created; it is shown only now: keep it");
+            }
         }
         KeyCommand::List => {
             outln!(

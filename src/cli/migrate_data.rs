@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use sha2::{Digest, Sha256};
 
-use super::{Cli, load_config};
+use super::{Cli, Create, load_config};
 use crate::domain::catalog::Catalog;
 use crate::storage::postgres::{PgSettings, PgStore};
 use crate::storage::sqlite::SqliteStore;
@@ -30,7 +30,7 @@ pub struct MigrateDataArgs {
     pub batch: i64,
 }
 
-async fn open(cli: &Cli, url: &str) -> anyhow::Result<Arc<dyn DataCopy>> {
+async fn open(cli: &Cli, url: &str, create: Create) -> anyhow::Result<Arc<dyn DataCopy>> {
     let mut config = load_config(cli)?;
     config.database = url.to_string();
     let config = config.validated()?;
@@ -42,9 +42,14 @@ async fn open(cli: &Cli, url: &str) -> anyhow::Result<Arc<dyn DataCopy>> {
             statement_timeout_ms: 0,
             connect_retry_secs: config.postgres.connect_retry_secs,
             message_domain: catalog.message_domain.clone(),
+            create_schema: create == Create::Allowed,
         };
         Ok(Arc::new(PgStore::open(url, numbers, &settings).await?))
     } else {
+        let path = super::identity::absolute(&config.sqlite_path());
+        if create == Create::Refused && !path.try_exists()? {
+            bail!("database {} does not exist", path.display());
+        }
         Ok(Arc::new(SqliteStore::open(
             &config.sqlite_path(),
             numbers,
@@ -119,8 +124,13 @@ pub(super) async fn run(cli: &Cli, args: &MigrateDataArgs) -> anyhow::Result<()>
     if args.batch < 1 {
         bail!("--batch must be at least 1");
     }
-    let from = open(cli, &args.from).await.context("opening the source")?;
-    let to = open(cli, &args.to).await.context("opening the target")?;
+    // A missing source is a wrong path, not an empty helpdesk.
+    let from = open(cli, &args.from, Create::Refused)
+        .await
+        .context("opening the source")?;
+    let to = open(cli, &args.to, Create::Allowed)
+        .await
+        .context("opening the target")?;
     for table in TABLES {
         let n = to.row_count(table).await?;
         if n > 0 {

@@ -1,5 +1,6 @@
-//! The command line: `serve`, `key`, `agent`, `ticket`, `config check`,
-//! `openapi`.
+//! The command line: `serve`, `migrate`, `pipe`, `key`, `agent`,
+//! `ticket`, `outbox`, `migrate-data`, `backup`, `mail`, `config check`,
+//! `openapi`, `completions`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,6 +44,7 @@ macro_rules! errln {
 }
 
 mod agent;
+mod backup;
 mod identity;
 mod key;
 mod mail;
@@ -55,9 +57,18 @@ mod ticket;
 /// The pipe's exit code for a fault of ours (`EX_TEMPFAIL`).
 pub const PIPE_TEMPFAIL: i32 = pipe::exit::TEMPFAIL;
 
+/// `--version`: the package version and the commit it was built from
+/// (`build.rs`; "unknown commit" when built outside a git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("OXIDESK_BUILD_COMMIT"),
+    ")"
+);
+
 /// oxidesk: a helpdesk server speaking osTicket's ticket API.
 #[derive(Debug, Parser)]
-#[command(name = "oxidesk", version, about)]
+#[command(name = "oxidesk", version = VERSION, about)]
 pub struct Cli {
     /// Configuration file (TOML). Without one, stock defaults are used.
     #[arg(long, global = true, env = "OXIDESK_CONFIG")]
@@ -73,8 +84,11 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP server.
+    /// Run the HTTP server (creates the database on a first start).
     Serve(serve::ServeArgs),
+    /// Create the database or bring its schema up to date, then exit
+    /// (what `serve` does first; for upgrades run before the servers).
+    Migrate,
     /// File one message read on standard input (for the MTA); exits with
     /// a sysexits.h code.
     Pipe,
@@ -101,6 +115,15 @@ pub enum Command {
     /// Print the OpenAPI document of the HTTP API (what
     /// `GET /api/openapi.json` serves); needs no configuration.
     Openapi,
+    /// Copy the database, online and consistent, to a new file (SQLite;
+    /// for PostgreSQL use `pg_dump`).
+    Backup(backup::BackupArgs),
+    /// Print a shell completion script (`oxidesk completions bash >
+    /// /etc/bash_completion.d/oxidesk`).
+    Completions {
+        /// bash, elvish, fish, powershell or zsh.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `config` subcommands.
@@ -122,7 +145,16 @@ pub struct CheckArgs {
 /// An error names the file and the user reading it (an MTA runs the pipe
 /// as another user than the admin who wrote the file).
 pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
-    let file = match &cli.config {
+    load_config_from(cli.config.as_deref(), cli.database.as_deref())
+}
+
+/// [`load_config`] from the global options themselves (`serve` reads
+/// the file again on SIGHUP).
+pub fn load_config_from(
+    path: Option<&std::path::Path>,
+    database: Option<&str>,
+) -> anyhow::Result<Config> {
+    let file = match path {
         Some(p) => identity::absolute(p).display().to_string(),
         None => "(no file: defaults)".to_string(),
     };
@@ -132,10 +164,17 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
             identity::effective_user()
         )
     };
-    let mut config = Config::load(cli.config.as_deref(), std::env::vars()).with_context(context)?;
-    if let Some(db) = &cli.database {
-        config.database = db.clone();
+    let mut config = Config::load(path, std::env::vars()).with_context(context)?;
+    if let Some(db) = database {
+        config.database = db.to_string();
         config = config.validated().with_context(context)?;
+    }
+    // A relative SQLite path is read against the working directory once,
+    // here, so that every message and every later step names the same
+    // absolute file (an MTA runs the pipe elsewhere than the admin).
+    if !config.is_postgres() && config.sqlite_path().is_relative() {
+        let absolute = identity::absolute(&config.sqlite_path());
+        config.database = format!("sqlite://{}", absolute.display());
     }
     Ok(config)
 }
@@ -143,11 +182,13 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 /// Whether a store may be created where none exists yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Create {
-    /// `serve` and `migrate-data`: a first start makes the database.
+    /// `serve`, `migrate` and the target of `migrate-data`: a first start
+    /// makes the database.
     Allowed,
-    /// Everything else: a missing SQLite file means a wrong path (a
-    /// relative path resolved in the MTA's directory), and filing mail
-    /// into a brand-new empty database would lose it from view.
+    /// Everything else: a missing SQLite file (or a PostgreSQL database
+    /// without oxidesk's tables) means a wrong path or URL (a relative
+    /// path resolved in the MTA's directory), and filing mail or adding a
+    /// key into a brand-new empty database would lose it from view.
     Refused,
 }
 
@@ -169,6 +210,12 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     open_store_with(config, Create::Allowed, config.postgres.connect_retry_secs).await
 }
 
+/// The store of every command but `serve` and `migrate`: it must exist
+/// already (see [`Create::Refused`]).
+pub async fn open_existing_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    open_store_with(config, Create::Refused, config.postgres.connect_retry_secs).await
+}
+
 /// [`open_store`] with the creation rule and how long to keep trying an
 /// unreachable PostgreSQL server.
 pub async fn open_store_with(
@@ -184,6 +231,7 @@ pub async fn open_store_with(
             statement_timeout_ms: config.postgres.statement_timeout_ms,
             connect_retry_secs,
             message_domain: catalog.message_domain.clone(),
+            create_schema: create == Create::Allowed,
         };
         let store = crate::storage::postgres::PgStore::open(
             &config.database,
@@ -233,6 +281,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         out!("{}", crate::http::openapi::json());
         return Ok(());
     }
+    if let Command::Completions { shell } = cli.command {
+        let mut script = Vec::new();
+        clap_complete::generate(
+            shell,
+            &mut <Cli as clap::CommandFactory>::command(),
+            "oxidesk",
+            &mut script,
+        );
+        out!("{}", String::from_utf8_lossy(&script));
+        return Ok(());
+    }
     if matches!(cli.command, Command::Pipe) {
         init_logging("warn,html5ever=error");
         std::process::exit(pipe::run(&cli));
@@ -253,29 +312,66 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             .enable_all()
             .build()?
     };
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         match &cli.command {
             Command::Serve(args) => serve::run(&cli, args).await,
+            Command::Migrate => {
+                let config = load_config(&cli)?;
+                open_store(&config).await?;
+                outln!("database {} is up to date", database_name(&config));
+                Ok(())
+            }
+            Command::Backup(args) => backup::run(&cli, args),
             Command::Key(cmd) => key::run(&cli, cmd).await,
             Command::Agent(cmd) => agent::run(&cli, cmd).await,
             Command::Ticket(cmd) => ticket::run(&cli, cmd).await,
             Command::Mail(cmd) => mail::run(cmd),
             Command::MigrateData(args) => migrate_data::run(&cli, args).await,
             Command::Outbox(cmd) => outbox::run(&cli, cmd).await,
-            Command::Pipe | Command::Openapi => unreachable!("handled above"),
-            Command::Config(ConfigCommand::Check(args)) => {
-                let config = load_config(&cli)?;
-                crate::mail_out::render::Templates::new(&config.mail)?;
-                if args.print {
-                    out!("{}", toml::to_string_pretty(&config)?);
-                } else {
-                    outln!("configuration ok");
-                }
-                Ok(())
+            Command::Pipe | Command::Openapi | Command::Completions { .. } => {
+                unreachable!("handled above")
             }
+            Command::Config(ConfigCommand::Check(args)) => check_config(&cli, args),
         }
-    })
+    });
+    // A connection still open past the drain deadline holds a task, and
+    // a request may hold a blocking thread: neither may keep the process
+    // alive once `serve` has decided to stop.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
+
+/// `config check [--print]`: the start-up validation, then every
+/// template rendered with sample data (strict: an unknown variable is an
+/// error naming the template), then the configuration with its secrets
+/// redacted.
+fn check_config(cli: &Cli, args: &CheckArgs) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    crate::mail_out::render::Templates::new(&config.mail)?.check()?;
+    crate::web::Web::new(&config.web).map_err(anyhow::Error::msg)?;
+    if args.print {
+        out!("{}", redacted_toml(&config)?);
+    } else {
+        outln!("configuration ok");
+    }
+    Ok(())
+}
+
+/// The configuration as TOML with the SMTP password and the database
+/// URL's password replaced by `<redacted>`.
+pub fn redacted_toml(config: &Config) -> anyhow::Result<String> {
+    let mut config = config.clone();
+    if config.mail.smtp_password.is_some() {
+        config.mail.smtp_password = Some(REDACTED.into());
+    }
+    if config.is_postgres() {
+        config.database = crate::storage::postgres::redacted_url(&config.database);
+    }
+    Ok(toml::to_string_pretty(&config)?)
+}
+
+/// What a secret is shown as.
+const REDACTED: &str = "<redacted>";
 
 /// Fails when `cond` is false.
 fn ensure(cond: bool, message: &str) -> anyhow::Result<()> {

@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use super::{Cli, ensure, load_config, open_store};
+use super::{Cli, ensure, load_config, open_existing_store};
 
 /// `outbox` subcommands.
 #[derive(Debug, Subcommand)]
@@ -25,7 +25,7 @@ pub enum OutboxCommand {
 
 pub(super) async fn run(cli: &Cli, cmd: &OutboxCommand) -> anyhow::Result<()> {
     let config = load_config(cli)?;
-    let store = open_store(&config).await?;
+    let store = open_existing_store(&config).await?;
     match cmd {
         OutboxCommand::List { state, limit } => {
             outln!(

@@ -5,7 +5,7 @@
 
 use clap::Subcommand;
 
-use super::{Cli, load_config, open_store};
+use super::{Cli, load_config, open_existing_store};
 
 /// `ticket` subcommands.
 #[derive(Debug, Subcommand)]
@@ -149,7 +149,7 @@ fn work_error(e: crate::domain::work::WorkError) -> anyhow::Error {
 
 pub(super) async fn run(cli: &Cli, cmd: &TicketCommand) -> anyhow::Result<()> {
     let config = load_config(cli)?;
-    let store = open_store(&config).await?;
+    let store = open_existing_store(&config).await?;
     match cmd {
         TicketCommand::Show { number, json } => {
             let Some(parsed) = crate::domain::ids::TicketNumber::parse(number) else {

@@ -4,6 +4,11 @@
 //! (osTicket's keys are upper-case hex too). Only its SHA-256 is stored:
 //! keys are high-entropy secrets, so a fast hash is safe, and lookups are
 //! by hash; the stored hash is then compared in constant time.
+//!
+//! An existing osTicket key (32 hex characters, `key add --secret`) is
+//! kept as it is: osTicket compares keys case-insensitively
+//! (`strcasecmp` in its API key lookup), so a key of that form is hashed
+//! in lower case, whichever case the client sends.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -36,20 +41,64 @@ impl ApiKeySecret {
         Self(s.to_string())
     }
 
+    /// An existing osTicket key given to `key add --secret`: exactly 32
+    /// hex characters (osTicket makes its keys that way), in either case.
+    pub fn parse_osticket(s: &str) -> Result<Self, KeyFormatError> {
+        let s = s.trim();
+        if s.len() != OSTICKET_KEY_LEN {
+            return Err(KeyFormatError::Length(s.chars().count()));
+        }
+        if let Some(c) = s.chars().find(|c| !c.is_ascii_hexdigit()) {
+            return Err(KeyFormatError::NotHex(c));
+        }
+        Ok(Self(s.to_string()))
+    }
+
     /// The key itself, to show once.
     pub fn expose(&self) -> &str {
         &self.0
     }
 
-    /// SHA-256 of the key, as stored.
+    /// SHA-256 of the key, as stored. A key of osTicket's form (32 hex
+    /// characters) is hashed in lower case: osTicket accepts it in any
+    /// case, so must we. Our own keys (64 characters) are hashed as they
+    /// are.
     pub fn hash(&self) -> [u8; 32] {
-        Sha256::digest(self.0.as_bytes()).into()
+        if self.is_osticket_form() {
+            Sha256::digest(self.0.to_ascii_lowercase().as_bytes()).into()
+        } else {
+            Sha256::digest(self.0.as_bytes()).into()
+        }
     }
 
-    /// The first characters, to tell keys apart in listings.
+    /// The first characters, to tell keys apart in listings (upper case
+    /// for an osTicket key, as osTicket shows them).
     pub fn prefix(&self) -> String {
-        self.0.chars().take(6).collect()
+        let prefix: String = self.0.chars().take(6).collect();
+        if self.is_osticket_form() {
+            prefix.to_ascii_uppercase()
+        } else {
+            prefix
+        }
     }
+
+    fn is_osticket_form(&self) -> bool {
+        self.0.len() == OSTICKET_KEY_LEN && self.0.bytes().all(|b| b.is_ascii_hexdigit())
+    }
+}
+
+/// osTicket's keys: `strtoupper(md5(…))`, 32 hex characters.
+const OSTICKET_KEY_LEN: usize = 32;
+
+/// Why `key add --secret` refused a key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyFormatError {
+    /// Not 32 characters long.
+    #[error("an osTicket API key is 32 hex characters; this one has {0}")]
+    Length(usize),
+    /// A character that is not a hex digit.
+    #[error("an osTicket API key is 32 hex characters (0-9, A-F); `{0}` is not one")]
+    NotHex(char),
 }
 
 /// What a key is being used for.
@@ -148,6 +197,51 @@ mod tests {
         assert_eq!(a.expose().len(), 64);
         assert!(a.expose().chars().all(|c| c.is_ascii_hexdigit()));
         assert!(!format!("{a:?}").contains(a.expose()));
+    }
+
+    #[test]
+    fn osticket_keys_are_kept_and_match_in_either_case() {
+        let upper = "0123456789ABCDEF0123456789ABCDEF";
+        let key = ApiKeySecret::parse_osticket(upper).unwrap();
+        let r = record(&key, &["127.0.0.1/32"]);
+        let ip = "127.0.0.1".parse::<IpAddr>().unwrap();
+        for presented in [
+            upper,
+            &upper.to_ascii_lowercase(),
+            "0123456789abcdef0123456789ABCDEF",
+        ] {
+            let p = ApiKeySecret::from_header(presented);
+            assert_eq!(
+                authorize(&p, Some(&r), ip, Permission::CreateTickets),
+                Ok(())
+            );
+        }
+        assert_eq!(key.prefix(), "012345");
+        // Our own 64-character keys stay case-sensitive, as before.
+        let ours = ApiKeySecret::generate();
+        let lower = ApiKeySecret::from_header(&ours.expose().to_ascii_lowercase());
+        assert_ne!(lower.hash(), ours.hash());
+    }
+
+    #[test]
+    fn osticket_key_format_is_checked() {
+        let table: &[(&str, Option<KeyFormatError>)] = &[
+            ("0123456789abcdef0123456789abcdef", None),
+            (" 0123456789abcdef0123456789abcdef\n", None),
+            ("0123456789abcdef", Some(KeyFormatError::Length(16))),
+            (
+                "0123456789abcdef0123456789abcdeg",
+                Some(KeyFormatError::NotHex('g')),
+            ),
+            ("", Some(KeyFormatError::Length(0))),
+        ];
+        for (input, want) in table {
+            assert_eq!(
+                ApiKeySecret::parse_osticket(input).err(),
+                *want,
+                "{input:?}"
+            );
+        }
     }
 
     #[test]

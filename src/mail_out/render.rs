@@ -1,11 +1,11 @@
 //! Rendering an outbox row into subject and text with the configured
 //! minijinja templates (compiled once at start-up).
 
-use minijinja::{Environment, context};
+use minijinja::Environment;
 
 use super::OutboxError;
 use crate::config::MailConfig;
-use crate::domain::notify::MailKind;
+use crate::domain::notify::{MailEvent, MailKind};
 use crate::storage::OutboxJob;
 
 /// The templates, compiled.
@@ -40,6 +40,9 @@ impl Templates {
     /// Compiles the templates of `config`; an error names the template.
     pub fn new(config: &MailConfig) -> Result<Self, OutboxError> {
         let mut env = Environment::new();
+        // An unknown variable is an error, not an empty string: `check`
+        // finds it at start-up instead of every mail missing a word.
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         let sources = [
             &config.autoresponse_subject,
             &config.autoresponse_body,
@@ -64,21 +67,56 @@ impl Templates {
 
     /// Subject, text and HTML of a row.
     pub fn render(&self, job: &OutboxJob) -> Result<Rendered, OutboxError> {
-        let ctx = context! {
-            number => job.number.as_str(),
-            subject => job.subject,
-            name => job.user_name,
-            email => job.user_email,
-            excerpt => excerpt(&job.body, &job.format, 600),
-            topic => job.topic.as_deref().unwrap_or("-"),
-            priority => job.priority,
-            department => job.department.as_deref().unwrap_or("-"),
-            kind => job.event.as_str(),
-            from_name => self.from_name,
-            sender_name => job.sender.name,
-            sender_email => job.sender.email,
+        let vars = Vars {
+            number: job.number.as_str(),
+            subject: &job.subject,
+            name: &job.user_name,
+            email: &job.user_email,
+            excerpt: excerpt(&job.body, &job.format, 600),
+            topic: job.topic.as_deref().unwrap_or("-"),
+            priority: &job.priority,
+            department: job.department.as_deref().unwrap_or("-"),
+            kind: job.event.as_str(),
+            from_name: &self.from_name,
+            sender_name: &job.sender.name,
+            sender_email: &job.sender.email,
         };
-        let is_alert = job.kind == MailKind::Alert;
+        self.render_vars(&vars, job.kind == MailKind::Alert)
+    }
+
+    /// Renders every template, both kinds of mail and both events (new
+    /// ticket, reply), with sample data, as `config check` and `serve`'s
+    /// start do: a misspelt variable (`{{ nmae }}`) is an error naming
+    /// the template, not an empty word in every mail.
+    pub fn check(&self) -> Result<(), OutboxError> {
+        for kind in [MailEvent::New, MailEvent::Reply] {
+            for (sender_name, sender_email) in [
+                ("Jane Doe", "jane@example.com"),
+                ("Colleague", "cc@example.com"),
+            ] {
+                let vars = Vars {
+                    number: "123456",
+                    subject: "Printer on fire",
+                    name: "Jane Doe",
+                    email: "jane@example.com",
+                    excerpt: "It started smoking this morning.".into(),
+                    topic: "Report a Problem",
+                    priority: "High",
+                    department: "Support",
+                    kind: kind.as_str(),
+                    from_name: &self.from_name,
+                    sender_name,
+                    sender_email,
+                };
+                for is_alert in [false, true] {
+                    self.render_vars(&vars, is_alert)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn render_vars(&self, vars: &Vars<'_>, is_alert: bool) -> Result<Rendered, OutboxError> {
         let (subject, body, html) = if is_alert {
             ("alert_subject", "alert_body", "alert_body.html")
         } else {
@@ -91,7 +129,7 @@ impl Templates {
         let render = |name: &str| -> Result<String, OutboxError> {
             self.env
                 .get_template(name)
-                .and_then(|t| t.render(&ctx))
+                .and_then(|t| t.render(vars))
                 .map_err(|e| OutboxError::Template(format!("mail.{}: {e}", key(name))))
         };
         // A subject is one line, whatever the template or ticket holds.
@@ -110,6 +148,23 @@ impl Templates {
             html,
         })
     }
+}
+
+/// The variables every mail template sees (README, Autoresponses).
+#[derive(serde::Serialize)]
+struct Vars<'a> {
+    number: &'a str,
+    subject: &'a str,
+    name: &'a str,
+    email: &'a str,
+    excerpt: String,
+    topic: &'a str,
+    priority: &'a str,
+    department: &'a str,
+    kind: &'a str,
+    from_name: &'a str,
+    sender_name: &'a str,
+    sender_email: &'a str,
 }
 
 /// An agent's reply as mail: `Re: [#number] subject`, the reply
@@ -318,6 +373,32 @@ mod tests {
         };
         let err = Templates::new(&config).err().unwrap().to_string();
         assert!(err.contains("mail.alert_body"), "{err}");
+    }
+
+    #[test]
+    fn stock_templates_pass_the_check() {
+        Templates::new(&MailConfig::default())
+            .unwrap()
+            .check()
+            .unwrap();
+    }
+
+    #[test]
+    fn a_misspelt_variable_fails_the_check_naming_the_template() {
+        // Only in the reply branch: the check renders both events.
+        let config = MailConfig {
+            alert_subject: "{% if kind == 'reply' %}Re {{ nmae }}{% else %}New{% endif %}".into(),
+            ..MailConfig::default()
+        };
+        let err = Templates::new(&config)
+            .unwrap()
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mail.alert_subject") && err.contains("undefined"),
+            "{err}"
+        );
     }
 
     #[test]

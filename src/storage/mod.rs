@@ -787,3 +787,24 @@ pub(crate) async fn table_counts(
     }
     Ok(out)
 }
+
+/// The start-up rule of both backends' migrations: a database whose
+/// schema is newer than this binary's newest migration was upgraded by a
+/// newer oxidesk, and an older binary must not write to it; a database
+/// with no schema at all is refused unless the caller may create one.
+pub fn check_schema_version(current: i64, newest: i64, may_create: bool) -> Result<(), StoreError> {
+    if current > newest {
+        return Err(StoreError::other(format!(
+            "the database schema is at version {current}, newer than this oxidesk knows \
+             (its newest migration is {newest}): it was upgraded by a newer oxidesk; \
+             run that version (or restore a backup made before the upgrade)"
+        )));
+    }
+    if current == 0 && !may_create {
+        return Err(StoreError::other(
+            "the database has no oxidesk tables: only `oxidesk serve` or `oxidesk migrate` \
+             creates them (check `database` in the configuration)",
+        ));
+    }
+    Ok(())
+}

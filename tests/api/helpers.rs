@@ -372,8 +372,28 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// `oxidesk key add --ip 127.0.0.1` with `config`: the new key.
+/// `oxidesk migrate` with `config`: only it and `serve` create a
+/// database, so a test that adds a key before starting a server runs it
+/// first, as an admin does.
+pub fn cli_migrate(config: &std::path::Path) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_oxidesk"))
+        .arg("--config")
+        .arg(config)
+        .arg("migrate")
+        .env_remove("OXIDESK_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "oxidesk migrate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `oxidesk key add --ip 127.0.0.1` with `config` (after `migrate`, which
+/// creates the database when it is new): the new key.
 pub fn cli_key_add(config: &std::path::Path) -> String {
+    cli_migrate(config);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_oxidesk"))
         .arg("--config")
         .arg(config)

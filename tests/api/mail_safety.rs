@@ -326,6 +326,7 @@ async fn a_bouncing_alert_recipient_gets_one_alert_and_one_bounce_not_a_loop() {
         ),
     )
     .unwrap();
+    crate::helpers::cli_migrate(&config);
     let out = Command::new(env!("CARGO_BIN_EXE_oxidesk"))
         .arg("--config")
         .arg(&config)
@@ -338,6 +339,8 @@ async fn a_bouncing_alert_recipient_gets_one_alert_and_one_bounce_not_a_loop() {
     let (server, addr) = crate::helpers::serve_process(
         &config,
         &[
+            // Off by default (no mail before [mail] is configured).
+            ("OXIDESK__MAIL__ENABLED", "true".into()),
             ("OXIDESK__MAIL__SMTP_PORT", sink.port.to_string()),
             ("OXIDESK__MAIL__FROM_ADDRESS", "support@example.com".into()),
             ("OXIDESK__MAIL__POLL_INTERVAL_MS", "50".into()),

@@ -358,6 +358,8 @@ fn start_server(config: &std::path::Path, smtp: u16) -> (std::process::Child, So
     crate::helpers::serve_process(
         config,
         &[
+            // Off by default (no mail before [mail] is configured).
+            ("OXIDESK__MAIL__ENABLED", "true".into()),
             ("OXIDESK__MAIL__SMTP_PORT", smtp.to_string()),
             ("OXIDESK__MAIL__FROM_ADDRESS", "support@example.com".into()),
             ("OXIDESK__MAIL__LEASE_SECS", "1".into()),

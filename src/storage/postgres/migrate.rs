@@ -49,7 +49,11 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
 pub(super) const MIGRATION_LOCK: i64 = 0x6f78_6964_6573_6b01;
 
 impl PgStore {
-    pub(super) async fn migrate(&self) -> Result<(), StoreError> {
+    /// Applies the migrations this database lacks. Refuses a schema
+    /// newer than this binary knows (an older binary after an upgrade:
+    /// its writes would miss the newer columns' rules), and, unless
+    /// `create_schema`, a database without oxidesk's tables.
+    pub(super) async fn migrate(&self, create_schema: bool) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         // Two instances starting at once: one migrates, the other waits.
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -61,6 +65,8 @@ impl PgStore {
         let current: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM schema_migrations")
             .fetch_one(&mut *tx)
             .await?;
+        let newest = MIGRATIONS.last().map_or(0, |(n, _)| *n);
+        crate::storage::check_schema_version(current.unwrap_or(0), newest, create_schema)?;
         for (n, sql) in MIGRATIONS {
             if *n > current.unwrap_or(0) {
                 tx.execute(*sql)

@@ -57,6 +57,9 @@ pub struct PgSettings {
     pub connect_retry_secs: u64,
     /// Domain of outgoing Message-IDs.
     pub message_domain: String,
+    /// Whether a database without oxidesk's tables may get them (`serve`,
+    /// `migrate`, a `migrate-data` target); else opening it is an error.
+    pub create_schema: bool,
 }
 
 /// PostgreSQL store; cheap to clone.
@@ -234,7 +237,7 @@ impl PgStore {
             keys: Arc::default(),
             alive: Arc::new(tokio::sync::watch::channel(()).0),
         };
-        store.migrate().await?;
+        store.migrate(settings.create_schema).await?;
         Ok(store)
     }
 }

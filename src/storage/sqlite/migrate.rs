@@ -42,17 +42,24 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     ),
 ];
 
+/// Applies the migrations this file lacks; refuses a schema newer than
+/// this binary knows (see [`crate::storage::check_schema_version`]).
 pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     // Up to date (the common case, e.g. every `oxidesk pipe` run): no
     // write lock needed.
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if MIGRATIONS.last().is_some_and(|(n, _)| *n <= current) {
+    let newest = MIGRATIONS.last().map_or(0, |(n, _)| *n);
+    // The file's existence is the CLI's creation rule; an empty file here
+    // was just made by `serve` (or is one it may fill).
+    crate::storage::check_schema_version(current, newest, true)?;
+    if newest == current {
         return Ok(());
     }
     // IMMEDIATE: two processes starting at once apply each migration once.
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let result = (|| -> Result<(), StoreError> {
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        crate::storage::check_schema_version(version, newest, true)?;
         for (n, sql) in MIGRATIONS {
             if *n > version {
                 conn.execute_batch(sql)

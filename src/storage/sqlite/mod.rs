@@ -187,6 +187,26 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
 }
 
 impl SqliteStore {
+    /// Copies the database at `path` to the new file `to` while other
+    /// processes keep writing: `VACUUM INTO` reads one snapshot (a read
+    /// transaction, which WAL lets writers work beside) and writes a
+    /// compact, self-contained file (no `-wal` beside it). SQLite itself
+    /// refuses a `to` that exists and is not empty.
+    pub fn backup(path: &Path, to: &Path) -> Result<(), StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| other(format!("cannot open database {}: {e}", path.display())))?;
+        configure(&conn)?;
+        let target = to
+            .to_str()
+            .ok_or_else(|| other(format!("{} is not a UTF-8 path", to.display())))?;
+        conn.execute("VACUUM INTO ?1", [target])
+            .map_err(|e| other(format!("VACUUM INTO {}: {e}", to.display())))?;
+        Ok(())
+    }
+
     /// Opens (creating when missing) the database at `path`, applies the
     /// migrations and starts the writer thread.
     /// `message_domain` is the domain of the Message-IDs of outgoing
