@@ -36,9 +36,27 @@ pub(super) async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     if config.listen.port() == 0 {
         outln!("listening on {addr}");
     }
+    // `/metrics` on an admin address of its own, when asked.
+    let metrics_server = match config.metrics.listen {
+        Some(addr) if config.metrics.enabled => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} ([metrics] listen)"))?;
+            let addr = listener.local_addr()?;
+            tracing::info!(listen.addr = %addr, "metrics on http://{addr}/metrics");
+            Some(tokio::spawn(crate::app::serve_metrics(
+                listener,
+                state.clone(),
+            )))
+        }
+        _ => None,
+    };
     // Run the server as a task so the accept loop is on a worker thread
     // and the main thread only waits.
     tokio::spawn(serve(listener, state, shutdown_signal())).await??;
+    if let Some(task) = metrics_server {
+        task.abort();
+    }
     if let Some(outbox) = outbox {
         outbox.stop().await;
     }

@@ -17,6 +17,7 @@ mod migrate;
 
 mod notify;
 mod openapi;
+mod ops;
 mod queue;
 mod routes;
 mod staff_auth;
