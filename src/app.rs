@@ -41,6 +41,8 @@ pub struct AppState {
     pub sign_in: Arc<crate::domain::agents::SignIn>,
     /// The staff pages' templates and settings.
     pub web: Arc<crate::web::Web>,
+    /// Metrics, rate limits and readiness settings.
+    pub ops: Arc<crate::http::ops::Ops>,
 }
 
 impl AppState {
@@ -70,6 +72,7 @@ impl AppState {
                     "embedded page templates compile (web::tests::every_template_compiles)",
                 ),
             ),
+            ops: Arc::new(crate::http::ops::Ops::new(config)),
         }
     }
 }
@@ -139,7 +142,9 @@ fn lower_priority() {
 /// The full router: the API routes behind [`router_with`]'s fallbacks
 /// and layers.
 pub fn router(state: AppState) -> Router {
-    let routes = crate::http::routes().merge(crate::web::routes(&state));
+    let routes = crate::http::routes()
+        .merge(crate::web::routes(&state))
+        .merge(crate::http::ops::routes(&state));
     router_with(routes, state)
 }
 
@@ -153,6 +158,7 @@ pub fn router(state: AppState) -> Router {
 /// layers.
 pub fn router_with(routes: Router<AppState>, state: AppState) -> Router {
     let request_ids = state.request_ids.clone();
+    let ops = state.ops.clone();
     routes
         .fallback(crate::http::not_found)
         // After every route: axum applies this to the routes it has now.
@@ -164,7 +170,7 @@ pub fn router_with(routes: Router<AppState>, state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http().make_span_with(make_span))
         // Outside the trace layer: the span names the id it gives.
-        .layer(crate::http::layer::RequestLayer::new(request_ids))
+        .layer(crate::http::layer::RequestLayer::new(request_ids, ops))
         .layer(SetSensitiveRequestHeadersLayer::new([
             HeaderName::from_static("x-api-key"),
             header::AUTHORIZATION,
@@ -316,8 +322,25 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let upkeep = state
+        .ops
+        .metrics
+        .clone()
+        .map(crate::telemetry::spawn_upkeep);
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    if let Some(upkeep) = upkeep {
+        upkeep.abort();
+    }
+    served
+}
+
+/// Serves `/metrics` alone (`[metrics] listen`) behind the same layers,
+/// until the task is dropped.
+pub async fn serve_metrics(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    let app = router_with(crate::http::ops::metrics_routes(), state)
+        .into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).await
 }

@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+mod ops;
+pub use ops::{HealthConfig, LogConfig, LogFormat, MetricsConfig};
+
 /// Everything oxidesk can be configured with. Every section has a default,
 /// so an empty file (or no file) runs a stock helpdesk.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -54,6 +57,12 @@ pub struct Config {
     pub staff: StaffConfig,
     /// The staff web interface at `/scp/`.
     pub web: WebConfig,
+    /// `GET /readyz`.
+    pub health: HealthConfig,
+    /// Prometheus metrics at `/metrics`.
+    pub metrics: MetricsConfig,
+    /// Log format.
+    pub log: LogConfig,
     /// The server process: how it stops.
     pub server: ServerConfig,
 }
@@ -383,6 +392,15 @@ pub struct Limits {
     pub max_attachment_bytes: u64,
     /// Most attachments on one ticket.
     pub max_attachments: usize,
+    /// Requests per minute one API key may make (a burst of as many,
+    /// refilled evenly); 0: no limit. In memory, per instance.
+    pub requests_per_minute_per_key: u32,
+    /// Requests per minute from one client address (after the
+    /// trusted-proxy rule; health and metrics are not counted); 0: no limit.
+    pub requests_per_minute_per_address: u32,
+    /// Failed API-key checks per minute from one client address before
+    /// its keyed requests are refused with 429; 0: no limit.
+    pub key_failures_per_minute_per_address: u32,
 }
 
 impl Default for Limits {
@@ -391,6 +409,9 @@ impl Default for Limits {
             max_request_body_bytes: 40 * 1024 * 1024,
             max_attachment_bytes: 25 * 1024 * 1024,
             max_attachments: 64,
+            requests_per_minute_per_key: 0,
+            requests_per_minute_per_address: 0,
+            key_failures_per_minute_per_address: 30,
         }
     }
 }
@@ -612,6 +633,9 @@ impl Default for Config {
             staff: StaffConfig::default(),
             web: WebConfig::default(),
             server: ServerConfig::default(),
+            health: HealthConfig::default(),
+            metrics: MetricsConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }

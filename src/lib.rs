@@ -9,6 +9,7 @@
 //! * [`storage`] — the `Store` trait and the SQLite backend
 //! * [`mail_out`] — autoresponses and alerts: outbox rendering and SMTP sender
 //! * [`web`] — the staff web interface at `/scp/` (pages, templates, static files)
+//! * [`telemetry`] — Prometheus metrics: recorder, names, recording helpers
 //! * [`cli`] — `serve`, `key`, `ticket`, `config check`
 #![forbid(unsafe_code)]
 
@@ -21,4 +22,5 @@ pub mod http;
 pub mod intake;
 pub mod mail_out;
 pub mod storage;
+pub mod telemetry;
 pub mod web;

@@ -263,16 +263,29 @@ pub async fn open_store_with(
     Ok(Arc::new(store))
 }
 
-fn init_logging(default: &str) {
+/// Logs to standard error: levels from `RUST_LOG` (else `default`), lines
+/// as `[log] format` says.
+fn init_logging(default: &str, format: crate::config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Colour codes only for a person at a terminal, never in a file, a
     // journal or an MTA's log.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        crate::config::LogFormat::Text => builder.try_init(),
+        crate::config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// `[log] format` of the configuration, or text when it does not load
+/// (the command then reports why).
+fn log_format(cli: &Cli) -> crate::config::LogFormat {
+    Config::load(cli.config.as_deref(), std::env::vars())
+        .map(|c| c.log.format)
+        .unwrap_or_default()
 }
 
 /// Runs the parsed command line.
@@ -293,16 +306,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     if matches!(cli.command, Command::Pipe) {
-        init_logging("warn,html5ever=error");
+        init_logging("warn,html5ever=error", log_format(&cli));
         std::process::exit(pipe::run(&cli));
     }
     let is_serve = matches!(cli.command, Command::Serve(_));
     // html5ever warns about every odd table it repairs: not our news.
-    init_logging(if is_serve {
-        "info,html5ever=error"
-    } else {
-        "warn,html5ever=error"
-    });
+    init_logging(
+        if is_serve {
+            "info,html5ever=error"
+        } else {
+            "warn,html5ever=error"
+        },
+        log_format(&cli),
+    );
     let runtime = if is_serve {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()

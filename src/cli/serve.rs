@@ -54,6 +54,21 @@ pub(super) async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     if config.listen.port() == 0 {
         outln!("listening on {addr}");
     }
+    // `/metrics` on an admin address of its own, when asked.
+    let metrics_server = match config.metrics.listen {
+        Some(addr) if config.metrics.enabled => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} ([metrics] listen)"))?;
+            let addr = listener.local_addr()?;
+            tracing::info!(listen.addr = %addr, "metrics on http://{addr}/metrics");
+            Some(tokio::spawn(crate::app::serve_metrics(
+                listener,
+                state.clone(),
+            )))
+        }
+        _ => None,
+    };
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     let (first, second) = (stops.clone(), stops);
     // Run the server as a task so the accept loop is on a worker thread
@@ -66,6 +81,9 @@ pub(super) async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         grace,
     ))
     .await??;
+    if let Some(task) = metrics_server {
+        task.abort();
+    }
     if let Some(outbox) = outbox {
         // The sender finishes the mail in hand; an SMTP relay that hangs
         // must not hold the stop past the grace either.

@@ -2,6 +2,11 @@
 //! the client's address and the permission the route needs (API.md,
 //! Authentication). It runs from the request's head, so the key is checked
 //! before the body is read or parsed; it must not read the body.
+//!
+//! It also applies the key's rate limits (`[limits]`): a client address
+//! whose failed checks ran out is refused with `429` before its key is
+//! looked at, and each valid key spends its own allowance. A failed check
+//! is logged at WARN with the client's address (for fail2ban, README).
 
 use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
@@ -11,6 +16,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 
 use super::client::client_addr;
+use super::layer::RequestNote;
 use crate::app::AppState;
 use crate::domain::keys::{ApiKeySecret, AuthError, Permission, authorize};
 use crate::error::ApiError;
@@ -67,19 +73,91 @@ impl<P: RequiredPermission> FromRequestParts<AppState> for ApiKey<P> {
         let client = client_addr(peer, &parts.headers, &state.trusted_proxies).map_err(|e| {
             ApiError::new(StatusCode::BAD_REQUEST, e.to_string()).with_field("X-Forwarded-For")
         })?;
+        let note = parts.extensions.get::<std::sync::Arc<RequestNote>>();
+        let rate = &state.ops.rate;
+        if let Some(retry) = rate.key_checks_blocked(client) {
+            return Err(refuse_key_checks(note, retry));
+        }
         let presented = parts
             .headers
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|k| !k.is_empty())
-            .map(ApiKeySecret::from_header)
-            .ok_or(AuthError::Missing)?;
-        let record = state.store.find_api_key(presented.hash()).await?;
-        authorize(&presented, record.as_ref(), client, P::PERMISSION)?;
+            .map(ApiKeySecret::from_header);
+        let record = match &presented {
+            Some(p) => state.store.find_api_key(p.hash()).await?,
+            None => None,
+        };
+        let was_presented = presented.is_some();
+        let checked = presented
+            .ok_or(AuthError::Missing)
+            .and_then(|p| authorize(&p, record.as_ref(), client, P::PERMISSION));
+        if let Err(e) = checked {
+            let reason = if was_presented {
+                auth_reason(e)
+            } else {
+                "key_missing"
+            };
+            tracing::warn!(
+                client.addr = %client,
+                reason,
+                request.id = %super::request_id::current(),
+                "API key refused from {client}: {reason}"
+            );
+            metrics::counter!(crate::telemetry::KEY_REFUSALS, "reason" => reason).increment(1);
+            if let Some(note) = note {
+                note.refuse(reason);
+            }
+            if let Some(retry) = rate.key_check_failed(client) {
+                return Err(refuse_key_checks(note, retry));
+            }
+            return Err(e.into());
+        }
+        // `authorize` succeeded, so the record is there.
+        if let (Some(record), Some(note)) = (record, note) {
+            note.set_key(record.id);
+            if let Some(state) = rate.check_key(record.id) {
+                note.set_rate(state);
+                if state.retry_after_secs.is_some() {
+                    note.refuse("rate_limited_key");
+                    metrics::counter!(crate::telemetry::RATE_LIMITED, "scope" => "key")
+                        .increment(1);
+                    return Err(ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "Too many requests",
+                    ));
+                }
+            }
+        }
         Ok(Self {
             client,
             permission: PhantomData,
         })
     }
+}
+
+/// A failed check's reason, as logs and metrics name it.
+fn auth_reason(e: AuthError) -> &'static str {
+    match e {
+        AuthError::Missing => "key_unknown",
+        AuthError::NotActiveOrAddress => "key_inactive_or_address",
+        AuthError::NotAuthorized => "key_not_authorized",
+    }
+}
+
+/// `429` for an address whose failed key checks ran out.
+fn refuse_key_checks(
+    note: Option<&std::sync::Arc<RequestNote>>,
+    retry_after_secs: u64,
+) -> ApiError {
+    if let Some(note) = note {
+        note.refuse("key_failures");
+        note.retry_after(retry_after_secs);
+    }
+    metrics::counter!(crate::telemetry::RATE_LIMITED, "scope" => "key_failures").increment(1);
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many failed API key checks from this address",
+    )
 }

@@ -13,6 +13,8 @@ pub mod api_key;
 pub mod client;
 pub mod layer;
 pub mod openapi;
+pub mod ops;
+pub mod rate_limit;
 pub mod request_id;
 pub mod staff;
 pub mod tickets;

@@ -89,6 +89,7 @@ fn build() -> utoipa::openapi::OpenApi {
     doc.merge(super::tickets::IntakeDoc::openapi());
     doc.merge(super::staff::auth::AuthDoc::openapi());
     doc.merge(super::staff::work::WorkDoc::openapi());
+    doc.merge(super::ops::OpsDoc::openapi());
     doc.info = utoipa::openapi::InfoBuilder::new()
         .title("oxidesk")
         .version(env!("CARGO_PKG_VERSION"))
@@ -106,6 +107,10 @@ fn build() -> utoipa::openapi::OpenApi {
             "The staff API (STAFF-API.md): sign-in, queues, one ticket's work. Errors are always the JSON envelope.",
         ),
         tag("meta", "This document."),
+        tag(
+            "operations",
+            "Health, readiness and metrics for the operator: no credentials, not rate limited.",
+        ),
     ]);
     let components = doc.components.take().unwrap_or_default();
     let mut components = ComponentsBuilder::from(components)

@@ -19,6 +19,7 @@ use crate::domain::tickets::{RequestContext, create_ticket, prepare_ticket};
 use crate::error::ApiError;
 use crate::intake::{json, xml};
 use crate::storage::EmailOutcome;
+use crate::telemetry::{self, Channel};
 
 /// Bodies larger than this are decoded on the blocking pool.
 const INLINE_DECODE_BYTES: usize = 64 * 1024;
@@ -144,7 +145,20 @@ pub async fn collection(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    create(&state, key.client, &headers, body, format).await
+    let outcome = create(&state, key.client, &headers, body, format).await;
+    let channel = match format {
+        Format::Json => Channel::Json,
+        Format::Xml => Channel::Xml,
+        Format::Email => Channel::Email,
+    };
+    telemetry::ticket(
+        channel,
+        outcome
+            .as_ref()
+            .err()
+            .map(|e| super::layer::reason_of(e.status)),
+    );
+    outcome
 }
 
 async fn create(

@@ -218,6 +218,7 @@ impl OutboxSender {
 
     /// Marks a row failed, recording why.
     async fn give_up(&self, id: i64, why: String) -> Result<(), OutboxError> {
+        crate::telemetry::mail(crate::telemetry::MailOutcome::Failed);
         self.db(move |s| async move { s.mark_outbox_failed(id, why).await })
             .await
     }
@@ -330,6 +331,7 @@ impl OutboxSender {
                 let (id, now) = (job.id, (self.clock)());
                 self.db(move |s| async move { s.mark_outbox_sent(id, now).await })
                     .await?;
+                crate::telemetry::mail(crate::telemetry::MailOutcome::Sent);
                 tracing::debug!(outbox.id = job.id, ticket.number = %job.number, kind = %job.kind, "sent {} for ticket {}", job.kind, job.number);
             }
             Err(e) if e.is_permanent() => {
@@ -352,6 +354,7 @@ impl OutboxSender {
                     let (id, why) = (job.id, e.to_string());
                     self.db(move |s| async move { s.mark_outbox_retry(id, next, why).await })
                         .await?;
+                    crate::telemetry::mail(crate::telemetry::MailOutcome::Retry);
                 }
             }
         }

@@ -493,6 +493,24 @@ pub trait Store: AgentStore + QueueStore + WorkStore + Send + Sync {
     fn retry_outbox(&self, id: i64, now: i64) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Row counts by table, for tests and checks.
     fn counts(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, StoreError>>;
+    /// The store's state for `GET /readyz` and the metrics: a read that
+    /// proves the store answers.
+    fn health(&self) -> BoxFuture<'_, Result<StoreHealth, StoreError>>;
+}
+
+/// What [`Store::health`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreHealth {
+    /// The last migration the database has applied.
+    pub schema_version: i64,
+    /// The last migration this binary knows.
+    pub latest_schema_version: i64,
+    /// Mail not sent yet (queued, or claimed and being sent).
+    pub queued: i64,
+    /// Unix time the oldest of them was queued.
+    pub oldest_queued_at: Option<i64>,
+    /// PostgreSQL: pool connections in use (`None` on SQLite).
+    pub connections_in_use: Option<u32>,
 }
 
 /// Column types of the data every backend holds, for `migrate-data`.

@@ -24,5 +24,6 @@ mod staff_auth;
 mod staff_work;
 mod storage;
 mod store_suite;
+mod telemetry;
 mod web;
 mod xml;

@@ -31,6 +31,7 @@ use super::{ColType, DumpValue, MailState, format_time};
 
 mod agents;
 mod copy;
+mod health;
 mod keys;
 mod mail;
 mod migrate;
@@ -438,5 +439,9 @@ impl Store for PgStore {
 
     fn counts(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, StoreError>> {
         Box::pin(super::table_counts(self))
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<super::StoreHealth, StoreError>> {
+        self.read_health()
     }
 }

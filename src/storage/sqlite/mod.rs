@@ -37,6 +37,7 @@ use windows::Windows;
 
 mod agents;
 mod copy;
+mod health;
 mod mail;
 mod migrate;
 mod queue;
@@ -487,5 +488,9 @@ impl Store for SqliteStore {
 
     fn counts(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, StoreError>> {
         Box::pin(super::table_counts(self))
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<super::StoreHealth, StoreError>> {
+        self.read_health()
     }
 }

@@ -105,7 +105,9 @@ pub(super) fn writer_loop(conn: Connection, rx: mpsc::Receiver<BoxJob>, mut stat
                 Err(_) => break,
             }
         }
+        let (size, start) = (group.len(), std::time::Instant::now());
         run_group(&conn, &mut state, &mut group);
+        crate::telemetry::sqlite_group(size, start.elapsed());
     }
 }
 
