@@ -382,25 +382,35 @@ pub(crate) fn queue_row(
 pub(crate) fn counts_sql(d: &Dialect, viewer: &Agent, today_start: jiff::Timestamp) -> Vec<Sql> {
     let today = format_time(today_start);
     let mut out = Vec::with_capacity(5);
+    // Open tickets come from `open_counts` (migration 11: kept by
+    // triggers as tickets change; 0 is no department, nobody), read
+    // as `t` so that the permission rule applies to it as written.
     let mut by_dept = Sql::new(d);
     by_dept.push(
-        "SELECT t.dept_id, max(t.dept_name), count(*) FROM tickets t
-         WHERE t.status = 'open' AND t.dept_id IS NOT NULL",
+        "SELECT c.dept_id,
+                (SELECT n.dept_name FROM tickets n WHERE n.dept_id = c.dept_id AND n.status = 'open'
+                 ORDER BY n.updated DESC LIMIT 1),
+                c.n
+         FROM (SELECT t.dept_id, CAST(sum(t.n) AS BIGINT) AS n FROM open_counts t
+               WHERE t.dept_id <> 0",
         [],
     );
     push_visible(&mut by_dept, d, viewer);
-    by_dept.push(" GROUP BY t.dept_id ORDER BY t.dept_id", []);
+    by_dept.push(
+        " GROUP BY t.dept_id) c WHERE c.n > 0 ORDER BY c.dept_id",
+        [],
+    );
     out.push(by_dept);
     // Assigned to the viewer: visible by the rule itself.
     let mut mine = Sql::new(d);
     mine.push(
-        "SELECT count(*) FROM tickets t WHERE t.status = 'open' AND t.assignee_id = ?",
+        "SELECT CAST(coalesce(sum(t.n), 0) AS BIGINT) FROM open_counts t WHERE t.assignee_id = ?",
         [Param::Int(viewer.id.0)],
     );
     out.push(mine);
     let mut unassigned = Sql::new(d);
     unassigned.push(
-        "SELECT count(*) FROM tickets t WHERE t.status = 'open' AND t.assignee_id IS NULL",
+        "SELECT CAST(coalesce(sum(t.n), 0) AS BIGINT) FROM open_counts t WHERE t.assignee_id = 0",
         [],
     );
     push_visible(&mut unassigned, d, viewer);
