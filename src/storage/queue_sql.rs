@@ -79,8 +79,9 @@ pub(crate) struct Dialect {
     /// `t.number` is one of a bound list.
     pub number_in_list: &'static str,
     /// Matches of the words query (one `?` bound with
-    /// [`Dialect::search_text`]'s text, twice when `text_binds_twice`):
-    /// `id`, `score` (lower is better).
+    /// [`Dialect::search_text`]'s text, twice when `text_binds_twice`),
+    /// joined to their ticket `t`: `id`, `score` (lower is better),
+    /// `t.updated`.
     pub text_matches: &'static str,
     /// How the outer query joins the matches `s` to `t` (SQLite:
     /// `CROSS JOIN`, which keeps the matches as the outer loop).
@@ -160,15 +161,18 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
     let mut sql = Sql::new(d);
     let search = q.search.as_ref();
     let text = search.and_then(d.search_text);
+    // Ranked by relevance, only the most recent matches are scored
+    // (MAX_RANKED), and the page is cut from them before anything else
+    // is joined: a word in a third of a million tickets would otherwise
+    // cost a score and a user each.
+    let capped = search.is_some() && q.sort == Sort::Relevance;
     if let Some(s) = search {
-        sql.push("WITH s (id, score) AS (", []);
+        // `m`: the matches (id, score, updated), filtered.
+        sql.push("WITH m (id, score, updated) AS (", []);
         let numbers: Vec<String> = s.numbers.iter().map(|n| n.as_str().to_string()).collect();
         if let Some(text) = &text {
-            // Ranked by relevance, only the most recent matches are
-            // scored (MAX_RANKED): a word in a third of a million tickets
-            // would otherwise cost a score each. The filters apply before
-            // the cut, so a filtered search still finds its tickets.
-            let capped = q.sort == Sort::Relevance;
+            // The filters apply before the cut, so a filtered search
+            // still finds its tickets.
             if capped {
                 sql.push("SELECT * FROM (", []);
             }
@@ -200,12 +204,46 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
                 sql.push(" UNION ALL ", []);
             }
             sql.push(
-                "SELECT t.id, CAST(-1000000000 AS DOUBLE PRECISION) FROM tickets t WHERE ",
+                "SELECT t.id, CAST(-1000000000 AS DOUBLE PRECISION), t.updated FROM tickets t WHERE ",
                 [],
             );
             sql.push(d.number_in_list, [Param::Texts(numbers)]);
+            push_filters(&mut sql, d, viewer, q);
         }
-        sql.push(") ", []);
+        sql.push(")", []);
+        if capped {
+            // `s`: the page, cut from the matches alone.
+            sql.push(
+                ", s (id, score) AS (SELECT m.id, m.score FROM m WHERE 1 = 1",
+                [],
+            );
+            if let Some(After {
+                key: SortKey::Score(score, t),
+                id,
+            }) = &q.after
+            {
+                sql.push(
+                    " AND m.score >= ?
+                      AND (m.score > ? OR m.updated < ? OR (m.updated = ? AND m.id < ?))",
+                    [
+                        Param::Real(*score),
+                        Param::Real(*score),
+                        Param::Text(t.clone()),
+                        Param::Text(t.clone()),
+                        Param::Int(*id),
+                    ],
+                );
+            } else if q.after.is_some() {
+                sql.push(" AND 1 = 0", []);
+            }
+            sql.push(
+                " ORDER BY m.score, m.updated DESC, m.id DESC LIMIT ?)",
+                [Param::Int(i64::from(q.limit) + 1)],
+            );
+        } else {
+            sql.push(", s (id, score) AS (SELECT m.id, m.score FROM m)", []);
+        }
+        sql.push(" ", []);
     }
     sql.push(
         "SELECT t.id, t.number, t.subject, t.status, t.priority_id, t.priority_name, t.dept_id,
@@ -227,7 +265,9 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
     // Sorts over a relevance score need the search's `s`; without `q`
     // there is none, and relevance is never the sort then.
     let relevance = q.sort == Sort::Relevance && search.is_some();
-    if let Some(After { key, id }) = &q.after {
+    if let Some(After { key, id }) = &q.after
+        && !capped
+    {
         push_after(&mut sql, q.sort, key, *id);
     }
     sql.push(
@@ -284,16 +324,7 @@ fn push_after(sql: &mut Sql, sort: Sort, key: &SortKey, id: i64) {
             " AND t.number >= ? AND (t.number > ? OR t.id > ?)",
             [text(n), text(n), Param::Int(id)],
         ),
-        (Sort::Relevance, SortKey::Score(s, t)) => sql.push(
-            " AND s.score >= ? AND (s.score > ? OR t.updated < ? OR (t.updated = ? AND t.id < ?))",
-            [
-                Param::Real(*s),
-                Param::Real(*s),
-                text(t),
-                text(t),
-                Param::Int(id),
-            ],
-        ),
+        // Relevance's cursor applies where its page is cut (`list_sql`).
         // A cursor is decoded for its query's sort (`QueueQuery::parse`).
         _ => sql.push(" AND 1 = 0", []),
     }
@@ -351,25 +382,35 @@ pub(crate) fn queue_row(
 pub(crate) fn counts_sql(d: &Dialect, viewer: &Agent, today_start: jiff::Timestamp) -> Vec<Sql> {
     let today = format_time(today_start);
     let mut out = Vec::with_capacity(5);
+    // Open tickets come from `open_counts` (migration 11: kept by
+    // triggers as tickets change; 0 is no department, nobody), read
+    // as `t` so that the permission rule applies to it as written.
     let mut by_dept = Sql::new(d);
     by_dept.push(
-        "SELECT t.dept_id, max(t.dept_name), count(*) FROM tickets t
-         WHERE t.status = 'open' AND t.dept_id IS NOT NULL",
+        "SELECT c.dept_id,
+                (SELECT n.dept_name FROM tickets n WHERE n.dept_id = c.dept_id AND n.status = 'open'
+                 ORDER BY n.updated DESC LIMIT 1),
+                c.n
+         FROM (SELECT t.dept_id, CAST(sum(t.n) AS BIGINT) AS n FROM open_counts t
+               WHERE t.dept_id <> 0",
         [],
     );
     push_visible(&mut by_dept, d, viewer);
-    by_dept.push(" GROUP BY t.dept_id ORDER BY t.dept_id", []);
+    by_dept.push(
+        " GROUP BY t.dept_id) c WHERE c.n > 0 ORDER BY c.dept_id",
+        [],
+    );
     out.push(by_dept);
     // Assigned to the viewer: visible by the rule itself.
     let mut mine = Sql::new(d);
     mine.push(
-        "SELECT count(*) FROM tickets t WHERE t.status = 'open' AND t.assignee_id = ?",
+        "SELECT CAST(coalesce(sum(t.n), 0) AS BIGINT) FROM open_counts t WHERE t.assignee_id = ?",
         [Param::Int(viewer.id.0)],
     );
     out.push(mine);
     let mut unassigned = Sql::new(d);
     unassigned.push(
-        "SELECT count(*) FROM tickets t WHERE t.status = 'open' AND t.assignee_id IS NULL",
+        "SELECT CAST(coalesce(sum(t.n), 0) AS BIGINT) FROM open_counts t WHERE t.assignee_id = 0",
         [],
     );
     push_visible(&mut unassigned, d, viewer);
@@ -404,7 +445,7 @@ mod tests {
             numbered,
             dept_in_list: "t.dept_id IN (SELECT value FROM json_each(?))",
             number_in_list: "t.number IN (SELECT value FROM json_each(?))",
-            text_matches: "SELECT rowid, 0 FROM x WHERE x MATCH ?",
+            text_matches: "SELECT rowid, 0, t.updated FROM x JOIN tickets t ON t.id = x.rowid WHERE x MATCH ?",
             search_join: "s CROSS JOIN tickets t ON t.id = s.id",
             text_id: "rowid",
             text_binds_twice: false,

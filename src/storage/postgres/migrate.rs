@@ -43,6 +43,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         10,
         include_str!("../../../migrations/postgres/0010_search.sql"),
     ),
+    (
+        11,
+        include_str!("../../../migrations/postgres/0011_open_counts.sql"),
+    ),
 ];
 
 /// Any advisory-lock key, fixed: "oxidesk migrations".

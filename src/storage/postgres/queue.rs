@@ -14,8 +14,13 @@ const DIALECT: Dialect = Dialect {
     numbered: true,
     dept_in_list: "t.dept_id = ANY(?)",
     number_in_list: "t.number = ANY(?)",
-    text_matches: "SELECT m.ticket_id, -ts_rank(m.doc, to_tsquery('simple', ?), 1)::float8
-                   FROM ticket_search m JOIN tickets t ON t.id = m.ticket_id
+    // The ticket is looked up match by match (`OFFSET 0` keeps the
+    // planner from turning this into a merge join that walks every
+    // ticket by id to meet a few thousand matches).
+    text_matches:
+        "SELECT m.ticket_id, -ts_rank(m.doc, to_tsquery('simple', ?), 1)::float8, t.updated
+                   FROM ticket_search m
+                   CROSS JOIN LATERAL (SELECT * FROM tickets t WHERE t.id = m.ticket_id OFFSET 0) t
                    WHERE m.doc @@ to_tsquery('simple', ?)",
     search_join: "s JOIN tickets t ON t.id = s.id",
     text_id: "m.ticket_id",
@@ -45,7 +50,14 @@ impl QueueStore for PgStore {
     ) -> BoxFuture<'a, Result<QueuePage, StoreError>> {
         Box::pin(async move {
             let sql = queue_sql::list_sql(&DIALECT, viewer, q);
-            let found = query(&sql).fetch_all(&self.pool).await?;
+            // A search's best plan depends on its words (a rare word:
+            // the GIN index; a common one: the newest tickets first,
+            // stopping at MAX_RANKED), which a cached generic plan cannot
+            // see: searches are planned with their values each time.
+            let found = query(&sql)
+                .persistent(q.search.is_none())
+                .fetch_all(&self.pool)
+                .await?;
             let mut rows = Vec::with_capacity(found.len());
             for r in &found {
                 let values = pg_values(r, ROW_COLUMNS.iter().copied())?;

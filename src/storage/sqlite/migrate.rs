@@ -40,6 +40,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         10,
         include_str!("../../../migrations/sqlite/0010_search.sql"),
     ),
+    (
+        11,
+        include_str!("../../../migrations/sqlite/0011_open_counts.sql"),
+    ),
 ];
 
 /// Applies the migrations this file lacks; refuses a schema newer than

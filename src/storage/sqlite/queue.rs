@@ -13,7 +13,7 @@ const DIALECT: Dialect = Dialect {
     numbered: false,
     dept_in_list: "t.dept_id IN (SELECT value FROM json_each(?))",
     number_in_list: "t.number IN (SELECT value FROM json_each(?))",
-    text_matches: "SELECT ticket_search.rowid, bm25(ticket_search, 5.0, 1.0, 2.0)
+    text_matches: "SELECT ticket_search.rowid, bm25(ticket_search, 5.0, 1.0, 2.0), t.updated
                    FROM ticket_search CROSS JOIN tickets t ON t.id = ticket_search.rowid
                    WHERE ticket_search MATCH ?",
     search_join: "s CROSS JOIN tickets t ON t.id = s.id",
