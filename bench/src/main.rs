@@ -19,6 +19,8 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use oxidesk_smtp_sink::{Keep, SmtpSink};
 
+mod staff;
+
 /// Load generator for oxidesk's ticket intake.
 #[derive(Debug, Parser)]
 struct Args {
@@ -332,6 +334,11 @@ fn drop_pg(admin: Option<&str>, name: &str, keep: bool) {
 }
 
 fn main() -> anyhow::Result<()> {
+    // `oxidesk-bench staff …`: the staff side's benchmark (staff/mod.rs).
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("staff") {
+        return staff::main(argv[1..].to_vec());
+    }
     let args = Args::parse();
     if let Some(dir) = &args.parse_mail {
         return parse_mail_bench(dir, args.seconds);
