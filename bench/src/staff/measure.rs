@@ -2,6 +2,9 @@
 //! database, driven by concurrent agents over HTTP/1.1 keep-alive
 //! connections, one scenario at a time for a fixed time each.
 
+// `*rng.pick(..)` picks the `&str` out of a `&&str` for a generic call.
+#![allow(clippy::explicit_auto_deref)]
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

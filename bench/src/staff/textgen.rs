@@ -3,6 +3,9 @@
 //! tail of rare words (product codes, names) so that "rare word" searches
 //! find a handful of tickets. Reproducible: a seeded xorshift generator.
 
+// `*rng.pick(..)` picks the `&str` out of a `&&str` for a generic call.
+#![allow(clippy::explicit_auto_deref)]
+
 /// xorshift64*: reproducible, no dependency.
 pub struct Rng(pub u64);
 
