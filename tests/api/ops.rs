@@ -227,7 +227,7 @@ async fn an_older_binary_refuses_a_newer_schema() {
         assert!(!out.status.success(), "{args:?} accepted a newer schema");
         let err = stderr(&out);
         assert!(
-            err.contains("version 999") && err.contains("newest migration is 10"),
+            err.contains("version 999") && err.contains("newest migration is 11"),
             "{args:?}: {err}"
         );
     }
