@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Validates the OpenAPI document the server serves (`oxidesk openapi`
 # prints the same bytes) with openapi-spec-validator (PyPI), as OpenAPI
-# 3.1. The interpreter is $OXIDESK_VALIDATOR_PYTHON (CI: a venv made by .ci/run),
+# 3.1. The interpreter is $OPENAPI_VALIDATOR_PYTHON (CI: a venv made by .ci/run),
 # else python3. Without the validator the check is skipped, unless
 # OXIDESK_REQUIRE_OPENAPI_VALIDATOR=1 (CI sets it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-py="${OXIDESK_VALIDATOR_PYTHON:-python3}"
+py="${OPENAPI_VALIDATOR_PYTHON:-python3}"
 if ! "$py" -c 'import openapi_spec_validator' 2>/dev/null; then
   if [ "${OXIDESK_REQUIRE_OPENAPI_VALIDATOR:-0}" = 1 ]; then
     echo "openapi-spec-validator is not installed for $py" >&2
