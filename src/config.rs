@@ -1105,7 +1105,10 @@ const OWN_VARIABLES: &[&str] = &["OXIDESK_CONFIG", "OXIDESK_BUILD_COMMIT"];
 /// (`OXIDESK_LISTEN`, `oxidesk__listen`): it would be ignored silently.
 fn look_alike_warning(name: &str) -> Option<String> {
     let upper = name.to_ascii_uppercase();
-    if !upper.starts_with("OXIDESK") || OWN_VARIABLES.contains(&name) || name.starts_with("OXIDESK_REQUIRE_") {
+    if !upper.starts_with("OXIDESK")
+        || OWN_VARIABLES.contains(&name)
+        || name.starts_with("OXIDESK_REQUIRE_")
+    {
         return None;
     }
     let rest = upper.trim_start_matches("OXIDESK").trim_start_matches('_');
