@@ -470,9 +470,8 @@ pub(crate) async fn insert_event<R: Rows + ?Sized>(
             DumpValue::Int(ticket_id),
             DumpValue::Text(super::format_time(e.created)),
             DumpValue::Text(e.actor.kind().into()),
-            e.actor
-                .agent_id()
-                .map_or(DumpValue::Null, |a| DumpValue::Int(a.0)),
+            DumpValue::Bool(e.actor.agent_id().is_some()),
+            DumpValue::Int(e.actor.agent_id().map_or(0, |a| a.0)),
             DumpValue::Text(e.actor.name().into()),
             DumpValue::Text(e.action.clone()),
             DumpValue::Text(e.detail.to_string()),
@@ -488,26 +487,31 @@ pub(crate) async fn change_ticket<R: Rows + ?Sized>(
     db: &mut R,
     c: &crate::domain::work::TicketChange,
 ) -> Result<(), StoreError> {
-    let opt_int = |v: Option<i64>| v.map_or(DumpValue::Null, DumpValue::Int);
+    // A nullable id: a flag and a value, never a NULL parameter (sql.rs).
+    let opt_int = |v: Option<i64>| [DumpValue::Bool(v.is_some()), DumpValue::Int(v.unwrap_or(0))];
     let opt_text = |v: Option<&str>| v.map_or(DumpValue::Null, |t| DumpValue::Text(t.into()));
     let f = &c.fields;
     let rows = db
         .rows(
             sql::CHANGE_TICKET,
-            vec![
-                DumpValue::Text(f.status.as_str().into()),
-                opt_int(f.assignee.as_ref().map(|a| a.id)),
-                opt_int(f.department.as_ref().map(|d| d.id)),
-                opt_text(f.department.as_ref().map(|d| d.name.as_str())),
-                DumpValue::Int(f.priority.id),
-                DumpValue::Text(f.priority.name.clone()),
-                opt_int(f.topic.as_ref().map(|t| t.id)),
-                opt_text(f.topic.as_ref().map(|t| t.name.as_str())),
-                DumpValue::Bool(c.status_changed),
-                DumpValue::Text(super::format_time(c.now)),
-                DumpValue::Int(c.ticket_id),
-                DumpValue::Int(c.version),
-            ],
+            vec![DumpValue::Text(f.status.as_str().into())]
+                .into_iter()
+                .chain(opt_int(f.assignee.as_ref().map(|a| a.id)))
+                .chain(opt_int(f.department.as_ref().map(|d| d.id)))
+                .chain([opt_text(f.department.as_ref().map(|d| d.name.as_str()))])
+                .chain([
+                    DumpValue::Int(f.priority.id),
+                    DumpValue::Text(f.priority.name.clone()),
+                ])
+                .chain(opt_int(f.topic.as_ref().map(|t| t.id)))
+                .chain([
+                    opt_text(f.topic.as_ref().map(|t| t.name.as_str())),
+                    DumpValue::Bool(c.status_changed),
+                    DumpValue::Text(super::format_time(c.now)),
+                    DumpValue::Int(c.ticket_id),
+                    DumpValue::Int(c.version),
+                ])
+                .collect(),
             &[Int],
         )
         .await?;

@@ -134,17 +134,23 @@ pub(crate) const TOUCH_TICKET: &str = "UPDATE tickets SET updated = $1, entries 
      status_changed = CASE WHEN $3 IS NULL THEN status_changed ELSE $1 END
      WHERE id = $4";
 
-/// A change's new fields, if the ticket is still at version `$12`.
+/// A change's new fields, if the ticket is still at version `$15`. A
+/// nullable id is a flag and a value (never a NULL parameter: PostgreSQL
+/// keeps a prepared statement's parameter types from its first use, and
+/// a NULL is bound as text).
 pub(crate) const CHANGE_TICKET: &str = "UPDATE tickets SET status = $1,
-     assignee_id = CAST($2 AS BIGINT), dept_id = CAST($3 AS BIGINT), dept_name = $4,
-     priority_id = $5, priority_name = $6, topic_id = CAST($7 AS BIGINT), topic_name = $8,
-     status_changed = CASE WHEN $9 THEN $10 ELSE status_changed END, updated = $10,
+     assignee_id = CASE WHEN $2 THEN CAST($3 AS BIGINT) END,
+     dept_id = CASE WHEN $4 THEN CAST($5 AS BIGINT) END, dept_name = $6,
+     priority_id = $7, priority_name = $8,
+     topic_id = CASE WHEN $9 THEN CAST($10 AS BIGINT) END, topic_name = $11,
+     status_changed = CASE WHEN $12 THEN $13 ELSE status_changed END, updated = $13,
      version = version + 1
-     WHERE id = $11 AND version = $12 RETURNING id";
+     WHERE id = $14 AND version = $15 RETURNING id";
 
-/// A change event.
+/// A change event (the actor's id a flag and a value, as above).
 pub(crate) const INSERT_EVENT: &str = "INSERT INTO ticket_events (ticket_id, created, actor_kind,
-     actor_id, actor_name, action, detail) VALUES ($1, $2, $3, CAST($4 AS BIGINT), $5, $6, $7)";
+     actor_id, actor_name, action, detail)
+     VALUES ($1, $2, $3, CASE WHEN $4 THEN CAST($5 AS BIGINT) END, $6, $7, $8)";
 
 /// An active agent's name.
 pub(crate) const AGENT_NAME: &str = "SELECT name FROM agents WHERE id = $1 AND is_active";

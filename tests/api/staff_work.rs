@@ -823,3 +823,36 @@ async fn the_cli_replies_notes_assigns_closes_and_reopens_as_an_agent() {
     assert!(!ok && err.contains("status"), "{err}");
     assert_eq!(app.full_ticket(n, &token).await["events"], before["events"]);
 }
+
+#[tokio::test]
+async fn changes_with_and_without_ids_alternate_on_every_pooled_connection() {
+    // PostgreSQL keeps a prepared statement's parameter types from its
+    // first use: a NULL id bound first must not break a later id (and
+    // the reverse), whichever pooled connection a request gets.
+    let app = spawn_app().await;
+    let (agent, token) = app.add_agent("pool@example.com", true, &[]).await;
+    let n = app.post_json(&ticket("pool")).await.number();
+    let path = format!("/api/v1/tickets/{n}");
+    for round in 0..12 {
+        for body in [
+            json!({"status": "resolved", "assignee_id": null, "topic_id": 2}),
+            json!({"status": "open", "assignee_id": agent.0, "department_id": 2}),
+            json!({"assignee_id": null, "department_id": 1, "topic_id": 1}),
+        ] {
+            let (status, v) = app
+                .staff_json(Method::PATCH, &path, &token, Some(&body))
+                .await;
+            assert_eq!(status, 200, "round {round}, {body}: {v}");
+        }
+    }
+    let t = app.full_ticket(&n, &token).await;
+    assert_eq!(t["assignee"], Value::Null);
+    assert_eq!(t["department"]["id"], 1);
+    let assigned = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "assigned")
+        .count();
+    assert_eq!(assigned, 24, "{t}");
+}
