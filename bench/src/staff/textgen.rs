@@ -454,9 +454,16 @@ pub fn attachment(rng: &mut Rng, lang: Lang) -> (String, &'static str, Vec<u8>) 
         _ => ("screenshot.png", "image/png"),
     };
     let len = 1024 + rng.below(3072) as usize;
-    let mut data = Vec::with_capacity(len + 8);
+    let mut data = Vec::with_capacity(len + 80);
     while data.len() < len {
-        data.extend_from_slice(&rng.next().to_le_bytes());
+        if ctype == "text/plain" {
+            // A log: text (the product converts text/* to UTF-8 on intake).
+            data.extend_from_slice(
+                format!("2025-03-0{} ERROR {} code={}\n", rng.below(9) + 1, word(rng.zipf(VOCABULARY)), rng.next()).as_bytes(),
+            );
+        } else {
+            data.extend_from_slice(&rng.next().to_le_bytes());
+        }
     }
     (name.to_string(), ctype, data)
 }
