@@ -498,6 +498,26 @@ pub async fn run(args: &SeedArgs) -> anyhow::Result<()> {
             "SQLite"
         }
     );
+    if config.is_postgres() {
+        // A served database has statistics and a visibility map from
+        // autovacuum; this server may run with it off, and a fresh bulk
+        // load has neither until it runs, so take them now (not timed).
+        let vacuum = Instant::now();
+        let ok = std::process::Command::new("psql")
+            .arg(&args.database)
+            .args(["-qc", "VACUUM (ANALYZE)"])
+            .status()
+            .is_ok_and(|s| s.success());
+        println!(
+            "VACUUM (ANALYZE): {} in {:.1} s",
+            if ok {
+                "done"
+            } else {
+                "FAILED (run it by hand)"
+            },
+            vacuum.elapsed().as_secs_f64()
+        );
+    }
     for (table, count) in store.counts().await.map_err(err)? {
         println!("  {table:<20} {count}");
     }
