@@ -189,20 +189,22 @@ fn scenarios() -> Vec<(&'static str, Plan)> {
         (
             "search-common",
             Box::new(|_: &Agent, _: &Data, rng: &mut Rng| {
-                search(*rng.pick(&["printer", "password", "invoice"]))
+                search(rng.pick(&["printer", "password", "invoice"]))
             }),
         ),
         (
             "search-rare",
-            Box::new(|_: &Agent, d: &Data, rng: &mut Rng| search(rng.pick(&d.rare).as_str())),
+            Box::new(|_: &Agent, d: &Data, rng: &mut Rng| search(rng.pick_ref(&d.rare).as_str())),
         ),
         (
             "search-phrase",
-            Box::new(|_: &Agent, _: &Data, rng: &mut Rng| search(*rng.pick(PHRASES))),
+            Box::new(|_: &Agent, _: &Data, rng: &mut Rng| search(rng.pick(PHRASES))),
         ),
         (
             "search-number",
-            Box::new(|_: &Agent, d: &Data, rng: &mut Rng| search(rng.pick(&d.numbers).as_str())),
+            Box::new(|_: &Agent, d: &Data, rng: &mut Rng| {
+                search(rng.pick_ref(&d.numbers).as_str())
+            }),
         ),
         (
             "web-queue",
@@ -218,7 +220,7 @@ fn scenarios() -> Vec<(&'static str, Plan)> {
             "reply",
             Box::new(|a: &Agent, d: &Data, rng: &mut Rng| {
                 let ix = (dept(a, rng) - 1) as usize;
-                let number = rng.pick(&d.open[ix]).clone();
+                let number = rng.pick_ref(&d.open[ix]).clone();
                 let body = textgen::reply_body(rng, textgen::Lang::En, "Bench Agent");
                 Req {
                     post: true,

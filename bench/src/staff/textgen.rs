@@ -26,7 +26,10 @@ impl Rng {
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+    pub fn pick_ref<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
     }
     /// Roughly Zipf: small indexes much more often.
@@ -361,13 +364,13 @@ pub const VOCABULARY: u64 = 200_000;
 fn fill(rng: &mut Rng, template: &str, lang: Lang) -> String {
     template
         .replace("{n}", &(rng.below(900) + 100).to_string())
-        .replace("{name}", *rng.pick(lang.names()))
+        .replace("{name}", rng.pick(lang.names()))
         .replace("{code}", &word(rng.zipf(VOCABULARY)).to_uppercase())
 }
 
 /// A subject in `lang`.
 pub fn subject(rng: &mut Rng, lang: Lang) -> String {
-    let t = *rng.pick(lang.subjects());
+    let t = rng.pick(lang.subjects());
     fill(rng, t, lang)
 }
 
@@ -386,7 +389,7 @@ pub fn first_body(rng: &mut Rng, lang: Lang, name: &str) -> String {
     let target = 300 + rng.below(1200) as usize;
     while body.len() < target {
         match rng.below(10) {
-            0..7 => body.push_str(*rng.pick(lang.sentences())),
+            0..7 => body.push_str(rng.pick(lang.sentences())),
             _ => {
                 let n = 1 + rng.below(3);
                 for _ in 0..n {
@@ -406,7 +409,7 @@ pub fn first_body(rng: &mut Rng, lang: Lang, name: &str) -> String {
 pub fn reply_body(rng: &mut Rng, lang: Lang, agent: &str) -> String {
     let mut b = String::new();
     for _ in 0..1 + rng.below(3) {
-        b.push_str(*rng.pick(lang.replies()));
+        b.push_str(rng.pick(lang.replies()));
         b.push(' ');
     }
     b.push_str(&format!("\n\n{agent}\nSupport"));
@@ -418,7 +421,7 @@ pub fn followup_body(rng: &mut Rng, lang: Lang, name: &str) -> String {
     let mut b = rng.pick(lang.followups()).to_string();
     if rng.chance(40) {
         b.push(' ');
-        b.push_str(*rng.pick(lang.sentences()));
+        b.push_str(rng.pick(lang.sentences()));
     }
     b.push_str(&format!("\n\n{name}"));
     b
@@ -439,7 +442,7 @@ pub fn note_body(rng: &mut Rng) -> String {
 /// A customer's name and address.
 pub fn customer(rng: &mut Rng, lang: Lang) -> (String, String) {
     let user = rng.zipf(300_000);
-    let name = format!("{} {}", *rng.pick(lang.names()), user);
+    let name = format!("{} {}", rng.pick(lang.names()), user);
     (name, format!("user{user}@example{}.com", user % 97))
 }
 
@@ -457,9 +460,22 @@ pub fn attachment(rng: &mut Rng, lang: Lang) -> (String, &'static str, Vec<u8>) 
         _ => ("screenshot.png", "image/png"),
     };
     let len = 1024 + rng.below(3072) as usize;
-    let mut data = Vec::with_capacity(len + 8);
+    let mut data = Vec::with_capacity(len + 80);
     while data.len() < len {
-        data.extend_from_slice(&rng.next().to_le_bytes());
+        if ctype == "text/plain" {
+            // A log: text (the product converts text/* to UTF-8 on intake).
+            data.extend_from_slice(
+                format!(
+                    "2025-03-0{} ERROR {} code={}\n",
+                    rng.below(9) + 1,
+                    word(rng.zipf(VOCABULARY)),
+                    rng.next()
+                )
+                .as_bytes(),
+            );
+        } else {
+            data.extend_from_slice(&rng.next().to_le_bytes());
+        }
     }
     (name.to_string(), ctype, data)
 }
