@@ -16,6 +16,35 @@ use super::MessageStream;
 
 const MAX_NESTED_ENCODED: usize = 3;
 
+/// oxidesk patch (PATCHES.md): how many times the message length a parse
+/// may spend scanning for multipart boundaries that never come.
+const FAILED_SEEK_FACTOR: usize = 4;
+
+/// oxidesk patch (PATCHES.md): a parse stopped at its part cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartLimitExceeded {
+    /// The cap that was passed.
+    pub max_parts: usize,
+}
+
+/// oxidesk patch (PATCHES.md): the bounds of one parse, shared with the
+/// messages nested in it.
+struct ParseBudget {
+    parts_left: usize,
+    failed_seek_bytes_left: usize,
+    exceeded: bool,
+}
+
+impl ParseBudget {
+    fn new(len: usize, max_parts: usize) -> Self {
+        ParseBudget {
+            parts_left: max_parts,
+            failed_seek_bytes_left: len.saturating_mul(FAILED_SEEK_FACTOR).max(1 << 16),
+            exceeded: false,
+        }
+    }
+}
+
 #[derive(Debug, PartialEq, Default)]
 enum MimeType {
     MultipartMixed,
@@ -109,7 +138,27 @@ impl MessageParser {
     /// if no headers are found None is returned.
     ///
     pub fn parse<'x>(&self, raw_message: &'x (impl AsRef<[u8]> + ?Sized)) -> Option<Message<'x>> {
-        self.parse_(raw_message.as_ref(), MAX_NESTED_ENCODED, false)
+        let raw_message = raw_message.as_ref();
+        let mut budget = ParseBudget::new(raw_message.len(), usize::MAX);
+        self.parse_(raw_message, MAX_NESTED_ENCODED, false, &mut budget)
+    }
+
+    /// oxidesk patch (PATCHES.md): [`MessageParser::parse`], stopped as
+    /// soon as more than `max_parts` parts (nested messages' included)
+    /// have been found, before they are all allocated.
+    pub fn parse_bounded<'x>(
+        &self,
+        raw_message: &'x (impl AsRef<[u8]> + ?Sized),
+        max_parts: usize,
+    ) -> Result<Option<Message<'x>>, PartLimitExceeded> {
+        let raw_message = raw_message.as_ref();
+        let mut budget = ParseBudget::new(raw_message.len(), max_parts);
+        let message = self.parse_(raw_message, MAX_NESTED_ENCODED, false, &mut budget);
+        if budget.exceeded {
+            Err(PartLimitExceeded { max_parts })
+        } else {
+            Ok(message)
+        }
     }
 
     /// Parses a byte slice containing the RFC5322 raw message and returns a
@@ -118,7 +167,9 @@ impl MessageParser {
         &self,
         raw_message: &'x (impl AsRef<[u8]> + ?Sized),
     ) -> Option<Message<'x>> {
-        self.parse_(raw_message.as_ref(), MAX_NESTED_ENCODED, true)
+        let raw_message = raw_message.as_ref();
+        let mut budget = ParseBudget::new(raw_message.len(), usize::MAX);
+        self.parse_(raw_message, MAX_NESTED_ENCODED, true, &mut budget)
     }
 
     fn parse_<'x>(
@@ -126,6 +177,7 @@ impl MessageParser {
         raw_message: &'x [u8],
         depth: usize,
         skip_body: bool,
+        budget: &mut ParseBudget,
     ) -> Option<Message<'x>> {
         let mut stream = MessageStream::new(raw_message);
 
@@ -147,6 +199,13 @@ impl MessageParser {
                 break;
             }
 
+            // oxidesk patch: the part cap, counted while parsing.
+            if budget.parts_left == 0 {
+                budget.exceeded = true;
+                break;
+            }
+            budget.parts_left -= 1;
+
             state.parts += 1;
             state.sub_part_ids.push(message.parts.len() as u32);
 
@@ -160,7 +219,17 @@ impl MessageParser {
             if is_multipart
                 && let Some(mime_boundary) = content_type.and_then(|f| f.attribute("boundary"))
             {
-                if stream.seek_next_part(mime_boundary.as_bytes()) {
+                // oxidesk patch: a boundary that never comes costs a scan
+                // to the end; past the budget, no more such scans.
+                let seek_from = stream.offset();
+                let found = budget.failed_seek_bytes_left > 0
+                    && stream.seek_next_part(mime_boundary.as_bytes());
+                if !found {
+                    budget.failed_seek_bytes_left = budget
+                        .failed_seek_bytes_left
+                        .saturating_sub(stream.len().saturating_sub(seek_from));
+                }
+                if found {
                     let part_id = message.parts.len();
                     let new_state = MessageParserState {
                         in_alternative: state.in_alternative
@@ -354,7 +423,7 @@ impl MessageParser {
                 message.attachments.push(message.parts.len() as u32);
 
                 if depth != 0 {
-                    if let Some(nested_message) = self.parse_(bytes.as_ref(), depth - 1, false) {
+                    if let Some(nested_message) = self.parse_(bytes.as_ref(), depth - 1, false, budget) {
                         PartType::Message(Message {
                             html_body: nested_message.html_body,
                             text_body: nested_message.text_body,
