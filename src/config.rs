@@ -357,6 +357,17 @@ pub struct EmailConfig {
     pub priority_high_id: i64,
     /// Urgent.
     pub priority_urgent_id: i64,
+    /// Most MIME parts in one message, nested messages' parts included,
+    /// counted while parsing: past it the message is refused (HTTP 413,
+    /// pipe 65) before the rest are allocated. Attachments past
+    /// `limits.max_attachments` are dropped and recorded, not refused;
+    /// this cap is on the structure (a mail of millions of empty parts).
+    pub max_parts: usize,
+    /// Deadline for reading one message (MIME parsing, repairs, body and
+    /// attachment extraction), in milliseconds: past it the message is
+    /// refused as too costly (HTTP 413, pipe 65). Every pass is linear;
+    /// this is the safety net for a shape no one measured.
+    pub parse_timeout_ms: u64,
 }
 
 impl Default for EmailConfig {
@@ -368,6 +379,8 @@ impl Default for EmailConfig {
             priority_normal_id: 2,
             priority_high_id: 3,
             priority_urgent_id: 4,
+            max_parts: crate::intake::email::DEFAULT_MAX_PARTS,
+            parse_timeout_ms: 20_000,
         }
     }
 }
@@ -984,6 +997,12 @@ impl Config {
                     return Err(invalid(key("min_length"), "greater than max_length"));
                 }
             }
+        }
+        if self.email.max_parts == 0 {
+            return Err(invalid("email.max_parts", "must be at least 1"));
+        }
+        if self.email.parse_timeout_ms == 0 {
+            return Err(invalid("email.parse_timeout_ms", "must be at least 1"));
         }
         if self.email.use_email_priority {
             for (key, id) in [

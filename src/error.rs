@@ -197,7 +197,9 @@ impl From<AuthError> for ApiError {
 impl From<IntakeError> for ApiError {
     fn from(e: IntakeError) -> Self {
         let status = match &e {
-            IntakeError::AttachmentTooLarge { .. } | IntakeError::TooManyAttachments { .. } => {
+            IntakeError::AttachmentTooLarge { .. }
+            | IntakeError::TooManyAttachments { .. }
+            | IntakeError::TooComplex(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             IntakeError::EmptyBody

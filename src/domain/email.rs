@@ -16,7 +16,7 @@ use super::tickets::{Assembly, assemble, default_priority};
 use super::views::{EntryKind, Source};
 use crate::config::Channel;
 use crate::intake::IntakeError;
-use crate::intake::email::{EmailDraft, PriorityHint, parse_email};
+use crate::intake::email::{Budget, EmailDraft, MailCaps, PriorityHint, parse_email_with};
 use crate::storage::{
     DroppedPart, EmailOutcome, NewEmail, NewEntry, Store, StoreError, ThreadQuery,
 };
@@ -66,7 +66,13 @@ pub fn prepare_email(
     if !catalog.email.enabled {
         return Err(EmailError::Disabled);
     }
-    let draft: EmailDraft = parse_email(raw, &catalog.intake_limits)?;
+    let caps = MailCaps {
+        max_parts: catalog.email.max_parts,
+        budget: Budget::starting_now(std::time::Duration::from_millis(
+            catalog.email.parse_timeout_ms,
+        )),
+    };
+    let draft: EmailDraft = parse_email_with(raw, &catalog.intake_limits, &caps)?;
     let from = draft.from.clone().ok_or_else(|| DomainError::Missing {
         field: "from".into(),
         label: "The From header".into(),

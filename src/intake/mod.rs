@@ -206,6 +206,10 @@ pub enum IntakeError {
         /// The cap.
         limit: u64,
     },
+    /// A message past a cap on its structure or on the work reading it
+    /// takes: too many MIME parts, past its deadline (413; permanent).
+    #[error("{0}")]
+    TooComplex(String),
     /// More attachments than allowed (413).
     #[error("attachments: {count} files is more than the limit of {limit}")]
     TooManyAttachments {
@@ -220,9 +224,10 @@ impl IntakeError {
     /// The request field the error is about, for the JSON error envelope.
     pub fn field(&self) -> Option<&str> {
         match self {
-            IntakeError::EmptyBody | IntakeError::Malformed { .. } | IntakeError::NotATicket(_) => {
-                None
-            }
+            IntakeError::EmptyBody
+            | IntakeError::Malformed { .. }
+            | IntakeError::NotATicket(_)
+            | IntakeError::TooComplex(_) => None,
             IntakeError::WrongType { field, .. }
             | IntakeError::BadDataUrl { field, .. }
             | IntakeError::BadBase64 { field }

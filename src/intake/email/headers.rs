@@ -1,13 +1,38 @@
-//! The header-repair pass: rewrites the header blocks of a raw message
-//! (top level and MIME parts) where real mail breaks the rules in ways
-//! `mail-parser` reads differently from other clients.
+//! The repair pass: rewrites a raw message where real mail breaks the
+//! rules in ways `mail-parser` reads differently from other clients, in
+//! one linear pass over its lines, before any parsing.
 //!
-//! It works on bytes before any parsing and must leave bodies byte for
-//! byte as they came; it decides nothing about what intake takes from the
+//! It repairs header blocks (top level, MIME parts, nested messages) and
+//! the MIME structure where a multipart is left unterminated; bodies keep
+//! their bytes. It decides nothing about what intake takes from the
 //! message (that is `fields`, `parts` and `loops`).
 
-/// Repairs header blocks before MIME parsing, where real mail breaks
-/// the rules in ways the parser reads differently from other clients:
+use std::borrow::Cow;
+
+use super::Budget;
+use crate::intake::IntakeError;
+
+/// Fields that appear once per header block (RFC 5322 §3.6, RFC 2045).
+const SINGLE: &[&[u8]] = &[
+    b"from",
+    b"subject",
+    b"message-id",
+    b"in-reply-to",
+    b"references",
+    b"content-type",
+    b"content-transfer-encoding",
+    b"content-disposition",
+    b"content-id",
+];
+
+/// Deepest multipart nesting the pass follows; deeper ones are left to
+/// the parser as they are (real mail nests fewer than ten).
+const MAX_DEPTH: usize = 64;
+
+/// Lines between two looks at the clock.
+const CHECK_EVERY_LINES: usize = 1 << 14;
+
+/// Repairs a message before MIME parsing:
 ///
 /// * raw 8-bit header text (not RFC 2047, not UTF-8) is decoded with the
 ///   message's first declared charset (else windows-1252) and re-encoded
@@ -15,33 +40,101 @@
 /// * a repeated single-valued field (From, Subject, Content-Type, …) keeps
 ///   its first occurrence, as most clients read it (the parser keeps the
 ///   last);
-/// * a B-encoded word without its `=` padding gets it back.
+/// * a B-encoded word without its `=` padding gets it back;
+/// * a header block that runs into a delimiter of an enclosing multipart
+///   (no blank line) is ended before it;
+/// * a multipart left open when a delimiter of an enclosing one comes
+///   (truncated inner parts of forwarded mail and delivery reports) is
+///   closed there (RFC 2046 §5.1.2: the enclosing boundary ends it),
+///   where the parser would read on to the end of the message.
 ///
-/// Only header lines of the message and of its MIME parts are touched;
-/// bodies keep their bytes. Nothing is copied when nothing changes.
-pub(super) fn normalize_headers(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+/// Nothing is copied when nothing changes. Each line is looked at once,
+/// against the boundaries of the multiparts that enclose it: the pass is
+/// linear in the message, whatever it declares.
+pub(super) fn normalize_headers<'a>(
+    raw: &'a [u8],
+    budget: &Budget,
+) -> Result<Cow<'a, [u8]>, IntakeError> {
     // Most messages need nothing: a scan decides before anything is copied.
-    if normalize_pass(raw, false).is_none() {
-        return std::borrow::Cow::Borrowed(raw);
+    if repair_pass(raw, false, budget)?.is_none() {
+        return Ok(Cow::Borrowed(raw));
     }
-    match normalize_pass(raw, true) {
-        Some(fixed) => std::borrow::Cow::Owned(fixed),
-        None => std::borrow::Cow::Borrowed(raw),
+    Ok(match repair_pass(raw, true, budget)? {
+        Some(fixed) => Cow::Owned(fixed),
+        None => Cow::Borrowed(raw),
+    })
+}
+
+/// An open multipart: its boundary, and whether a delimiter of it has
+/// been seen (a multipart whose boundary never came is the parser's to
+/// read as text).
+struct Frame {
+    boundary: Vec<u8>,
+    opened: bool,
+}
+
+/// What the current header block declares, read from its first
+/// Content-Type and Content-Transfer-Encoding fields.
+#[derive(Default)]
+struct Block {
+    lines: usize,
+    content_type: Vec<u8>,
+    in_content_type: bool,
+    encoded: bool,
+}
+
+impl Block {
+    /// The boundary of a multipart, or whether the body is a message
+    /// whose own header block comes next.
+    fn body_kind(&self) -> BodyKind {
+        let ct = self.content_type.to_ascii_lowercase();
+        let media = ct.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
+        if media.starts_with(b"multipart/") {
+            match boundary_param(&self.content_type) {
+                Some(b) => BodyKind::Multipart(b),
+                None => BodyKind::Leaf,
+            }
+        } else if (media == b"message/rfc822" || media == b"message/global") && !self.encoded {
+            BodyKind::Message
+        } else {
+            BodyKind::Leaf
+        }
     }
 }
 
-fn normalize_pass(raw: &[u8], write: bool) -> Option<Vec<u8>> {
-    const SINGLE: &[&[u8]] = &[
-        b"from",
-        b"subject",
-        b"message-id",
-        b"in-reply-to",
-        b"references",
-        b"content-type",
-        b"content-transfer-encoding",
-        b"content-disposition",
-        b"content-id",
-    ];
+enum BodyKind {
+    Multipart(Vec<u8>),
+    Message,
+    Leaf,
+}
+
+/// `--boundary` or `--boundary--` (RFC 2046 §5.1.1, transport padding
+/// allowed) of one of the open multiparts: (frame index, is the close).
+/// The innermost match wins.
+fn delimiter_of(stack: &[Frame], content: &[u8]) -> Option<(usize, bool)> {
+    let rest = content.strip_prefix(b"--")?;
+    let rest = rest.trim_ascii_end();
+    let closed = rest.strip_suffix(b"--");
+    stack.iter().enumerate().rev().find_map(|(i, f)| {
+        if rest == f.boundary.as_slice() {
+            Some((i, false))
+        } else if closed == Some(f.boundary.as_slice()) {
+            Some((i, true))
+        } else {
+            None
+        }
+    })
+}
+
+/// One pass over the lines; with `write`, the repaired message (`None`
+/// when nothing needs repairing).
+fn repair_pass(
+    raw: &[u8],
+    write: bool,
+    budget: &Budget,
+) -> Result<Option<Vec<u8>>, IntakeError> {
+    const CONTENT_TYPE: usize = 5;
+    const TRANSFER_ENCODING: usize = 6;
     let is_utf8 = std::str::from_utf8(raw).is_ok();
     let encoding = if is_utf8 {
         encoding_rs::WINDOWS_1252
@@ -51,6 +144,11 @@ fn normalize_pass(raw: &[u8], write: bool) -> Option<Vec<u8>> {
             .filter(|e| *e != encoding_rs::UTF_8)
             .unwrap_or(encoding_rs::WINDOWS_1252)
     };
+    // Inserted lines end as the message's first line does.
+    let eol: &[u8] = match raw.iter().position(|&b| b == b'\n') {
+        Some(i) if i > 0 && raw[i - 1] == b'\r' => b"\r\n",
+        _ => b"\n",
+    };
     let mut out = if write {
         Vec::with_capacity(raw.len() + 64)
     } else {
@@ -58,41 +156,121 @@ fn normalize_pass(raw: &[u8], write: bool) -> Option<Vec<u8>> {
     };
     let mut changed = false;
     let mut in_headers = true;
-    let mut seen: Vec<Vec<u8>> = Vec::new();
+    // The top header block of a nested message is that part's body: its
+    // bytes are kept (only where it ends is repaired).
+    let mut nested_block = false;
+    let mut seen: u16 = 0;
     let mut dropping = false;
-    let mut boundaries: Vec<Vec<u8>> = Vec::new();
-    for line in raw.split_inclusive(|&b| b == b'\n') {
+    let mut block = Block::default();
+    let mut stack: Vec<Frame> = Vec::new();
+    for (n, line) in raw.split_inclusive(|&b| b == b'\n').enumerate() {
+        if n % CHECK_EVERY_LINES == 0 {
+            budget.check()?;
+        }
         let content = line.strip_suffix(b"\n").unwrap_or(line);
         let content = content.strip_suffix(b"\r").unwrap_or(content);
-        if !in_headers {
-            if content.starts_with(b"--") && boundaries.iter().any(|b| content[2..].starts_with(b))
-            {
-                in_headers = true;
-                seen.clear();
-                dropping = false;
+        // A delimiter of an enclosing multipart ends whatever is open
+        // inside it (RFC 2046 §5.1.2).
+        if content.starts_with(b"--")
+            && let Some((at, close)) = delimiter_of(&stack, content)
+        {
+            if in_headers && block.lines > 0 {
+                // A header block with no blank line before the delimiter.
+                if let BodyKind::Multipart(b) = block.body_kind()
+                    && stack.len() < MAX_DEPTH
+                {
+                    stack.push(Frame {
+                        boundary: b,
+                        opened: false,
+                    });
+                }
+                if write {
+                    out.extend_from_slice(eol);
+                }
+                changed = true;
             }
+            while stack.len() > at + 1 {
+                if let Some(inner) = stack.pop()
+                    && inner.opened
+                {
+                    if write {
+                        out.extend_from_slice(b"--");
+                        out.extend_from_slice(&inner.boundary);
+                        out.extend_from_slice(b"--");
+                        out.extend_from_slice(eol);
+                    }
+                    changed = true;
+                }
+            }
+            if close {
+                stack.pop();
+                in_headers = false;
+            } else {
+                stack[at].opened = true;
+                in_headers = true;
+            }
+            nested_block = false;
+            block = Block::default();
+            seen = 0;
+            dropping = false;
+            if write {
+                out.extend_from_slice(line);
+            }
+            continue;
+        }
+        if !in_headers {
             if write {
                 out.extend_from_slice(line);
             }
             continue;
         }
         if content.is_empty() {
-            in_headers = false;
+            match block.body_kind() {
+                BodyKind::Multipart(b) => {
+                    if stack.len() < MAX_DEPTH {
+                        stack.push(Frame {
+                            boundary: b,
+                            opened: false,
+                        });
+                    }
+                    in_headers = false;
+                }
+                BodyKind::Message if block.lines > 0 => nested_block = true,
+                BodyKind::Message | BodyKind::Leaf => in_headers = false,
+            }
+            block = Block::default();
+            seen = 0;
+            dropping = false;
             if write {
                 out.extend_from_slice(line);
             }
             continue;
         }
+        block.lines += 1;
         let continuation = content.first().is_some_and(|b| *b == b' ' || *b == b'\t');
-        if !continuation {
+        if continuation {
+            if block.in_content_type && !dropping {
+                block.content_type.push(b' ');
+                block.content_type.extend_from_slice(content.trim_ascii());
+            }
+        } else {
             dropping = false;
+            block.in_content_type = false;
             if let Some(colon) = content.iter().position(|&b| b == b':') {
-                let name = content[..colon].trim_ascii().to_ascii_lowercase();
-                if SINGLE.contains(&name.as_slice()) {
-                    if seen.contains(&name) {
-                        dropping = true;
+                let name = content[..colon].trim_ascii();
+                if let Some(k) = SINGLE.iter().position(|s| s.eq_ignore_ascii_case(name)) {
+                    if seen & (1 << k) != 0 {
+                        dropping = !nested_block;
                     } else {
-                        seen.push(name);
+                        seen |= 1 << k;
+                        let value = content[colon + 1..].trim_ascii();
+                        if k == CONTENT_TYPE {
+                            block.in_content_type = true;
+                            block.content_type.extend_from_slice(value);
+                        } else if k == TRANSFER_ENCODING {
+                            block.encoded = value.eq_ignore_ascii_case(b"base64")
+                                || value.eq_ignore_ascii_case(b"quoted-printable");
+                        }
                     }
                 }
             }
@@ -101,36 +279,36 @@ fn normalize_pass(raw: &[u8], write: bool) -> Option<Vec<u8>> {
             changed = true;
             continue;
         }
-        if let Some(b) = boundary_param(content) {
-            boundaries.push(b);
-        }
-        let has_encoded_word = content.windows(2).any(|w| w == b"=?");
-        if has_encoded_word {
-            if let Some(fixed) = pad_b_words(line) {
+        if !nested_block {
+            let has_encoded_word = content.windows(2).any(|w| w == b"=?");
+            if has_encoded_word {
+                if let Some(fixed) = pad_b_words(line) {
+                    if write {
+                        out.extend_from_slice(&fixed);
+                    }
+                    changed = true;
+                    continue;
+                }
+            } else if !is_utf8 && std::str::from_utf8(line).is_err() {
+                // Encoded words carry their own charset (even around stray
+                // 8-bit bytes): those lines are left to the MIME parser.
+                let (text, _, _) = encoding.decode(line);
                 if write {
-                    out.extend_from_slice(&fixed);
+                    out.extend_from_slice(text.as_bytes());
                 }
                 changed = true;
                 continue;
             }
-        } else if !is_utf8 && std::str::from_utf8(line).is_err() {
-            // Encoded words carry their own charset (even around stray
-            // 8-bit bytes): those lines are left to the MIME parser.
-            let (text, _, _) = encoding.decode(line);
-            if write {
-                out.extend_from_slice(text.as_bytes());
-            }
-            changed = true;
-            continue;
         }
         if write {
             out.extend_from_slice(line);
         }
     }
-    changed.then_some(out)
+    Ok(changed.then_some(out))
 }
 
 /// `=?cs?B?eHB0bw?=` → `=?cs?B?eHB0bw==?=`; `None` when nothing needed it.
+/// Linear: once no `?=` follows, no later word can end either.
 fn pad_b_words(line: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(line.len() + 4);
     let mut changed = false;
@@ -145,11 +323,15 @@ fn pad_b_words(line: &[u8]) -> Option<Vec<u8>> {
                 .get(q1 + 1)
                 .is_some_and(|b| b.eq_ignore_ascii_case(&b'b'))
             && line.get(q1 + 2) == Some(&b'?')
-            && let Some(end) = line[q1 + 3..]
+        {
+            let Some(end) = line[q1 + 3..]
                 .windows(2)
                 .position(|w| w == b"?=")
                 .map(|p| q1 + 3 + p)
-        {
+            else {
+                out.extend_from_slice(&line[i..]);
+                break;
+            };
             let data = &line[q1 + 3..end];
             out.extend_from_slice(&line[i..q1 + 3]);
             out.extend_from_slice(data);
@@ -168,11 +350,13 @@ fn pad_b_words(line: &[u8]) -> Option<Vec<u8>> {
     changed.then_some(out)
 }
 
-/// `boundary=…` on a header line, quoted or not.
-fn boundary_param(line: &[u8]) -> Option<Vec<u8>> {
-    let lower = line.to_ascii_lowercase();
-    let at = lower.windows(9).position(|w| w == b"boundary=")? + 9;
-    let rest = &line[at..];
+/// The `boundary` parameter of a Content-Type value, quoted or not.
+fn boundary_param(value: &[u8]) -> Option<Vec<u8>> {
+    let at = value
+        .windows(9)
+        .position(|w| w.eq_ignore_ascii_case(b"boundary="))?
+        + 9;
+    let rest = &value[at..];
     let value: Vec<u8> = if rest.first() == Some(&b'"') {
         rest[1..]
             .iter()
@@ -190,8 +374,10 @@ fn boundary_param(line: &[u8]) -> Option<Vec<u8>> {
 
 /// The first `charset=` parameter in the message.
 fn declared_charset(raw: &[u8]) -> Option<String> {
-    let lower = raw.to_ascii_lowercase();
-    let at = lower.windows(8).position(|w| w == b"charset=")? + 8;
+    let at = raw
+        .windows(8)
+        .position(|w| w.eq_ignore_ascii_case(b"charset="))?
+        + 8;
     let value: String = raw[at..]
         .iter()
         .skip_while(|&&b| b == b'"')

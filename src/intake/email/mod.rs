@@ -9,20 +9,31 @@
 //! owns the entry points ([`parse_email`], [`inspect_email`]), the draft
 //! they return and the attachment caps; the passes live beside it:
 //!
-//! * `headers` — repairs broken header blocks before MIME parsing;
+//! * `headers` — repairs broken header blocks and unterminated multiparts
+//!   before MIME parsing;
 //! * `fields` — reads header fields of the parsed message (sender, ids,
 //!   priority);
 //! * `parts` — the MIME walk: which part is the body, which are files;
 //! * `loops` — auto-reply and bounce detection, the ids a bounce returns;
 //! * `uudecode` — uuencoded files inside plain-text bodies.
 //!
-//! Like all of intake it never touches storage, configuration or the clock.
+//! Every pass is linear in the message, the parts are capped while the
+//! parser finds them ([`MailCaps::max_parts`], in the patched
+//! `vendor/mail-parser`) and the whole read has a deadline
+//! ([`Budget`]); text taken from a message is scrubbed of NUL and other
+//! control characters so every store keeps the same text.
+//!
+//! Like all of intake it never touches storage or configuration; the
+//! clock only through the [`Budget`] its caller starts.
 
 mod fields;
 mod headers;
 mod loops;
 mod parts;
+mod text;
 mod uudecode;
+
+use std::time::{Duration, Instant};
 
 use mail_parser::{Message, MessageParser};
 use serde::Serialize;
@@ -83,9 +94,75 @@ pub struct EmailDraft {
     pub dropped: Vec<super::DroppedPart>,
 }
 
+/// Default of [`MailCaps::max_parts`] (and of `[email] max_parts`).
+pub const DEFAULT_MAX_PARTS: usize = 1000;
+
+/// A deadline for reading one message. Every pass checks it as it goes
+/// (the MIME parser itself, which cannot be stopped, before and after);
+/// past it the message is refused as too costly to read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Budget {
+    deadline: Option<(Instant, Duration)>,
+}
+
+impl Budget {
+    /// No deadline (`mail inspect`, tests).
+    pub fn unlimited() -> Self {
+        Self { deadline: None }
+    }
+
+    /// A deadline `limit` from now.
+    pub fn starting_now(limit: Duration) -> Self {
+        Self {
+            deadline: Some((Instant::now() + limit, limit)),
+        }
+    }
+
+    /// `TooComplex` once the deadline has passed.
+    pub(crate) fn check(&self) -> Result<(), IntakeError> {
+        match self.deadline {
+            Some((at, limit)) if Instant::now() > at => Err(IntakeError::TooComplex(format!(
+                "message: reading it took more than the limit of {} ms",
+                limit.as_millis()
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The bounds of reading one message, beside the attachment caps.
+#[derive(Debug, Clone, Copy)]
+pub struct MailCaps {
+    /// Most MIME parts (nested messages' included), counted while the
+    /// parser finds them: past it the message is refused before the
+    /// rest are allocated.
+    pub max_parts: usize,
+    /// The deadline.
+    pub budget: Budget,
+}
+
+impl Default for MailCaps {
+    fn default() -> Self {
+        Self {
+            max_parts: DEFAULT_MAX_PARTS,
+            budget: Budget::unlimited(),
+        }
+    }
+}
+
 /// Parses a message for intake: it must start with a header field (after
-/// an optional mbox `From ` line), and the attachment caps apply.
+/// an optional mbox `From ` line), and the attachment caps apply. The
+/// default [`MailCaps`]: [`DEFAULT_MAX_PARTS`], no deadline.
 pub fn parse_email(raw: &[u8], limits: &IntakeLimits) -> Result<EmailDraft, IntakeError> {
+    parse_email_with(raw, limits, &MailCaps::default())
+}
+
+/// [`parse_email`] with explicit caps on parts and time.
+pub fn parse_email_with(
+    raw: &[u8],
+    limits: &IntakeLimits,
+    caps: &MailCaps,
+) -> Result<EmailDraft, IntakeError> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Err(IntakeError::EmptyBody);
     }
@@ -94,7 +171,7 @@ pub fn parse_email(raw: &[u8], limits: &IntakeLimits) -> Result<EmailDraft, Inta
             "not an RFC 5322 message: it does not start with a header field".into(),
         ));
     }
-    let mut draft = inspect_email(raw)?;
+    let mut draft = read_email(raw, caps)?;
     // A customer's mail is never refused for one oversize file (osTicket
     // keeps the ticket and drops the file; its automail scripts have no
     // 413 case and would make the MTA retry for days): every part that
@@ -148,11 +225,35 @@ fn invented_name(n: usize, content_type: &str) -> String {
 }
 
 /// Parses whatever it is given as leniently as possible (for `mail
-/// inspect` and the corpus); never panics.
+/// inspect` and the corpus), with the default part cap and no deadline;
+/// never panics.
 pub fn inspect_email(raw: &[u8]) -> Result<EmailDraft, IntakeError> {
-    let fixed = headers::normalize_headers(raw);
+    read_email(raw, &MailCaps::default())
+}
+
+/// The lenient read, under `caps`, with the text scrubbed.
+fn read_email(raw: &[u8], caps: &MailCaps) -> Result<EmailDraft, IntakeError> {
+    let mut draft = read_unscrubbed(raw, caps)?;
+    text::scrub_draft(&mut draft);
+    caps.budget.check()?;
+    Ok(draft)
+}
+
+fn read_unscrubbed(raw: &[u8], caps: &MailCaps) -> Result<EmailDraft, IntakeError> {
+    caps.budget.check()?;
+    let fixed = headers::normalize_headers(raw, &caps.budget)?;
     let raw: &[u8] = &fixed;
-    match MessageParser::default().parse(raw) {
+    caps.budget.check()?;
+    let parsed = MessageParser::default()
+        .parse_bounded(raw, caps.max_parts)
+        .map_err(|e| {
+            IntakeError::TooComplex(format!(
+                "message: more than the limit of {} MIME parts",
+                e.max_parts
+            ))
+        })?;
+    caps.budget.check()?;
+    match parsed {
         Some(message) => Ok(extract(&message)),
         // No header block at all: the whole input is body text.
         None => Ok(EmailDraft {
