@@ -199,9 +199,7 @@ impl From<IntakeError> for ApiError {
         let status = match &e {
             IntakeError::AttachmentTooLarge { .. }
             | IntakeError::TooManyAttachments { .. }
-            | IntakeError::TooComplex(_) => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            | IntakeError::TooComplex(_) => StatusCode::PAYLOAD_TOO_LARGE,
             IntakeError::EmptyBody
             | IntakeError::Malformed { .. }
             | IntakeError::NotATicket(_)

@@ -2,7 +2,11 @@
 //! `api/pipe.php`, with the `sysexits.h` codes an MTA understands
 //! (API.md, Local mail pipe). A fault of ours is always 75 (EX_TEMPFAIL)
 //! so the MTA keeps the message and retries: a customer is never bounced
-//! for a server fault.
+//! for a server fault. A failure the message itself causes is permanent
+//! (65, or 66/77/69 as API.md names them), never 75: the same message
+//! would fail again on every retry, for days (issue 16, point 4). That
+//! includes a panic while reading the message: reading is a pure function
+//! of its bytes.
 
 use std::io::Read;
 use std::time::Duration;
@@ -87,9 +91,20 @@ async fn file(cli: &Cli) -> i32 {
         client_ip: None,
         now: jiff::Timestamp::now(),
     };
-    let prepared = match prepare_email(&catalog, &raw, &ctx) {
-        Ok(p) => p,
-        Err(e) => return report(e),
+    // Reading the message depends on its bytes alone: a panic there
+    // would come back on every retry, so it is a permanent refusal.
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        prepare_email(&catalog, &raw, &ctx)
+    }));
+    let prepared = match read {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return report(e),
+        Err(_) => {
+            errln!(
+                "oxidesk pipe: internal error reading the message (exit 65: retrying cannot help)"
+            );
+            return exit::DATAERR;
+        }
     };
     let budget = Duration::from_secs(config.pipe.timeout_secs.max(1));
     let filed = tokio::time::timeout(budget, async {

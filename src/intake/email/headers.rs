@@ -88,7 +88,11 @@ impl Block {
     /// whose own header block comes next.
     fn body_kind(&self) -> BodyKind {
         let ct = self.content_type.to_ascii_lowercase();
-        let media = ct.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
+        let media = ct
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
         if media.starts_with(b"multipart/") {
             match boundary_param(&self.content_type) {
                 Some(b) => BodyKind::Multipart(b),
@@ -128,11 +132,7 @@ fn delimiter_of(stack: &[Frame], content: &[u8]) -> Option<(usize, bool)> {
 
 /// One pass over the lines; with `write`, the repaired message (`None`
 /// when nothing needs repairing).
-fn repair_pass(
-    raw: &[u8],
-    write: bool,
-    budget: &Budget,
-) -> Result<Option<Vec<u8>>, IntakeError> {
+fn repair_pass(raw: &[u8], write: bool, budget: &Budget) -> Result<Option<Vec<u8>>, IntakeError> {
     const CONTENT_TYPE: usize = 5;
     const TRANSFER_ENCODING: usize = 6;
     let is_utf8 = std::str::from_utf8(raw).is_ok();
@@ -387,4 +387,93 @@ fn declared_charset(raw: &[u8]) -> Option<String> {
         .map(|&b| char::from(b))
         .collect();
     (!value.is_empty()).then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::parse;
+    use super::*;
+
+    fn repaired(lines: &[&str]) -> String {
+        let raw = lines.join("\r\n");
+        let fixed = normalize_headers(raw.as_bytes(), &Budget::unlimited()).unwrap();
+        String::from_utf8(fixed.into_owned()).unwrap()
+    }
+
+    #[test]
+    fn an_inner_multipart_left_open_is_closed_by_the_enclosing_delimiter() {
+        let lines = [
+            "From: a@example.com",
+            "Content-Type: multipart/related; boundary=rel",
+            "",
+            "--rel",
+            "Content-Type: multipart/alternative; boundary=alt",
+            "",
+            "--alt",
+            "Content-Type: text/html",
+            "",
+            "<p>html</p>",
+            "--rel",
+            "Content-Type: image/png",
+            "Content-Transfer-Encoding: base64",
+            "",
+            "AAEC",
+            "--rel--",
+        ];
+        assert!(repaired(&lines).contains("<p>html</p>\r\n--alt--\r\n--rel\r\n"));
+        let d = parse(&lines);
+        assert_eq!(d.attachments.len(), 1, "{:?}", d.attachments);
+        assert_eq!(d.attachments[0].content_type, "image/png");
+    }
+
+    #[test]
+    fn a_nested_header_block_without_a_blank_line_ends_at_the_enclosing_delimiter() {
+        let lines = [
+            "From: a@example.com",
+            "Content-Type: multipart/mixed; boundary=\"out\"",
+            "",
+            "--out",
+            "Content-Type: text/plain",
+            "",
+            "see both",
+            "--out",
+            "Content-Type: message/rfc822; name=one.eml",
+            "",
+            "From: b@example.com",
+            "Content-Type: multipart/alternative; boundary=never",
+            "--out",
+            "Content-Type: message/rfc822; name=two.eml",
+            "",
+            "From: c@example.com",
+            "",
+            "two",
+            "--out--",
+        ];
+        assert!(repaired(&lines).contains("boundary=never\r\n\r\n--out\r\n"));
+        let names: Vec<String> = parse(&lines)
+            .attachments
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(names, ["one.eml", "two.eml"]);
+    }
+
+    #[test]
+    fn a_well_formed_message_is_not_copied() {
+        let raw = b"From: a@example.com\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n";
+        assert!(matches!(
+            normalize_headers(raw, &Budget::unlimited()).unwrap(),
+            Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn unclosed_encoded_words_are_copied_once() {
+        let line = "Subject: =?utf-8?B?QUJD ".repeat(20_000);
+        assert!(pad_b_words(line.as_bytes()).is_none());
+        assert_eq!(
+            pad_b_words(b"S: =?utf-8?B?QUI?= =?utf-8?B?x").unwrap(),
+            b"S: =?utf-8?B?QUI=?= =?utf-8?B?x"
+        );
+    }
 }

@@ -8,6 +8,10 @@
 //! the other controls are invisible, break terminals and logs, and no
 //! mail client shows them. Removing them gives both stores the same text.
 //! Attachment bytes are files and are kept as sent.
+//!
+//! A message id longer than a header line may be (RFC 5322 §2.1.1: 998)
+//! is no id: PostgreSQL refuses index entries over ~2.7 kB, SQLite does
+//! not, so such an id must not reach either.
 
 use super::EmailDraft;
 
@@ -29,8 +33,16 @@ fn scrub_opt(s: &mut Option<String>) {
     }
 }
 
+/// Longest message id kept (RFC 5322 §2.1.1's line limit).
+const MAX_ID_BYTES: usize = 998;
+
 /// Scrubs every text field of a draft.
 pub(super) fn scrub_draft(d: &mut EmailDraft) {
+    let too_long = |id: &String| id.len() > MAX_ID_BYTES;
+    d.message_id.take_if(|id| too_long(id));
+    d.in_reply_to.take_if(|id| too_long(id));
+    d.references.retain(|id| !too_long(id));
+    d.returned_ids.retain(|id| !too_long(id));
     if let Some(from) = &mut d.from {
         scrub_opt(&mut from.name);
         scrub(&mut from.email);
@@ -77,7 +89,11 @@ mod tests {
         assert_eq!(d.from.unwrap().name.as_deref(), Some("Annie"));
         assert_eq!(d.subject.as_deref(), Some("abc d"));
         assert_eq!(d.message_id.as_deref(), Some("id1@x"));
-        assert!(d.message.body.starts_with("line one[31m\r\nline two"), "{:?}", d.message.body);
+        assert!(
+            d.message.body.starts_with("line one[31m\r\nline two"),
+            "{:?}",
+            d.message.body
+        );
         assert_eq!(d.attachments[0].name, "f.bin");
         assert_eq!(d.attachments[0].data, b"x\0y");
     }
