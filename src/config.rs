@@ -363,6 +363,10 @@ pub struct EmailConfig {
     /// `limits.max_attachments` are dropped and recorded, not refused;
     /// this cap is on the structure (a mail of millions of empty parts).
     pub max_parts: usize,
+    /// Most header fields in one message, all its header blocks (parts,
+    /// nested messages) together, counted while parsing: past it the
+    /// message is refused (413, pipe 65) before the rest are allocated.
+    pub max_header_fields: usize,
     /// Deadline for reading one message (MIME parsing, repairs, body and
     /// attachment extraction), in milliseconds: past it the message is
     /// refused as too costly (HTTP 413, pipe 65). Every pass is linear;
@@ -380,6 +384,7 @@ impl Default for EmailConfig {
             priority_high_id: 3,
             priority_urgent_id: 4,
             max_parts: crate::intake::email::DEFAULT_MAX_PARTS,
+            max_header_fields: crate::intake::email::DEFAULT_MAX_HEADER_FIELDS,
             parse_timeout_ms: 20_000,
         }
     }
@@ -1000,6 +1005,9 @@ impl Config {
         }
         if self.email.max_parts == 0 {
             return Err(invalid("email.max_parts", "must be at least 1"));
+        }
+        if self.email.max_header_fields == 0 {
+            return Err(invalid("email.max_header_fields", "must be at least 1"));
         }
         if self.email.parse_timeout_ms == 0 {
             return Err(invalid("email.parse_timeout_ms", "must be at least 1"));

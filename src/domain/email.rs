@@ -68,6 +68,7 @@ pub fn prepare_email(
     }
     let caps = MailCaps {
         max_parts: catalog.email.max_parts,
+        max_header_fields: catalog.email.max_header_fields,
         budget: Budget::starting_now(std::time::Duration::from_millis(
             catalog.email.parse_timeout_ms,
         )),

@@ -37,6 +37,11 @@ const SHAPES: &[(&str, &str)] = &[
         "dash-body",
         "a 70-byte boundary of dashes over a body of dash lines",
     ),
+    (
+        "unfound-900",
+        "900 parts declaring boundaries that never come, then text",
+    ),
+    ("many-headers", "a header block of many short fields"),
     ("html", "a big html body"),
 ];
 
@@ -58,7 +63,9 @@ fn build(shape: &str, size: usize) -> Vec<u8> {
             }
         }
         "tiny-parts" => {
-            m.push_str("Subject: tiny parts\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n");
+            m.push_str(
+                "Subject: tiny parts\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n",
+            );
             while m.len() < size {
                 m.push_str("--b\r\n\r\nx\r\n");
             }
@@ -109,8 +116,31 @@ fn build(shape: &str, size: usize) -> Vec<u8> {
             }
             let _ = write!(m, "--{boundary}--\r\n");
         }
+        "unfound-900" => {
+            m.push_str("Subject: unfound boundaries, then text\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n");
+            for i in 0..900 {
+                let _ = write!(
+                    m,
+                    "--b\r\nContent-Type: multipart/mixed; boundary=\"nf{i:08}\"\r\n\r\nx\r\n"
+                );
+            }
+            m.push_str("--b\r\nContent-Type: text/plain\r\n\r\n");
+            while m.len() < size {
+                m.push_str("plain text that goes on and on and on and on and on\r\n");
+            }
+            m.push_str("--b--\r\n");
+        }
+        "many-headers" => {
+            m.push_str("Subject: many headers\r\n");
+            while m.len() < size {
+                m.push_str("X-A: b\r\n");
+            }
+            m.push_str("Content-Type: text/plain\r\n\r\nbody\r\n");
+        }
         "html" => {
-            m.push_str("Subject: html\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body>\r\n");
+            m.push_str(
+                "Subject: html\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body>\r\n",
+            );
             while m.len() < size {
                 m.push_str("<p>Hello <b>world</b>, <a href=\"https://example.com/x\">a link</a> and text.</p>\r\n");
             }

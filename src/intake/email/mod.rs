@@ -35,6 +35,7 @@ mod uudecode;
 
 use std::time::{Duration, Instant};
 
+use mail_parser::parsers::message::LimitExceeded;
 use mail_parser::{Message, MessageParser};
 use serde::Serialize;
 
@@ -97,6 +98,10 @@ pub struct EmailDraft {
 /// Default of [`MailCaps::max_parts`] (and of `[email] max_parts`).
 pub const DEFAULT_MAX_PARTS: usize = 1000;
 
+/// Default of [`MailCaps::max_header_fields`] (and of `[email]
+/// max_header_fields`).
+pub const DEFAULT_MAX_HEADER_FIELDS: usize = 20_000;
+
 /// A deadline for reading one message. Every pass checks it as it goes
 /// (the MIME parser itself, which cannot be stopped, before and after);
 /// past it the message is refused as too costly to read.
@@ -137,6 +142,9 @@ pub struct MailCaps {
     /// parser finds them: past it the message is refused before the
     /// rest are allocated.
     pub max_parts: usize,
+    /// Most header fields, all header blocks of the message together,
+    /// counted the same way.
+    pub max_header_fields: usize,
     /// The deadline.
     pub budget: Budget,
 }
@@ -145,6 +153,7 @@ impl Default for MailCaps {
     fn default() -> Self {
         Self {
             max_parts: DEFAULT_MAX_PARTS,
+            max_header_fields: DEFAULT_MAX_HEADER_FIELDS,
             budget: Budget::unlimited(),
         }
     }
@@ -245,12 +254,16 @@ fn read_unscrubbed(raw: &[u8], caps: &MailCaps) -> Result<EmailDraft, IntakeErro
     let raw: &[u8] = &fixed;
     caps.budget.check()?;
     let parsed = MessageParser::default()
-        .parse_bounded(raw, caps.max_parts)
+        .parse_bounded(raw, caps.max_parts, caps.max_header_fields)
         .map_err(|e| {
-            IntakeError::TooComplex(format!(
-                "message: more than the limit of {} MIME parts",
-                e.max_parts
-            ))
+            IntakeError::TooComplex(match e {
+                LimitExceeded::Parts(n) => {
+                    format!("message: more than the limit of {n} MIME parts")
+                }
+                LimitExceeded::HeaderFields(n) => {
+                    format!("message: more than the limit of {n} header fields")
+                }
+            })
         })?;
     caps.budget.check()?;
     match parsed {

@@ -11,7 +11,21 @@ const MAX_HEADER_NAME_LEN: usize = 34;
 
 impl<'x> MessageStream<'x> {
     pub fn parse_headers(&mut self, conf: &MessageParser, headers: &mut Vec<Header<'x>>) -> bool {
+        self.parse_headers_max(conf, headers, usize::MAX)
+    }
+
+    /// oxidesk patch (PATCHES.md): [`MessageStream::parse_headers`] that
+    /// stops (returning `false`) once `headers` holds `max` fields.
+    pub fn parse_headers_max(
+        &mut self,
+        conf: &MessageParser,
+        headers: &mut Vec<Header<'x>>,
+        max: usize,
+    ) -> bool {
         loop {
+            if headers.len() >= max {
+                return false;
+            }
             loop {
                 match self.peek() {
                     Some(b'\n') => {

@@ -20,27 +20,35 @@ const MAX_NESTED_ENCODED: usize = 3;
 /// may spend scanning for multipart boundaries that never come.
 const FAILED_SEEK_FACTOR: usize = 4;
 
-/// oxidesk patch (PATCHES.md): a parse stopped at its part cap.
+/// oxidesk patch (PATCHES.md): a parse stopped at one of its caps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PartLimitExceeded {
-    /// The cap that was passed.
-    pub max_parts: usize,
+pub enum LimitExceeded {
+    /// More parts than this.
+    Parts(usize),
+    /// More header fields (all header blocks together) than this.
+    HeaderFields(usize),
 }
 
 /// oxidesk patch (PATCHES.md): the bounds of one parse, shared with the
 /// messages nested in it.
 struct ParseBudget {
+    max_parts: usize,
+    max_headers: usize,
     parts_left: usize,
+    headers_left: usize,
     failed_seek_bytes_left: usize,
-    exceeded: bool,
+    exceeded: Option<LimitExceeded>,
 }
 
 impl ParseBudget {
-    fn new(len: usize, max_parts: usize) -> Self {
+    fn new(len: usize, max_parts: usize, max_headers: usize) -> Self {
         ParseBudget {
+            max_parts,
+            max_headers,
             parts_left: max_parts,
+            headers_left: max_headers,
             failed_seek_bytes_left: len.saturating_mul(FAILED_SEEK_FACTOR).max(1 << 16),
-            exceeded: false,
+            exceeded: None,
         }
     }
 }
@@ -139,25 +147,26 @@ impl MessageParser {
     ///
     pub fn parse<'x>(&self, raw_message: &'x (impl AsRef<[u8]> + ?Sized)) -> Option<Message<'x>> {
         let raw_message = raw_message.as_ref();
-        let mut budget = ParseBudget::new(raw_message.len(), usize::MAX);
+        let mut budget = ParseBudget::new(raw_message.len(), usize::MAX, usize::MAX);
         self.parse_(raw_message, MAX_NESTED_ENCODED, false, &mut budget)
     }
 
     /// oxidesk patch (PATCHES.md): [`MessageParser::parse`], stopped as
-    /// soon as more than `max_parts` parts (nested messages' included)
-    /// have been found, before they are all allocated.
+    /// soon as more than `max_parts` parts or `max_headers` header fields
+    /// (nested messages' included) have been found, before they are all
+    /// allocated.
     pub fn parse_bounded<'x>(
         &self,
         raw_message: &'x (impl AsRef<[u8]> + ?Sized),
         max_parts: usize,
-    ) -> Result<Option<Message<'x>>, PartLimitExceeded> {
+        max_headers: usize,
+    ) -> Result<Option<Message<'x>>, LimitExceeded> {
         let raw_message = raw_message.as_ref();
-        let mut budget = ParseBudget::new(raw_message.len(), max_parts);
+        let mut budget = ParseBudget::new(raw_message.len(), max_parts, max_headers);
         let message = self.parse_(raw_message, MAX_NESTED_ENCODED, false, &mut budget);
-        if budget.exceeded {
-            Err(PartLimitExceeded { max_parts })
-        } else {
-            Ok(message)
+        match budget.exceeded {
+            Some(e) => Err(e),
+            None => Ok(message),
         }
     }
 
@@ -168,7 +177,7 @@ impl MessageParser {
         raw_message: &'x (impl AsRef<[u8]> + ?Sized),
     ) -> Option<Message<'x>> {
         let raw_message = raw_message.as_ref();
-        let mut budget = ParseBudget::new(raw_message.len(), usize::MAX);
+        let mut budget = ParseBudget::new(raw_message.len(), usize::MAX, usize::MAX);
         self.parse_(raw_message, MAX_NESTED_ENCODED, true, &mut budget)
     }
 
@@ -191,7 +200,15 @@ impl MessageParser {
         'outer: loop {
             // Parse headers
             state.offset_header = stream.offset();
-            if !stream.parse_headers(self, &mut part_headers) {
+            // oxidesk patch: the header field cap, counted while parsing.
+            let parsed =
+                stream.parse_headers_max(self, &mut part_headers, budget.headers_left.saturating_add(1));
+            if part_headers.len() > budget.headers_left {
+                budget.exceeded = Some(LimitExceeded::HeaderFields(budget.max_headers));
+                break;
+            }
+            budget.headers_left -= part_headers.len();
+            if !parsed {
                 break;
             }
             state.offset_body = stream.offset();
@@ -201,7 +218,7 @@ impl MessageParser {
 
             // oxidesk patch: the part cap, counted while parsing.
             if budget.parts_left == 0 {
-                budget.exceeded = true;
+                budget.exceeded = Some(LimitExceeded::Parts(budget.max_parts));
                 break;
             }
             budget.parts_left -= 1;
