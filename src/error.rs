@@ -238,6 +238,13 @@ impl From<StoreError> for ApiError {
                 StatusCode::PRECONDITION_FAILED,
                 "The ticket changed since it was read (If-Match)",
             ),
+            // Answered by a replay where a key is claimed (http::tickets);
+            // this is only the fallback.
+            StoreError::IdempotencyKeyUsed => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Idempotency-Key was already used",
+            )
+            .with_field("Idempotency-Key"),
             StoreError::Busy(_) | StoreError::Stale => {
                 ApiError::internal(StatusCode::SERVICE_UNAVAILABLE, &e)
             }

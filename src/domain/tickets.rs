@@ -347,6 +347,7 @@ pub(crate) fn assemble(catalog: &Catalog, a: Assembly<'_>) -> NewTicket {
         entry: a.entry,
         mail,
         now: a.now,
+        idempotency: None,
     }
 }
 

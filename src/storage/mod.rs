@@ -44,6 +44,14 @@ pub enum StoreError {
     /// (`If-Match`): nothing was written.
     #[error("the ticket changed since it was read")]
     VersionMismatch,
+    /// The request's `Idempotency-Key` was used (and not forgotten yet)
+    /// by another request: nothing was written. What that request got is
+    /// read anew ([`Store::idempotency_claim`]) once this answer arrives:
+    /// by then the other request's transaction has committed (SQLite
+    /// answers a group's requests after its COMMIT; PostgreSQL's claim
+    /// waits for the other transaction).
+    #[error("the idempotency key was used before")]
+    IdempotencyKeyUsed,
     /// Anything else (I/O, corruption, bugs), with its cause kept for
     /// the log.
     #[error("storage failure: {0}")]
@@ -183,6 +191,9 @@ pub struct NewTicket {
     pub mail: Vec<QueuedMail>,
     /// When it was made (also the caps' clock).
     pub now: jiff::Timestamp,
+    /// The request's `Idempotency-Key`, remembered in the same
+    /// transaction with the answer (for an email: whatever became of it).
+    pub idempotency: Option<crate::domain::idempotency::IdempotencyClaim>,
 }
 
 /// What identifies the ticket an email may continue (API.md, Email).
@@ -239,6 +250,18 @@ pub enum EmailOutcome {
     Duplicate(Option<TicketNumber>),
     /// A bounce that names no ticket: logged, nothing stored.
     BounceLogged,
+}
+
+impl EmailOutcome {
+    /// The `201` body it gets: the ticket's number, or nothing.
+    pub fn answer(&self) -> &str {
+        match self {
+            EmailOutcome::Created(n)
+            | EmailOutcome::Appended(n)
+            | EmailOutcome::Duplicate(Some(n)) => n.as_str(),
+            EmailOutcome::Duplicate(None) | EmailOutcome::BounceLogged => "",
+        }
+    }
 }
 
 /// How ticket numbers are drawn.
@@ -445,6 +468,13 @@ pub trait Store: AgentStore + QueueStore + WorkStore + Send + Sync {
     /// Files an email atomically: claims its Message-ID, then appends it
     /// to `email.thread` or opens `email.ticket` (API.md, Email).
     fn ingest_email(&self, email: NewEmail) -> BoxFuture<'_, Result<EmailOutcome, StoreError>>;
+    /// The claim remembered under `scope` (an `Idempotency-Key`), unless
+    /// it was made before `expired_before` (unix seconds).
+    fn idempotency_claim(
+        &self,
+        scope: [u8; 32],
+        expired_before: i64,
+    ) -> BoxFuture<'_, Result<Option<crate::domain::idempotency::StoredClaim>, StoreError>>;
     /// A ticket by number.
     fn load_ticket(
         &self,
@@ -735,6 +765,17 @@ pub const TABLES: &[TableSpec] = {
             name: "processed_messages",
             order_by: "message_id",
             columns: &[("message_id", Text), ("ticket_id", Int), ("created", Text)],
+            has_serial_id: false,
+        },
+        TableSpec {
+            name: "idempotency_keys",
+            order_by: "scope",
+            columns: &[
+                ("scope", Blob),
+                ("fingerprint", Blob),
+                ("answer", Text),
+                ("created", Int),
+            ],
             has_serial_id: false,
         },
         TableSpec {

@@ -270,15 +270,27 @@ fn tls_pointless(url: &str, options: &PgConnectOptions, env_sslmode: bool) -> bo
 impl Store for PgStore {
     fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<TicketNumber, StoreError>> {
         Box::pin(async move {
-            // One statement (its mail included), committed on its own.
-            let mut conn = self.pool.acquire().await?;
-            let (number, ..) = insert_ticket_one_statement(
-                &mut conn,
-                &self.numbers,
-                &self.message_domain,
-                &ticket,
-            )
-            .await?;
+            let Some(claim) = &ticket.idempotency else {
+                // One statement (its mail included), committed on its own.
+                let mut conn = self.pool.acquire().await?;
+                let (number, ..) = insert_ticket_one_statement(
+                    &mut conn,
+                    &self.numbers,
+                    &self.message_domain,
+                    &ticket,
+                )
+                .await?;
+                return Ok(TicketNumber::from_stored(number));
+            };
+            // With an Idempotency-Key: the key's row in the same
+            // transaction. A concurrent request with the same key waits
+            // at its claim for this one and then finds the key taken.
+            let mut tx = self.pool.begin().await?;
+            let (number, ..) =
+                insert_ticket_one_statement(&mut tx, &self.numbers, &self.message_domain, &ticket)
+                    .await?;
+            common::claim_idempotency(&mut PgRows(&mut tx), claim, &number).await?;
+            tx.commit().await?;
             Ok(TicketNumber::from_stored(number))
         })
     }
@@ -300,6 +312,17 @@ impl Store for PgStore {
                 ingest_email(&mut tx, &self.numbers, &self.message_domain, &email).await?;
             tx.commit().await?;
             Ok(outcome)
+        })
+    }
+
+    fn idempotency_claim(
+        &self,
+        scope: [u8; 32],
+        expired_before: i64,
+    ) -> BoxFuture<'_, Result<Option<crate::domain::idempotency::StoredClaim>, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await?;
+            common::idempotency_claim(&mut PgRows(&mut conn), scope, expired_before).await
         })
     }
 

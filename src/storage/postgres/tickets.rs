@@ -508,6 +508,9 @@ pub(super) async fn ingest_email(
             .execute(&mut **tx)
             .await?;
     }
+    if let Some(claim) = &email.ticket.idempotency {
+        common::claim_idempotency(&mut PgRows(&mut *tx), claim, outcome.answer()).await?;
+    }
     Ok(outcome)
 }
 

@@ -372,6 +372,13 @@ impl Store for SqliteStore {
         self.write(move |conn, w| {
             let (number, ticket_id, _) = insert_ticket(conn, w, &ticket)?;
             search::index_new_ticket(conn, ticket_id, &doc)?;
+            if let Some(claim) = &ticket.idempotency {
+                run_ready(common::claim_idempotency(
+                    &mut SqliteRows(conn),
+                    claim,
+                    &number,
+                ))?;
+            }
             Ok(TicketNumber::from_stored(number))
         })
     }
@@ -387,6 +394,20 @@ impl Store for SqliteStore {
 
     fn ingest_email(&self, email: NewEmail) -> BoxFuture<'_, Result<EmailOutcome, StoreError>> {
         self.write(move |conn, w| ingest_email(conn, w, &email))
+    }
+
+    fn idempotency_claim(
+        &self,
+        scope: [u8; 32],
+        expired_before: i64,
+    ) -> BoxFuture<'_, Result<Option<crate::domain::idempotency::StoredClaim>, StoreError>> {
+        self.read_point(move |conn| {
+            run_ready(common::idempotency_claim(
+                &mut SqliteRows(conn),
+                scope,
+                expired_before,
+            ))
+        })
     }
 
     fn load_ticket(

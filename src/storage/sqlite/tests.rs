@@ -144,6 +144,7 @@ fn new_ticket(email: &str, autorespond: bool, alert: bool) -> NewTicket {
             user_email: email,
         }),
         now: jiff::Timestamp::from_second(1_800_000_000).unwrap(),
+        idempotency: None,
     }
 }
 

@@ -225,6 +225,13 @@ pub(super) fn ingest_email(
         conn.prepare_cached(sql::SET_PROCESSED_MESSAGE_TICKET)?
             .execute(params![ticket_id, id])?;
     }
+    if let Some(claim) = &email.ticket.idempotency {
+        run_ready(common::claim_idempotency(
+            &mut SqliteRows(conn),
+            claim,
+            outcome.answer(),
+        ))?;
+    }
     Ok(outcome)
 }
 
