@@ -44,6 +44,9 @@ pub(super) async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
              (configure [mail] and set enabled = true to send them)"
         );
     }
+    // Each connection is a file: the soft limit is often 1024 under a
+    // far higher hard one.
+    crate::app::conn::raise_open_file_limit();
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -56,6 +56,9 @@ pub struct PgSettings {
     pub statement_timeout_ms: u64,
     /// How long to keep retrying when the database is unreachable at start.
     pub connect_retry_secs: u64,
+    /// Once open, the longest an operation waits for a connection (a
+    /// free one, or a new one) before it fails as unavailable.
+    pub acquire_timeout_ms: u64,
     /// Domain of outgoing Message-IDs.
     pub message_domain: String,
     /// Whether a database without oxidesk's tables may get them (`serve`,
@@ -79,17 +82,42 @@ pub struct PgStore {
 fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::RowNotFound => StoreError::NotFound,
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            StoreError::Busy(e.to_string())
-        }
+        // No connection could be had in time, or the one in hand broke:
+        // the database is unreachable for now, which a retry may cure.
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Busy(e.to_string()),
         sqlx::Error::Database(db) => match db.code().as_deref() {
             Some("23505") => StoreError::Conflict(e.to_string()),
-            // serialization failure, deadlock, query canceled (timeout)
-            Some("40001" | "40P01" | "57014") => StoreError::Busy(e.to_string()),
+            Some(code) if is_unavailable(code) => StoreError::Busy(e.to_string()),
             _ => StoreError::other(e),
         },
         _ => StoreError::other(e),
     }
+}
+
+/// SQLSTATEs saying the server cannot do this now, not that the
+/// statement is wrong: a retry later may succeed (PostgreSQL manual,
+/// Appendix A).
+fn is_unavailable(code: &str) -> bool {
+    matches!(
+        code,
+        // serialization failure, deadlock, lock not available
+        "40001" | "40P01" | "55P03"
+        // query canceled (statement_timeout), admin or crash shutdown,
+        // cannot connect now (starting or stopping), idle session timeout
+        | "57014" | "57P01" | "57P02" | "57P03" | "57P05"
+        // read-only transaction: a standby, or a failover under way
+        | "25006"
+        // system error, I/O error
+        | "58000" | "58030"
+    )
+        // connection exception; insufficient resources (disk full, out
+        // of memory, too many connections)
+        || code.starts_with("08")
+        || code.starts_with("53")
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -187,7 +215,11 @@ impl PgStore {
         let timeout = settings.statement_timeout_ms;
         let pool_options = PgPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
+            // Short: with the database down, sqlx retries a refused
+            // connection until this passes, and every request waits as
+            // long before its 503. A pool busy for this long is
+            // overloaded, and a 503 with Retry-After is the answer too.
+            .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms.max(1)))
             // No ping before every use: it was a round trip per request
             // (a fifth of oxidesk's work per ticket). A connection that
             // died fails its statement instead, which answers 503 (retry)
@@ -204,11 +236,9 @@ impl PgStore {
             });
         let started = std::time::Instant::now();
         let deadline = started + Duration::from_secs(settings.connect_retry_secs);
-        // One attempt never outlasts the retry window (sqlx's acquire
-        // itself retries a refused connection until its timeout).
-        let pool_options = pool_options.acquire_timeout(Duration::from_secs(
-            settings.connect_retry_secs.clamp(1, 10),
-        ));
+        // An attempt lasts the acquire timeout (sqlx's acquire itself
+        // retries a refused connection until then); this loop retries
+        // for the rest of the window.
         let mut pause = Duration::from_millis(250);
         let mut attempt = 1u32;
         let pool = loop {
