@@ -63,8 +63,8 @@ impl ConnLimits {
     pub fn new(server: &ServerConfig) -> Self {
         let mut max_connections = server.max_connections.max(1);
         if let Some(files) = open_file_limit() {
-            let room = usize::try_from(files.saturating_sub(RESERVED_FILES).max(16))
-                .unwrap_or(usize::MAX);
+            let room =
+                usize::try_from(files.saturating_sub(RESERVED_FILES).max(16)).unwrap_or(usize::MAX);
             if room < max_connections {
                 tracing::warn!(
                     server.max_connections = max_connections,
@@ -195,9 +195,8 @@ pub async fn accept_until(
             peer,
             body: limits.body,
         };
-        let connection = graceful.watch(
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)),
-        );
+        let connection = graceful
+            .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
         let guard = OpenConnection::new(open);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -252,7 +251,9 @@ impl AcceptBackoff {
         use std::io::ErrorKind;
         if matches!(
             e.kind(),
-            ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused
+            ErrorKind::ConnectionAborted
+                | ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionRefused
         ) {
             return;
         }
@@ -487,7 +488,10 @@ mod tests {
         assert_eq!(rule.allowance(0), Duration::from_secs(30));
         assert_eq!(rule.allowance(10 * 1024), Duration::from_secs(40));
         assert_eq!(rule.allowance(512), Duration::from_millis(30_500));
-        assert_eq!(rule.allowance(u64::MAX), Duration::from_secs(30).saturating_add(Duration::from_millis(u64::MAX / 1024)));
+        assert_eq!(
+            rule.allowance(u64::MAX),
+            Duration::from_secs(30).saturating_add(Duration::from_millis(u64::MAX / 1024))
+        );
         let fixed = BodyRule {
             min_bytes_per_sec: 0,
             ..rule

@@ -12,7 +12,8 @@
 //! (`copy`) and migrations (`migrate`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow, PgSslMode};
@@ -79,7 +80,44 @@ pub struct PgStore {
     alive: Arc<tokio::sync::watch::Sender<()>>,
 }
 
+/// When (ms after [`clock_ms`]'s start) a connection was last found
+/// lost; 0: never. Connections idle since then are checked before use
+/// (see `PgStore::open`): a lost connection rarely dies alone.
+static CONNECTION_LOST_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Milliseconds since the first call (at least 1), for
+/// [`CONNECTION_LOST_MS`].
+fn clock_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_millis())
+        .unwrap_or(u64::MAX)
+        .saturating_add(1)
+}
+
+/// Whether `e` says the connection itself is gone (not the statement).
+fn is_connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            matches!(c.as_ref(), "57P01" | "57P02" | "57P05") || c.starts_with("08")
+        }),
+        _ => false,
+    }
+}
+
+/// Whether a connection idle for `idle_for` went idle before the last
+/// connection was found lost (and so may be lost too).
+fn idle_since_a_loss(idle_for: Duration) -> bool {
+    let lost = CONNECTION_LOST_MS.load(Ordering::Relaxed);
+    let idle_ms = u64::try_from(idle_for.as_millis()).unwrap_or(u64::MAX);
+    lost != 0 && clock_ms().saturating_sub(idle_ms) <= lost
+}
+
 fn map_err(e: sqlx::Error) -> StoreError {
+    if is_connection_lost(&e) {
+        CONNECTION_LOST_MS.store(clock_ms(), Ordering::Relaxed);
+    }
     match &e {
         sqlx::Error::RowNotFound => StoreError::NotFound,
         // No connection could be had in time, or the one in hand broke:
@@ -225,6 +263,18 @@ impl PgStore {
             // died fails its statement instead, which answers 503 (retry)
             // and is not returned to the pool.
             .test_before_acquire(false)
+            // Except after a connection was found lost (the server
+            // restarted, the network dropped): those idle since then are
+            // pinged, and dropped if dead, instead of each failing one
+            // more request with a 503 after the database is back.
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if idle_since_a_loss(meta.idle_for) {
+                        return Ok(sqlx::Connection::ping(conn).await.is_ok());
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     sqlx::query("SELECT set_config('statement_timeout', $1, false)")
