@@ -465,6 +465,95 @@ async fn unauthorized_close_says_connection_close() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_listener_closes_slow_clients_too() {
+    let app = app_with(&[("header_read_timeout_secs", "1")]).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = oxidesk::app::AppState::new(&app.config, app.store.clone());
+    let metrics = tokio::spawn(oxidesk::app::serve_metrics(listener, state));
+    let held = slow_header_client(addr, Duration::from_secs(10)).await;
+    assert!(
+        held >= Duration::from_millis(900) && held < Duration::from_millis(2500),
+        "a slow client of /metrics was closed after {held:?}"
+    );
+    let r = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    metrics.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_open_file_limit_caps_connections_instead_of_failing_accepts() {
+    // `oxidesk serve` under an open-file limit of 400 (soft = hard, so it
+    // cannot raise it): it serves at most 144 connections (400 less 256
+    // kept for itself) and so never runs out of files, where 500 idle
+    // sockets used to leave it failing every accept, logging each.
+    let dir = tempfile::tempdir().unwrap();
+    let (database, pg) = crate::helpers::test_database(&dir.path().join("oxidesk.db")).await;
+    let config = dir.path().join("oxidesk.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database = \"{database}\"\n{}\n[server]\nheader_read_timeout_secs = 1\n",
+            crate::helpers::fixture_config_text()
+        ),
+    )
+    .unwrap();
+    let key = crate::helpers::cli_key_add(&config);
+    let log = dir.path().join("serve.log");
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "ulimit -n 400 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_oxidesk"))
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("OXIDESK_CONFIG")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let addr = crate::helpers::listening_address(&mut child);
+    let mut idle = Vec::new();
+    for _ in 0..500 {
+        idle.push(tokio::spawn(async move {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            closed_within(&mut stream, Duration::from_secs(20)).await;
+        }));
+    }
+    let start = Instant::now();
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/api/tickets.json"))
+        .header("X-API-Key", &key)
+        .timeout(Duration::from_secs(20))
+        .body(ticket("under-the-file-limit").to_string())
+        .send()
+        .await
+        .unwrap();
+    let took = start.elapsed();
+    assert_eq!(r.status().as_u16(), 201);
+    for h in idle {
+        h.await.unwrap();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("does not fit the open-file limit of 400: serving at most 144 connections"),
+        "{text}"
+    );
+    assert!(text.contains("new ones wait until one closes"), "{text}");
+    assert!(!text.contains("Too many open files"), "{text}");
+    assert!(!text.contains("cannot accept"), "{text}");
+    eprintln!(
+        "open-file limit 400, 500 idle sockets: a 201 after {took:?} (they are closed 144 at a time, 1 s each)"
+    );
+    pg.iter()
+        .for_each(|n| crate::helpers::drop_test_database(n));
+}
+
 // ---------------------------------------------------------------------
 // Point 6: the store fails (PostgreSQL only: a TCP proxy in front of the
 // shared server is cut and restored; the server itself is never stopped).
