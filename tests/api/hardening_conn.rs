@@ -657,12 +657,12 @@ mod store_down {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
-            if let Some((stalled, held)) = &stall {
-                if stalled.load(Ordering::SeqCst) {
-                    held.fetch_add(1, Ordering::SeqCst);
-                    while stalled.load(Ordering::SeqCst) {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
+            if let Some((stalled, held)) = &stall
+                && stalled.load(Ordering::SeqCst)
+            {
+                held.fetch_add(1, Ordering::SeqCst);
+                while stalled.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             }
             if to.write_all(&buf[..n]).await.is_err() {
