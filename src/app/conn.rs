@@ -130,6 +130,28 @@ pub fn raise_open_file_limit() {
     }
 }
 
+/// Connections the kernel holds for us once accepted by it, while we do
+/// not accept (at the cap, or busy): the standard library's and tokio's
+/// 128 is soon full, and past it clients are dropped or, with SYN
+/// cookies, left believing they are connected. The kernel lowers it to
+/// `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: u32 = 1024;
+
+/// A listener on `addr` with a backlog of [`LISTEN_BACKLOG`].
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As tokio's `TcpListener::bind`: a restart may bind the port while
+    // the old connections are in TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Accepts connections on `listener` and serves each with `router` under
 /// `limits`, until `stop` resolves. Each connection is watched by
 /// `graceful` and counted in `open` while it lives.
