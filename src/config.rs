@@ -91,7 +91,8 @@ pub struct ServerConfig {
     /// `body_timeout_secs`, whatever its size).
     pub body_min_bytes_per_sec: u64,
     /// Most connections open at once; past it new ones wait in the
-    /// kernel's listen backlog until one closes. `serve` raises its
+    /// kernel's listen backlog (1024, or `net.core.somaxconn` if lower)
+    /// until one closes. `serve` raises its
     /// open-file soft limit to the hard limit, and uses fewer
     /// connections than this (with a warning) when that limit is lower
     /// than this plus 256.
@@ -1412,6 +1413,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("session_ttl"), "{err}");
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_are_checked() {
+        let c = load_str("", vec![]).unwrap();
+        assert_eq!(c.server.header_read_timeout_secs, 10);
+        assert_eq!(c.server.body_timeout_secs, 30);
+        assert_eq!(c.server.body_min_bytes_per_sec, 1024);
+        assert_eq!(c.server.max_connections, 10_000);
+        assert_eq!(c.postgres.acquire_timeout_ms, 1000);
+        for (text, key) in [
+            (
+                "[server]\nheader_read_timeout_secs = 0\n",
+                "server.header_read_timeout_secs",
+            ),
+            (
+                "[server]\nbody_timeout_secs = 0\n",
+                "server.body_timeout_secs",
+            ),
+            ("[server]\nmax_connections = 0\n", "server.max_connections"),
+            (
+                "[postgres]\nacquire_timeout_ms = 0\n",
+                "postgres.acquire_timeout_ms",
+            ),
+        ] {
+            let err = load_str(text, vec![]).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]
