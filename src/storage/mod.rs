@@ -33,8 +33,9 @@ pub enum StoreError {
     /// A uniqueness rule refused the write.
     #[error("conflict: {0}")]
     Conflict(String),
-    /// The database is busy or shutting down: retry later.
-    #[error("storage busy: {0}")]
+    /// The database is busy, shutting down or unreachable (no
+    /// connection in time, a connection lost, a disk full): retry later.
+    #[error("storage busy or unavailable: {0}")]
     Busy(String),
     /// What the write was planned on changed meanwhile (an email's thread
     /// appeared): nothing was written; plan again.

@@ -8,6 +8,7 @@ use oxidesk_smtp_sink as smtp_sink;
 mod auth;
 mod cli;
 mod email;
+mod hardening_conn;
 mod idempotency;
 mod instances;
 mod json;

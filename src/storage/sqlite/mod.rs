@@ -167,9 +167,20 @@ fn map_sqlite(e: rusqlite::Error) -> StoreError {
         return StoreError::NotFound;
     }
     match e.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-            StoreError::Busy(e.to_string())
-        }
+        // Locked by another writer, or the file cannot be written or
+        // read now (disk full, an I/O error, gone, read-only, no memory):
+        // the store is unavailable, and a retry later may succeed. A
+        // corrupt file or a bug stays a 500.
+        Some(
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::DiskFull
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::CannotOpen
+            | ErrorCode::ReadOnly
+            | ErrorCode::OutOfMemory
+            | ErrorCode::FileLockingProtocolFailed,
+        ) => StoreError::Busy(e.to_string()),
         Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(e.to_string()),
         _ => StoreError::other(e),
     }
