@@ -43,6 +43,8 @@ pub struct AppState {
     pub web: Arc<crate::web::Web>,
     /// Metrics, rate limits and readiness settings.
     pub ops: Arc<crate::http::ops::Ops>,
+    /// Request bytes in flight, server-wide (`limits.max_bytes_in_flight`).
+    pub budget: Arc<crate::http::budget::ByteBudget>,
 }
 
 impl AppState {
@@ -73,6 +75,10 @@ impl AppState {
                 ),
             ),
             ops: Arc::new(crate::http::ops::Ops::new(config)),
+            budget: Arc::new(crate::http::budget::ByteBudget::new(
+                config.limits.max_bytes_in_flight,
+                std::time::Duration::from_millis(config.limits.bytes_in_flight_wait_ms),
+            )),
         }
     }
 }

@@ -220,6 +220,14 @@ pub(super) async fn insert_ticket_one_statement(
         if let Some((ticket_id, entry_id, user_id)) = row {
             return Ok((number, ticket_id, entry_id, user_id));
         }
+        if !numbers.sequential {
+            // Perhaps a taken number: learn how crowded the pattern is
+            // (the highest id bounds the tickets) and widen if need be.
+            let max_id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM tickets")
+                .fetch_one(&mut *conn)
+                .await?;
+            numbers.note_tickets(max_id);
+        }
     }
     Err(StoreError::Conflict(format!(
         "no free ticket number after {NUMBER_ATTEMPTS} attempts: widen tickets.number_format"
