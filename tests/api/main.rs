@@ -8,6 +8,7 @@ use oxidesk_smtp_sink as smtp_sink;
 mod auth;
 mod cli;
 mod email;
+mod hardening_shapes;
 mod instances;
 mod json;
 mod limits;
