@@ -415,11 +415,11 @@ macro_rules! create_op {
             responses(
                 (status = 201, description = $ok, $($extra)* body = String,
                     content_type = "text/plain", example = "123456"),
-                (status = 400, description = "A required field missing, a wrong data type, bad base64, an unexpected field, malformed data, a `DOCTYPE`; names the field."),
+                (status = 400, description = "A required field missing, a wrong data type, bad base64, an unexpected field, a field given twice, an attachment object without a file, a control character (NUL, …) in a text, a text over its length (`max_name_chars`, `max_subject_chars`, `max_field_value_chars`, `max_file_name_chars`), malformed data (XML: bytes not valid in its encoding), a `DOCTYPE`; names the field."),
                 (status = 401, description = "`Valid API key required` (no or unknown key), `API key not found/active or source IP not authorized`, `API key not authorized` (no `can_create_tickets`)."),
                 (status = 403, description = "`Ticket denied`: the sender is on the ban list."),
-                (status = 413, description = "The body is over `max_request_body_bytes`, an attachment over `max_attachment_bytes` (named), or too many attachments."),
-                (status = 503, description = "The store is busy, or (email) email intake is off."),
+                (status = 413, description = "The body is over `max_request_body_bytes`, an attachment over `max_attachment_bytes` (named), too many attachments, or more field values than `max_fields` (found while parsing)."),
+                (status = 503, description = "The store is busy, or the server holds `max_bytes_in_flight` of request bodies (both with `Retry-After`), or (email) email intake is off."),
             ),
             security(("apiKey" = [])),
         )]
