@@ -435,7 +435,7 @@ impl Default for Limits {
             max_field_value_chars: 65_535,
             max_file_name_chars: 255,
             max_bytes_in_flight: 256 * 1024 * 1024,
-            bytes_in_flight_wait_ms: 5_000,
+            bytes_in_flight_wait_ms: 10_000,
         }
     }
 }

@@ -177,7 +177,10 @@ pub fn download_name(name: &str, max_chars: usize) -> String {
             .unwrap_or("");
         let stem_chars = max_chars - ext.chars().count();
         let stem: String = trimmed.chars().take(stem_chars).collect();
-        format!("{}{ext}", stem.trim_end_matches(|c: char| c == '.' || c.is_whitespace()))
+        format!(
+            "{}{ext}",
+            stem.trim_end_matches(|c: char| c == '.' || c.is_whitespace())
+        )
     };
     if out.is_empty() {
         "attachment".to_string()

@@ -42,12 +42,14 @@ pub fn parse_json(
         .deserialize_any(TicketVisitor { ctx: &mut ctx })
         .and_then(|draft| de.end().map(|()| draft));
     parsed.map_err(|e| {
-        ctx.failure.take().unwrap_or_else(|| IntakeError::Malformed {
-            format: "JSON",
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })
+        ctx.failure
+            .take()
+            .unwrap_or_else(|| IntakeError::Malformed {
+                format: "JSON",
+                line: e.line(),
+                column: e.column(),
+                message: e.to_string(),
+            })
     })
 }
 

@@ -129,6 +129,18 @@ struct Base64File {
 }
 
 impl Base64File {
+    /// Room for `more` decoded bytes at once (a large file is one piece
+    /// of text), so the vector does not grow by doubling; never past the
+    /// cap, where bytes are only counted.
+    fn reserve(&self, more: u64, max_bytes: u64) {
+        let mut sink = self.sink.borrow_mut();
+        let want = (sink.size + more).min(max_bytes);
+        if want > sink.data.len() as u64 {
+            let extra = usize::try_from(want - sink.data.len() as u64).unwrap_or(0);
+            sink.data.reserve_exact(extra);
+        }
+    }
+
     fn new(max_bytes: u64) -> Self {
         let sink = Rc::new(RefCell::new(Sink::default()));
         let writer = Rc::clone(&sink);
@@ -229,6 +241,11 @@ impl<'a> Parser<'a> {
                 }
                 Event::Start(start) => self.start(&start)?,
                 Event::End(_) => self.end()?,
+                // Base64 is fed as it is: the decoder skips white space,
+                // so the line-end normalisation (a copy of the whole text
+                // when it has CRLF lines) is not needed.
+                Event::Text(t) if self.in_base64_file() => self.feed_base64(t.as_bytes())?,
+                Event::CData(c) if self.in_base64_file() => self.feed_base64(c.as_bytes())?,
                 Event::Text(t) => self.push_text(t.xml10_content())?,
                 Event::CData(c) => self.push_text(c.xml10_content())?,
                 Event::GeneralRef(r) => {
@@ -422,22 +439,45 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn push_text(&mut self, s: Cow<'a, str>) -> Result<(), IntakeError> {
-        match self.stack.last_mut() {
+    fn in_base64_file(&self) -> bool {
+        matches!(
+            self.stack.last(),
             Some(Open {
-                slot:
-                    Slot::File {
-                        name,
-                        base64: Some(b64),
-                        ..
-                    },
+                slot: Slot::File {
+                    base64: Some(_),
+                    ..
+                },
                 ..
-            }) => b64
-                .decoder
-                .feed(s.as_bytes())
-                .map_err(|_| IntakeError::BadBase64 {
-                    field: name.clone(),
-                }),
+            })
+        )
+    }
+
+    /// Decodes a piece of a base64 `<file>` into its bytes.
+    fn feed_base64(&mut self, text: &[u8]) -> Result<(), IntakeError> {
+        let max = self.limits.max_attachment_bytes;
+        if let Some(Open {
+            slot:
+                Slot::File {
+                    name,
+                    base64: Some(b64),
+                    ..
+                },
+            ..
+        }) = self.stack.last_mut()
+        {
+            b64.reserve(text.len() as u64 / 4 * 3, max);
+            b64.decoder.feed(text).map_err(|_| IntakeError::BadBase64 {
+                field: name.clone(),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn push_text(&mut self, s: Cow<'a, str>) -> Result<(), IntakeError> {
+        if self.in_base64_file() {
+            return self.feed_base64(s.as_bytes());
+        }
+        match self.stack.last_mut() {
             // Text between the elements of <ticket> and <attachments> is
             // not part of any value (osTicket's lax reader skips it).
             Some(Open {

@@ -32,7 +32,11 @@ async fn refused(app: &TestApp, path: &str, body: Vec<u8>, status: u16, field: &
     } else {
         assert_eq!(v["error"]["field"], field, "{}", r.body);
     }
-    assert_eq!(app.counts().await, before, "a refused request stored something");
+    assert_eq!(
+        app.counts().await,
+        before,
+        "a refused request stored something"
+    );
     r
 }
 
@@ -54,11 +58,25 @@ async fn empty_attachment_object_was_silently_dropped_and_is_now_400() {
     let app = spawn_app().await;
     let mut t = ticket("empty-att");
     t["attachments"] = json!([{}]);
-    let r = refused(&app, "/api/tickets.json", json_bytes(&t), 400, "attachments").await;
+    let r = refused(
+        &app,
+        "/api/tickets.json",
+        json_bytes(&t),
+        400,
+        "attachments",
+    )
+    .await;
     assert!(r.body.contains("empty object"), "{}", r.body);
     // An empty object among real files is refused too.
     t["attachments"] = json!([{"a.txt": "data:,a"}, {}]);
-    refused(&app, "/api/tickets.json", json_bytes(&t), 400, "attachments").await;
+    refused(
+        &app,
+        "/api/tickets.json",
+        json_bytes(&t),
+        400,
+        "attachments",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -69,13 +87,27 @@ async fn attachment_count_applies_to_files_inside_one_object() {
         .collect();
     let mut t = ticket("one-object");
     t["attachments"] = json!([files]);
-    refused(&app, "/api/tickets.json", json_bytes(&t), 413, "attachments").await;
+    refused(
+        &app,
+        "/api/tickets.json",
+        json_bytes(&t),
+        413,
+        "attachments",
+    )
+    .await;
     // XML: the 65th <file> is refused before it is read.
     let files: String = (0..65)
         .map(|i| format!("<file name=\"f{i}.txt\">x</file>"))
         .collect();
     let xml = xml_ticket(&format!("<attachments>{files}</attachments>"));
-    refused(&app, "/api/tickets.xml", xml.into_bytes(), 413, "attachments").await;
+    refused(
+        &app,
+        "/api/tickets.xml",
+        xml.into_bytes(),
+        413,
+        "attachments",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -104,8 +136,18 @@ async fn overlong_name_subject_value_and_file_name_are_400_naming_the_field() {
     refused(&app, "/api/tickets.json", json_bytes(&t), 400, "notes").await;
     let mut t = ticket("long");
     t["attachments"] = json!([{format!("{}.txt", "f".repeat(252)): "data:,x"}]);
-    refused(&app, "/api/tickets.json", json_bytes(&t), 400, "attachments").await;
-    let xml = xml_ticket("").replace("<subject>S</subject>", &format!("<subject>{}</subject>", "s".repeat(256)));
+    refused(
+        &app,
+        "/api/tickets.json",
+        json_bytes(&t),
+        400,
+        "attachments",
+    )
+    .await;
+    let xml = xml_ticket("").replace(
+        "<subject>S</subject>",
+        &format!("<subject>{}</subject>", "s".repeat(256)),
+    );
     refused(&app, "/api/tickets.xml", xml.into_bytes(), 400, "subject").await;
 
     // Exactly at each limit is stored as sent.
@@ -135,7 +177,14 @@ async fn length_limits_are_configurable() {
     let mut t = ticket("cfg");
     t["subject"] = json!("ten chars!");
     t["attachments"] = json!([{"long.name": "data:,x"}]);
-    refused(&app, "/api/tickets.json", json_bytes(&t), 400, "attachments").await;
+    refused(
+        &app,
+        "/api/tickets.json",
+        json_bytes(&t),
+        400,
+        "attachments",
+    )
+    .await;
     t["attachments"] = json!([{"name.txt": "data:,x"}]);
     app.post_json(&t).await.number();
 }
@@ -165,7 +214,14 @@ async fn nul_in_a_json_field_was_a_500_on_postgresql_and_is_400_on_both() {
     refused(&app, "/api/tickets.json", json_bytes(&t), 400, "message").await;
     let mut t = ticket("ctl");
     t["attachments"] = json!([{"a\u{0}.txt": "data:,x"}]);
-    refused(&app, "/api/tickets.json", json_bytes(&t), 400, "attachments").await;
+    refused(
+        &app,
+        "/api/tickets.json",
+        json_bytes(&t),
+        400,
+        "attachments",
+    )
+    .await;
     let mut t = ticket("ok");
     t["message"] = json!("tab\there\r\nand a new line");
     let n = app.post_json(&t).await.number();
@@ -208,7 +264,9 @@ async fn xml_with_invalid_utf8_was_stored_with_replacement_characters_and_is_400
 #[tokio::test]
 async fn nine_mib_array_of_empty_objects_stops_at_the_first_with_400() {
     let app = spawn_app().await; // 10 MiB body cap
-    let mut body = br#"{"name":"A","email":"a@example.com","subject":"s","message":"m","attachments":["#.to_vec();
+    let mut body =
+        br#"{"name":"A","email":"a@example.com","subject":"s","message":"m","attachments":["#
+            .to_vec();
     let n = 3_000_000;
     for i in 0..n {
         body.extend(if i == 0 { &b"{}"[..] } else { &b",{}"[..] });
@@ -229,7 +287,8 @@ async fn object_of_a_million_keys_is_413_naming_fields() {
     let r = refused(&app, "/api/tickets.json", body, 413, "fields").await;
     assert!(r.body.contains("256"), "{}", r.body);
     // A list of a million items counts each item.
-    let mut body = br#"{"name":"A","email":"a@example.com","subject":"s","message":"m","notes":["#.to_vec();
+    let mut body =
+        br#"{"name":"A","email":"a@example.com","subject":"s","message":"m","notes":["#.to_vec();
     for i in 0..1_000_000 {
         body.extend(if i == 0 { &b"1"[..] } else { &b",1"[..] });
     }
@@ -249,10 +308,26 @@ async fn xml_with_many_attributes_or_fields_is_413() {
     let app = spawn_app().await;
     let attrs: String = (0..300_000).map(|i| format!(" a{i}=\"\"")).collect();
     let xml = xml_ticket("").replace("<ticket>", &format!("<ticket{attrs}>"));
-    refused(&app, "/api/tickets.xml", xml.into_bytes(), 413, "<ticket> attributes").await;
+    refused(
+        &app,
+        "/api/tickets.xml",
+        xml.into_bytes(),
+        413,
+        "<ticket> attributes",
+    )
+    .await;
     let attrs: String = (0..300_000).map(|i| format!(" a{i}=\"\"")).collect();
-    let xml = xml_ticket(&format!("<attachments><file name=\"x\"{attrs}>x</file></attachments>"));
-    refused(&app, "/api/tickets.xml", xml.into_bytes(), 413, "<file> attributes").await;
+    let xml = xml_ticket(&format!(
+        "<attachments><file name=\"x\"{attrs}>x</file></attachments>"
+    ));
+    refused(
+        &app,
+        "/api/tickets.xml",
+        xml.into_bytes(),
+        413,
+        "<file> attributes",
+    )
+    .await;
     let fields: String = (0..300).map(|i| format!("<f{i}>x</f{i}>")).collect();
     let xml = xml_ticket(&fields);
     refused(&app, "/api/tickets.xml", xml.into_bytes(), 413, "fields").await;
@@ -274,7 +349,11 @@ async fn base64_xml_file_over_the_cap_is_413_with_its_size() {
         "<attachments><file name=\"big.bin\" encoding=\"base64\">{wrapped}</file></attachments>"
     ));
     let r = refused(&app, "/api/tickets.xml", xml.into_bytes(), 413, "big.bin").await;
-    assert!(r.body.contains(&(1024 * 1024 + 10).to_string()), "{}", r.body);
+    assert!(
+        r.body.contains(&(1024 * 1024 + 10).to_string()),
+        "{}",
+        r.body
+    );
     // Within the cap, the wrapped base64 decodes to the same bytes.
     let small = base64::engine::general_purpose::STANDARD.encode(b"hello\x00world");
     let xml = xml_ticket(&format!(
@@ -282,7 +361,10 @@ async fn base64_xml_file_over_the_cap_is_413_with_its_size() {
         &small[..8],
         &small[8..]
     ));
-    let n = app.post_raw("/api/tickets.xml", xml.into_bytes()).await.number();
+    let n = app
+        .post_raw("/api/tickets.xml", xml.into_bytes())
+        .await
+        .number();
     let att = &app.get_ticket(&n).await["thread"][0]["attachments"][0];
     assert_eq!(att["size"], 11, "{att}");
 }
@@ -437,7 +519,10 @@ async fn two_digit_numbers_widen_instead_of_failing_with_500() {
     let mut numbers = std::collections::HashSet::new();
     for i in 0..150 {
         let n = app.post_json(&ticket(&format!("num{i}"))).await.number();
-        assert!(n.chars().all(|c| c.is_ascii_digit()) && !n.starts_with('0'), "{n}");
+        assert!(
+            n.chars().all(|c| c.is_ascii_digit()) && !n.starts_with('0'),
+            "{n}"
+        );
         assert!(numbers.insert(n.clone()), "{n} given twice");
     }
     let widths: std::collections::BTreeSet<usize> = numbers.iter().map(String::len).collect();

@@ -85,7 +85,9 @@ fn base64_of(n: usize) -> String {
 
 fn attachment_json(decoded: usize) -> Vec<u8> {
     let mut b = head("attach").into_bytes();
-    b.extend(br#""message":"see file","attachments":[{"big.bin":"data:application/octet-stream;base64,"#);
+    b.extend(
+        br#""message":"see file","attachments":[{"big.bin":"data:application/octet-stream;base64,"#,
+    );
     b.extend(base64_of(decoded).as_bytes());
     b.extend(br#""}]}"#);
     b
@@ -195,7 +197,10 @@ impl Drop for Server {
         if let Some((admin, name)) = &self.pg {
             let _ = Command::new("psql")
                 .arg(admin)
-                .args(["-qc", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")])
+                .args([
+                    "-qc",
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                ])
                 .status();
         }
     }
@@ -227,7 +232,10 @@ fn start(args: &Args, n: usize) -> anyhow::Result<Server> {
         env.push(("OXIDESK__LIMITS__MAX_BYTES_IN_FLIGHT".into(), b.to_string()));
     }
     if let Some(w) = args.wait_ms {
-        env.push(("OXIDESK__LIMITS__BYTES_IN_FLIGHT_WAIT_MS".into(), w.to_string()));
+        env.push((
+            "OXIDESK__LIMITS__BYTES_IN_FLIGHT_WAIT_MS".into(),
+            w.to_string(),
+        ));
     }
     let run = |extra: &[&str]| {
         let mut c = Command::new(&args.server);
@@ -248,7 +256,9 @@ fn start(args: &Args, n: usize) -> anyhow::Result<Server> {
         .next()
         .context("no key")?
         .to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let log = std::fs::File::create(dir.path().join("server.log"))?;
     let child = run(&["serve", "--listen", &format!("127.0.0.1:{port}")])
         .stderr(log)
