@@ -577,6 +577,60 @@ fields = [
     }
 
     #[test]
+    fn download_names_lose_paths_controls_and_bidi_marks() {
+        let cases = [
+            ("report.pdf", "report.pdf"),
+            ("../../etc/passwd", "_.._etc_passwd"),
+            ("a\\b.txt", "a_b.txt"),
+            ("invoice\u{202E}fdp.exe", "invoicefdp.exe"),
+            ("\u{2066}x\u{2069}\u{200F}.txt", "x.txt"),
+            ("bell\u{7}\u{85}\u{0}.txt", "bell.txt"),
+            (".hidden", "hidden"),
+            ("name. . ", "name"),
+            ("Grüße 日本.txt", "Grüße 日本.txt"),
+            ("", "attachment"),
+            ("...", "attachment"),
+        ];
+        for (name, want) in cases {
+            assert_eq!(download_name(name, 255), want, "{name:?}");
+        }
+        let long = download_name(&format!("{}.pdf", "é".repeat(300)), 255);
+        assert_eq!(long.chars().count(), 255);
+        assert!(long.ends_with("é.pdf"), "{long}");
+        assert_eq!(download_name("abcdef", 3), "abc");
+    }
+
+    #[test]
+    fn shape_refusals_name_the_field() {
+        let limits = FieldLimits::default();
+        let check = |extra: &[(&str, RawValue)]| {
+            check_draft(&draft(extra), &limits)
+                .err()
+                .map(|e| e.field().to_string())
+        };
+        assert_eq!(check(&[]), None);
+        assert_eq!(check(&[("subject", s("a\u{0}b"))]), Some("subject".into()));
+        assert_eq!(check(&[("name", s(&"n".repeat(129)))]), Some("name".into()));
+        assert_eq!(check(&[("name", s(&"é".repeat(128)))]), None);
+        assert_eq!(
+            check(&[("notes", RawValue::List(vec![s("ok"), s("\u{1b}[2J")]))]),
+            Some("notes".into())
+        );
+        let mut d = draft(&[]);
+        d.fields.push(("subject".into(), s("again")));
+        assert_eq!(check_draft(&d, &limits).unwrap_err().field(), "subject");
+        let mut d = draft(&[]);
+        d.attachments.push(AttachmentDraft {
+            name: "a\u{0}.txt".into(),
+            content_type: "text/plain".into(),
+            data: vec![0],
+            inline: false,
+            content_id: None,
+        });
+        assert_eq!(check_draft(&d, &limits).unwrap_err().field(), "attachments");
+    }
+
+    #[test]
     fn unknown_fields_can_be_ignored() {
         let mut c = catalog();
         c.unknown_fields = crate::config::UnknownFields::Ignore;

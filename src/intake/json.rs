@@ -697,6 +697,57 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn shapes_are_refused_while_parsing() {
+        let few = FieldLimits {
+            max_fields: 3,
+            ..FieldLimits::default()
+        };
+        let parse_few = |s: &str| parse_json(s.as_bytes(), &LIMITS, &few);
+        assert!(matches!(
+            parse(r#"{"attachments":[{}]}"#),
+            Err(IntakeError::WrongType {
+                got: "an empty object",
+                ..
+            })
+        ));
+        assert_eq!(
+            parse(r#"{"a":1,"b":2,"a":3}"#),
+            Err(IntakeError::Duplicate { field: "a".into() })
+        );
+        assert!(parse_few(r#"{"a":1,"b":2,"c":3}"#).is_ok());
+        // The fourth value fails before the rest is read: the syntax
+        // error after it is never reached.
+        assert_eq!(
+            parse_few(r#"{"a":1,"b":2,"c":3,"d":4, oops"#),
+            Err(IntakeError::TooManyValues {
+                field: "fields".into(),
+                limit: 3
+            })
+        );
+        assert!(matches!(
+            parse_few(r#"{"a":[1,2,3]}"#),
+            Err(IntakeError::TooManyValues { .. })
+        ));
+        assert!(parse_few(r#"{"a":[1,2]}"#).is_ok());
+        // An object is walked, not built: any size, one value.
+        assert_eq!(
+            parse_few(r#"{"a":{"x":1,"y":{"z":[1,2,3,4,5]}}}"#)
+                .unwrap()
+                .fields,
+            vec![("a".into(), RawValue::Object)]
+        );
+        // The attachment count stops at the first file past it.
+        assert!(matches!(
+            parse(r#"{"attachments":[{"a":"data:,1","b":"data:,2","c":"data:,3","d":"data:,4"}]}"#),
+            Err(IntakeError::TooManyAttachments { count: 4, limit: 3 })
+        ));
+        // Escaped and borrowed strings read alike.
+        let d = parse(r#"{"message":"a\/b","attachments":[{"f":"data:;base64,YS9i"}]}"#).unwrap();
+        assert_eq!(d.message.unwrap().body, "a/b");
+        assert_eq!(d.attachments[0].data, b"a/b");
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics_on_arbitrary_input(s in "\\PC{0,200}") {
