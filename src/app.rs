@@ -46,6 +46,8 @@ pub struct AppState {
     pub ops: Arc<crate::http::ops::Ops>,
     /// What a connection may cost (`[server]`).
     pub server: ServerConfig,
+    /// Request bytes in flight, server-wide (`limits.max_bytes_in_flight`).
+    pub budget: Arc<crate::http::budget::ByteBudget>,
 }
 
 impl AppState {
@@ -77,6 +79,10 @@ impl AppState {
             ),
             ops: Arc::new(crate::http::ops::Ops::new(config)),
             server: config.server.clone(),
+            budget: Arc::new(crate::http::budget::ByteBudget::new(
+                config.limits.max_bytes_in_flight,
+                std::time::Duration::from_millis(config.limits.bytes_in_flight_wait_ms),
+            )),
         }
     }
 }

@@ -457,6 +457,23 @@ pub struct Limits {
     /// Failed API-key checks per minute from one client address before
     /// its keyed requests are refused with 429; 0: no limit.
     pub key_failures_per_minute_per_address: u32,
+    /// Most field values in one request (simple fields, items of a list,
+    /// XML attributes of one element); past it, 413 while parsing.
+    pub max_fields: usize,
+    /// Longest user `name`, in characters (osTicket: 128); past it, 400.
+    pub max_name_chars: usize,
+    /// Longest `subject`, in characters (osTicket: 255); past it, 400.
+    pub max_subject_chars: usize,
+    /// Longest value of any other field, in characters; past it, 400.
+    pub max_field_value_chars: usize,
+    /// Longest attachment file name, in characters (osTicket: 255).
+    pub max_file_name_chars: usize,
+    /// Request bodies held at once, server-wide (read, decoded and
+    /// stored): a request past it waits, then gets 503 with Retry-After.
+    /// At least `max_request_body_bytes`.
+    pub max_bytes_in_flight: u64,
+    /// How long a request waits for room in `max_bytes_in_flight`.
+    pub bytes_in_flight_wait_ms: u64,
 }
 
 impl Default for Limits {
@@ -468,6 +485,13 @@ impl Default for Limits {
             requests_per_minute_per_key: 0,
             requests_per_minute_per_address: 0,
             key_failures_per_minute_per_address: 30,
+            max_fields: 256,
+            max_name_chars: 128,
+            max_subject_chars: 255,
+            max_field_value_chars: 65_535,
+            max_file_name_chars: 255,
+            max_bytes_in_flight: 256 * 1024 * 1024,
+            bytes_in_flight_wait_ms: 10_000,
         }
     }
 }
@@ -496,6 +520,11 @@ pub struct TicketsConfig {
     pub default_topic_id: Option<i64>,
     /// Department of a ticket whose topic names none.
     pub default_department_id: i64,
+    /// Random numbers: the share of the format's numbers in use (counted
+    /// as the highest ticket id) at which one more digit is drawn, so a
+    /// draw never runs out of free numbers (`######` widens at 450,000
+    /// tickets by default, to `#######`).
+    pub number_widen_at: f64,
 }
 
 impl Default for TicketsConfig {
@@ -506,6 +535,7 @@ impl Default for TicketsConfig {
             default_priority_id: 2,
             default_topic_id: None,
             default_department_id: 1,
+            number_widen_at: 0.5,
         }
     }
 }
@@ -935,6 +965,31 @@ impl Config {
         }
         if self.limits.max_request_body_bytes == 0 || self.limits.max_attachment_bytes == 0 {
             return Err(invalid("limits", "limits must be greater than zero"));
+        }
+        let l = &self.limits;
+        if [
+            l.max_fields,
+            l.max_name_chars,
+            l.max_subject_chars,
+            l.max_field_value_chars,
+            l.max_file_name_chars,
+        ]
+        .contains(&0)
+        {
+            return Err(invalid("limits", "limits must be greater than zero"));
+        }
+        if l.max_bytes_in_flight < l.max_request_body_bytes {
+            return Err(invalid(
+                "limits.max_bytes_in_flight",
+                "must be at least max_request_body_bytes",
+            ));
+        }
+        let widen = self.tickets.number_widen_at;
+        if !(widen > 0.0 && widen < 1.0) {
+            return Err(invalid(
+                "tickets.number_widen_at",
+                "must be a share between 0 and 1 (e.g. 0.5)",
+            ));
         }
         unique_ids(self.priorities.iter().map(|p| p.id), "priorities")?;
         unique_ids(self.departments.iter().map(|d| d.id), "departments")?;

@@ -213,9 +213,9 @@ impl From<AuthError> for ApiError {
 impl From<IntakeError> for ApiError {
     fn from(e: IntakeError) -> Self {
         let status = match &e {
-            IntakeError::AttachmentTooLarge { .. } | IntakeError::TooManyAttachments { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            IntakeError::AttachmentTooLarge { .. }
+            | IntakeError::TooManyAttachments { .. }
+            | IntakeError::TooManyValues { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             IntakeError::EmptyBody
             | IntakeError::Malformed { .. }
             | IntakeError::NotATicket(_)
@@ -223,7 +223,8 @@ impl From<IntakeError> for ApiError {
             | IntakeError::BadDataUrl { .. }
             | IntakeError::BadBase64 { .. }
             | IntakeError::UnknownCharset { .. }
-            | IntakeError::EmptyFileName => StatusCode::BAD_REQUEST,
+            | IntakeError::EmptyFileName
+            | IntakeError::Duplicate { .. } => StatusCode::BAD_REQUEST,
         };
         let field = e.field().map(str::to_string);
         ApiError {

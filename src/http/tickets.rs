@@ -107,12 +107,33 @@ impl<S: Send + Sync> FromRequestParts<S> for ReadPath {
     }
 }
 
-/// Reads the body up to the configured cap: 413 past it.
+/// A request body, and its share of the server's bytes in flight, held
+/// until this is dropped (when the request's work is done).
+pub(crate) struct BodyBytes {
+    /// The body.
+    pub bytes: axum::body::Bytes,
+    /// Given back on drop.
+    pub _permit: super::budget::BytesPermit,
+}
+
+impl std::ops::Deref for BodyBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Reads the body up to the configured cap (413 past it), first taking
+/// its size from the server's budget of bytes in flight (503 with
+/// `Retry-After` when there is no room in time). A declared length is
+/// taken at once and the buffer sized to it (no growth by doubling); a
+/// chunked body takes the budget step by step as it arrives.
 pub(crate) async fn read_body(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<axum::body::Bytes, ApiError> {
+) -> Result<BodyBytes, ApiError> {
     let limit = state.limits.max_request_body_bytes;
     let too_large = || {
         ApiError::new(
@@ -127,15 +148,38 @@ pub(crate) async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("could not read the request body: {e}"),
-        )),
+    let mut permit = super::budget::BytesPermit::default();
+    state
+        .budget
+        .grow(&mut permit, declared.unwrap_or(0))
+        .await?;
+    // `declared` is at most `limit`, which the budget holds.
+    let mut buf = Vec::with_capacity(usize::try_from(declared.unwrap_or(0)).unwrap_or(0));
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("could not read the request body: {e}"),
+            )
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let len = (buf.len() + data.len()) as u64;
+        if len > limit {
+            return Err(too_large());
+        }
+        if len > permit.bytes() {
+            let step = (len - permit.bytes()).max(super::budget::CHUNK_STEP_BYTES);
+            state.budget.grow(&mut permit, step).await?;
+        }
+        buf.extend_from_slice(&data);
     }
+    Ok(BodyBytes {
+        bytes: buf.into(),
+        _permit: permit,
+    })
 }
 
 /// `/api/{file}`: `tickets.<format>`.
@@ -177,7 +221,11 @@ async fn create(
         })?),
         None => None,
     };
-    let bytes = read_body(state, headers, body).await?;
+    // The permit is held until this request's work is done.
+    let BodyBytes {
+        bytes,
+        _permit: _in_flight,
+    } = read_body(state, headers, body).await?;
     let claim = idempotency_key.map(|k| {
         let name = match format {
             Format::Json => "json",
@@ -246,17 +294,19 @@ async fn create_from_document(
     claim: Option<IdempotencyClaim>,
 ) -> Result<Response, ApiError> {
     let limits = state.catalog.intake_limits;
-    let decode = move |bytes: &[u8]| {
+    let field_limits = state.catalog.field_limits;
+    // The body is dropped as soon as it is decoded.
+    let decode = move |bytes: axum::body::Bytes| {
         if format == Format::Xml {
-            xml::parse_xml(bytes, &limits)
+            xml::parse_xml(&bytes, &limits, &field_limits)
         } else {
-            json::parse_json(bytes, &limits)
+            json::parse_json(&bytes, &limits, &field_limits)
         }
     };
     let draft = if bytes.len() > INLINE_DECODE_BYTES {
-        tokio::task::spawn_blocking(move || decode(&bytes)).await??
+        tokio::task::spawn_blocking(move || decode(bytes)).await??
     } else {
-        decode(&bytes)?
+        decode(bytes)?
     };
     let ctx = RequestContext {
         client_ip,
@@ -452,13 +502,13 @@ macro_rules! create_op {
             responses(
                 (status = 201, description = $ok, $($extra)* body = String,
                     content_type = "text/plain", example = "123456"),
-                (status = 400, description = "A required field missing, a wrong data type, bad base64, an unexpected field, malformed data, a `DOCTYPE`, a malformed `Idempotency-Key`; names the field."),
+                (status = 400, description = "A required field missing, a wrong data type, bad base64, an unexpected field, a field given twice, an attachment object without a file, a control character (NUL, …) in a text, a text over its length (`max_name_chars`, `max_subject_chars`, `max_field_value_chars`, `max_file_name_chars`), malformed data (XML: bytes not valid in its encoding), a `DOCTYPE`, a malformed `Idempotency-Key`; names the field."),
                 (status = 401, description = "`Valid API key required` (no or unknown key), `API key not found/active or source IP not authorized`, `API key not authorized` (no `can_create_tickets`)."),
                 (status = 403, description = "`Ticket denied`: the sender is on the ban list."),
-                (status = 413, description = "The body is over `max_request_body_bytes`, an attachment over `max_attachment_bytes` (named), or too many attachments."),
+                (status = 413, description = "The body is over `max_request_body_bytes`, an attachment over `max_attachment_bytes` (named), too many attachments, or more field values than `max_fields` (found while parsing)."),
                 (status = 422, description = "The `Idempotency-Key` was used within 24 hours with a different request (body or format); nothing is created."),
                 (status = 429, description = "Over a `[limits]` rate (per key, per address, or failed key checks); `Retry-After` and `RateLimit-*` say when to come back."),
-                (status = 503, description = "The store is busy, or (email) email intake is off."),
+                (status = 503, description = "The store is busy, or the server holds `max_bytes_in_flight` of request bodies (both with `Retry-After`), or (email) email intake is off."),
             ),
             security(("apiKey" = [])),
         )]

@@ -272,17 +272,26 @@ pub struct NumberPolicy {
     pub format: String,
     /// Counter instead of random digits.
     pub sequential: bool,
+    /// Random numbers: the share of the pattern's numbers in use at which
+    /// one more digit is drawn (`tickets.number_widen_at`).
+    pub widen_at: f64,
+    /// Digits added to the pattern so far (shared by the clones of one
+    /// store; learnt again after a restart at the first taken number).
+    pub widened: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// How often a taken random ticket number is redrawn.
 pub const NUMBER_ATTEMPTS: usize = 100;
 
 impl NumberPolicy {
-    /// Each `#` a random digit; osTicket never starts with 0.
+    /// Each `#` a random digit; osTicket never starts with 0. The
+    /// pattern is the configured one widened by the digits learnt so far.
     pub fn random_number(&self) -> String {
+        let extra = self.widened.load(std::sync::atomic::Ordering::Relaxed);
+        let format = crate::domain::ids::widen_format(&self.format, extra);
         let mut rng = rand::rng();
         let mut first = true;
-        self.format
+        format
             .chars()
             .map(|c| {
                 if c != '#' {
@@ -293,6 +302,19 @@ impl NumberPolicy {
                 char::from(b'0' + rand::Rng::random_range(&mut rng, low..10u8))
             })
             .collect()
+    }
+
+    /// After a taken number: `max_ticket_id` (an upper bound of the
+    /// tickets stored) decides how many digits the next draws use, so
+    /// that the share in use stays under `widen_at` (issue 16 point 7).
+    pub fn note_tickets(&self, max_ticket_id: i64) {
+        let extra = crate::domain::ids::extra_digits(
+            &self.format,
+            u64::try_from(max_ticket_id).unwrap_or(0),
+            self.widen_at,
+        );
+        self.widened
+            .fetch_max(extra, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The counter's `value`, zero-padded into the pattern; past the

@@ -270,6 +270,8 @@ mod tests {
                 crate::storage::NumberPolicy {
                     format: "######".into(),
                     sequential: false,
+                    widen_at: 0.5,
+                    widened: Default::default(),
                 },
                 "x.org",
             )

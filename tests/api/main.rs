@@ -9,6 +9,7 @@ mod auth;
 mod cli;
 mod email;
 mod hardening_conn;
+mod hardening_shapes;
 mod idempotency;
 mod instances;
 mod json;

@@ -154,6 +154,8 @@ fn open_store(path: &Path) -> SqliteStore {
         NumberPolicy {
             format: "######".into(),
             sequential: false,
+            widen_at: 0.5,
+            widened: Default::default(),
         },
         "x.org",
     )
