@@ -1,13 +1,12 @@
 //! Application state, router assembly and `serve`.
 
-use std::future::IntoFuture;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hyper_util::server::graceful::GracefulShutdown;
 use ipnet::IpNet;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -15,11 +14,13 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::config::{Config, Limits};
+use crate::config::{Config, Limits, ServerConfig};
 use crate::domain::catalog::Catalog;
 use crate::error::ApiError;
 use crate::http::request_id::make_span;
 use crate::storage::Store;
+
+pub mod conn;
 
 /// Shared by every request; built once at start-up.
 #[derive(Clone)]
@@ -43,6 +44,10 @@ pub struct AppState {
     pub web: Arc<crate::web::Web>,
     /// Metrics, rate limits and readiness settings.
     pub ops: Arc<crate::http::ops::Ops>,
+    /// What a connection may cost (`[server]`).
+    pub server: ServerConfig,
+    /// Request bytes in flight, server-wide (`limits.max_bytes_in_flight`).
+    pub budget: Arc<crate::http::budget::ByteBudget>,
 }
 
 impl AppState {
@@ -73,6 +78,11 @@ impl AppState {
                 ),
             ),
             ops: Arc::new(crate::http::ops::Ops::new(config)),
+            server: config.server.clone(),
+            budget: Arc::new(crate::http::budget::ByteBudget::new(
+                config.limits.max_bytes_in_flight,
+                std::time::Duration::from_millis(config.limits.bytes_in_flight_wait_ms),
+            )),
         }
     }
 }
@@ -169,6 +179,10 @@ pub fn router_with(routes: Router<AppState>, state: AppState) -> Router {
         // gets the request's format and id like any other error.
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http().make_span_with(make_span))
+        // A body past its deadline answers 408; an answer before the end
+        // of the body closes the connection. Inside the request layer,
+        // which writes the 408's body and logs it.
+        .layer(conn::BodyLayer)
         // Outside the trace layer: the span names the id it gives.
         .layer(crate::http::layer::RequestLayer::new(request_ids, ops))
         .layer(SetSensitiveRequestHeadersLayer::new([
@@ -197,7 +211,8 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// at most `grace`, or until `stop_now` resolves (a second signal),
 /// whichever comes first; connections still open then are dropped when
 /// the runtime ends. Logs that the shutdown started, what it waits for,
-/// and how it ended.
+/// and how it ended. Connections are limited as `[server]` says
+/// ([`conn`]).
 pub async fn serve_draining(
     listener: TcpListener,
     state: AppState,
@@ -206,22 +221,9 @@ pub async fn serve_draining(
     grace: std::time::Duration,
 ) -> std::io::Result<()> {
     let open = Arc::new(AtomicUsize::new(0));
-    let make = CountConnections {
-        router: router(state),
-        open: open.clone(),
-    };
-    let (stopping, is_stopping) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, make)
-        .with_graceful_shutdown(async move {
-            stop.await;
-            let _ = stopping.send(());
-        })
-        .into_future();
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => return result,
-        _ = is_stopping => {}
-    }
+    let graceful = GracefulShutdown::new();
+    let limits = conn::ConnLimits::new(&state.server);
+    conn::accept_until(listener, router(state), limits, &graceful, &open, stop).await;
     let waiting = open.load(Ordering::SeqCst);
     tracing::info!(
         connections.open = waiting,
@@ -231,92 +233,24 @@ pub async fn serve_draining(
         grace.as_secs()
     );
     tokio::select! {
-        result = &mut server => {
+        () = graceful.shutdown() => {
             tracing::info!("every connection finished");
-            result
         }
         () = tokio::time::sleep(grace) => {
             let left = open.load(Ordering::SeqCst);
             tracing::warn!(connections.open = left, "drain deadline of {} s passed: closing {left} connection(s)", grace.as_secs());
-            Ok(())
         }
         () = stop_now => {
             let left = open.load(Ordering::SeqCst);
             tracing::warn!(connections.open = left, "second signal: stopping at once, closing {left} connection(s)");
-            Ok(())
         }
     }
+    Ok(())
 }
 
-/// `into_make_service_with_connect_info`, counting open connections: each
-/// connection's service holds a guard, dropped with its last clone when
-/// the connection closes.
-#[derive(Clone)]
-struct CountConnections {
-    router: Router,
-    open: Arc<AtomicUsize>,
-}
-
-impl<'a> tower::Service<axum::serve::IncomingStream<'a, TcpListener>> for CountConnections {
-    type Response = Connection;
-    type Error = std::convert::Infallible;
-    type Future = std::future::Ready<Result<Connection, std::convert::Infallible>>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, stream: axum::serve::IncomingStream<'a, TcpListener>) -> Self::Future {
-        self.open.fetch_add(1, Ordering::SeqCst);
-        std::future::ready(Ok(Connection {
-            router: self.router.clone(),
-            peer: *stream.remote_addr(),
-            _open: Arc::new(OpenConnection(self.open.clone())),
-        }))
-    }
-}
-
-/// One connection's service: the router, with the peer's address as
-/// `ConnectInfo` (what the API-key and sign-in extractors read).
-#[derive(Clone)]
-struct Connection {
-    router: Router,
-    peer: SocketAddr,
-    _open: Arc<OpenConnection>,
-}
-
-struct OpenConnection(Arc<AtomicUsize>);
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl tower::Service<axum::extract::Request> for Connection {
-    type Response = Response;
-    type Error = std::convert::Infallible;
-    type Future = <Router as tower::Service<axum::extract::Request>>::Future;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, mut request: axum::extract::Request) -> Self::Future {
-        request
-            .extensions_mut()
-            .insert(axum::extract::ConnectInfo(self.peer));
-        tower::Service::call(&mut self.router, request)
-    }
-}
-
-/// Serves until `shutdown` resolves, then drains in-flight requests.
+/// Serves until `shutdown` resolves, then drains in-flight requests
+/// (idle connections close at once). Connections are limited as
+/// `[server]` says ([`conn`]).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -327,20 +261,36 @@ pub async fn serve(
         .metrics
         .clone()
         .map(crate::telemetry::spawn_upkeep);
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let open = Arc::new(AtomicUsize::new(0));
+    let graceful = GracefulShutdown::new();
+    let limits = conn::ConnLimits::new(&state.server);
+    conn::accept_until(listener, router(state), limits, &graceful, &open, shutdown).await;
+    graceful.shutdown().await;
     if let Some(upkeep) = upkeep {
         upkeep.abort();
     }
-    served
+    Ok(())
 }
 
-/// Serves `/metrics` alone (`[metrics] listen`) behind the same layers,
-/// until the task is dropped.
+/// Serves `/metrics` alone (`[metrics] listen`) behind the same layers
+/// and connection limits (at most [`conn::METRICS_MAX_CONNECTIONS`]
+/// open), until the task is dropped.
 pub async fn serve_metrics(listener: TcpListener, state: AppState) -> std::io::Result<()> {
-    let app = router_with(crate::http::ops::metrics_routes(), state)
-        .into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).await
+    let limits = conn::ConnLimits {
+        max_connections: conn::METRICS_MAX_CONNECTIONS,
+        ..conn::ConnLimits::new(&state.server)
+    };
+    let app = router_with(crate::http::ops::metrics_routes(), state);
+    let open = Arc::new(AtomicUsize::new(0));
+    let graceful = GracefulShutdown::new();
+    conn::accept_until(
+        listener,
+        app,
+        limits,
+        &graceful,
+        &open,
+        std::future::pending(),
+    )
+    .await;
+    Ok(())
 }

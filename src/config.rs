@@ -67,20 +67,71 @@ pub struct Config {
     pub server: ServerConfig,
 }
 
-/// The `serve` process itself.
+/// The `serve` process itself: how it stops, and what a connection may
+/// cost it (the same rules hold on the `[metrics] listen` address).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// After SIGTERM or SIGINT, how long open connections may take to
     /// finish before they are closed (a second signal stops at once).
     pub shutdown_grace_secs: u64,
+    /// A connection must deliver a complete request head (request line
+    /// and headers) within this many seconds of opening, or of the end
+    /// of its previous answer; else it is closed. So it is also the idle
+    /// timeout of a kept-alive connection.
+    pub header_read_timeout_secs: u64,
+    /// A request body must arrive within this many seconds of the
+    /// handler starting to read it, plus one second per
+    /// `body_min_bytes_per_sec` bytes received; else `408` and the
+    /// connection is closed. A body shorter than its `Content-Length`
+    /// thus ends in a `408`, never a wait.
+    pub body_timeout_secs: u64,
+    /// The slowest steady upload that can outlast `body_timeout_secs`
+    /// (bytes per second; 0: the body must arrive within
+    /// `body_timeout_secs`, whatever its size).
+    pub body_min_bytes_per_sec: u64,
+    /// Most connections open at once; past it new ones wait in the
+    /// kernel's listen backlog (1024, or `net.core.somaxconn` if lower)
+    /// until one closes. `serve` raises its
+    /// open-file soft limit to the hard limit, and uses fewer
+    /// connections than this (with a warning) when that limit is lower
+    /// than this plus 256.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             shutdown_grace_secs: 10,
+            header_read_timeout_secs: 10,
+            body_timeout_secs: 30,
+            body_min_bytes_per_sec: 1024,
+            max_connections: 10_000,
         }
+    }
+}
+
+impl ServerConfig {
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.header_read_timeout_secs == 0 || self.header_read_timeout_secs > 3600 {
+            return Err(invalid(
+                "server.header_read_timeout_secs",
+                "must be between 1 and 3600",
+            ));
+        }
+        if self.body_timeout_secs == 0 || self.body_timeout_secs > 86_400 {
+            return Err(invalid(
+                "server.body_timeout_secs",
+                "must be between 1 and 86400",
+            ));
+        }
+        if self.max_connections == 0 || self.max_connections > 1_000_000 {
+            return Err(invalid(
+                "server.max_connections",
+                "must be between 1 and 1000000",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -166,6 +217,10 @@ pub struct PostgresConfig {
     pub statement_timeout_ms: u64,
     /// How long start-up keeps retrying an unreachable database.
     pub connect_retry_secs: u64,
+    /// Once serving, the longest a request waits for a connection
+    /// (a free one, or a new one to a database that refuses or does not
+    /// answer) before it is answered `503` with `Retry-After`.
+    pub acquire_timeout_ms: u64,
 }
 
 impl Default for PostgresConfig {
@@ -174,6 +229,7 @@ impl Default for PostgresConfig {
             max_connections: 16,
             statement_timeout_ms: 30_000,
             connect_retry_secs: 30,
+            acquire_timeout_ms: 1000,
         }
     }
 }
@@ -419,6 +475,23 @@ pub struct Limits {
     /// Failed API-key checks per minute from one client address before
     /// its keyed requests are refused with 429; 0: no limit.
     pub key_failures_per_minute_per_address: u32,
+    /// Most field values in one request (simple fields, items of a list,
+    /// XML attributes of one element); past it, 413 while parsing.
+    pub max_fields: usize,
+    /// Longest user `name`, in characters (osTicket: 128); past it, 400.
+    pub max_name_chars: usize,
+    /// Longest `subject`, in characters (osTicket: 255); past it, 400.
+    pub max_subject_chars: usize,
+    /// Longest value of any other field, in characters; past it, 400.
+    pub max_field_value_chars: usize,
+    /// Longest attachment file name, in characters (osTicket: 255).
+    pub max_file_name_chars: usize,
+    /// Request bodies held at once, server-wide (read, decoded and
+    /// stored): a request past it waits, then gets 503 with Retry-After.
+    /// At least `max_request_body_bytes`.
+    pub max_bytes_in_flight: u64,
+    /// How long a request waits for room in `max_bytes_in_flight`.
+    pub bytes_in_flight_wait_ms: u64,
 }
 
 impl Default for Limits {
@@ -430,6 +503,13 @@ impl Default for Limits {
             requests_per_minute_per_key: 0,
             requests_per_minute_per_address: 0,
             key_failures_per_minute_per_address: 30,
+            max_fields: 256,
+            max_name_chars: 128,
+            max_subject_chars: 255,
+            max_field_value_chars: 65_535,
+            max_file_name_chars: 255,
+            max_bytes_in_flight: 256 * 1024 * 1024,
+            bytes_in_flight_wait_ms: 10_000,
         }
     }
 }
@@ -458,6 +538,11 @@ pub struct TicketsConfig {
     pub default_topic_id: Option<i64>,
     /// Department of a ticket whose topic names none.
     pub default_department_id: i64,
+    /// Random numbers: the share of the format's numbers in use (counted
+    /// as the highest ticket id) at which one more digit is drawn, so a
+    /// draw never runs out of free numbers (`######` widens at 450,000
+    /// tickets by default, to `#######`).
+    pub number_widen_at: f64,
 }
 
 impl Default for TicketsConfig {
@@ -468,6 +553,7 @@ impl Default for TicketsConfig {
             default_priority_id: 2,
             default_topic_id: None,
             default_department_id: 1,
+            number_widen_at: 0.5,
         }
     }
 }
@@ -898,6 +984,31 @@ impl Config {
         if self.limits.max_request_body_bytes == 0 || self.limits.max_attachment_bytes == 0 {
             return Err(invalid("limits", "limits must be greater than zero"));
         }
+        let l = &self.limits;
+        if [
+            l.max_fields,
+            l.max_name_chars,
+            l.max_subject_chars,
+            l.max_field_value_chars,
+            l.max_file_name_chars,
+        ]
+        .contains(&0)
+        {
+            return Err(invalid("limits", "limits must be greater than zero"));
+        }
+        if l.max_bytes_in_flight < l.max_request_body_bytes {
+            return Err(invalid(
+                "limits.max_bytes_in_flight",
+                "must be at least max_request_body_bytes",
+            ));
+        }
+        let widen = self.tickets.number_widen_at;
+        if !(widen > 0.0 && widen < 1.0) {
+            return Err(invalid(
+                "tickets.number_widen_at",
+                "must be a share between 0 and 1 (e.g. 0.5)",
+            ));
+        }
         unique_ids(self.priorities.iter().map(|p| p.id), "priorities")?;
         unique_ids(self.departments.iter().map(|d| d.id), "departments")?;
         unique_ids(self.topics.iter().map(|t| t.id), "topics")?;
@@ -1091,6 +1202,13 @@ impl Config {
         }
         if self.web.poll_secs == 0 || self.web.poll_secs > 3600 {
             return Err(invalid("web.poll_secs", "must be between 1 and 3600"));
+        }
+        self.server.check()?;
+        if self.postgres.acquire_timeout_ms == 0 || self.postgres.acquire_timeout_ms > 60_000 {
+            return Err(invalid(
+                "postgres.acquire_timeout_ms",
+                "must be between 1 and 60000",
+            ));
         }
         // A topic form must not redefine a field every ticket already has.
         for t in &self.topics {
@@ -1377,6 +1495,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("session_ttl"), "{err}");
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_are_checked() {
+        let c = load_str("", vec![]).unwrap();
+        assert_eq!(c.server.header_read_timeout_secs, 10);
+        assert_eq!(c.server.body_timeout_secs, 30);
+        assert_eq!(c.server.body_min_bytes_per_sec, 1024);
+        assert_eq!(c.server.max_connections, 10_000);
+        assert_eq!(c.postgres.acquire_timeout_ms, 1000);
+        for (text, key) in [
+            (
+                "[server]\nheader_read_timeout_secs = 0\n",
+                "server.header_read_timeout_secs",
+            ),
+            (
+                "[server]\nbody_timeout_secs = 0\n",
+                "server.body_timeout_secs",
+            ),
+            ("[server]\nmax_connections = 0\n", "server.max_connections"),
+            (
+                "[postgres]\nacquire_timeout_ms = 0\n",
+                "postgres.acquire_timeout_ms",
+            ),
+        ] {
+            let err = load_str(text, vec![]).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -88,6 +88,18 @@ impl ApiError {
         }
     }
 
+    /// A store that cannot serve now (busy, down, unreachable): logs the
+    /// cause once, with the request's id, and answers `503` with
+    /// `Retry-After`, saying what is unavailable and naming the request.
+    pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
+        let id = crate::http::request_id::current();
+        tracing::warn!(request.id = %id, error = %cause, "request {id}: the database is unavailable: {cause}");
+        Self {
+            is_internal: true,
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE_MESSAGE)
+        }
+    }
+
     /// `404 Not found` (API.md, Routes: anything else).
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "Not found")
@@ -155,6 +167,10 @@ pub struct ErrorDetail<'a> {
     pub field: Option<&'a str>,
 }
 
+/// The message of a `503` for a store that cannot serve now.
+pub const UNAVAILABLE_MESSAGE: &str =
+    "Service unavailable: the database is busy or unreachable; try again";
+
 /// Seconds a client is asked to wait after a `503` for a busy store.
 pub const BUSY_RETRY_AFTER_SECS: u32 = 1;
 
@@ -199,6 +215,7 @@ impl From<IntakeError> for ApiError {
         let status = match &e {
             IntakeError::AttachmentTooLarge { .. }
             | IntakeError::TooManyAttachments { .. }
+            | IntakeError::TooManyValues { .. }
             | IntakeError::TooComplex(_) => StatusCode::PAYLOAD_TOO_LARGE,
             IntakeError::EmptyBody
             | IntakeError::Malformed { .. }
@@ -207,7 +224,8 @@ impl From<IntakeError> for ApiError {
             | IntakeError::BadDataUrl { .. }
             | IntakeError::BadBase64 { .. }
             | IntakeError::UnknownCharset { .. }
-            | IntakeError::EmptyFileName => StatusCode::BAD_REQUEST,
+            | IntakeError::EmptyFileName
+            | IntakeError::Duplicate { .. } => StatusCode::BAD_REQUEST,
         };
         let field = e.field().map(str::to_string);
         ApiError {
@@ -238,9 +256,14 @@ impl From<StoreError> for ApiError {
                 StatusCode::PRECONDITION_FAILED,
                 "The ticket changed since it was read (If-Match)",
             ),
-            StoreError::Busy(_) | StoreError::Stale => {
-                ApiError::internal(StatusCode::SERVICE_UNAVAILABLE, &e)
-            }
+            // Answered by a replay where a key is claimed (http::tickets);
+            // this is only the fallback.
+            StoreError::IdempotencyKeyUsed => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Idempotency-Key was already used",
+            )
+            .with_field("Idempotency-Key"),
+            StoreError::Busy(_) | StoreError::Stale => ApiError::unavailable(&e),
             StoreError::Conflict(_) | StoreError::Other(_) => {
                 ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, &e)
             }
@@ -352,6 +375,11 @@ mod tests {
         let e: ApiError = StoreError::Busy("locked".into()).into();
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(e.is_internal);
+        let (_, body) = e.render_body(ErrorFormat::Text, Some("42"));
+        assert_eq!(
+            body,
+            "Service unavailable: the database is busy or unreachable; try again (request 42)\n"
+        );
         assert_eq!(e.into_response().headers()[header::RETRY_AFTER], "1");
         let off: ApiError = EmailError::Disabled.into();
         assert!(

@@ -41,6 +41,8 @@ async fn open(cli: &Cli, url: &str, create: Create) -> anyhow::Result<Arc<dyn Da
             max_connections: 4,
             statement_timeout_ms: 0,
             connect_retry_secs: config.postgres.connect_retry_secs,
+            // A batch copy waits for its database rather than failing.
+            acquire_timeout_ms: 10_000,
             message_domain: catalog.message_domain.clone(),
             create_schema: create == Create::Allowed,
         };

@@ -230,6 +230,7 @@ pub async fn open_store_with(
             max_connections: config.postgres.max_connections,
             statement_timeout_ms: config.postgres.statement_timeout_ms,
             connect_retry_secs,
+            acquire_timeout_ms: config.postgres.acquire_timeout_ms,
             message_domain: catalog.message_domain.clone(),
             create_schema: create == Create::Allowed,
         };

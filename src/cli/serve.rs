@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::{Cli, database_name, load_config, load_config_from, open_store};
@@ -44,8 +43,10 @@ pub(super) async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
              (configure [mail] and set enabled = true to send them)"
         );
     }
-    let listener = TcpListener::bind(config.listen)
-        .await
+    // Each connection is a file: the soft limit is often 1024 under a
+    // far higher hard one.
+    crate::app::conn::raise_open_file_limit();
+    let listener = crate::app::conn::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(listen.addr = %addr, database = %database, version = super::VERSION, "oxidesk listening on http://{addr}");
@@ -57,8 +58,7 @@ pub(super) async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     // `/metrics` on an admin address of its own, when asked.
     let metrics_server = match config.metrics.listen {
         Some(addr) if config.metrics.enabled => {
-            let listener = TcpListener::bind(addr)
-                .await
+            let listener = crate::app::conn::bind(addr)
                 .with_context(|| format!("cannot listen on {addr} ([metrics] listen)"))?;
             let addr = listener.local_addr()?;
             tracing::info!(listen.addr = %addr, "metrics on http://{addr}/metrics");

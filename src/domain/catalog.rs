@@ -9,7 +9,7 @@ use jiff::tz::TimeZone;
 use super::DomainError;
 use super::notify::MailRules;
 use crate::config::{Channel, Config, EmailConfig, Field, UnknownFields};
-use crate::intake::IntakeLimits;
+use crate::intake::{FieldLimits, IntakeLimits};
 use crate::storage::{Named, NumberPolicy};
 
 /// A field and the form it belongs to.
@@ -71,6 +71,8 @@ pub struct Catalog {
     pub bans: Vec<(String, Vec<Channel>)>,
     /// Limits for intake.
     pub intake_limits: IntakeLimits,
+    /// Caps on the fields of a request: count (intake) and lengths (domain).
+    pub field_limits: FieldLimits,
     /// Which mail events queue (recipients, caps).
     pub mail_rules: MailRules,
     /// Domain of outgoing Message-IDs (the sender address's).
@@ -222,6 +224,8 @@ impl Catalog {
                 format: config.tickets.number_format.clone(),
                 sequential: config.tickets.number_sequence
                     == crate::config::NumberSequence::Sequential,
+                widen_at: config.tickets.number_widen_at,
+                widened: Default::default(),
             },
             email: config.email.clone(),
             bans: config
@@ -252,6 +256,13 @@ impl Catalog {
             intake_limits: IntakeLimits {
                 max_attachment_bytes: config.limits.max_attachment_bytes,
                 max_attachments: config.limits.max_attachments,
+            },
+            field_limits: FieldLimits {
+                max_fields: config.limits.max_fields,
+                max_name_chars: config.limits.max_name_chars,
+                max_subject_chars: config.limits.max_subject_chars,
+                max_field_value_chars: config.limits.max_field_value_chars,
+                max_file_name_chars: config.limits.max_file_name_chars,
             },
         }
     }

@@ -135,6 +135,36 @@ pub fn parse_field(
     Ok(Some(value))
 }
 
+/// Whether `c` may not appear in stored text: the characters XML 1.0
+/// §2.2 excludes from documents (C0 controls but tab, line feed and
+/// carriage return; U+FFFE, U+FFFF). NUL among them is what PostgreSQL
+/// cannot store in `text` at all, so refusing them gives the same answer
+/// on both backends (issue 16 point 4).
+pub fn is_forbidden_char(c: char) -> bool {
+    matches!(c, '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}')
+}
+
+/// Checks a text value before it is stored: no forbidden character, at
+/// most `max_chars` characters. The message names the first problem.
+pub fn check_text(s: &str, max_chars: usize) -> Result<(), String> {
+    let mut chars = 0usize;
+    for c in s.chars() {
+        if is_forbidden_char(c) {
+            return Err(format!(
+                "contains the control character U+{:04X}, which cannot be stored",
+                u32::from(c)
+            ));
+        }
+        chars += 1;
+    }
+    if chars > max_chars {
+        return Err(format!(
+            "longer than {max_chars} characters ({chars} characters)"
+        ));
+    }
+    Ok(())
+}
+
 /// A string, or a number taken as its text; anything else is a type error.
 pub fn scalar_text(raw: &RawValue) -> Result<String, String> {
     match raw {

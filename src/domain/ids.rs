@@ -47,6 +47,43 @@ impl PartialEq<&str> for TicketNumber {
     }
 }
 
+/// How many numbers a pattern with `digits` `#` makes (the first digit
+/// is never 0, as in osTicket): 9·10^(digits-1).
+fn capacity(digits: usize) -> f64 {
+    9.0 * 10f64.powi(i32::try_from(digits.saturating_sub(1)).unwrap_or(i32::MAX))
+}
+
+/// Digits to add to `format` so that `tickets` fill less than `widen_at`
+/// of its random numbers (issue 16 point 7: a crowded pattern made each
+/// draw collide until the 100th failed with a 500, near 900,000 tickets
+/// for `######`). Keeping the share in use under `widen_at` keeps the
+/// expected draws per ticket under 1/(1-widen_at).
+pub fn extra_digits(format: &str, tickets: u64, widen_at: f64) -> usize {
+    let base = format.chars().filter(|&c| c == '#').count();
+    let mut extra = 0;
+    // 64 characters is a ticket number's maximum (`TicketNumber::parse`).
+    while format.len() + extra < 64 && tickets as f64 >= widen_at * capacity(base + extra) {
+        extra += 1;
+    }
+    extra
+}
+
+/// `format` with `extra` more `#` beside its first one (`HD-####` →
+/// `HD-#####`). A widened number is longer than every number of the
+/// narrower pattern, so the two can never be equal.
+pub fn widen_format(format: &str, extra: usize) -> std::borrow::Cow<'_, str> {
+    match format.find('#') {
+        Some(i) if extra > 0 => {
+            let mut out = String::with_capacity(format.len() + extra);
+            out.push_str(&format[..i]);
+            out.extend(std::iter::repeat_n('#', extra));
+            out.push_str(&format[i..]);
+            std::borrow::Cow::Owned(out)
+        }
+        _ => std::borrow::Cow::Borrowed(format),
+    }
+}
+
 /// An email address that passed the intake check (RFC 5322 addr-spec
 /// with a domain), trimmed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -100,6 +137,21 @@ mod tests {
         for bad in ["", "12 34", "../x", "1;2", &"9".repeat(65)] {
             assert_eq!(TicketNumber::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn patterns_widen_before_they_are_crowded() {
+        // `##`: 90 numbers; at 0.5, 45 tickets move to `###` (900).
+        assert_eq!(extra_digits("##", 0, 0.5), 0);
+        assert_eq!(extra_digits("##", 44, 0.5), 0);
+        assert_eq!(extra_digits("##", 45, 0.5), 1);
+        assert_eq!(extra_digits("##", 450, 0.5), 2);
+        assert_eq!(extra_digits("######", 449_999, 0.5), 0);
+        assert_eq!(extra_digits("######", 450_000, 0.5), 1);
+        assert_eq!(extra_digits("#", u64::MAX, 0.5), 19);
+        assert_eq!(widen_format("HD-##", 2), "HD-####");
+        assert_eq!(widen_format("##-#", 1), "###-#");
+        assert_eq!(widen_format("###", 0), "###");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod agents;
 pub mod catalog;
 pub mod email;
 pub mod fields;
+pub mod idempotency;
 pub mod ids;
 pub mod keys;
 pub mod notify;

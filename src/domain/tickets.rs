@@ -1,7 +1,7 @@
 //! The create-ticket use case: a [`TicketDraft`] checked against the
 //! catalog becomes a [`NewTicket`], stored in one transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use jiff::Timestamp;
@@ -9,11 +9,11 @@ use sha2::{Digest, Sha256};
 
 use super::DomainError;
 use super::catalog::{Catalog, FormField, TopicEntry};
-use super::fields::{parse_bool, parse_field, parse_ip, scalar_text};
+use super::fields::{check_text, parse_bool, parse_field, parse_ip, scalar_text};
 use super::ids::EmailAddress;
 use super::notify::{MailEvent, MailFacts};
 use super::views::{EntryKind, Source};
-use crate::intake::{AttachmentDraft, RawValue, TicketDraft};
+use crate::intake::{AttachmentDraft, FieldLimits, RawValue, TicketDraft};
 use crate::storage::{Named, NewAttachment, NewEntry, NewFieldValue, NewTicket, Store, StoreError};
 
 /// Facts about the request that are not in its body.
@@ -102,12 +102,100 @@ fn required_text(
     }
 }
 
+/// The rules every JSON or XML request meets before its fields are
+/// looked at (issue 16 points 4 and 5), the same on both backends: each
+/// field named once (a second value would silently replace the first);
+/// every text storable (no NUL or other control character, which
+/// PostgreSQL refuses or which XML 1.0 excludes) and within its length;
+/// each file name too. A refusal, not a truncation: an API client can
+/// correct its request, and a ticket must not silently differ from it.
+pub fn check_draft(draft: &TicketDraft, limits: &FieldLimits) -> Result<(), DomainError> {
+    let mut seen = HashSet::with_capacity(draft.fields.len());
+    for (name, value) in &draft.fields {
+        if !seen.insert(name.as_str()) {
+            return Err(invalid(name, "given more than once"));
+        }
+        let max = match name.as_str() {
+            "name" => limits.max_name_chars,
+            "subject" => limits.max_subject_chars,
+            _ => limits.max_field_value_chars,
+        };
+        check_raw(value, max).map_err(|m| invalid(name, m))?;
+    }
+    if let Some(m) = &draft.message {
+        check_text(&m.body, usize::MAX).map_err(|e| invalid("message", e))?;
+    }
+    for a in &draft.attachments {
+        check_text(&a.name, limits.max_file_name_chars).map_err(|e| {
+            let shown: String = a.name.chars().take(64).collect();
+            invalid("attachments", format!("file name {shown:?}: {e}"))
+        })?;
+    }
+    Ok(())
+}
+
+fn check_raw(value: &RawValue, max_chars: usize) -> Result<(), String> {
+    match value {
+        RawValue::Str(s) | RawValue::Number(s) => check_text(s, max_chars),
+        RawValue::List(items) => items.iter().try_for_each(|v| check_raw(v, max_chars)),
+        RawValue::Null | RawValue::Bool(_) | RawValue::Object => Ok(()),
+    }
+}
+
+/// A file name safe to hand to a browser or a file system (issue 16
+/// point 5), for downloads: the stored name is kept as sent, for display.
+/// Path separators become `_`; control characters (C0, DEL, C1) and the
+/// bidirectional marks, embeddings, overrides and isolates that can make
+/// `invoice\u{202E}fdp.exe` read as `invoiceexe.pdf` are removed; leading
+/// dots (hidden files, `..`) and trailing dots and spaces (Windows drops
+/// them) go; at most `max_chars` characters, keeping a short extension.
+/// Never empty: `attachment` when nothing is left.
+pub fn download_name(name: &str, max_chars: usize) -> String {
+    let is_bidi = |c: char| {
+        matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+    };
+    let cleaned: String = name
+        .chars()
+        .filter(|&c| !c.is_control() && !is_bidi(c))
+        .map(|c| if c == '/' || c == '\\' { '_' } else { c })
+        .collect();
+    let trimmed = cleaned
+        .trim_start_matches(|c: char| c == '.' || c.is_whitespace())
+        .trim_end_matches(|c: char| c == '.' || c.is_whitespace());
+    let max_chars = max_chars.max(1);
+    let out = if trimmed.chars().count() <= max_chars {
+        trimmed.to_string()
+    } else {
+        // Keep an extension of up to 16 characters; cut the stem.
+        let ext = trimmed
+            .rfind('.')
+            .map(|i| &trimmed[i..])
+            .filter(|e| e.chars().count() <= 16 && e.chars().count() < max_chars)
+            .unwrap_or("");
+        let stem_chars = max_chars - ext.chars().count();
+        let stem: String = trimmed.chars().take(stem_chars).collect();
+        format!(
+            "{}{ext}",
+            stem.trim_end_matches(|c: char| c == '.' || c.is_whitespace())
+        )
+    };
+    if out.is_empty() {
+        "attachment".to_string()
+    } else {
+        out
+    }
+}
+
 /// Checks a draft against the catalog and builds the ticket to store.
 pub fn prepare_ticket(
     catalog: &Catalog,
     draft: TicketDraft,
     ctx: &RequestContext,
 ) -> Result<Prepared, DomainError> {
+    check_draft(&draft, &catalog.field_limits)?;
     let mut builtin: HashMap<&str, RawValue> = HashMap::new();
     let mut custom: Vec<(String, RawValue)> = Vec::new();
     for (name, value) in draft.fields {
@@ -347,6 +435,7 @@ pub(crate) fn assemble(catalog: &Catalog, a: Assembly<'_>) -> NewTicket {
         entry: a.entry,
         mail,
         now: a.now,
+        idempotency: None,
     }
 }
 
@@ -486,6 +575,60 @@ fields = [
         for (extra, field) in cases {
             assert_eq!(err(&extra).field(), field, "{extra:?}");
         }
+    }
+
+    #[test]
+    fn download_names_lose_paths_controls_and_bidi_marks() {
+        let cases = [
+            ("report.pdf", "report.pdf"),
+            ("../../etc/passwd", "_.._etc_passwd"),
+            ("a\\b.txt", "a_b.txt"),
+            ("invoice\u{202E}fdp.exe", "invoicefdp.exe"),
+            ("\u{2066}x\u{2069}\u{200F}.txt", "x.txt"),
+            ("bell\u{7}\u{85}\u{0}.txt", "bell.txt"),
+            (".hidden", "hidden"),
+            ("name. . ", "name"),
+            ("Grüße 日本.txt", "Grüße 日本.txt"),
+            ("", "attachment"),
+            ("...", "attachment"),
+        ];
+        for (name, want) in cases {
+            assert_eq!(download_name(name, 255), want, "{name:?}");
+        }
+        let long = download_name(&format!("{}.pdf", "é".repeat(300)), 255);
+        assert_eq!(long.chars().count(), 255);
+        assert!(long.ends_with("é.pdf"), "{long}");
+        assert_eq!(download_name("abcdef", 3), "abc");
+    }
+
+    #[test]
+    fn shape_refusals_name_the_field() {
+        let limits = FieldLimits::default();
+        let check = |extra: &[(&str, RawValue)]| {
+            check_draft(&draft(extra), &limits)
+                .err()
+                .map(|e| e.field().to_string())
+        };
+        assert_eq!(check(&[]), None);
+        assert_eq!(check(&[("subject", s("a\u{0}b"))]), Some("subject".into()));
+        assert_eq!(check(&[("name", s(&"n".repeat(129)))]), Some("name".into()));
+        assert_eq!(check(&[("name", s(&"é".repeat(128)))]), None);
+        assert_eq!(
+            check(&[("notes", RawValue::List(vec![s("ok"), s("\u{1b}[2J")]))]),
+            Some("notes".into())
+        );
+        let mut d = draft(&[]);
+        d.fields.push(("subject".into(), s("again")));
+        assert_eq!(check_draft(&d, &limits).unwrap_err().field(), "subject");
+        let mut d = draft(&[]);
+        d.attachments.push(AttachmentDraft {
+            name: "a\u{0}.txt".into(),
+            content_type: "text/plain".into(),
+            data: vec![0],
+            inline: false,
+            content_id: None,
+        });
+        assert_eq!(check_draft(&d, &limits).unwrap_err().field(), "attachments");
     }
 
     #[test]

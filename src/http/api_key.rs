@@ -51,6 +51,8 @@ impl RequiredPermission for CanRead {
 pub struct ApiKey<P> {
     /// The client's address (the trusted-proxy rule applied).
     pub client: IpAddr,
+    /// The key's id (idempotency keys are per API key).
+    pub key_id: crate::domain::ids::ApiKeyId,
     // `fn() -> P`: the marker says nothing about Send or Sync.
     permission: PhantomData<fn() -> P>,
 }
@@ -115,6 +117,12 @@ impl<P: RequiredPermission> FromRequestParts<AppState> for ApiKey<P> {
             return Err(e.into());
         }
         // `authorize` succeeded, so the record is there.
+        let key_id = record.as_ref().map(|r| r.id).ok_or_else(|| {
+            ApiError::internal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &"a key passed its check without a record",
+            )
+        })?;
         if let (Some(record), Some(note)) = (record, note) {
             note.set_key(record.id);
             if let Some(state) = rate.check_key(record.id) {
@@ -132,6 +140,7 @@ impl<P: RequiredPermission> FromRequestParts<AppState> for ApiKey<P> {
         }
         Ok(Self {
             client,
+            key_id,
             permission: PhantomData,
         })
     }

@@ -10,6 +10,7 @@
 //! written by `http::layer`.
 
 pub mod api_key;
+pub mod budget;
 pub mod client;
 pub mod layer;
 pub mod openapi;

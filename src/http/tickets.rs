@@ -13,12 +13,13 @@ use jiff::Timestamp;
 
 use super::api_key::{ApiKey, CanCreate, CanRead};
 use crate::app::AppState;
-use crate::domain::email::{EmailContext, file_email, prepare_email};
+use crate::domain::email::{EmailContext, EmailError, file_email, prepare_email};
+use crate::domain::idempotency::{self, IdempotencyClaim, IdempotencyKey, Replay};
 use crate::domain::ids::TicketNumber;
-use crate::domain::tickets::{RequestContext, create_ticket, prepare_ticket};
+use crate::domain::tickets::{CreateError, RequestContext, create_ticket, prepare_ticket};
 use crate::error::ApiError;
 use crate::intake::{json, xml};
-use crate::storage::EmailOutcome;
+use crate::storage::StoreError;
 use crate::telemetry::{self, Channel};
 
 /// Bodies larger than this are decoded on the blocking pool.
@@ -106,12 +107,33 @@ impl<S: Send + Sync> FromRequestParts<S> for ReadPath {
     }
 }
 
-/// Reads the body up to the configured cap: 413 past it.
+/// A request body, and its share of the server's bytes in flight, held
+/// until this is dropped (when the request's work is done).
+pub(crate) struct BodyBytes {
+    /// The body.
+    pub bytes: axum::body::Bytes,
+    /// Given back on drop.
+    pub _permit: super::budget::BytesPermit,
+}
+
+impl std::ops::Deref for BodyBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Reads the body up to the configured cap (413 past it), first taking
+/// its size from the server's budget of bytes in flight (503 with
+/// `Retry-After` when there is no room in time). A declared length is
+/// taken at once and the buffer sized to it (no growth by doubling); a
+/// chunked body takes the budget step by step as it arrives.
 pub(crate) async fn read_body(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<axum::body::Bytes, ApiError> {
+) -> Result<BodyBytes, ApiError> {
     let limit = state.limits.max_request_body_bytes;
     let too_large = || {
         ApiError::new(
@@ -126,15 +148,38 @@ pub(crate) async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("could not read the request body: {e}"),
-        )),
+    let mut permit = super::budget::BytesPermit::default();
+    state
+        .budget
+        .grow(&mut permit, declared.unwrap_or(0))
+        .await?;
+    // `declared` is at most `limit`, which the budget holds.
+    let mut buf = Vec::with_capacity(usize::try_from(declared.unwrap_or(0)).unwrap_or(0));
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("could not read the request body: {e}"),
+            )
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let len = (buf.len() + data.len()) as u64;
+        if len > limit {
+            return Err(too_large());
+        }
+        if len > permit.bytes() {
+            let step = (len - permit.bytes()).max(super::budget::CHUNK_STEP_BYTES);
+            state.budget.grow(&mut permit, step).await?;
+        }
+        buf.extend_from_slice(&data);
     }
+    Ok(BodyBytes {
+        bytes: buf.into(),
+        _permit: permit,
+    })
 }
 
 /// `/api/{file}`: `tickets.<format>`.
@@ -145,7 +190,7 @@ pub async fn collection(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let outcome = create(&state, key.client, &headers, body, format).await;
+    let outcome = create(&state, &key, &headers, body, format).await;
     let channel = match format {
         Format::Json => Channel::Json,
         Format::Xml => Channel::Xml,
@@ -163,39 +208,123 @@ pub async fn collection(
 
 async fn create(
     state: &AppState,
-    client_ip: std::net::IpAddr,
+    key: &ApiKey<CanCreate>,
     headers: &HeaderMap,
     body: Body,
     format: Format,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(state, headers, body).await?;
-    if format == Format::Email {
-        return create_from_email(state, client_ip, bytes).await;
+    let client_ip = key.client;
+    // A malformed key is refused before the body is read.
+    let idempotency_key = match headers.get(idempotency::HEADER) {
+        Some(v) => Some(IdempotencyKey::parse(v.as_bytes()).map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, e).with_field("Idempotency-Key")
+        })?),
+        None => None,
+    };
+    // The permit is held until this request's work is done.
+    let BodyBytes {
+        bytes,
+        _permit: _in_flight,
+    } = read_body(state, headers, body).await?;
+    let claim = idempotency_key.map(|k| {
+        let name = match format {
+            Format::Json => "json",
+            Format::Xml => "xml",
+            Format::Email => "email",
+        };
+        IdempotencyClaim::new(
+            &key.key_id.to_string(),
+            &k,
+            name,
+            &bytes,
+            Timestamp::now().as_second(),
+        )
+    });
+    if let Some(claim) = &claim
+        && let Some(replay) = idempotency::earlier(state.store.as_ref(), claim).await?
+    {
+        return replay_response(replay);
     }
+    if format == Format::Email {
+        create_from_email(state, client_ip, bytes, claim).await
+    } else {
+        create_from_document(state, client_ip, bytes, format, claim).await
+    }
+}
+
+/// The store refused the claim: a concurrent request with the same key
+/// committed first; answer as it was answered.
+async fn replay_after_conflict(
+    state: &AppState,
+    claim: Option<&IdempotencyClaim>,
+) -> Result<Response, ApiError> {
+    let claim = claim.ok_or_else(|| {
+        ApiError::internal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &"an idempotency conflict without a key",
+        )
+    })?;
+    replay_response(idempotency::after_conflict(state.store.as_ref(), claim).await?)
+}
+
+/// The answer to a request whose `Idempotency-Key` was used before.
+fn replay_response(replay: Replay) -> Result<Response, ApiError> {
+    match replay {
+        Replay::Same(answer) => {
+            let mut response = text_response(StatusCode::CREATED, answer);
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            Ok(response)
+        }
+        Replay::DifferentRequest => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Idempotency-Key was already used with a different request",
+        )
+        .with_field("Idempotency-Key")),
+    }
+}
+
+/// A JSON or XML ticket.
+async fn create_from_document(
+    state: &AppState,
+    client_ip: std::net::IpAddr,
+    bytes: axum::body::Bytes,
+    format: Format,
+    claim: Option<IdempotencyClaim>,
+) -> Result<Response, ApiError> {
     let limits = state.catalog.intake_limits;
-    let decode = move |bytes: &[u8]| {
+    let field_limits = state.catalog.field_limits;
+    // The body is dropped as soon as it is decoded.
+    let decode = move |bytes: axum::body::Bytes| {
         if format == Format::Xml {
-            xml::parse_xml(bytes, &limits)
+            xml::parse_xml(&bytes, &limits, &field_limits)
         } else {
-            json::parse_json(bytes, &limits)
+            json::parse_json(&bytes, &limits, &field_limits)
         }
     };
     let draft = if bytes.len() > INLINE_DECODE_BYTES {
-        tokio::task::spawn_blocking(move || decode(&bytes)).await??
+        tokio::task::spawn_blocking(move || decode(bytes)).await??
     } else {
-        decode(&bytes)?
+        decode(bytes)?
     };
     let ctx = RequestContext {
         client_ip,
         now: Timestamp::now(),
     };
-    let prepared = prepare_ticket(&state.catalog, draft, &ctx)?;
+    let mut prepared = prepare_ticket(&state.catalog, draft, &ctx)?;
+    prepared.ticket.idempotency = claim.clone();
     let ignored = prepared.ignored_fields.join(", ");
     if !ignored.is_empty() {
         // Debug-escaped: the names are the client's text.
         tracing::info!(fields = ?ignored, "ignored unknown fields");
     }
-    let number = create_ticket(state.store.as_ref(), prepared).await?;
+    let number = match create_ticket(state.store.as_ref(), prepared).await {
+        Err(CreateError::Store(StoreError::IdempotencyKeyUsed)) => {
+            return replay_after_conflict(state, claim.as_ref()).await;
+        }
+        other => other?,
+    };
     tracing::info!(
         ticket.number = %number,
         request.id = %super::request_id::current(),
@@ -226,6 +355,7 @@ async fn create_from_email(
     state: &AppState,
     client_ip: std::net::IpAddr,
     bytes: axum::body::Bytes,
+    claim: Option<IdempotencyClaim>,
 ) -> Result<Response, ApiError> {
     let ctx = EmailContext {
         client_ip: Some(client_ip),
@@ -238,15 +368,19 @@ async fn create_from_email(
         prepare_email(&catalog, &bytes, &ctx)
     };
     let outcome = match prepared {
-        Ok(email) => file_email(state.store.as_ref(), &state.catalog.mail_rules, email).await,
-        Err(e) => Err(e),
-    }?;
-    let number = match outcome {
-        EmailOutcome::Created(n) | EmailOutcome::Appended(n) | EmailOutcome::Duplicate(Some(n)) => {
-            n.to_string()
+        Ok(mut email) => {
+            email.email.ticket.idempotency = claim.clone();
+            file_email(state.store.as_ref(), &state.catalog.mail_rules, email).await
         }
-        EmailOutcome::Duplicate(None) | EmailOutcome::BounceLogged => String::new(),
+        Err(e) => Err(e),
     };
+    let outcome = match outcome {
+        Err(EmailError::Store(StoreError::IdempotencyKeyUsed)) => {
+            return replay_after_conflict(state, claim.as_ref()).await;
+        }
+        other => other?,
+    };
+    let number = outcome.answer().to_string();
     tracing::info!(
         ticket.number = %number,
         request.id = %super::request_id::current(),
@@ -362,14 +496,19 @@ macro_rules! create_op {
             operation_id = $id,
             summary = $summary,
             request_body($($body)*),
+            params(("Idempotency-Key" = Option<String>, Header,
+                description = "Makes a retry safe: the same key (1 to 255 printable ASCII characters, bare or as a quoted string) with the same body within 24 hours answers the first `201` again (with `Idempotent-Replayed: true`) and creates nothing; per API key; concurrent duplicates create one ticket.",
+                example = "4c1f7a0e-2b1d-4d8e-9a51-7f0f3c2b9e11")),
             responses(
                 (status = 201, description = $ok, $($extra)* body = String,
                     content_type = "text/plain", example = "123456"),
-                (status = 400, description = "A required field missing, a wrong data type, bad base64, an unexpected field, malformed data, a `DOCTYPE`; names the field."),
+                (status = 400, description = "A required field missing, a wrong data type, bad base64, an unexpected field, a field given twice, an attachment object without a file, a control character (NUL, …) in a text, a text over its length (`max_name_chars`, `max_subject_chars`, `max_field_value_chars`, `max_file_name_chars`), malformed data (XML: bytes not valid in its encoding), a `DOCTYPE`, a malformed `Idempotency-Key`; names the field."),
                 (status = 401, description = "`Valid API key required` (no or unknown key), `API key not found/active or source IP not authorized`, `API key not authorized` (no `can_create_tickets`)."),
                 (status = 403, description = "`Ticket denied`: the sender is on the ban list."),
-                (status = 413, description = "The body is over `max_request_body_bytes`, an attachment over `max_attachment_bytes` (named), or too many attachments."),
-                (status = 503, description = "The store is busy, or (email) email intake is off."),
+                (status = 413, description = "The body is over `max_request_body_bytes`, an attachment over `max_attachment_bytes` (named), too many attachments, or more field values than `max_fields` (found while parsing)."),
+                (status = 422, description = "The `Idempotency-Key` was used within 24 hours with a different request (body or format); nothing is created."),
+                (status = 429, description = "Over a `[limits]` rate (per key, per address, or failed key checks); `Retry-After` and `RateLimit-*` say when to come back."),
+                (status = 503, description = "The store is busy, or the server holds `max_bytes_in_flight` of request bodies (both with `Retry-After`), or (email) email intake is off."),
             ),
             security(("apiKey" = [])),
         )]

@@ -63,10 +63,8 @@ pub fn parse(s: &str, field: &str) -> Result<DataUrl, IntakeError> {
     let mime = Mime::from_str(&mime_text).map_err(|_| bad("invalid media type"))?;
     let charset = mime.get_parameter("charset").map(str::to_string);
     let bytes = if is_base64 {
-        data_url::forgiving_base64::decode_to_vec(data.as_bytes()).map_err(|_| {
-            IntakeError::BadBase64 {
-                field: field.to_string(),
-            }
+        decode_base64(data.as_bytes()).map_err(|_| IntakeError::BadBase64 {
+            field: field.to_string(),
         })?
     } else {
         data.as_bytes().to_vec()
@@ -76,6 +74,22 @@ pub fn parse(s: &str, field: &str) -> Result<DataUrl, IntakeError> {
         charset,
         data: bytes,
     })
+}
+
+/// Forgiving base64 (WHATWG) into a vector sized once from the input:
+/// `decode_to_vec` grows by doubling, which can hold twice the decoded
+/// size of a large attachment at the end.
+pub fn decode_base64(
+    input: &[u8],
+) -> Result<Vec<u8>, data_url::forgiving_base64::DecodeError<std::convert::Infallible>> {
+    let mut out = Vec::with_capacity(input.len() / 4 * 3 + 3);
+    let mut decoder = data_url::forgiving_base64::Decoder::new(|bytes: &[u8]| {
+        out.extend_from_slice(bytes);
+        Ok(())
+    });
+    decoder.feed(input)?;
+    decoder.finish()?;
+    Ok(out)
 }
 
 impl DataUrl {

@@ -139,6 +139,38 @@ pub struct IntakeLimits {
     pub max_attachments: usize,
 }
 
+/// Caps on a request's fields (issue 16 point 5): how many, how long.
+/// The count is applied by the JSON and XML readers while they parse;
+/// the lengths by `domain::tickets` (one rule for every format).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldLimits {
+    /// Most field values in one request: simple fields, items of a list,
+    /// XML attributes of one element.
+    pub max_fields: usize,
+    /// Longest user name, in characters.
+    pub max_name_chars: usize,
+    /// Longest subject, in characters.
+    pub max_subject_chars: usize,
+    /// Longest value of any other field, in characters.
+    pub max_field_value_chars: usize,
+    /// Longest attachment file name, in characters.
+    pub max_file_name_chars: usize,
+}
+
+impl Default for FieldLimits {
+    /// osTicket's column sizes: user name 128, subject 255, file name 255;
+    /// form values are TEXT (64 KiB).
+    fn default() -> Self {
+        Self {
+            max_fields: 256,
+            max_name_chars: 128,
+            max_subject_chars: 255,
+            max_field_value_chars: 65_535,
+            max_file_name_chars: 255,
+        }
+    }
+}
+
 /// Why a body could not be decoded. Every variant names what the caller
 /// must fix.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -210,6 +242,20 @@ pub enum IntakeError {
     /// takes: too many MIME parts, past its deadline (413; permanent).
     #[error("{0}")]
     TooComplex(String),
+    /// More values than a cap allows (413), found while parsing.
+    #[error("{field}: more than {limit} values")]
+    TooManyValues {
+        /// `fields`, or the element whose attributes are too many.
+        field: String,
+        /// The cap.
+        limit: usize,
+    },
+    /// A field sent twice (its first value would be silently lost).
+    #[error("{field}: given more than once")]
+    Duplicate {
+        /// The field.
+        field: String,
+    },
     /// More attachments than allowed (413).
     #[error("attachments: {count} files is more than the limit of {limit}")]
     TooManyAttachments {
@@ -231,7 +277,9 @@ impl IntakeError {
             IntakeError::WrongType { field, .. }
             | IntakeError::BadDataUrl { field, .. }
             | IntakeError::BadBase64 { field }
-            | IntakeError::UnknownCharset { field, .. } => Some(field),
+            | IntakeError::UnknownCharset { field, .. }
+            | IntakeError::TooManyValues { field, .. }
+            | IntakeError::Duplicate { field } => Some(field),
             IntakeError::AttachmentTooLarge { name, .. } => Some(name),
             IntakeError::EmptyFileName | IntakeError::TooManyAttachments { .. } => {
                 Some("attachments")

@@ -7,12 +7,16 @@
 //! entity expansion and nothing is fetched. Depth and element count are
 //! bounded; the body limit applies before parsing.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
 use super::{
-    AttachmentDraft, BodyFormat, IntakeError, IntakeLimits, MessageDraft, RawValue, TicketDraft,
-    charset, check_attachment, html,
+    AttachmentDraft, BodyFormat, FieldLimits, IntakeError, IntakeLimits, MessageDraft, RawValue,
+    TicketDraft, charset, check_attachment, html,
 };
 
 /// Deepest element nesting accepted (`<ticket><attachments><file>` is 3).
@@ -21,32 +25,64 @@ const MAX_DEPTH: usize = 16;
 const MAX_ELEMENTS: usize = 10_000;
 
 /// Decodes an XML ticket request.
-pub fn parse_xml(body: &[u8], limits: &IntakeLimits) -> Result<TicketDraft, IntakeError> {
+pub fn parse_xml(
+    body: &[u8],
+    limits: &IntakeLimits,
+    field_limits: &FieldLimits,
+) -> Result<TicketDraft, IntakeError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(IntakeError::EmptyBody);
     }
     let text = decode_document(body)?;
-    Parser::new(&text, limits).run()
+    Parser::new(&text, limits, field_limits).run()
 }
 
 /// The document as UTF-8: a byte-order mark wins, then the declaration's
-/// `encoding`, then UTF-8 (XML 1.0 §4.3.3).
-fn decode_document(body: &[u8]) -> Result<String, IntakeError> {
+/// `encoding`, then UTF-8 (XML 1.0 §4.3.3). Bytes that are not valid in
+/// that encoding are a `400` like malformed JSON (XML 1.0 §4.3.3 calls
+/// them a fatal error), never replaced with U+FFFD. UTF-8 is borrowed.
+fn decode_document(body: &[u8]) -> Result<Cow<'_, str>, IntakeError> {
     if let Some((encoding, bom_len)) = encoding_rs::Encoding::for_bom(body) {
-        let (text, _) = encoding.decode_without_bom_handling(&body[bom_len..]);
-        return Ok(text.into_owned());
+        return decode_strict(encoding, &body[bom_len..]);
     }
-    let label = declared_encoding(body);
-    match label {
+    match declared_encoding(body) {
         Some(label) => {
             let encoding = charset::lookup(&label).ok_or(IntakeError::UnknownCharset {
                 field: "encoding".into(),
                 charset: label.clone(),
             })?;
-            let (text, _) = encoding.decode_without_bom_handling(body);
-            Ok(text.into_owned())
+            decode_strict(encoding, body)
         }
-        None => Ok(String::from_utf8_lossy(body).into_owned()),
+        None => decode_strict(encoding_rs::UTF_8, body),
+    }
+}
+
+fn decode_strict<'b>(
+    encoding: &'static encoding_rs::Encoding,
+    bytes: &'b [u8],
+) -> Result<Cow<'b, str>, IntakeError> {
+    if encoding == encoding_rs::UTF_8 {
+        return std::str::from_utf8(bytes).map(Cow::Borrowed).map_err(|e| {
+            // The valid prefix is text: the position is where it stops.
+            let valid = String::from_utf8_lossy(&bytes[..e.valid_up_to()]);
+            not_in_encoding(&valid, valid.len(), encoding)
+        });
+    }
+    if let Some(text) = encoding.decode_without_bom_handling_and_without_replacement(bytes) {
+        return Ok(text);
+    }
+    let (lossy, _) = encoding.decode_without_bom_handling(bytes);
+    let at = lossy.find('\u{FFFD}').unwrap_or(0);
+    Err(not_in_encoding(&lossy, at, encoding))
+}
+
+fn not_in_encoding(text: &str, at: usize, encoding: &'static encoding_rs::Encoding) -> IntakeError {
+    let (line, column) = position(text, at);
+    IntakeError::Malformed {
+        format: "XML",
+        line,
+        column,
+        message: format!("bytes that are not valid {}", encoding.name()),
     }
 }
 
@@ -75,6 +111,56 @@ fn position(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Where a base64 `<file>` is decoded to: the bytes while they are
+/// within the cap, and the decoded size in any case (for the 413).
+#[derive(Default)]
+struct Sink {
+    data: Vec<u8>,
+    size: u64,
+}
+
+type WriteBytes = Box<dyn FnMut(&[u8]) -> Result<(), std::convert::Infallible>>;
+
+/// A base64 `<file>` decoded as its text arrives: no copy of the text is
+/// kept, and past the size cap the bytes are counted, not kept.
+struct Base64File {
+    sink: Rc<RefCell<Sink>>,
+    decoder: data_url::forgiving_base64::Decoder<WriteBytes, std::convert::Infallible>,
+}
+
+impl Base64File {
+    /// Room for `more` decoded bytes at once (a large file is one piece
+    /// of text), so the vector does not grow by doubling; never past the
+    /// cap, where bytes are only counted.
+    fn reserve(&self, more: u64, max_bytes: u64) {
+        let mut sink = self.sink.borrow_mut();
+        let want = (sink.size + more).min(max_bytes);
+        if want > sink.data.len() as u64 {
+            let extra = usize::try_from(want - sink.data.len() as u64).unwrap_or(0);
+            sink.data.reserve_exact(extra);
+        }
+    }
+
+    fn new(max_bytes: u64) -> Self {
+        let sink = Rc::new(RefCell::new(Sink::default()));
+        let writer = Rc::clone(&sink);
+        let write: WriteBytes = Box::new(move |bytes| {
+            let mut w = writer.borrow_mut();
+            w.size += bytes.len() as u64;
+            if w.size <= max_bytes {
+                w.data.extend_from_slice(bytes);
+            } else if !w.data.is_empty() {
+                w.data = Vec::new();
+            }
+            Ok(())
+        });
+        Self {
+            sink,
+            decoder: data_url::forgiving_base64::Decoder::new(write),
+        }
+    }
+}
+
 /// What the element being read will become.
 enum Slot {
     /// `<ticket>` itself.
@@ -85,31 +171,36 @@ enum Slot {
     Message { html: bool },
     /// `<attachments>`: holds `<file>` elements only.
     Attachments,
-    /// `<file name type encoding>`.
+    /// `<file name type encoding>`: the text kept (plain) or decoded as it
+    /// comes (base64).
     File {
         name: String,
         content_type: String,
-        base64: bool,
+        base64: Option<Base64File>,
     },
 }
 
-struct Open {
+struct Open<'a> {
     slot: Slot,
-    text: String,
+    /// The element's text: borrowed from the document when it is one
+    /// piece (the common case), so a large value is not copied.
+    text: Cow<'a, str>,
 }
 
 struct Parser<'a> {
     text: &'a str,
     reader: Reader<&'a [u8]>,
     limits: &'a IntakeLimits,
+    field_limits: &'a FieldLimits,
     draft: TicketDraft,
-    stack: Vec<Open>,
+    stack: Vec<Open<'a>>,
     elements: usize,
     seen_root: bool,
+    seen_message: bool,
 }
 
 impl<'a> Parser<'a> {
-    fn new(text: &'a str, limits: &'a IntakeLimits) -> Self {
+    fn new(text: &'a str, limits: &'a IntakeLimits, field_limits: &'a FieldLimits) -> Self {
         let mut reader = Reader::from_str(text);
         let config = reader.config_mut();
         config.check_end_names = true;
@@ -117,10 +208,12 @@ impl<'a> Parser<'a> {
             text,
             reader,
             limits,
+            field_limits,
             draft: TicketDraft::default(),
             stack: Vec::new(),
             elements: 0,
             seen_root: false,
+            seen_message: false,
         }
     }
 
@@ -148,8 +241,13 @@ impl<'a> Parser<'a> {
                 }
                 Event::Start(start) => self.start(&start)?,
                 Event::End(_) => self.end()?,
-                Event::Text(t) => self.push_text(&t.xml10_content())?,
-                Event::CData(c) => self.push_text(&c.xml10_content())?,
+                // Base64 is fed as it is: the decoder skips white space,
+                // so the line-end normalisation (a copy of the whole text
+                // when it has CRLF lines) is not needed.
+                Event::Text(t) if self.in_base64_file() => self.feed_base64(t.as_bytes())?,
+                Event::CData(c) if self.in_base64_file() => self.feed_base64(c.as_bytes())?,
+                Event::Text(t) => self.push_text(t.xml10_content())?,
+                Event::CData(c) => self.push_text(c.xml10_content())?,
                 Event::GeneralRef(r) => {
                     let resolved = if r.is_char_ref() {
                         r.resolve_char_ref().ok().flatten().map(String::from)
@@ -157,7 +255,7 @@ impl<'a> Parser<'a> {
                         quick_xml::escape::resolve_predefined_entity(&r).map(str::to_string)
                     };
                     match resolved {
-                        Some(s) => self.push_text(&s)?,
+                        Some(s) => self.push_text(Cow::Owned(s))?,
                         None => {
                             return Err(self.malformed(
                                 self.reader.buffer_position(),
@@ -185,9 +283,34 @@ impl<'a> Parser<'a> {
         Ok(self.draft)
     }
 
-    fn attrs(&self, start: &BytesStart<'_>) -> Result<Vec<(String, String)>, IntakeError> {
+    /// Counts one more field value against `max_fields` (413 past it).
+    fn count_field(&self) -> Result<(), IntakeError> {
+        if self.draft.fields.len() >= self.field_limits.max_fields {
+            return Err(IntakeError::TooManyValues {
+                field: "fields".into(),
+                limit: self.field_limits.max_fields,
+            });
+        }
+        Ok(())
+    }
+
+    /// The element's attributes, at most `max_fields` of them: counted
+    /// while they are read (quick-xml's duplicate check compares each
+    /// attribute with every earlier one, so an unbounded list would also
+    /// cost quadratic time).
+    fn attrs(
+        &self,
+        name: &str,
+        start: &BytesStart<'_>,
+    ) -> Result<Vec<(String, String)>, IntakeError> {
         let mut out = Vec::new();
         for attr in start.attributes() {
+            if out.len() >= self.field_limits.max_fields {
+                return Err(IntakeError::TooManyValues {
+                    field: format!("<{name}> attributes"),
+                    limit: self.field_limits.max_fields,
+                });
+            }
             let attr =
                 attr.map_err(|e| self.malformed(self.reader.buffer_position(), e.to_string()))?;
             let value = attr
@@ -200,13 +323,19 @@ impl<'a> Parser<'a> {
 
     fn start(&mut self, start: &BytesStart<'_>) -> Result<(), IntakeError> {
         self.elements += 1;
-        if self.elements > MAX_ELEMENTS || self.stack.len() >= MAX_DEPTH {
+        if self.elements > MAX_ELEMENTS {
+            return Err(IntakeError::TooManyValues {
+                field: "elements".into(),
+                limit: MAX_ELEMENTS,
+            });
+        }
+        if self.stack.len() >= MAX_DEPTH {
             return Err(IntakeError::NotATicket(format!(
-                "XML too deep or too large (at most {MAX_DEPTH} levels and {MAX_ELEMENTS} elements)"
+                "XML too deep (at most {MAX_DEPTH} levels)"
             )));
         }
         let name = start.name().as_ref().to_string();
-        let attrs = self.attrs(start)?;
+        let attrs = self.attrs(&name, start)?;
         let attr = |key: &str| attrs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
         let slot = match self.stack.last().map(|o| &o.slot) {
             None if !self.seen_root => {
@@ -218,11 +347,12 @@ impl<'a> Parser<'a> {
                 self.seen_root = true;
                 // Every attribute of the root is a simple field.
                 for (k, v) in attrs {
+                    self.count_field()?;
                     self.draft.fields.push((k, RawValue::Str(v)));
                 }
                 self.stack.push(Open {
                     slot: Slot::Root,
-                    text: String::new(),
+                    text: Cow::Borrowed(""),
                 });
                 return Ok(());
             }
@@ -233,23 +363,46 @@ impl<'a> Parser<'a> {
                 ));
             }
             Some(Slot::Root) => match name.as_str() {
-                "message" => Slot::Message {
-                    html: attr("type").is_some_and(|t| t.trim().eq_ignore_ascii_case("text/html")),
-                },
+                "message" => {
+                    // A second message would silently replace the first.
+                    if std::mem::replace(&mut self.seen_message, true) {
+                        return Err(IntakeError::Duplicate {
+                            field: "message".into(),
+                        });
+                    }
+                    Slot::Message {
+                        html: attr("type")
+                            .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/html")),
+                    }
+                }
                 "attachments" => Slot::Attachments,
-                _ => Slot::Field {
-                    ext: if name == "phone" { attr("ext") } else { None },
-                    name,
-                },
+                _ => {
+                    self.count_field()?;
+                    Slot::Field {
+                        ext: if name == "phone" { attr("ext") } else { None },
+                        name,
+                    }
+                }
             },
-            Some(Slot::Attachments) if name == "file" => Slot::File {
-                name: attr("name").unwrap_or_default(),
-                content_type: attr("type")
-                    .map(|t| t.trim().to_ascii_lowercase())
-                    .filter(|t| !t.is_empty())
-                    .unwrap_or_else(|| "text/plain".into()),
-                base64: attr("encoding").is_some_and(|e| e.trim().eq_ignore_ascii_case("base64")),
-            },
+            Some(Slot::Attachments) if name == "file" => {
+                // The count is checked before the file is read.
+                if self.draft.attachments.len() >= self.limits.max_attachments {
+                    return Err(IntakeError::TooManyAttachments {
+                        count: self.draft.attachments.len() + 1,
+                        limit: self.limits.max_attachments,
+                    });
+                }
+                Slot::File {
+                    name: attr("name").unwrap_or_default(),
+                    content_type: attr("type")
+                        .map(|t| t.trim().to_ascii_lowercase())
+                        .filter(|t| !t.is_empty())
+                        .unwrap_or_else(|| "text/plain".into()),
+                    base64: attr("encoding")
+                        .is_some_and(|e| e.trim().eq_ignore_ascii_case("base64"))
+                        .then(|| Base64File::new(self.limits.max_attachment_bytes)),
+                }
+            }
             Some(Slot::Attachments) => {
                 return Err(IntakeError::WrongType {
                     field: "attachments".into(),
@@ -281,15 +434,62 @@ impl<'a> Parser<'a> {
         };
         self.stack.push(Open {
             slot,
-            text: String::new(),
+            text: Cow::Borrowed(""),
         });
         Ok(())
     }
 
-    fn push_text(&mut self, s: &str) -> Result<(), IntakeError> {
+    fn in_base64_file(&self) -> bool {
+        matches!(
+            self.stack.last(),
+            Some(Open {
+                slot: Slot::File {
+                    base64: Some(_),
+                    ..
+                },
+                ..
+            })
+        )
+    }
+
+    /// Decodes a piece of a base64 `<file>` into its bytes.
+    fn feed_base64(&mut self, text: &[u8]) -> Result<(), IntakeError> {
+        let max = self.limits.max_attachment_bytes;
+        if let Some(Open {
+            slot:
+                Slot::File {
+                    name,
+                    base64: Some(b64),
+                    ..
+                },
+            ..
+        }) = self.stack.last_mut()
+        {
+            b64.reserve(text.len() as u64 / 4 * 3, max);
+            b64.decoder.feed(text).map_err(|_| IntakeError::BadBase64 {
+                field: name.clone(),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn push_text(&mut self, s: Cow<'a, str>) -> Result<(), IntakeError> {
+        if self.in_base64_file() {
+            return self.feed_base64(s.as_bytes());
+        }
         match self.stack.last_mut() {
+            // Text between the elements of <ticket> and <attachments> is
+            // not part of any value (osTicket's lax reader skips it).
+            Some(Open {
+                slot: Slot::Root | Slot::Attachments,
+                ..
+            }) => Ok(()),
             Some(open) => {
-                open.text.push_str(s);
+                if open.text.is_empty() {
+                    open.text = s;
+                } else {
+                    open.text.to_mut().push_str(&s);
+                }
                 Ok(())
             }
             None if s.trim().is_empty() => Ok(()),
@@ -333,14 +533,24 @@ impl<'a> Parser<'a> {
                 content_type,
                 base64,
             } => {
-                let data = if base64 {
-                    data_url::forgiving_base64::decode_to_vec(text.as_bytes()).map_err(|_| {
-                        IntakeError::BadBase64 {
+                let data = match base64 {
+                    Some(b64) => {
+                        let sink = b64.sink;
+                        b64.decoder.finish().map_err(|_| IntakeError::BadBase64 {
                             field: name.clone(),
+                        })?;
+                        let sink = std::mem::take(&mut *sink.borrow_mut());
+                        let limit = self.limits.max_attachment_bytes;
+                        if sink.size > limit {
+                            return Err(IntakeError::AttachmentTooLarge {
+                                name,
+                                size: sink.size,
+                                limit,
+                            });
                         }
-                    })?
-                } else {
-                    text.as_bytes().to_vec()
+                        sink.data
+                    }
+                    None => text.as_bytes().to_vec(),
                 };
                 let att = AttachmentDraft {
                     name,
@@ -367,7 +577,7 @@ mod tests {
     };
 
     fn parse(s: &str) -> Result<TicketDraft, IntakeError> {
-        parse_xml(s.as_bytes(), &LIMITS)
+        parse_xml(s.as_bytes(), &LIMITS, &FieldLimits::default())
     }
 
     fn field<'d>(d: &'d TicketDraft, name: &str) -> Option<&'d RawValue> {
@@ -418,13 +628,13 @@ mod tests {
             b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><ticket><subject>Caf".to_vec();
         body.extend([0xe9]);
         body.extend(b"</subject></ticket>");
-        let d = parse_xml(&body, &LIMITS).unwrap();
+        let d = parse_xml(&body, &LIMITS, &FieldLimits::default()).unwrap();
         assert_eq!(field(&d, "subject"), Some(&RawValue::Str("Café".into())));
         let mut bom = vec![0xff, 0xfe];
         for u in "<ticket><subject>Ωmega</subject></ticket>".encode_utf16() {
             bom.extend(u.to_le_bytes());
         }
-        let d = parse_xml(&bom, &LIMITS).unwrap();
+        let d = parse_xml(&bom, &LIMITS, &FieldLimits::default()).unwrap();
         assert_eq!(field(&d, "subject"), Some(&RawValue::Str("Ωmega".into())));
     }
 
@@ -460,7 +670,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
-            let _ = parse_xml(&bytes, &LIMITS);
+            let _ = parse_xml(&bytes, &LIMITS, &FieldLimits::default());
         }
 
         #[test]
@@ -479,7 +689,7 @@ mod tests {
                 }
                 if doc.is_empty() { break; }
             }
-            let _ = parse_xml(&doc, &LIMITS);
+            let _ = parse_xml(&doc, &LIMITS, &FieldLimits::default());
         }
     }
 }

@@ -640,3 +640,64 @@ pub(crate) async fn response_parts<R: Rows + ?Sized>(
     }
     Ok(())
 }
+
+// ---- Idempotency-Key (domain::idempotency)
+
+/// The claim remembered under `scope`, unless forgotten.
+pub(crate) async fn idempotency_claim(
+    rows: &mut impl Rows,
+    scope: [u8; 32],
+    expired_before: i64,
+) -> Result<Option<crate::domain::idempotency::StoredClaim>, StoreError> {
+    let found = rows
+        .rows(
+            sql::IDEMPOTENCY_CLAIM,
+            vec![
+                DumpValue::Blob(scope.to_vec()),
+                DumpValue::Int(expired_before),
+            ],
+            &[ColType::Blob, ColType::Text],
+        )
+        .await?;
+    let Some(row) = found.first() else {
+        return Ok(None);
+    };
+    let fingerprint = <[u8; 32]>::try_from(row.blob(0)?)
+        .map_err(|_| StoreError::other("an idempotency fingerprint is not 32 bytes"))?;
+    Ok(Some(crate::domain::idempotency::StoredClaim {
+        fingerprint,
+        answer: row.text(1)?,
+    }))
+}
+
+/// Remembers `claim` with the request's `answer`, in the caller's
+/// transaction; a key already taken is [`StoreError::IdempotencyKeyUsed`]
+/// (the caller's transaction must then be rolled back: the ticket it
+/// wrote is not to be kept).
+pub(crate) async fn claim_idempotency(
+    rows: &mut impl Rows,
+    claim: &crate::domain::idempotency::IdempotencyClaim,
+    answer: &str,
+) -> Result<(), StoreError> {
+    let cutoff = claim.expired_before();
+    rows.rows(sql::FORGET_IDEMPOTENCY, vec![DumpValue::Int(cutoff)], &[])
+        .await?;
+    let taken = rows
+        .rows(
+            sql::CLAIM_IDEMPOTENCY,
+            vec![
+                DumpValue::Blob(claim.scope.to_vec()),
+                DumpValue::Blob(claim.fingerprint.to_vec()),
+                DumpValue::Text(answer.to_string()),
+                DumpValue::Int(claim.now),
+                DumpValue::Int(cutoff),
+            ],
+            &[ColType::Int],
+        )
+        .await?
+        .is_empty();
+    if taken {
+        return Err(StoreError::IdempotencyKeyUsed);
+    }
+    Ok(())
+}

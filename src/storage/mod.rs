@@ -33,8 +33,9 @@ pub enum StoreError {
     /// A uniqueness rule refused the write.
     #[error("conflict: {0}")]
     Conflict(String),
-    /// The database is busy or shutting down: retry later.
-    #[error("storage busy: {0}")]
+    /// The database is busy, shutting down or unreachable (no
+    /// connection in time, a connection lost, a disk full): retry later.
+    #[error("storage busy or unavailable: {0}")]
     Busy(String),
     /// What the write was planned on changed meanwhile (an email's thread
     /// appeared): nothing was written; plan again.
@@ -44,6 +45,14 @@ pub enum StoreError {
     /// (`If-Match`): nothing was written.
     #[error("the ticket changed since it was read")]
     VersionMismatch,
+    /// The request's `Idempotency-Key` was used (and not forgotten yet)
+    /// by another request: nothing was written. What that request got is
+    /// read anew ([`Store::idempotency_claim`]) once this answer arrives:
+    /// by then the other request's transaction has committed (SQLite
+    /// answers a group's requests after its COMMIT; PostgreSQL's claim
+    /// waits for the other transaction).
+    #[error("the idempotency key was used before")]
+    IdempotencyKeyUsed,
     /// Anything else (I/O, corruption, bugs), with its cause kept for
     /// the log.
     #[error("storage failure: {0}")]
@@ -183,6 +192,9 @@ pub struct NewTicket {
     pub mail: Vec<QueuedMail>,
     /// When it was made (also the caps' clock).
     pub now: jiff::Timestamp,
+    /// The request's `Idempotency-Key`, remembered in the same
+    /// transaction with the answer (for an email: whatever became of it).
+    pub idempotency: Option<crate::domain::idempotency::IdempotencyClaim>,
 }
 
 /// What identifies the ticket an email may continue (API.md, Email).
@@ -241,6 +253,18 @@ pub enum EmailOutcome {
     BounceLogged,
 }
 
+impl EmailOutcome {
+    /// The `201` body it gets: the ticket's number, or nothing.
+    pub fn answer(&self) -> &str {
+        match self {
+            EmailOutcome::Created(n)
+            | EmailOutcome::Appended(n)
+            | EmailOutcome::Duplicate(Some(n)) => n.as_str(),
+            EmailOutcome::Duplicate(None) | EmailOutcome::BounceLogged => "",
+        }
+    }
+}
+
 /// How ticket numbers are drawn.
 #[derive(Debug, Clone)]
 pub struct NumberPolicy {
@@ -248,17 +272,26 @@ pub struct NumberPolicy {
     pub format: String,
     /// Counter instead of random digits.
     pub sequential: bool,
+    /// Random numbers: the share of the pattern's numbers in use at which
+    /// one more digit is drawn (`tickets.number_widen_at`).
+    pub widen_at: f64,
+    /// Digits added to the pattern so far (shared by the clones of one
+    /// store; learnt again after a restart at the first taken number).
+    pub widened: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// How often a taken random ticket number is redrawn.
 pub const NUMBER_ATTEMPTS: usize = 100;
 
 impl NumberPolicy {
-    /// Each `#` a random digit; osTicket never starts with 0.
+    /// Each `#` a random digit; osTicket never starts with 0. The
+    /// pattern is the configured one widened by the digits learnt so far.
     pub fn random_number(&self) -> String {
+        let extra = self.widened.load(std::sync::atomic::Ordering::Relaxed);
+        let format = crate::domain::ids::widen_format(&self.format, extra);
         let mut rng = rand::rng();
         let mut first = true;
-        self.format
+        format
             .chars()
             .map(|c| {
                 if c != '#' {
@@ -269,6 +302,19 @@ impl NumberPolicy {
                 char::from(b'0' + rand::Rng::random_range(&mut rng, low..10u8))
             })
             .collect()
+    }
+
+    /// After a taken number: `max_ticket_id` (an upper bound of the
+    /// tickets stored) decides how many digits the next draws use, so
+    /// that the share in use stays under `widen_at` (issue 16 point 7).
+    pub fn note_tickets(&self, max_ticket_id: i64) {
+        let extra = crate::domain::ids::extra_digits(
+            &self.format,
+            u64::try_from(max_ticket_id).unwrap_or(0),
+            self.widen_at,
+        );
+        self.widened
+            .fetch_max(extra, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The counter's `value`, zero-padded into the pattern; past the
@@ -445,6 +491,13 @@ pub trait Store: AgentStore + QueueStore + WorkStore + Send + Sync {
     /// Files an email atomically: claims its Message-ID, then appends it
     /// to `email.thread` or opens `email.ticket` (API.md, Email).
     fn ingest_email(&self, email: NewEmail) -> BoxFuture<'_, Result<EmailOutcome, StoreError>>;
+    /// The claim remembered under `scope` (an `Idempotency-Key`), unless
+    /// it was made before `expired_before` (unix seconds).
+    fn idempotency_claim(
+        &self,
+        scope: [u8; 32],
+        expired_before: i64,
+    ) -> BoxFuture<'_, Result<Option<crate::domain::idempotency::StoredClaim>, StoreError>>;
     /// A ticket by number.
     fn load_ticket(
         &self,
@@ -735,6 +788,17 @@ pub const TABLES: &[TableSpec] = {
             name: "processed_messages",
             order_by: "message_id",
             columns: &[("message_id", Text), ("ticket_id", Int), ("created", Text)],
+            has_serial_id: false,
+        },
+        TableSpec {
+            name: "idempotency_keys",
+            order_by: "scope",
+            columns: &[
+                ("scope", Blob),
+                ("fingerprint", Blob),
+                ("answer", Text),
+                ("created", Int),
+            ],
             has_serial_id: false,
         },
         TableSpec {

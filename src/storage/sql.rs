@@ -181,6 +181,25 @@ pub(crate) const USER_MESSAGE_IDS: &str = "SELECT message_id FROM thread_entries
      WHERE ticket_id = $1 AND id < $2 AND kind = 'message' AND message_id IS NOT NULL
      ORDER BY id DESC LIMIT 20";
 
+/// Remembers an `Idempotency-Key` (migration 12): a new row, or one
+/// replacing a forgotten claim of the same key; no row back: the key is
+/// taken (and, on PostgreSQL, by a transaction that committed first).
+pub(crate) const CLAIM_IDEMPOTENCY: &str =
+    "INSERT INTO idempotency_keys (scope, fingerprint, answer, created) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (scope) DO UPDATE
+         SET fingerprint = excluded.fingerprint, answer = excluded.answer, created = excluded.created
+         WHERE idempotency_keys.created < $5
+     RETURNING created";
+
+/// A remembered `Idempotency-Key` claim not yet forgotten.
+pub(crate) const IDEMPOTENCY_CLAIM: &str =
+    "SELECT fingerprint, answer FROM idempotency_keys WHERE scope = $1 AND created >= $2";
+
+/// Deletes a few forgotten claims (each new claim does: the table holds
+/// about a day of claims).
+pub(crate) const FORGET_IDEMPOTENCY: &str = "DELETE FROM idempotency_keys WHERE scope IN
+     (SELECT scope FROM idempotency_keys WHERE created < $1 ORDER BY created LIMIT 4)";
+
 #[cfg(test)]
 mod tests {
     /// Every statement, for the checks below.
@@ -196,6 +215,9 @@ mod tests {
         super::INSERT_RAW_MESSAGE,
         super::SET_DROPPED_PARTS,
         super::SET_PROCESSED_MESSAGE_TICKET,
+        super::CLAIM_IDEMPOTENCY,
+        super::IDEMPOTENCY_CLAIM,
+        super::FORGET_IDEMPOTENCY,
         super::TICKET_BY_NUMBER,
         super::TICKET_FIELDS,
         super::TICKET_CHANGES,
@@ -248,6 +270,8 @@ mod tests {
                 crate::storage::NumberPolicy {
                     format: "######".into(),
                     sequential: false,
+                    widen_at: 0.5,
+                    widened: Default::default(),
                 },
                 "x.org",
             )

@@ -422,7 +422,11 @@ pub fn serve_process(
         .arg(config)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env_remove("OXIDESK_CONFIG")
-        .stderr(std::process::Stdio::null());
+        .stderr(if std::env::var_os("TEST_SERVER_LOG").is_some() {
+            std::process::Stdio::inherit()
+        } else {
+            std::process::Stdio::null()
+        });
     for (k, v) in env {
         cmd.env(k, v);
     }

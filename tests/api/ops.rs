@@ -227,7 +227,8 @@ async fn an_older_binary_refuses_a_newer_schema() {
         assert!(!out.status.success(), "{args:?} accepted a newer schema");
         let err = stderr(&out);
         assert!(
-            err.contains("version 999") && err.contains("newest migration is 11"),
+            err.contains("version 999")
+                && err.contains(&format!("newest migration is {}", newest_migration())),
             "{args:?}: {err}"
         );
     }
@@ -488,4 +489,16 @@ fn the_systemd_unit_verifies() {
         .filter(|l| l.contains("oxidesk.service"))
         .collect();
     assert!(out.status.success() && own.is_empty(), "{err}");
+}
+
+/// The highest numbered file in `migrations/sqlite` (`0012_….sql`: 12).
+fn newest_migration() -> u32 {
+    std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.split('_').next()?.parse::<u32>().ok()
+        })
+        .max()
+        .unwrap()
 }

@@ -92,6 +92,7 @@ fn ticket(email: &str, dept: i64, subject: &str, body: &str, at: i64) -> NewTick
         },
         mail: Vec::new(),
         now: jiff::Timestamp::from_second(T0 + at).unwrap(),
+        idempotency: None,
     }
 }
 

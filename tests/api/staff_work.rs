@@ -371,7 +371,9 @@ async fn a_reply_reaches_the_customer_and_their_answer_threads_back_strips_the_q
         },
     )
     .await;
-    let clock = TestClock::at(jiff::Timestamp::now().as_second());
+    // A minute ahead: mail queued later in the test (at the real time,
+    // up to a second past a clock truncated now) is due at once.
+    let clock = TestClock::at(jiff::Timestamp::now().as_second() + 60);
     let sender = outbox_sender(&app, &clock);
     let pass = || async { sender.run_once(&IntakeSignal::default()).await.unwrap() };
     let (_, token) = app.add_agent("ann@example.com", false, &[1]).await;
@@ -530,7 +532,9 @@ async fn an_agents_mail_answer_to_an_alert_is_their_response_mailed_to_the_custo
         &with_staff_alerts,
     )
     .await;
-    let clock = TestClock::at(jiff::Timestamp::now().as_second());
+    // A minute ahead: mail queued later in the test (at the real time,
+    // up to a second past a clock truncated now) is due at once.
+    let clock = TestClock::at(jiff::Timestamp::now().as_second() + 60);
     let sender = outbox_sender(&app, &clock);
     let (agent, token) = app.add_agent("staff@example.com", false, &[1]).await;
     let n = app

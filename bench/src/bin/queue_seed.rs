@@ -180,6 +180,7 @@ fn ticket(rng: &mut Rng, i: u64, base: i64) -> NewTicket {
         },
         mail: Vec::new(),
         now,
+        idempotency: None,
     }
 }
 

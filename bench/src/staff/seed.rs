@@ -190,6 +190,7 @@ async fn one_ticket(ctx: &Ctx, rng: &mut Rng, i: u64, twenty: bool) -> anyhow::R
             entry: first,
             mail: Vec::new(),
             now: ts(created),
+            idempotency: None,
         })
         .await
         .map_err(err)?;
@@ -358,6 +359,7 @@ async fn one_ticket(ctx: &Ctx, rng: &mut Rng, i: u64, twenty: bool) -> anyhow::R
                             entry,
                             mail: Vec::new(),
                             now: ts(t),
+                            idempotency: None,
                         },
                         raw_compressed,
                     })

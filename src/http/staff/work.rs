@@ -400,7 +400,15 @@ pub async fn attachment_response(
     );
     h.insert(
         header::CONTENT_DISPOSITION,
-        content_disposition(if inline { "inline" } else { "attachment" }, &file.name),
+        // The stored name is as sent (shown in pages and JSON); the one
+        // handed to the browser is cleaned (issue 16 point 5).
+        content_disposition(
+            if inline { "inline" } else { "attachment" },
+            &crate::domain::tickets::download_name(
+                &file.name,
+                state.catalog.field_limits.max_file_name_chars,
+            ),
+        ),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

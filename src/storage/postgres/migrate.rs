@@ -47,6 +47,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../../../migrations/postgres/0011_open_counts.sql"),
     ),
+    (
+        12,
+        include_str!("../../../migrations/postgres/0012_idempotency.sql"),
+    ),
 ];
 
 /// Any advisory-lock key, fixed: "oxidesk migrations".

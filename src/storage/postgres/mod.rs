@@ -12,7 +12,8 @@
 //! (`copy`) and migrations (`migrate`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow, PgSslMode};
@@ -56,6 +57,9 @@ pub struct PgSettings {
     pub statement_timeout_ms: u64,
     /// How long to keep retrying when the database is unreachable at start.
     pub connect_retry_secs: u64,
+    /// Once open, the longest an operation waits for a connection (a
+    /// free one, or a new one) before it fails as unavailable.
+    pub acquire_timeout_ms: u64,
     /// Domain of outgoing Message-IDs.
     pub message_domain: String,
     /// Whether a database without oxidesk's tables may get them (`serve`,
@@ -76,20 +80,82 @@ pub struct PgStore {
     alive: Arc<tokio::sync::watch::Sender<()>>,
 }
 
+/// When (ms after [`clock_ms`]'s start) a connection was last found
+/// lost; 0: never. Connections idle since then are checked before use
+/// (see `PgStore::open`): a lost connection rarely dies alone.
+static CONNECTION_LOST_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Milliseconds since the first call (at least 1), for
+/// [`CONNECTION_LOST_MS`].
+fn clock_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_millis())
+        .unwrap_or(u64::MAX)
+        .saturating_add(1)
+}
+
+/// Whether `e` says the connection itself is gone (not the statement).
+fn is_connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            matches!(c.as_ref(), "57P01" | "57P02" | "57P05") || c.starts_with("08")
+        }),
+        _ => false,
+    }
+}
+
+/// Whether a connection idle for `idle_for` went idle before the last
+/// connection was found lost (and so may be lost too).
+fn idle_since_a_loss(idle_for: Duration) -> bool {
+    let lost = CONNECTION_LOST_MS.load(Ordering::Relaxed);
+    let idle_ms = u64::try_from(idle_for.as_millis()).unwrap_or(u64::MAX);
+    lost != 0 && clock_ms().saturating_sub(idle_ms) <= lost
+}
+
 fn map_err(e: sqlx::Error) -> StoreError {
+    if is_connection_lost(&e) {
+        CONNECTION_LOST_MS.store(clock_ms(), Ordering::Relaxed);
+    }
     match &e {
         sqlx::Error::RowNotFound => StoreError::NotFound,
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            StoreError::Busy(e.to_string())
-        }
+        // No connection could be had in time, or the one in hand broke:
+        // the database is unreachable for now, which a retry may cure.
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Busy(e.to_string()),
         sqlx::Error::Database(db) => match db.code().as_deref() {
             Some("23505") => StoreError::Conflict(e.to_string()),
-            // serialization failure, deadlock, query canceled (timeout)
-            Some("40001" | "40P01" | "57014") => StoreError::Busy(e.to_string()),
+            Some(code) if is_unavailable(code) => StoreError::Busy(e.to_string()),
             _ => StoreError::other(e),
         },
         _ => StoreError::other(e),
     }
+}
+
+/// SQLSTATEs saying the server cannot do this now, not that the
+/// statement is wrong: a retry later may succeed (PostgreSQL manual,
+/// Appendix A).
+fn is_unavailable(code: &str) -> bool {
+    matches!(
+        code,
+        // serialization failure, deadlock, lock not available
+        "40001" | "40P01" | "55P03"
+        // query canceled (statement_timeout), admin or crash shutdown,
+        // cannot connect now (starting or stopping), idle session timeout
+        | "57014" | "57P01" | "57P02" | "57P03" | "57P05"
+        // read-only transaction: a standby, or a failover under way
+        | "25006"
+        // system error, I/O error
+        | "58000" | "58030"
+    )
+        // connection exception; insufficient resources (disk full, out
+        // of memory, too many connections)
+        || code.starts_with("08")
+        || code.starts_with("53")
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -187,12 +253,28 @@ impl PgStore {
         let timeout = settings.statement_timeout_ms;
         let pool_options = PgPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
+            // Short: with the database down, sqlx retries a refused
+            // connection until this passes, and every request waits as
+            // long before its 503. A pool busy for this long is
+            // overloaded, and a 503 with Retry-After is the answer too.
+            .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms.max(1)))
             // No ping before every use: it was a round trip per request
             // (a fifth of oxidesk's work per ticket). A connection that
             // died fails its statement instead, which answers 503 (retry)
             // and is not returned to the pool.
             .test_before_acquire(false)
+            // Except after a connection was found lost (the server
+            // restarted, the network dropped): those idle since then are
+            // pinged, and dropped if dead, instead of each failing one
+            // more request with a 503 after the database is back.
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if idle_since_a_loss(meta.idle_for) {
+                        return Ok(sqlx::Connection::ping(conn).await.is_ok());
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     sqlx::query("SELECT set_config('statement_timeout', $1, false)")
@@ -204,11 +286,9 @@ impl PgStore {
             });
         let started = std::time::Instant::now();
         let deadline = started + Duration::from_secs(settings.connect_retry_secs);
-        // One attempt never outlasts the retry window (sqlx's acquire
-        // itself retries a refused connection until its timeout).
-        let pool_options = pool_options.acquire_timeout(Duration::from_secs(
-            settings.connect_retry_secs.clamp(1, 10),
-        ));
+        // An attempt lasts the acquire timeout (sqlx's acquire itself
+        // retries a refused connection until then); this loop retries
+        // for the rest of the window.
         let mut pause = Duration::from_millis(250);
         let mut attempt = 1u32;
         let pool = loop {
@@ -270,15 +350,27 @@ fn tls_pointless(url: &str, options: &PgConnectOptions, env_sslmode: bool) -> bo
 impl Store for PgStore {
     fn create_ticket(&self, ticket: NewTicket) -> BoxFuture<'_, Result<TicketNumber, StoreError>> {
         Box::pin(async move {
-            // One statement (its mail included), committed on its own.
-            let mut conn = self.pool.acquire().await?;
-            let (number, ..) = insert_ticket_one_statement(
-                &mut conn,
-                &self.numbers,
-                &self.message_domain,
-                &ticket,
-            )
-            .await?;
+            let Some(claim) = &ticket.idempotency else {
+                // One statement (its mail included), committed on its own.
+                let mut conn = self.pool.acquire().await?;
+                let (number, ..) = insert_ticket_one_statement(
+                    &mut conn,
+                    &self.numbers,
+                    &self.message_domain,
+                    &ticket,
+                )
+                .await?;
+                return Ok(TicketNumber::from_stored(number));
+            };
+            // With an Idempotency-Key: the key's row in the same
+            // transaction. A concurrent request with the same key waits
+            // at its claim for this one and then finds the key taken.
+            let mut tx = self.pool.begin().await?;
+            let (number, ..) =
+                insert_ticket_one_statement(&mut tx, &self.numbers, &self.message_domain, &ticket)
+                    .await?;
+            common::claim_idempotency(&mut PgRows(&mut tx), claim, &number).await?;
+            tx.commit().await?;
             Ok(TicketNumber::from_stored(number))
         })
     }
@@ -300,6 +392,17 @@ impl Store for PgStore {
                 ingest_email(&mut tx, &self.numbers, &self.message_domain, &email).await?;
             tx.commit().await?;
             Ok(outcome)
+        })
+    }
+
+    fn idempotency_claim(
+        &self,
+        scope: [u8; 32],
+        expired_before: i64,
+    ) -> BoxFuture<'_, Result<Option<crate::domain::idempotency::StoredClaim>, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await?;
+            common::idempotency_claim(&mut PgRows(&mut conn), scope, expired_before).await
         })
     }
 

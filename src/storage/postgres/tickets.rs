@@ -140,7 +140,9 @@ pub(super) async fn insert_ticket_one_statement(
     let e = &t.entry;
     let shas: Vec<Vec<u8>> = e.attachments.iter().map(|a| a.sha256.to_vec()).collect();
     let sizes: Vec<i64> = e.attachments.iter().map(|a| a.data.len() as i64).collect();
-    let datas: Vec<Vec<u8>> = e.attachments.iter().map(|a| a.data.clone()).collect();
+    // Borrowed: a copy of every file here was one more copy of the
+    // largest part of a ticket held per request (issue 16 point 3).
+    let datas: Vec<&[u8]> = e.attachments.iter().map(|a| a.data.as_slice()).collect();
     let names: Vec<String> = e.attachments.iter().map(|a| a.name.clone()).collect();
     let types: Vec<String> = e
         .attachments
@@ -219,6 +221,14 @@ pub(super) async fn insert_ticket_one_statement(
             .await?;
         if let Some((ticket_id, entry_id, user_id)) = row {
             return Ok((number, ticket_id, entry_id, user_id));
+        }
+        if !numbers.sequential {
+            // Perhaps a taken number: learn how crowded the pattern is
+            // (the highest id bounds the tickets) and widen if need be.
+            let max_id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM tickets")
+                .fetch_one(&mut *conn)
+                .await?;
+            numbers.note_tickets(max_id);
         }
     }
     Err(StoreError::Conflict(format!(
@@ -507,6 +517,9 @@ pub(super) async fn ingest_email(
             .bind(id)
             .execute(&mut **tx)
             .await?;
+    }
+    if let Some(claim) = &email.ticket.idempotency {
+        common::claim_idempotency(&mut PgRows(&mut *tx), claim, outcome.answer()).await?;
     }
     Ok(outcome)
 }

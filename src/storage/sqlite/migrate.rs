@@ -44,6 +44,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../../../migrations/sqlite/0011_open_counts.sql"),
     ),
+    (
+        12,
+        include_str!("../../../migrations/sqlite/0012_idempotency.sql"),
+    ),
 ];
 
 /// Applies the migrations this file lacks; refuses a schema newer than

@@ -167,9 +167,20 @@ fn map_sqlite(e: rusqlite::Error) -> StoreError {
         return StoreError::NotFound;
     }
     match e.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-            StoreError::Busy(e.to_string())
-        }
+        // Locked by another writer, or the file cannot be written or
+        // read now (disk full, an I/O error, gone, read-only, no memory):
+        // the store is unavailable, and a retry later may succeed. A
+        // corrupt file or a bug stays a 500.
+        Some(
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::DiskFull
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::CannotOpen
+            | ErrorCode::ReadOnly
+            | ErrorCode::OutOfMemory
+            | ErrorCode::FileLockingProtocolFailed,
+        ) => StoreError::Busy(e.to_string()),
         Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(e.to_string()),
         _ => StoreError::other(e),
     }
@@ -372,6 +383,13 @@ impl Store for SqliteStore {
         self.write(move |conn, w| {
             let (number, ticket_id, _) = insert_ticket(conn, w, &ticket)?;
             search::index_new_ticket(conn, ticket_id, &doc)?;
+            if let Some(claim) = &ticket.idempotency {
+                run_ready(common::claim_idempotency(
+                    &mut SqliteRows(conn),
+                    claim,
+                    &number,
+                ))?;
+            }
             Ok(TicketNumber::from_stored(number))
         })
     }
@@ -387,6 +405,20 @@ impl Store for SqliteStore {
 
     fn ingest_email(&self, email: NewEmail) -> BoxFuture<'_, Result<EmailOutcome, StoreError>> {
         self.write(move |conn, w| ingest_email(conn, w, &email))
+    }
+
+    fn idempotency_claim(
+        &self,
+        scope: [u8; 32],
+        expired_before: i64,
+    ) -> BoxFuture<'_, Result<Option<crate::domain::idempotency::StoredClaim>, StoreError>> {
+        self.read_point(move |conn| {
+            run_ready(common::idempotency_claim(
+                &mut SqliteRows(conn),
+                scope,
+                expired_before,
+            ))
+        })
     }
 
     fn load_ticket(

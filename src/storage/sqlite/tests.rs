@@ -144,6 +144,7 @@ fn new_ticket(email: &str, autorespond: bool, alert: bool) -> NewTicket {
             user_email: email,
         }),
         now: jiff::Timestamp::from_second(1_800_000_000).unwrap(),
+        idempotency: None,
     }
 }
 
@@ -153,6 +154,8 @@ fn open_store(path: &Path) -> SqliteStore {
         NumberPolicy {
             format: "######".into(),
             sequential: false,
+            widen_at: 0.5,
+            widened: Default::default(),
         },
         "x.org",
     )
@@ -379,4 +382,42 @@ async fn a_failing_job_leaves_no_trace_and_its_group_commits() {
     assert_eq!(counter(&conn, "a"), Some(1));
     assert_eq!(counter(&conn, "b"), Some(1));
     assert_eq!(counter(&conn, "partial"), None);
+}
+
+/// Real SQLite failures: a full disk, a file that cannot be opened and a
+/// lock held by another connection are "unavailable" (503, pipe 75); a
+/// broken statement stays an internal error (500).
+#[test]
+fn a_full_disk_a_missing_file_and_a_lock_are_unavailable_not_internal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("full.db");
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE t (v BLOB); PRAGMA max_page_count = 4;")
+        .unwrap();
+    let full = conn
+        .execute("INSERT INTO t (v) VALUES (zeroblob(100000))", [])
+        .unwrap_err();
+    assert!(matches!(map_sqlite(full), StoreError::Busy(_)));
+
+    let missing = Connection::open_with_flags(
+        dir.path().join("no/such/dir.db"),
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+    )
+    .unwrap_err();
+    assert!(matches!(map_sqlite(missing), StoreError::Busy(_)));
+
+    let holder = Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let other = Connection::open(&path).unwrap();
+    other.busy_timeout(Duration::ZERO).unwrap();
+    let locked = other
+        .execute("INSERT INTO t (v) VALUES (x'00')", [])
+        .unwrap_err();
+    assert!(matches!(map_sqlite(locked), StoreError::Busy(_)));
+    holder.execute_batch("ROLLBACK").unwrap();
+
+    let broken = conn
+        .execute("INSERT INTO nowhere VALUES (1)", [])
+        .unwrap_err();
+    assert!(matches!(map_sqlite(broken), StoreError::Other(_)));
 }

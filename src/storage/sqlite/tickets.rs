@@ -25,6 +25,12 @@ pub(super) fn next_number(conn: &Connection, policy: &NumberPolicy) -> Result<St
         if !taken {
             return Ok(number);
         }
+        // A taken number: learn how crowded the pattern is (the highest
+        // id bounds the tickets; one index lookup) and widen if need be.
+        let max_id: i64 = conn
+            .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM tickets")?
+            .query_row([], |r| r.get(0))?;
+        policy.note_tickets(max_id);
     }
     Err(StoreError::Conflict(format!(
         "no free ticket number after {NUMBER_ATTEMPTS} attempts: widen tickets.number_format"
@@ -224,6 +230,13 @@ pub(super) fn ingest_email(
     if let Some(id) = &email.message_id {
         conn.prepare_cached(sql::SET_PROCESSED_MESSAGE_TICKET)?
             .execute(params![ticket_id, id])?;
+    }
+    if let Some(claim) = &email.ticket.idempotency {
+        run_ready(common::claim_idempotency(
+            &mut SqliteRows(conn),
+            claim,
+            outcome.answer(),
+        ))?;
     }
     Ok(outcome)
 }

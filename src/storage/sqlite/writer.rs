@@ -112,9 +112,9 @@ pub(super) fn writer_loop(conn: Connection, rx: mpsc::Receiver<BoxJob>, mut stat
 }
 
 /// One transaction for the whole group. When a job fails, the group is
-/// rolled back, the failed job answered with its error, and the others
-/// run again, each in a transaction of its own (a rare path: requests
-/// are validated before they reach the writer).
+/// rolled back, the others run again, each in a transaction of its own
+/// (a rare path: requests are validated before they reach the writer),
+/// and then the failed job is answered with its error.
 pub(super) fn run_group(conn: &Connection, state: &mut WriterState, group: &mut Vec<BoxJob>) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let e = map_sqlite(e);
@@ -137,10 +137,7 @@ pub(super) fn run_group(conn: &Connection, state: &mut WriterState, group: &mut 
         return;
     }
     rollback(conn, state);
-    for i in failed.into_iter().rev() {
-        // Its result is its error; nothing of it is kept.
-        group.remove(i).finish(Ok(()));
-    }
+    let failed: Vec<BoxJob> = failed.into_iter().rev().map(|i| group.remove(i)).collect();
     for mut job in group.drain(..) {
         let outcome = match conn.execute_batch("BEGIN IMMEDIATE") {
             Err(e) => Err(map_sqlite(e)),
@@ -151,6 +148,13 @@ pub(super) fn run_group(conn: &Connection, state: &mut WriterState, group: &mut 
             }
         };
         job.finish(outcome);
+    }
+    // Answered last: a job that failed on what another of its group
+    // wrote (an Idempotency-Key claimed twice) reads that write once
+    // answered, so it must be committed by then.
+    for job in failed {
+        // Its result is its error; nothing of it is kept.
+        job.finish(Ok(()));
     }
 }
 
