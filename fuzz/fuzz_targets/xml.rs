@@ -1,0 +1,10 @@
+//! XML intake: decoding (lax, as osTicket), then the domain's checks of the draft.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+#[path = "common.rs"]
+mod common;
+
+fuzz_target!(|data: &[u8]| {
+    common::document(data, common::Doc::Xml);
+});
