@@ -144,34 +144,8 @@ async fn concurrent_duplicates_with_one_key_create_one_ticket() {
     for round in 0..5 {
         let key = format!("race-{round}");
         let body = ticket(&format!("idem-race{round}")).to_string();
-        let tasks: Vec<_> = (0..16)
-            .map(|_| {
-                let (client, url, api, key, body) = (
-                    app.client.clone(),
-                    app.url("/api/tickets.json"),
-                    app.key.clone(),
-                    key.clone(),
-                    body.clone(),
-                );
-                tokio::spawn(async move {
-                    let r = client
-                        .post(url)
-                        .header("X-API-Key", api)
-                        .header("Idempotency-Key", key)
-                        .body(body)
-                        .send()
-                        .await
-                        .unwrap();
-                    (r.status().as_u16(), r.text().await.unwrap())
-                })
-            })
-            .collect();
-        let mut numbers = HashSet::new();
-        for t in tasks {
-            let (status, body) = t.await.unwrap();
-            assert_eq!(status, 201, "round {round}: {body}");
-            numbers.insert(body);
-        }
+        let urls = vec![app.url("/api/tickets.json"); 16];
+        let numbers = race(&app.client, &urls, &app.key, &key, &body).await;
         assert_eq!(numbers.len(), 1, "round {round}: {numbers:?}");
         assert_eq!(app.count("tickets").await, round + 1, "round {round}");
     }
@@ -237,29 +211,10 @@ async fn two_instances_on_one_database_honour_one_key_together() {
     let client = reqwest::Client::new();
     for round in 0..5 {
         let body = ticket(&format!("idem-two{round}")).to_string();
-        let tasks: Vec<_> = (0..8)
-            .map(|i| {
-                let (client, key, body) = (client.clone(), key.clone(), body.clone());
-                let url = format!("http://{}/api/tickets.json", addrs[i % 2]);
-                tokio::spawn(async move {
-                    let r = client
-                        .post(url)
-                        .header("X-API-Key", key)
-                        .header("Idempotency-Key", format!("two-{round}"))
-                        .body(body)
-                        .send()
-                        .await
-                        .unwrap();
-                    (r.status().as_u16(), r.text().await.unwrap())
-                })
-            })
+        let urls: Vec<String> = (0..8)
+            .map(|i| format!("http://{}/api/tickets.json", addrs[i % 2]))
             .collect();
-        let mut numbers = HashSet::new();
-        for t in tasks {
-            let (status, body) = t.await.unwrap();
-            assert_eq!(status, 201, "round {round}: {body}");
-            numbers.insert(body);
-        }
+        let numbers = race(&client, &urls, &key, &format!("two-{round}"), &body).await;
         assert_eq!(numbers.len(), 1, "round {round}: {numbers:?}");
     }
     // Five keys, five tickets.
@@ -272,6 +227,38 @@ async fn two_instances_on_one_database_honour_one_key_together() {
     if let Some(name) = pg_name {
         drop_test_database(&name);
     }
+}
+
+/// The same create with one Idempotency-Key sent to every URL at once;
+/// every answer must be a 201; the distinct numbers they name.
+async fn race(
+    client: &reqwest::Client,
+    urls: &[String],
+    api_key: &str,
+    idem: &str,
+    body: &str,
+) -> HashSet<String> {
+    let tasks: Vec<_> = urls
+        .iter()
+        .map(|url| {
+            let request = client
+                .post(url)
+                .header("X-API-Key", api_key)
+                .header("Idempotency-Key", idem)
+                .body(body.to_string());
+            tokio::spawn(async move {
+                let r = request.send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            })
+        })
+        .collect();
+    let mut numbers = HashSet::new();
+    for t in tasks {
+        let (status, text) = t.await.unwrap();
+        assert_eq!(status, 201, "{idem}: {text}");
+        numbers.insert(text);
+    }
+    numbers
 }
 
 /// Child servers, killed when the test ends (a failed assertion too).
