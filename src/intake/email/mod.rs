@@ -499,4 +499,13 @@ mod tests {
         assert!(parse_email(b"no colon here\r\n\r\nbody", &LIMITS).is_err());
         assert!(parse_email(b"From a@b Thu Mar 5 10:00:00 2026\nFrom: a@b\n\nx", &LIMITS).is_ok());
     }
+
+    #[test]
+    fn a_fuzzed_message_that_tripped_a_parser_debug_assertion_parses() {
+        // Found by the `email` fuzz target: mail-parser's "Invalid part
+        // ID" debug assertion (vendor/mail-parser/PATCHES.md, 3).
+        let raw = include_bytes!("../../../fuzz/regressions/email-part-id-debug-assert.eml");
+        let _ = parse_email(raw, &LIMITS);
+        let _ = inspect_email(raw);
+    }
 }
