@@ -265,20 +265,47 @@ pub async fn open_store_with(
 }
 
 /// Logs to standard error: levels from `RUST_LOG` (else `default`), lines
-/// as `[log] format` says.
-fn init_logging(default: &str, format: crate::config::LogFormat) {
+/// as `[log] format` says. With `buffered` (the server), lines go through
+/// a buffer that a thread of its own writes out, so a request never waits
+/// on standard error (a pipe to a journal or a slow terminal); the guard
+/// flushes what is left when dropped. Other commands write directly: they
+/// log little, and `pipe` leaves by `process::exit`, which drops nothing.
+fn init_logging(
+    default: &str,
+    format: crate::config::LogFormat,
+    buffered: bool,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Colour codes only for a person at a terminal, never in a file, a
     // journal or an MTA's log.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (writer, guard) = if buffered {
+        // Not lossy: a full buffer (128,000 lines) makes callers wait
+        // rather than lose access-log lines.
+        let (w, g) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(false)
+            .thread_name("oxidesk-log")
+            .finish(std::io::stderr());
+        (
+            tracing_subscriber::fmt::writer::BoxMakeWriter::new(w),
+            Some(g),
+        )
+    } else {
+        (
+            tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
+            None,
+        )
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        .with_writer(writer);
     let _ = match format {
         crate::config::LogFormat::Text => builder.try_init(),
         crate::config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+    guard
 }
 
 /// `[log] format` of the configuration, or text when it does not load
@@ -307,18 +334,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     if matches!(cli.command, Command::Pipe) {
-        init_logging("warn,html5ever=error", log_format(&cli));
+        init_logging("warn,html5ever=error", log_format(&cli), false);
         std::process::exit(pipe::run(&cli));
     }
     let is_serve = matches!(cli.command, Command::Serve(_));
     // html5ever warns about every odd table it repairs: not our news.
-    init_logging(
+    let _log = init_logging(
         if is_serve {
             "info,html5ever=error"
         } else {
             "warn,html5ever=error"
         },
         log_format(&cli),
+        is_serve,
     );
     let runtime = if is_serve {
         tokio::runtime::Builder::new_multi_thread()

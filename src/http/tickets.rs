@@ -325,7 +325,9 @@ async fn create_from_document(
         }
         other => other?,
     };
-    tracing::info!(
+    // Per ticket, so at DEBUG: the access log already has a line for
+    // every request (issue 17: logging costs nothing per ticket at INFO).
+    tracing::debug!(
         ticket.number = %number,
         request.id = %super::request_id::current(),
         "created ticket {number}"
@@ -381,7 +383,7 @@ async fn create_from_email(
         other => other?,
     };
     let number = outcome.answer().to_string();
-    tracing::info!(
+    tracing::debug!(
         ticket.number = %number,
         request.id = %super::request_id::current(),
         "filed email"

@@ -51,6 +51,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         12,
         include_str!("../../../migrations/postgres/0012_idempotency.sql"),
     ),
+    (
+        13,
+        include_str!("../../../migrations/postgres/0013_lean_intake.sql"),
+    ),
 ];
 
 /// Any advisory-lock key, fixed: "oxidesk migrations".

@@ -48,6 +48,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         12,
         include_str!("../../../migrations/sqlite/0012_idempotency.sql"),
     ),
+    (
+        13,
+        include_str!("../../../migrations/sqlite/0013_lean_intake.sql"),
+    ),
 ];
 
 /// Applies the migrations this file lacks; refuses a schema newer than
