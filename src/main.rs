@@ -2,6 +2,13 @@
 
 use clap::Parser;
 
+/// mimalloc rather than the system allocator: glibc returned freed memory
+/// to the system after every group commit (`madvise`, and the TLB
+/// shootdowns it causes), a fifth of the writer thread's time under load
+/// (issue 17; see README, Benchmark).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     match oxidesk::cli::Cli::try_parse() {
         Ok(cli) => oxidesk::cli::run(cli),

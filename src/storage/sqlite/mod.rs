@@ -38,10 +38,12 @@ use windows::Windows;
 mod agents;
 mod copy;
 mod health;
+mod keys;
 mod mail;
 mod migrate;
 mod queue;
 mod search;
+mod sync;
 #[cfg(test)]
 mod tests;
 mod tickets;
@@ -62,16 +64,15 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
-    jobs: Mutex<Option<mpsc::Sender<BoxJob>>>,
+    jobs: mpsc::Sender<Msg>,
     readers: Mutex<Vec<Connection>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    keys: keys::KeyCache,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Ok(mut jobs) = self.jobs.lock() {
-            jobs.take();
-        }
+        let _ = self.jobs.send(Msg::Stop);
         if let Ok(mut w) = self.writer.lock()
             && let Some(handle) = w.take()
         {
@@ -195,8 +196,15 @@ impl From<rusqlite::Error> for StoreError {
 fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Every statement of the store stays prepared: rusqlite keeps 16 by
+    // default, fewer than one ticket and its mail use, so statements
+    // were prepared again and again.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(())
 }
+
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 256;
 
 impl SqliteStore {
     /// Copies the database at `path` to the new file `to` while other
@@ -228,6 +236,15 @@ impl SqliteStore {
         numbers: NumberPolicy,
         message_domain: &str,
     ) -> Result<Self, StoreError> {
+        Self::open_with(path, numbers, message_domain, sync::SyncHooks::default())
+    }
+
+    fn open_with(
+        path: &Path,
+        numbers: NumberPolicy,
+        message_domain: &str,
+        hooks: sync::SyncHooks,
+    ) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
@@ -238,7 +255,7 @@ impl SqliteStore {
                 ))
             })?;
         }
-        let conn = Connection::open(path)
+        let mut conn = Connection::open(path)
             .map_err(|e| other(format!("cannot open database {}: {e}", path.display())))?;
         configure(&conn)?;
         // A file this user may read but not write opens read-only without
@@ -257,9 +274,24 @@ impl SqliteStore {
                 path.display()
             )));
         }
-        // A 201 means durable: the WAL is synced at every commit.
         conn.pragma_update(None, "synchronous", "FULL")?;
         migrate(&conn)?;
+        // A 201 means durable: the writer's COMMIT writes the log and the
+        // syncer fsyncs it before anyone is answered (sync.rs).
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // The log hook counts the log's pages after each commit; setting
+        // it also turns SQLite's automatic checkpoint (inside COMMIT) off.
+        let pages = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = pages.clone();
+        conn.wal_hook(Some(
+            move |_: &mut rusqlite::hooks::Wal, n: std::ffi::c_int| {
+                counted.store(
+                    u64::try_from(n).unwrap_or(0),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                Ok(())
+            },
+        ))?;
         let state = WriterState {
             numbers,
             windows: load_windows(&conn, unix_now())?,
@@ -268,23 +300,44 @@ impl SqliteStore {
                 pending: None,
             },
             message_domain: message_domain.to_string(),
+            search: search::PendingIndex::default(),
         };
-        let (tx, rx) = mpsc::channel::<BoxJob>();
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let (sync_tx, sync_rx) = mpsc::channel::<Batch>();
+        let log = LogWatch {
+            pages,
+            checkpointer: sync::Checkpointer::start(path.to_path_buf(), tx.clone()),
+            threshold: hooks.checkpoint_pages,
+        };
+        let syncer = {
+            let (db, writer) = (path.to_path_buf(), tx.clone());
+            std::thread::Builder::new()
+                .name("sqlite-sync".into())
+                .spawn(move || sync::syncer_loop(db, sync_rx, writer, hooks))
+                .map_err(other)?
+        };
         let writer = std::thread::Builder::new()
-            .name("oxidesk-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, state))
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                writer_loop(conn, rx, state, sync_tx, log);
+                // The writer dropped its end: the syncer answers what it
+                // was handed and stops.
+                let _ = syncer.join();
+            })
             .map_err(other)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                jobs: Mutex::new(Some(tx)),
+                jobs: tx,
                 readers: Mutex::new(Vec::new()),
                 writer: Mutex::new(Some(writer)),
+                keys: keys::KeyCache::default(),
             }),
         })
     }
 
-    /// Runs `f` in the writer's next group; resolves after the commit.
+    /// Runs `f` in the writer's next group; resolves once the group is
+    /// committed and on disk.
     /// `f` may be called more than once (see [`Job`]); only the last
     /// call's writes are committed.
     fn write<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
@@ -298,16 +351,25 @@ impl SqliteStore {
             result: None,
             reply: tx,
         });
-        let sent = match self.inner.jobs.lock() {
-            Ok(jobs) => jobs.as_ref().is_some_and(|s| s.send(job).is_ok()),
-            Err(_) => false,
-        };
+        let sent = self.inner.jobs.send(Msg::Job(job)).is_ok();
         Box::pin(async move {
             if !sent {
                 return Err(StoreError::Busy("the database writer has stopped".into()));
             }
             rx.await
                 .map_err(|_| StoreError::Busy("the database writer has stopped".into()))?
+        })
+    }
+
+    /// `change` (a change to `api_keys`), then forgets the cached keys.
+    fn forgetting_keys<'a, T: 'a>(
+        &'a self,
+        change: BoxFuture<'a, Result<T, StoreError>>,
+    ) -> BoxFuture<'a, Result<T, StoreError>> {
+        Box::pin(async move {
+            let result = change.await;
+            self.inner.keys.forget();
+            result
         })
     }
 
@@ -382,7 +444,8 @@ impl Store for SqliteStore {
         let doc = super::search::SearchDoc::of_ticket(&ticket);
         self.write(move |conn, w| {
             let (number, ticket_id, _) = insert_ticket(conn, w, &ticket)?;
-            search::index_new_ticket(conn, ticket_id, &doc)?;
+            // Written with the group, before its COMMIT (search.rs).
+            w.search.push(ticket_id, doc.clone());
             if let Some(claim) = &ticket.idempotency {
                 run_ready(common::claim_idempotency(
                     &mut SqliteRows(conn),
@@ -412,12 +475,22 @@ impl Store for SqliteStore {
         scope: [u8; 32],
         expired_before: i64,
     ) -> BoxFuture<'_, Result<Option<crate::domain::idempotency::StoredClaim>, StoreError>> {
-        self.read_point(move |conn| {
+        let found = with_reader(&self.inner, |conn| {
             run_ready(common::idempotency_claim(
                 &mut SqliteRows(conn),
                 scope,
                 expired_before,
             ))
+        });
+        Box::pin(async move {
+            let found = found?;
+            if found.is_some() {
+                // Readers may see a group a moment before the syncer has
+                // made it durable: replay an answer only once it is (the
+                // next group's fsync covers it).
+                self.write(|_, _| Ok(())).await?;
+            }
+            Ok(found)
         })
     }
 
@@ -440,11 +513,25 @@ impl Store for SqliteStore {
         &self,
         hash: [u8; 32],
     ) -> BoxFuture<'_, Result<Option<ApiKeyRecord>, StoreError>> {
-        self.read_point(move |conn| run_ready(common::find_api_key(&mut SqliteRows(conn), &hash)))
+        let now = std::time::Instant::now();
+        let generation = match self.inner.keys.get(&hash, now) {
+            keys::Cached::Hit(record) => return Box::pin(std::future::ready(Ok(Some(record)))),
+            keys::Cached::Miss { generation } => generation,
+        };
+        let inner = self.inner.clone();
+        self.read_point(move |conn| {
+            // The version first: the record read after it is never older.
+            let version = keys::keys_version(conn)?;
+            let record = run_ready(common::find_api_key(&mut SqliteRows(conn), &hash))?;
+            inner
+                .keys
+                .fill(generation, version, &hash, record.as_ref(), now);
+            Ok(record)
+        })
     }
 
     fn add_api_key(&self, key: NewApiKey) -> BoxFuture<'_, Result<ApiKeyId, StoreError>> {
-        self.write(move |conn, _| {
+        let added = self.write(move |conn, _| {
             let addresses = serde_json::to_string(&key.addresses).map_err(other)?;
             conn.prepare_cached(
                 "INSERT INTO api_keys (hash, prefix, addresses, is_active, can_create, can_read, notes, created)
@@ -460,7 +547,8 @@ impl Store for SqliteStore {
                 key.created
             ])?;
             Ok(ApiKeyId(conn.last_insert_rowid()))
-        })
+        });
+        self.forgetting_keys(added)
     }
 
     fn list_api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, StoreError>> {
@@ -468,7 +556,7 @@ impl Store for SqliteStore {
     }
 
     fn revoke_api_key(&self, id: ApiKeyId) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.write(move |conn, _| {
+        let revoked = self.write(move |conn, _| {
             let n = conn
                 .prepare_cached("UPDATE api_keys SET is_active = 0 WHERE id = ?1")?
                 .execute([id.0])?;
@@ -477,7 +565,8 @@ impl Store for SqliteStore {
             } else {
                 Ok(())
             }
-        })
+        });
+        self.forgetting_keys(revoked)
     }
 
     fn claim_outbox(

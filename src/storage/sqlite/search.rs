@@ -17,7 +17,12 @@ use crate::storage::search::SearchDoc;
 /// right after it runs ([`rebuild_index`]).
 pub(super) const MIGRATION: i64 = 10;
 
-/// Indexes a ticket not yet in the index.
+/// Indexes a ticket not yet in the index: at once, or kept in `pending`
+/// and written with the rest of its group just before the COMMIT
+/// ([`flush_pending`]). FTS5 writes what it holds to disk at every
+/// statement that opens a statement transaction (a ticket's insert, with
+/// its trigger, does), so a row written per ticket cost a segment per
+/// ticket, and merging them; written last, a group's rows make one.
 pub(super) fn index_new_ticket(
     conn: &Connection,
     ticket_id: i64,
@@ -30,12 +35,46 @@ pub(super) fn index_new_ticket(
     Ok(())
 }
 
+/// Rows of new tickets to write before the group's COMMIT.
+#[derive(Default)]
+pub(super) struct PendingIndex(Vec<(i64, SearchDoc)>);
+
+impl PendingIndex {
+    /// Keeps a new ticket's row for [`flush_pending`].
+    pub(super) fn push(&mut self, ticket_id: i64, doc: SearchDoc) {
+        self.0.push((ticket_id, doc));
+    }
+
+    /// Forgets them (the transaction was rolled back).
+    pub(super) fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// Writes the rows kept for the group (before the COMMIT, and before any
+/// re-indexing, which reads the index).
+pub(super) fn flush_pending(
+    conn: &Connection,
+    pending: &mut PendingIndex,
+) -> Result<(), StoreError> {
+    for (ticket_id, doc) in pending.0.drain(..) {
+        index_new_ticket(conn, ticket_id, &doc)?;
+    }
+    Ok(())
+}
+
 /// Re-indexes ticket `ticket_id` after an entry was appended to it (a
 /// message, a staff response or note): call it in the same transaction,
 /// after the entry and its attachments are inserted. Reads the ticket's
 /// subject, user, every entry body and attachment name back from the
 /// tables, so it needs nothing else.
-pub(crate) fn index_entry(conn: &Connection, ticket_id: i64) -> Result<(), StoreError> {
+pub(crate) fn index_entry(
+    conn: &Connection,
+    pending: &mut PendingIndex,
+    ticket_id: i64,
+) -> Result<(), StoreError> {
+    // The ticket may be new in this group: its row must exist first.
+    flush_pending(conn, pending)?;
     let doc = load_doc(conn, ticket_id)?;
     conn.prepare_cached("DELETE FROM ticket_search WHERE rowid = ?1")?
         .execute([ticket_id])?;
@@ -43,17 +82,19 @@ pub(crate) fn index_entry(conn: &Connection, ticket_id: i64) -> Result<(), Store
 }
 
 /// The index writes of a filed email: a new ticket is indexed from what
-/// was filed, an appended entry re-indexes its ticket.
+/// was filed (with its group), an appended entry re-indexes its ticket.
 pub(super) fn index_email(
     conn: &Connection,
+    pending: &mut PendingIndex,
     ticket_id: i64,
     email: &NewEmail,
     created: bool,
 ) -> Result<(), StoreError> {
     if created {
-        index_new_ticket(conn, ticket_id, &SearchDoc::of_ticket(&email.ticket))
+        pending.push(ticket_id, SearchDoc::of_ticket(&email.ticket));
+        Ok(())
     } else {
-        index_entry(conn, ticket_id)
+        index_entry(conn, pending, ticket_id)
     }
 }
 

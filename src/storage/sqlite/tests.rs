@@ -421,3 +421,135 @@ fn a_full_disk_a_missing_file_and_a_lock_are_unavailable_not_internal() {
         .unwrap_err();
     assert!(matches!(map_sqlite(broken), StoreError::Other(_)));
 }
+
+/// A store whose syncer reports each fsync (`entered`, the running count
+/// in `syncs`) and then waits for a `go`.
+struct Gate {
+    entered: std::sync::mpsc::Receiver<()>,
+    go: std::sync::mpsc::Sender<()>,
+    syncs: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn gated_store(path: &Path) -> (SqliteStore, Gate) {
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (go, go_rx) = std::sync::mpsc::channel::<()>();
+    let go_rx = Mutex::new(go_rx);
+    let syncs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = syncs.clone();
+    let hooks = sync::SyncHooks {
+        before_sync: Arc::new(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = entered_tx.send(());
+            let _ = go_rx.lock().unwrap().recv();
+        }),
+        ..Default::default()
+    };
+    let store = SqliteStore::open_with(
+        path,
+        NumberPolicy {
+            format: "######".into(),
+            sequential: false,
+            widen_at: 0.5,
+            widened: Default::default(),
+        },
+        "x.org",
+        hooks,
+    )
+    .unwrap();
+    (store, Gate { entered, go, syncs })
+}
+
+impl Gate {
+    fn wait_entered(&self) {
+        self.entered
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the syncer reached its fsync");
+    }
+}
+
+/// A `201` means on disk: the writer's COMMIT only writes the log, and a
+/// request is answered after the syncer's fsync of it. Requests that
+/// arrive while an fsync runs are run meanwhile and committed together
+/// as the next group: one fsync for all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_answered_after_the_fsync_and_those_arriving_meanwhile_share_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, gate) = gated_store(&dir.path().join("t.db"));
+    let first = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .create_ticket(new_ticket("a@x.org", false, false))
+                .await
+        }
+    });
+    gate.wait_entered();
+    // Held just before its fsync: nobody may have been answered.
+    assert!(!first.is_finished(), "answered before the log was synced");
+    // Sent now, while the fsync is held: run in the open transaction.
+    let rest: Vec<_> = (0..20)
+        .map(|i| store.create_ticket(new_ticket(&format!("u{i}@x.org"), false, false)))
+        .collect();
+    gate.go.send(()).unwrap();
+    first.await.unwrap().unwrap();
+    gate.wait_entered();
+    gate.go.send(()).unwrap();
+    for r in rest {
+        r.await.unwrap();
+    }
+    assert_eq!(
+        gate.syncs.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "the twenty requests that arrived during the first fsync share the second"
+    );
+    let conn = Connection::open(dir.path().join("t.db")).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM tickets", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 21);
+}
+
+/// The log is copied into the database off the writer and starts over:
+/// its file stays near the checkpoint threshold however much is written
+/// (SQLite's own automatic checkpoint is off in the writer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_checkpointed_in_the_background_and_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let hooks = sync::SyncHooks {
+        checkpoint_pages: 64,
+        ..Default::default()
+    };
+    let store = SqliteStore::open_with(
+        &path,
+        NumberPolicy {
+            format: "########".into(),
+            sequential: false,
+            widen_at: 0.5,
+            widened: Default::default(),
+        },
+        "x.org",
+        hooks,
+    )
+    .unwrap();
+    let mut written = 0u64;
+    for i in 0..60 {
+        let mut t = new_ticket(&format!("u{i}@x.org"), false, false);
+        t.entry.body = format!("{i} {}", "x".repeat(100_000));
+        written += t.entry.body.len() as u64;
+        store.create_ticket(t).await.unwrap();
+    }
+    let wal = std::fs::metadata(dir.path().join("t.db-wal"))
+        .unwrap()
+        .len();
+    assert!(
+        wal < written / 3,
+        "the log holds {wal} bytes after {written} bytes of tickets: it never started over"
+    );
+    drop(store);
+    let conn = Connection::open(&path).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM tickets", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 60);
+}

@@ -3,9 +3,8 @@
 
 use super::*;
 
-/// Draws the next ticket number (inside the write transaction, so the
-/// uniqueness check cannot race: this connection is the only writer).
-pub(super) fn next_number(conn: &Connection, policy: &NumberPolicy) -> Result<String, StoreError> {
+/// Draws a ticket number: the counter's next value, or a random one.
+fn draw_number(conn: &Connection, policy: &NumberPolicy) -> Result<String, StoreError> {
     if policy.sequential {
         let value: i64 = conn
             .prepare_cached(
@@ -15,26 +14,7 @@ pub(super) fn next_number(conn: &Connection, policy: &NumberPolicy) -> Result<St
             .query_row([], |r| r.get(0))?;
         return Ok(policy.sequential_number(value));
     }
-    for _ in 0..NUMBER_ATTEMPTS {
-        let number = policy.random_number();
-        let taken = conn
-            .prepare_cached(sql::TICKET_EXISTS)?
-            .query_row([&number], |_| Ok(()))
-            .optional()?
-            .is_some();
-        if !taken {
-            return Ok(number);
-        }
-        // A taken number: learn how crowded the pattern is (the highest
-        // id bounds the tickets; one index lookup) and widen if need be.
-        let max_id: i64 = conn
-            .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM tickets")?
-            .query_row([], |r| r.get(0))?;
-        policy.note_tickets(max_id);
-    }
-    Err(StoreError::Conflict(format!(
-        "no free ticket number after {NUMBER_ATTEMPTS} attempts: widen tickets.number_format"
-    )))
+    Ok(policy.random_number())
 }
 
 pub(super) fn insert_ticket(
@@ -43,7 +23,9 @@ pub(super) fn insert_ticket(
     t: &NewTicket,
 ) -> Result<(String, i64, i64), StoreError> {
     // A returning address keeps its user (and stored name): one lookup;
-    // a new one, one insert.
+    // a new one, one insert. (An upsert would be one statement for a new
+    // address but two for a returning one, the common case; and `DO
+    // UPDATE` would rewrite the user's row at every ticket.)
     let existing: Option<i64> = conn
         .prepare_cached("SELECT id FROM users WHERE email = ?1")?
         .query_row([t.user_email.as_str()], |r| r.get(0))
@@ -57,30 +39,59 @@ pub(super) fn insert_ticket(
             conn.last_insert_rowid()
         }
     };
-    let number = next_number(conn, &w.numbers)?;
-    conn.prepare_cached(
-        "INSERT INTO tickets (number, user_id, subject, status, source, priority_id, priority_name,
-             topic_id, topic_name, dept_id, dept_name, ip, created, alert, autorespond, updated,
-             last_message_at)
-         VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?12, ?12)",
-    )?
-    .execute(params![
-        number,
-        user_id,
-        t.subject,
-        t.source.as_str(),
-        t.priority.id,
-        t.priority.name,
-        t.topic.as_ref().map(|n| n.id),
-        t.topic.as_ref().map(|n| n.name.as_str()),
-        t.department.as_ref().map(|n| n.id),
-        t.department.as_ref().map(|n| n.name.as_str()),
-        t.ip,
-        created,
-        t.alert,
-        t.autorespond,
-    ])?;
-    let ticket_id = conn.last_insert_rowid();
+    // The number's unique index decides (no lookup first): a taken
+    // number inserts nothing, and another is drawn. This connection is
+    // the only writer, so nothing races between the attempts.
+    let mut inserted = None;
+    for _ in 0..NUMBER_ATTEMPTS {
+        let number = draw_number(conn, &w.numbers)?;
+        let id: Option<i64> = conn
+            .prepare_cached(
+                "INSERT INTO tickets (number, user_id, subject, status, source, priority_id,
+                     priority_name, topic_id, topic_name, dept_id, dept_name, ip, created, alert,
+                     autorespond, updated, last_message_at)
+                 VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?12, ?12)
+                 ON CONFLICT (number) DO NOTHING RETURNING id",
+            )?
+            .query_row(
+                params![
+                    number,
+                    user_id,
+                    t.subject,
+                    t.source.as_str(),
+                    t.priority.id,
+                    t.priority.name,
+                    t.topic.as_ref().map(|n| n.id),
+                    t.topic.as_ref().map(|n| n.name.as_str()),
+                    t.department.as_ref().map(|n| n.id),
+                    t.department.as_ref().map(|n| n.name.as_str()),
+                    t.ip,
+                    created,
+                    t.alert,
+                    t.autorespond,
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = id {
+            inserted = Some((number, id));
+            break;
+        }
+        if !w.numbers.sequential {
+            // A taken number: learn how crowded the pattern is (the
+            // highest id bounds the tickets; one index lookup) and widen
+            // if need be.
+            let max_id: i64 = conn
+                .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM tickets")?
+                .query_row([], |r| r.get(0))?;
+            w.numbers.note_tickets(max_id);
+        }
+    }
+    let Some((number, ticket_id)) = inserted else {
+        return Err(StoreError::Conflict(format!(
+            "no free ticket number after {NUMBER_ATTEMPTS} attempts: widen tickets.number_format"
+        )));
+    };
     let mail = record_mail(
         conn,
         w,
@@ -218,7 +229,7 @@ pub(super) fn ingest_email(
     };
     // Full-text index (search.rs), in this transaction.
     let created = matches!(outcome, EmailOutcome::Created(_));
-    super::search::index_email(conn, ticket_id, email, created)?;
+    super::search::index_email(conn, &mut w.search, ticket_id, email, created)?;
     conn.prepare_cached(sql::INSERT_RAW_MESSAGE)?
         .execute(params![entry_id, email.raw_compressed])?;
     // Rare (a part over a cap): a statement of its own rather than a

@@ -23,7 +23,7 @@ impl WorkStore for SqliteStore {
                 .ok_or(StoreError::NotFound)?;
             let mail = record_mail(conn, w, e.ticket_id, user_id, &user_email, &e.mail, e.now)?;
             let id = insert_entry(conn, e.ticket_id, &e.entry, &format_time(e.now), mail)?;
-            super::search::index_entry(conn, e.ticket_id)?;
+            super::search::index_entry(conn, &mut w.search, e.ticket_id)?;
             run_ready(common::entry_added(
                 &mut SqliteRows(conn),
                 e.ticket_id,

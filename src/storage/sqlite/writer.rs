@@ -1,5 +1,6 @@
 //! The writer thread: one connection that commits groups of requests in
-//! one transaction (group commit), answering each after the COMMIT.
+//! one transaction (group commit); each is answered by the syncer
+//! ([`super::sync`]) once the group's log frames are on disk.
 
 use super::*;
 
@@ -55,6 +56,8 @@ pub(super) struct WriterState {
     pub(super) windows: Windows,
     pub(super) taken: TakenUpTo,
     pub(super) message_domain: String,
+    /// New tickets' index rows, written just before the COMMIT.
+    pub(super) search: super::search::PendingIndex,
 }
 
 /// How far the sender has read the thread for waiting mail: no entry up
@@ -95,51 +98,158 @@ pub(super) fn taken_up_to(conn: &Connection) -> Result<i64, StoreError> {
     )?)
 }
 
-pub(super) fn writer_loop(conn: Connection, rx: mpsc::Receiver<BoxJob>, mut state: WriterState) {
+/// What the writer thread is told.
+pub(super) enum Msg {
+    /// A request's writes.
+    Job(BoxJob),
+    /// The syncer made this many handed-over groups durable.
+    Synced(usize),
+    /// The background checkpoint copied most of the log: finish it here,
+    /// between groups (see [`super::sync`]).
+    CheckpointTail,
+    /// The store is closing: commit what has run, then stop.
+    Stop,
+}
+
+/// A committed group on its way to the syncer: each job with the outcome
+/// of its transaction, answered in this order once the log is on disk.
+pub(super) type Batch = Vec<(BoxJob, Result<(), StoreError>)>;
+
+/// The writer: runs each request as it arrives inside the open
+/// transaction, and commits when the syncer is free. While the syncer
+/// makes one group durable (an fsync of the log, milliseconds), the next
+/// group fills and runs, so a group holds what arrived during one fsync
+/// and the CPU work overlaps the disk's. The COMMIT itself only writes
+/// the log (`synchronous=NORMAL`); nobody is answered before the syncer's
+/// fsync, so a `201` still means the ticket is on disk.
+pub(super) fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<Msg>,
+    mut state: WriterState,
+    syncer: mpsc::Sender<Batch>,
+    log: LogWatch,
+) {
+    // Whether a checkpoint was asked for and its tail not yet copied.
+    let mut checkpointing = false;
     let mut group: Vec<BoxJob> = Vec::with_capacity(MAX_GROUP);
-    while let Ok(first) = rx.recv() {
-        group.push(first);
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
+    let mut open = false;
+    let mut started = std::time::Instant::now();
+    // Groups handed to the syncer and not yet durable.
+    let mut unsynced = 0usize;
+    let mut tail_wanted = false;
+    let mut stopping = false;
+    loop {
+        if open && (unsynced == 0 || group.len() >= MAX_GROUP || stopping) {
+            let size = group.len();
+            let outcome = commit(&conn, &mut state);
+            crate::telemetry::sqlite_group(size, started.elapsed());
+            open = false;
+            let batch: Batch = group.drain(..).map(|j| (j, outcome.clone())).collect();
+            hand_over(&syncer, batch, &mut unsynced);
+            if tail_wanted {
+                tail_wanted = false;
+                checkpointing = false;
+                super::sync::checkpoint_tail(&conn);
+            } else if !checkpointing && log.pages() >= log.threshold {
+                checkpointing = true;
+                log.checkpointer.wake();
             }
+            continue;
         }
-        let (size, start) = (group.len(), std::time::Instant::now());
-        run_group(&conn, &mut state, &mut group);
-        crate::telemetry::sqlite_group(size, start.elapsed());
+        if stopping {
+            break;
+        }
+        let msg = match rx.recv() {
+            Ok(m) => m,
+            Err(_) => Msg::Stop,
+        };
+        match msg {
+            Msg::Job(mut job) => {
+                if !open {
+                    if let Err(e) = exec_cached(&conn, "BEGIN IMMEDIATE") {
+                        job.finish(Err(map_sqlite(e)));
+                        continue;
+                    }
+                    open = true;
+                    started = std::time::Instant::now();
+                }
+                if job.run(&conn, &mut state) {
+                    group.push(job);
+                } else {
+                    open = false;
+                    let batch = rerun_without(&conn, &mut state, &mut group, job);
+                    hand_over(&syncer, batch, &mut unsynced);
+                }
+            }
+            Msg::Synced(n) => unsynced = unsynced.saturating_sub(n),
+            Msg::CheckpointTail => {
+                if open {
+                    tail_wanted = true;
+                } else {
+                    checkpointing = false;
+                    super::sync::checkpoint_tail(&conn);
+                }
+            }
+            Msg::Stop => stopping = true,
+        }
     }
 }
 
-/// One transaction for the whole group. When a job fails, the group is
-/// rolled back, the others run again, each in a transaction of its own
-/// (a rare path: requests are validated before they reach the writer),
-/// and then the failed job is answered with its error.
-pub(super) fn run_group(conn: &Connection, state: &mut WriterState, group: &mut Vec<BoxJob>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let e = map_sqlite(e);
-        for job in group.drain(..) {
-            job.finish(Err(e.clone()));
-        }
+/// How big the log is (pages, as the writer's log hook last counted) and
+/// who copies it.
+pub(super) struct LogWatch {
+    pub(super) pages: Arc<std::sync::atomic::AtomicU64>,
+    pub(super) checkpointer: super::sync::Checkpointer,
+    /// A checkpoint is asked for at this many pages.
+    pub(super) threshold: u64,
+}
+
+impl LogWatch {
+    fn pages(&self) -> u64 {
+        self.pages.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A statement without parameters or rows, prepared once (BEGIN, COMMIT
+/// and ROLLBACK run for every group).
+fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+fn hand_over(syncer: &mpsc::Sender<Batch>, batch: Batch, unsynced: &mut usize) {
+    if batch.is_empty() {
         return;
     }
-    let mut failed = Vec::new();
-    for (i, job) in group.iter_mut().enumerate() {
-        if !job.run(conn, state) {
-            failed.push(i);
+    match syncer.send(batch) {
+        Ok(()) => *unsynced += 1,
+        // The syncer is gone (it only stops with the writer): answer
+        // here rather than never.
+        Err(mpsc::SendError(batch)) => {
+            for (job, _) in batch {
+                job.finish(Err(StoreError::Busy(
+                    "the database syncer has stopped".into(),
+                )));
+            }
         }
     }
-    if failed.is_empty() {
-        let outcome = commit(conn, state);
-        for job in group.drain(..) {
-            job.finish(outcome.clone());
-        }
-        return;
-    }
+}
+
+/// `failed` failed inside the open transaction: the group is rolled back,
+/// the others run again, each in a transaction of its own (a rare path:
+/// requests are validated before they reach the writer), and the failed
+/// job is answered last with its error: a job that failed on what another
+/// of its group wrote (an Idempotency-Key claimed twice) reads that write
+/// once answered, so it must be committed (and durable) by then.
+fn rerun_without(
+    conn: &Connection,
+    state: &mut WriterState,
+    group: &mut Vec<BoxJob>,
+    failed: BoxJob,
+) -> Batch {
     rollback(conn, state);
-    let failed: Vec<BoxJob> = failed.into_iter().rev().map(|i| group.remove(i)).collect();
+    let mut batch: Batch = Vec::with_capacity(group.len() + 1);
     for mut job in group.drain(..) {
-        let outcome = match conn.execute_batch("BEGIN IMMEDIATE") {
+        let outcome = match exec_cached(conn, "BEGIN IMMEDIATE") {
             Err(e) => Err(map_sqlite(e)),
             Ok(()) if job.run(conn, state) => commit(conn, state),
             Ok(()) => {
@@ -147,19 +257,20 @@ pub(super) fn run_group(conn: &Connection, state: &mut WriterState, group: &mut 
                 Ok(())
             }
         };
-        job.finish(outcome);
+        batch.push((job, outcome));
     }
-    // Answered last: a job that failed on what another of its group
-    // wrote (an Idempotency-Key claimed twice) reads that write once
-    // answered, so it must be committed by then.
-    for job in failed {
-        // Its result is its error; nothing of it is kept.
-        job.finish(Ok(()));
-    }
+    // Its result is its error; nothing of it is kept.
+    batch.push((failed, Ok(())));
+    batch
 }
 
 pub(super) fn commit(conn: &Connection, state: &mut WriterState) -> Result<(), StoreError> {
-    match conn.execute_batch("COMMIT") {
+    if let Err(e) = super::search::flush_pending(conn, &mut state.search) {
+        rollback(conn, state);
+        tracing::error!(error = %e, "writing the search index failed: the group is rolled back");
+        return Err(e);
+    }
+    match exec_cached(conn, "COMMIT") {
         Ok(()) => {
             state.windows.commit(unix_now());
             state.taken.commit();
@@ -174,7 +285,8 @@ pub(super) fn commit(conn: &Connection, state: &mut WriterState) -> Result<(), S
 }
 
 pub(super) fn rollback(conn: &Connection, state: &mut WriterState) {
-    let _ = conn.execute_batch("ROLLBACK");
+    let _ = exec_cached(conn, "ROLLBACK");
+    state.search.clear();
     state.windows.rollback();
     state.taken.rollback();
 }

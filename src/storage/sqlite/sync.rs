@@ -1,0 +1,206 @@
+//! Durability off the writer thread: the syncer and the checkpointer.
+//!
+//! The writer commits with `synchronous=NORMAL`: a COMMIT writes the
+//! group's frames to the log (`-wal`) and returns without an fsync. The
+//! **syncer** then calls `fdatasync` on the log and only then answers the
+//! group's requests, so a `201` still means the ticket is on disk. An
+//! fsync issued after a COMMIT returned covers every frame written
+//! before it, whatever group wrote it, so one fsync answers every group
+//! that was handed over meanwhile. Frames that a checkpoint copied into
+//! the database file and a restart of the log then overwrote are safe
+//! too: a checkpoint syncs the log before copying and the database file
+//! after (SQLite does, with `synchronous=NORMAL`). Readers may see a
+//! group a moment before it is durable; nobody learns its ticket numbers
+//! until it is, and anything derived from it (a reply, mail claimed by
+//! the sender) is written by the writer and answered after an fsync that
+//! covers both.
+//!
+//! **Checkpoints** (copying the log into the database file so that the
+//! log can start over) are kept off the writer: the writer's own
+//! automatic checkpoint, which ran inside a COMMIT every 1,000 pages, is
+//! off (the writer's log hook replaces it and counts the log's pages).
+//! When the log passes [`CHECKPOINT_PAGES`], the checkpointer thread
+//! copies it on a connection of its own (`PASSIVE`: it never blocks the
+//! writer), and then asks the writer to copy the few frames written
+//! meanwhile between two groups ([`checkpoint_tail`]): only a log copied
+//! to its end starts over at the next transaction, and under steady load
+//! a background copy alone never reaches the end.
+
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use rusqlite::Connection;
+
+use super::writer::{Batch, Msg};
+use super::{StoreError, configure, other};
+
+/// The log is copied into the database once it holds this many pages
+/// (4 KiB each by default: 16 MiB; SQLite's own default is 1,000). A
+/// larger log copies each often-written page (index roots, counters)
+/// once for more transactions.
+pub(super) const CHECKPOINT_PAGES: u64 = 4096;
+
+/// Makes the log durable and answers the groups handed over, in order.
+pub(super) fn syncer_loop(
+    db_path: PathBuf,
+    rx: mpsc::Receiver<Batch>,
+    writer: mpsc::Sender<Msg>,
+    hooks: SyncHooks,
+) {
+    let wal = wal_path(&db_path);
+    let mut file: Option<File> = None;
+    while let Ok(first) = rx.recv() {
+        let mut batches = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batches.push(more);
+        }
+        let committed = batches.iter().flatten().any(|(_, outcome)| outcome.is_ok());
+        let synced = if committed {
+            (hooks.before_sync)();
+            sync_log(&wal, &mut file)
+        } else {
+            Ok(())
+        };
+        // The writer may commit its next group now.
+        let _ = writer.send(Msg::Synced(batches.len()));
+        let synced = match synced {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, "syncing the database log failed: the requests of this group are answered 503");
+                Err(e)
+            }
+        };
+        for (job, outcome) in batches.into_iter().flatten() {
+            let outcome = match (outcome, &synced) {
+                (Ok(()), Err(e)) => Err(e.clone()),
+                (outcome, _) => outcome,
+            };
+            job.finish(outcome);
+        }
+    }
+}
+
+/// How the syncer and checkpointer run: [`CHECKPOINT_PAGES`] and no
+/// hook in production; tests watch and hold the fsync and make the log
+/// smaller.
+#[derive(Clone)]
+pub(super) struct SyncHooks {
+    /// Called before each fsync.
+    pub(super) before_sync: std::sync::Arc<dyn Fn() + Send + Sync>,
+    /// The log is copied once it holds this many pages.
+    pub(super) checkpoint_pages: u64,
+}
+
+impl Default for SyncHooks {
+    fn default() -> Self {
+        Self {
+            before_sync: std::sync::Arc::new(|| {}),
+            checkpoint_pages: CHECKPOINT_PAGES,
+        }
+    }
+}
+
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// `fdatasync` of the log. The file is opened once
+/// and again only if the one at the path is another (SQLite deletes the
+/// log only when the last connection closes, which the writer's never
+/// does while this runs; checked anyway, it costs a `stat`).
+fn sync_log(wal: &Path, file: &mut Option<File>) -> Result<(), StoreError> {
+    let on_disk = std::fs::metadata(wal)
+        .map_err(|e| StoreError::Busy(format!("database log {}: {e}", wal.display())))?;
+    let same = match file {
+        Some(f) => f
+            .metadata()
+            .is_ok_and(|m| m.ino() == on_disk.ino() && m.dev() == on_disk.dev()),
+        None => false,
+    };
+    if !same {
+        *file = Some(
+            File::open(wal)
+                .map_err(|e| StoreError::Busy(format!("database log {}: {e}", wal.display())))?,
+        );
+    }
+    let f = file
+        .as_ref()
+        .ok_or_else(|| other("database log not open"))?;
+    f.sync_data()
+        .map_err(|e| StoreError::Busy(format!("fsync of {}: {e}", wal.display())))
+}
+
+/// The background checkpoint thread.
+pub(super) struct Checkpointer {
+    wake: Option<mpsc::SyncSender<()>>,
+}
+
+impl Checkpointer {
+    pub(super) fn start(db_path: PathBuf, writer: mpsc::Sender<Msg>) -> Self {
+        let (tx, rx) = mpsc::sync_channel::<()>(1);
+        let started = std::thread::Builder::new()
+            .name("sqlite-ckpt".into())
+            .spawn(move || checkpoint_loop(&db_path, &rx, &writer));
+        match started {
+            Ok(_) => Self { wake: Some(tx) },
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the checkpoint thread: the log is copied by the writer");
+                Self { wake: None }
+            }
+        }
+    }
+
+    /// Asks for a checkpoint; a no-op while one is asked for.
+    pub(super) fn wake(&self) {
+        if let Some(tx) = &self.wake {
+            let _ = tx.try_send(());
+        }
+    }
+}
+
+fn checkpoint_loop(db_path: &Path, rx: &mpsc::Receiver<()>, writer: &mpsc::Sender<Msg>) {
+    let mut conn: Option<Connection> = None;
+    while rx.recv().is_ok() {
+        if conn.is_none() {
+            match Connection::open(db_path)
+                .map_err(StoreError::from)
+                .and_then(|c| {
+                    configure(&c)?;
+                    Ok(c)
+                }) {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "checkpoint: cannot open the database");
+                    continue;
+                }
+            }
+        }
+        if let Some(c) = &conn {
+            match c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            }) {
+                Ok((log, copied)) => {
+                    tracing::debug!(log.frames = log, copied.frames = copied, "checkpoint");
+                }
+                Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
+            }
+        }
+        if writer.send(Msg::CheckpointTail).is_err() {
+            return;
+        }
+    }
+}
+
+/// Copies what the background checkpoint left (the frames written while
+/// it ran), on the writer's connection between two groups, so that the
+/// next transaction starts the log over. Errors are logged: the log is
+/// copied at the next attempt.
+pub(super) fn checkpoint_tail(conn: &Connection) {
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "checkpoint (tail) failed");
+    }
+}
