@@ -6,6 +6,7 @@
 //! failures, gives up after a configured time, never resends a row the
 //! SMTP server accepted, and resumes after a restart (claims are leases).
 
+pub mod breaker;
 pub mod render;
 pub mod sender;
 pub mod smtp;
