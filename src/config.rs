@@ -282,8 +282,15 @@ pub struct MailConfig {
     pub retry_initial_secs: u64,
     /// Longest retry delay.
     pub retry_max_secs: u64,
-    /// After this long a mail that still fails is given up.
+    /// After this long a mail the relay still refuses (4xx) is given up.
+    /// Time the relay could not be reached gives no mail up: that mail
+    /// waits for the relay (see `relay_backoff_max_secs`).
     pub give_up_after_secs: u64,
+    /// Longest wait between tries of an SMTP relay that cannot be reached
+    /// (the sender's circuit breaker): while it is down no mail is
+    /// claimed; one mail is tried after `retry_initial_secs`, then after
+    /// twice as long each time it fails, up to this.
+    pub relay_backoff_max_secs: u64,
     /// How long a claimed mail stays claimed before another sender (or
     /// this one after a restart) may retry it.
     pub lease_secs: u64,
@@ -341,6 +348,7 @@ impl Default for MailConfig {
             retry_initial_secs: 30,
             retry_max_secs: 1800,
             give_up_after_secs: 2 * 24 * 3600,
+            relay_backoff_max_secs: 300,
             lease_secs: 120,
             poll_interval_ms: 1000,
             autoresponse_subject: "[#{{ number }}] {{ subject }}".into(),
@@ -1151,10 +1159,13 @@ impl Config {
         if self.mail.from_address.trim().is_empty() || !self.mail.from_address.contains('@') {
             return Err(invalid("mail.from_address", "needs an address"));
         }
-        if self.mail.lease_secs == 0 || self.mail.retry_initial_secs == 0 {
+        if self.mail.lease_secs == 0
+            || self.mail.retry_initial_secs == 0
+            || self.mail.relay_backoff_max_secs == 0
+        {
             return Err(invalid(
                 "mail",
-                "lease_secs and retry_initial_secs must be > 0",
+                "lease_secs, retry_initial_secs and relay_backoff_max_secs must be > 0",
             ));
         }
         if self.mail.reply_separator.trim().len() < 8 {

@@ -34,6 +34,9 @@ pub const OUTBOX_SENT: &str = "oxidesk_outbox_sent_total";
 pub const OUTBOX_FAILED: &str = "oxidesk_outbox_failed_total";
 /// `oxidesk_outbox_retries_total`: mail put back for a later attempt.
 pub const OUTBOX_RETRIES: &str = "oxidesk_outbox_retries_total";
+/// `oxidesk_outbox_relay_state`: the SMTP relay's circuit breaker, 0
+/// closed (delivering), 1 half-open (trying one mail), 2 open (waiting).
+pub const OUTBOX_RELAY_STATE: &str = "oxidesk_outbox_relay_state";
 /// `oxidesk_sqlite_commit_batch_size` (histogram): requests per group commit.
 pub const SQLITE_BATCH: &str = "oxidesk_sqlite_commit_batch_size";
 /// `oxidesk_sqlite_commit_duration_seconds` (histogram): one group's transaction.
@@ -147,6 +150,10 @@ fn describe() {
     describe_counter!(OUTBOX_SENT, "Mail handed to the relay.");
     describe_counter!(OUTBOX_FAILED, "Mail given up on.");
     describe_counter!(OUTBOX_RETRIES, "Mail put back for a later attempt.");
+    describe_gauge!(
+        OUTBOX_RELAY_STATE,
+        "The SMTP relay's circuit breaker: 0 closed (delivering), 1 half-open (trying one mail), 2 open (waiting)."
+    );
     describe_histogram!(
         SQLITE_BATCH,
         "Requests committed by one SQLite group commit."
@@ -196,12 +203,38 @@ pub enum MailOutcome {
 
 /// Counts one mail's outcome.
 pub fn mail(outcome: MailOutcome) {
+    mails(outcome, 1);
+}
+
+/// Counts `n` mails with the same outcome.
+pub fn mails(outcome: MailOutcome, n: u64) {
     let name = match outcome {
         MailOutcome::Sent => OUTBOX_SENT,
         MailOutcome::Retry => OUTBOX_RETRIES,
         MailOutcome::Failed => OUTBOX_FAILED,
     };
-    metrics::counter!(name).increment(1);
+    metrics::counter!(name).increment(n);
+}
+
+/// The SMTP relay's circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayState {
+    /// Delivering.
+    Closed,
+    /// Trying one mail.
+    HalfOpen,
+    /// Waiting out the backoff.
+    Open,
+}
+
+/// Sets the relay gauge.
+pub fn relay(state: RelayState) {
+    let value = match state {
+        RelayState::Closed => 0.0,
+        RelayState::HalfOpen => 1.0,
+        RelayState::Open => 2.0,
+    };
+    metrics::gauge!(OUTBOX_RELAY_STATE).set(value);
 }
 
 /// A ticket request's outcome: created, or refused with `reason`.

@@ -68,9 +68,18 @@ struct Args {
     #[arg(long)]
     keep: bool,
     /// With `--notify`: after the load, let the server deliver its
-    /// backlog for up to this many seconds and report mails/s.
+    /// backlog for up to this many seconds and report mails/s. With
+    /// `--relay-down`: the window the deferred CPU is measured in
+    /// (default 10 s).
     #[arg(long, default_value_t = 0)]
     drain_seconds: u64,
+    /// Notifications on (as `--notify`) with the SMTP relay down: the
+    /// server's mail goes to a loopback port nothing listens on. Reports
+    /// the server's CPU time (utime + stime) during the load and in the
+    /// `--drain-seconds` after it, per ticket stored ("deferred
+    /// µs/ticket": the work the load leaves behind).
+    #[arg(long)]
+    relay_down: bool,
 }
 
 fn json_body(i: u64, conn: usize, body_bytes: usize) -> Vec<u8> {
@@ -301,6 +310,32 @@ async fn drive(
     Ok(out)
 }
 
+/// CPU time (user + system) the processes used so far, in µs: fields
+/// 14 and 15 of `/proc/PID/stat`, in clock ticks.
+fn cpu_us(pids: &[u32]) -> Option<u64> {
+    let hz = clock_ticks_per_sec();
+    let mut ticks = 0;
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // After the command's closing parenthesis: field 3 (state) first.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        ticks += fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    }
+    Some(ticks * 1_000_000 / hz)
+}
+
+/// `getconf CLK_TCK` (100 on Linux).
+fn clock_ticks_per_sec() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|hz| *hz > 0)
+        .unwrap_or(100)
+}
+
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -454,7 +489,8 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
-    NOTIFY.store(args.notify, std::sync::atomic::Ordering::Relaxed);
+    let notify = args.notify || args.relay_down;
+    NOTIFY.store(notify, std::sync::atomic::Ordering::Relaxed);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -462,7 +498,15 @@ fn main() -> anyhow::Result<()> {
     // Without --notify nothing connects to it; with it, a long run must
     // not keep every mail in memory: count only.
     let sink = runtime.block_on(SmtpSink::bind(0, Keep::Count))?;
-    let sink_port = sink.port;
+    // --relay-down: a loopback port that was free a moment ago, so that
+    // every connection is refused.
+    let sink_port = if args.relay_down {
+        std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port()
+    } else {
+        sink.port
+    };
     // Stock helpdesk, plus staff alerts for Support and no hourly cap, so
     // that every ticket queues two mails when --notify is on.
     let config = dir.path().join("bench.toml");
@@ -473,7 +517,7 @@ fn main() -> anyhow::Result<()> {
              autoresponse_limit_per_hour = 1000000000\n\n\
              [[departments]]\nid = 1\nname = \"Support\"\nalert_recipients = [\"staff@example.com\"]\n\
              [[departments]]\nid = 2\nname = \"Sales\"\n[[departments]]\nid = 3\nname = \"Maintenance\"\n",
-            args.notify
+            notify
         ),
     )?;
     let ports: Vec<u16> = (0..args.instances.max(1))
@@ -521,6 +565,8 @@ fn main() -> anyhow::Result<()> {
         "email" => "email",
         _ => "json",
     };
+    let pids: Vec<u32> = children.iter().map(std::process::Child::id).collect();
+    let cpu_at_start = cpu_us(&pids);
     let warm_until = Instant::now() + Duration::from_secs(args.warmup_seconds);
     let until = warm_until + Duration::from_secs(args.seconds);
     let results: Vec<ConnResult> = runtime.block_on(async {
@@ -543,10 +589,24 @@ fn main() -> anyhow::Result<()> {
         }
         anyhow::Ok(results)
     })?;
+    let cpu_after_load = cpu_us(&pids);
+    // --relay-down: what the load leaves the server to do (the outbox
+    // against a relay that refuses connections), measured idle.
+    let deferred = if args.relay_down {
+        let window = if args.drain_seconds > 0 {
+            args.drain_seconds
+        } else {
+            10
+        };
+        std::thread::sleep(Duration::from_secs(window));
+        Some((cpu_us(&pids), window))
+    } else {
+        None
+    };
     let rss: Option<u64> = children.iter().map(|c| peak_rss_kib(c.id())).sum();
     let during_load = sink.accepted();
     let mut drained = None;
-    if args.notify && args.drain_seconds > 0 {
+    if args.notify && !args.relay_down && args.drain_seconds > 0 {
         // Idle server, backlog in the outbox: how fast does it deliver?
         let started = Instant::now();
         let deadline = started + Duration::from_secs(args.drain_seconds);
@@ -645,7 +705,22 @@ fn main() -> anyhow::Result<()> {
             .unwrap_or_else(|| "?".into())
     );
     println!("errors:           {errors}");
-    if args.notify {
+    if let (Some(start), Some(end)) = (cpu_at_start, cpu_after_load) {
+        println!(
+            "server CPU:       {:.1} µs/ticket during the load ({:.2} s)",
+            (end - start) as f64 / numbers.len().max(1) as f64,
+            (end - start) as f64 / 1e6
+        );
+    }
+    if let (Some((Some(after), window)), Some(end)) = (deferred, cpu_after_load) {
+        println!(
+            "deferred:         {:.2} µs/ticket (server CPU {:.3} s in the {window} s after the load, {} tickets; relay down)",
+            (after - end) as f64 / numbers.len().max(1) as f64,
+            (after - end) as f64 / 1e6,
+            numbers.len()
+        );
+    }
+    if notify {
         println!(
             "notifications:    {:.2} queued per ticket (sample of {}), {} delivered to the SMTP sink during the run",
             queued.1 as f64 / queued.0.max(1) as f64,

@@ -5,7 +5,10 @@
 //! `lettre` ([`sender`]): retries with exponential backoff on temporary
 //! failures, gives up after a configured time, never resends a row the
 //! SMTP server accepted, and resumes after a restart (claims are leases).
+//! A relay that cannot be reached is waited out by one [`breaker`], not
+//! retried mail by mail.
 
+pub mod breaker;
 pub mod render;
 pub mod sender;
 pub mod smtp;

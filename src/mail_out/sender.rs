@@ -2,6 +2,15 @@
 //! rows come back), renders, sends with lettre, and marks each row sent,
 //! rescheduled with exponential backoff, or failed.
 //!
+//! A relay that cannot be reached is the [`Breaker`]'s business, not the
+//! mails': the pass stops offering mail at the first such failure, puts
+//! every mail it claimed back to wait in one statement (those never
+//! offered without counting an attempt), and no pass claims anything
+//! until the breaker lets one mail try again. Such a failure never gives
+//! a mail up: it waits for the relay however long, as osTicket's and
+//! Zammad's queues do; `give_up_after_secs` applies to mail the relay
+//! itself keeps deferring (4xx).
+//!
 //! A row is marked sent right after the SMTP server accepted it; the only
 //! way to send one twice is a crash between that acceptance and the
 //! commit of `sent` (a few milliseconds), which at-least-once delivery
@@ -15,6 +24,7 @@ use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Message, MultiPart, SinglePart};
 use tokio::sync::watch;
 
+use super::breaker::{Admit, Breaker, Change, State};
 use super::render::Templates;
 use super::smtp::SmtpClient;
 use super::{IntakeSignal, OutboxError};
@@ -87,6 +97,37 @@ pub struct OutboxSender {
     department_addresses: std::collections::HashMap<i64, lettre::Address>,
     config: MailConfig,
     clock: Clock,
+    /// The relay's circuit breaker (the sender's one relay:
+    /// `mail.smtp_host`).
+    breaker: std::sync::Mutex<Breaker>,
+}
+
+/// How one mail of a pass ended.
+enum Outcome {
+    /// Sent, refused, rescheduled or given up: its row says so, and the
+    /// relay answered (or was never asked: a message that cannot be built).
+    Settled {
+        /// Whether the relay held a session for it.
+        relay_answered: bool,
+    },
+    /// No session with the relay: nothing written yet.
+    RelayDown {
+        /// The row.
+        id: i64,
+        /// Why.
+        error: String,
+    },
+}
+
+/// The mails of a pass that met a relay it could not reach.
+#[derive(Default)]
+struct RelayDown {
+    /// Offered (their connection failed).
+    tried: Vec<i64>,
+    /// Claimed, never offered.
+    untried: Vec<i64>,
+    /// The first failure's reason.
+    error: Option<String>,
 }
 
 /// Where the sender reads the time, in unix seconds: [`system_clock`] in
@@ -149,9 +190,62 @@ impl OutboxSender {
                 .iter()
                 .filter_map(|d| Some((d.id, d.email.as_deref()?.parse().ok()?)))
                 .collect(),
+            breaker: std::sync::Mutex::new(Breaker::new(
+                config.retry_initial_secs,
+                config.relay_backoff_max_secs,
+            )),
             config: config.clone(),
             clock,
         })
+    }
+
+    fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        // The breaker's state is whole after any panic (plain copies).
+        self.breaker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Logs and publishes a change of the breaker (once per change,
+    /// never per mail).
+    fn breaker_changed(&self, change: Option<Change>, now: i64, error: &str) {
+        let state = self.breaker().state();
+        let until = match state {
+            State::Open { until, .. } => until,
+            _ => now,
+        };
+        match change {
+            Some(Change::Opened) => tracing::warn!(
+                error = %error,
+                retry_in_secs = until - now,
+                "SMTP relay {}:{} cannot be reached: mail waits; one mail will be tried in {} s",
+                self.config.smtp_host,
+                self.config.smtp_port,
+                until - now,
+            ),
+            Some(Change::Reopened) => tracing::debug!(
+                error = %error,
+                retry_in_secs = until - now,
+                "SMTP relay still cannot be reached; next try in {} s",
+                until - now,
+            ),
+            Some(Change::Closed) => tracing::info!(
+                "SMTP relay {}:{} answers again: delivering",
+                self.config.smtp_host,
+                self.config.smtp_port,
+            ),
+            None => return,
+        }
+        crate::telemetry::relay(match state {
+            State::Closed => crate::telemetry::RelayState::Closed,
+            State::HalfOpen { .. } => crate::telemetry::RelayState::HalfOpen,
+            State::Open { .. } => crate::telemetry::RelayState::Open,
+        });
+    }
+
+    /// How long an open breaker keeps the sender from trying anything.
+    fn relay_wait(&self) -> Option<Duration> {
+        let until = self.breaker().open_until()?;
+        let secs = until.saturating_sub((self.clock)());
+        (secs > 0).then(|| Duration::from_secs(secs.unsigned_abs()))
     }
 
     /// An agent's reply to the ticket's user: From the department's
@@ -282,19 +376,51 @@ impl OutboxSender {
     }
 
     /// One pass: claims due rows and tries each once, a few at a time.
-    /// Returns how many rows it handled (tests drive the sender with
-    /// this, no sleeping).
+    /// Returns how many mails it tried (tests drive the sender with
+    /// this, no sleeping). With the breaker open it does nothing; half
+    /// open, it tries one mail, and if the relay answers, goes on with
+    /// the rest at once.
     pub async fn run_once(self: &Arc<Self>, intake: &IntakeSignal) -> Result<usize, OutboxError> {
         let now = (self.clock)();
+        let admit = self.breaker().admit(now);
+        match admit {
+            Admit::Nothing => Ok(0),
+            Admit::All => self.pass(intake, now, BATCH).await,
+            Admit::One => {
+                crate::telemetry::relay(crate::telemetry::RelayState::HalfOpen);
+                let tried = self.pass(intake, now, 1).await?;
+                if tried > 0 && self.breaker().state() == State::Closed {
+                    Ok(tried + self.pass(intake, now, BATCH).await?)
+                } else {
+                    Ok(tried)
+                }
+            }
+        }
+    }
+
+    /// Claims up to `limit` due rows and tries them; stops offering mail
+    /// once the relay cannot be reached, and puts what it claimed back.
+    /// Returns how many it tried.
+    async fn pass(
+        self: &Arc<Self>,
+        intake: &IntakeSignal,
+        now: i64,
+        limit: u32,
+    ) -> Result<usize, OutboxError> {
         let lease = i64::try_from(self.config.lease_secs).unwrap_or(i64::MAX);
         let until = now.saturating_add(lease);
         let jobs = self
-            .db(move |s| async move { s.claim_outbox(now, until, BATCH).await })
+            .db(move |s| async move { s.claim_outbox(now, until, limit).await })
             .await?;
-        let handled = jobs.len();
+        let claimed = jobs.len();
+        let mut down = RelayDown::default();
         let mut running = tokio::task::JoinSet::new();
-        for job in jobs {
-            let room = if intake.busy_within(BUSY_WINDOW) {
+        let mut jobs = jobs.into_iter();
+        while let Some(job) = jobs.next() {
+            // A half-open breaker's pass offers one mail at a time (a
+            // claim may hold both mails of an entry): the first tells.
+            let probing = self.breaker().state() != State::Closed;
+            let room = if probing || intake.busy_within(BUSY_WINDOW) {
                 1
             } else {
                 IN_FLIGHT
@@ -302,24 +428,73 @@ impl OutboxSender {
             while running.len() >= room
                 && let Some(done) = running.join_next().await
             {
-                done.map_err(|e| OutboxError::Transport(e.to_string()))??;
+                let outcome = done.map_err(|e| OutboxError::Transport(e.to_string()))??;
+                self.settle(outcome, &mut down);
+            }
+            if down.error.is_some() {
+                // The relay is down: the rest is not offered (nor rendered).
+                down.untried.push(job.id);
+                down.untried.extend(jobs.by_ref().map(|j| j.id));
+                break;
             }
             let this = self.clone();
             running.spawn(async move { this.deliver(job).await });
         }
         while let Some(done) = running.join_next().await {
-            done.map_err(|e| OutboxError::Transport(e.to_string()))??;
+            let outcome = done.map_err(|e| OutboxError::Transport(e.to_string()))??;
+            self.settle(outcome, &mut down);
         }
-        Ok(handled)
+        let tried = claimed - down.untried.len();
+        if let Some(error) = down.error {
+            // The breaker opened (or was open): the mail waits for it.
+            let next = self
+                .breaker()
+                .open_until()
+                .unwrap_or_else(|| now.saturating_add(self.backoff(1)));
+            crate::telemetry::mails(
+                crate::telemetry::MailOutcome::Retry,
+                down.tried.len() as u64,
+            );
+            let (tried, untried) = (down.tried, down.untried);
+            self.db(
+                move |s| async move { s.mark_outbox_retry_many(tried, untried, next, error).await },
+            )
+            .await?;
+        }
+        Ok(tried)
     }
 
-    async fn deliver(&self, job: OutboxJob) -> Result<(), OutboxError> {
+    /// Feeds one mail's outcome to the breaker.
+    fn settle(&self, outcome: Outcome, down: &mut RelayDown) {
+        let now = (self.clock)();
+        match outcome {
+            Outcome::Settled {
+                relay_answered: true,
+            } => {
+                let change = self.breaker().relay_answered();
+                self.breaker_changed(change, now, "");
+            }
+            Outcome::Settled {
+                relay_answered: false,
+            } => {}
+            Outcome::RelayDown { id, error } => {
+                let change = self.breaker().relay_failed(now);
+                self.breaker_changed(change, now, &error);
+                down.tried.push(id);
+                down.error.get_or_insert(error);
+            }
+        }
+    }
+
+    async fn deliver(&self, job: OutboxJob) -> Result<Outcome, OutboxError> {
         let message = match self.message(&job) {
             Ok(m) => m,
             Err(reason) => {
                 tracing::error!(outbox.id = job.id, ticket.number = %job.number, "cannot build mail: {reason}");
                 self.give_up(job.id, reason).await?;
-                return Ok(());
+                return Ok(Outcome::Settled {
+                    relay_answered: false,
+                });
             }
         };
         match self
@@ -333,6 +508,13 @@ impl OutboxSender {
                     .await?;
                 crate::telemetry::mail(crate::telemetry::MailOutcome::Sent);
                 tracing::debug!(outbox.id = job.id, ticket.number = %job.number, kind = %job.kind, "sent {} for ticket {}", job.kind, job.number);
+            }
+            Err(e) if e.is_relay_down() => {
+                // Written with the pass's other mails, in one statement.
+                return Ok(Outcome::RelayDown {
+                    id: job.id,
+                    error: e.to_string(),
+                });
             }
             Err(e) if e.is_permanent() => {
                 tracing::warn!(outbox.id = job.id, error = %e, "mail refused for good");
@@ -358,23 +540,38 @@ impl OutboxSender {
                 }
             }
         }
-        Ok(())
+        Ok(Outcome::Settled {
+            relay_answered: true,
+        })
     }
 
     /// Runs until `stop` turns true: a pass whenever woken, a due row's
     /// time comes, or the poll interval passes. A wake-up waits
     /// [`GATHER`] first, so that a burst of tickets is one pass (and one
-    /// claim in the writer) rather than a pass per ticket.
+    /// claim in the writer) rather than a pass per ticket. While the
+    /// relay's breaker is open it only waits for the breaker: wake-ups
+    /// and polls cause no pass.
     pub async fn run(self: Arc<Self>, intake: Arc<IntakeSignal>, mut stop: watch::Receiver<bool>) {
         let poll = Duration::from_millis(self.config.poll_interval_ms.max(10));
+        crate::telemetry::relay(crate::telemetry::RelayState::Closed);
         loop {
             if *stop.borrow() {
                 break;
+            }
+            if let Some(wait) = self.relay_wait() {
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
             }
             match self.run_once(&intake).await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "outbox pass failed"),
+            }
+            if self.relay_wait().is_some() {
+                continue;
             }
             tokio::select! {
                 () = intake.woken() => {

@@ -32,12 +32,24 @@ pub enum SendError {
     /// The network: connecting, or a connection that timed out.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// No session with the relay: connecting (refused, unreachable, DNS,
+    /// timeout), TLS, its greeting, EHLO, STARTTLS or AUTH failed. The
+    /// mail was never offered: this says nothing about it, only about
+    /// the relay (the sender's circuit breaker opens).
+    #[error("no session with the SMTP relay: {0}")]
+    Relay(Box<SendError>),
 }
 
 impl SendError {
-    /// A refusal for good (5xx): retrying will not help.
+    /// A refusal for good (5xx) of this mail: retrying will not help.
     pub fn is_permanent(&self) -> bool {
         matches!(self, Self::Smtp(e) if e.is_permanent())
+    }
+
+    /// The relay could not be reached or would not hold a session,
+    /// whatever the mail.
+    pub fn is_relay_down(&self) -> bool {
+        matches!(self, Self::Relay(_))
     }
 
     /// The server answered with a reply code (so the connection was
@@ -94,7 +106,11 @@ impl SmtpClient {
 
     /// Sends one mail. A kept connection that turns out dead (closed by
     /// the server while idle) is replaced by a new one at once, so the
-    /// mail is not put off to a retry for it.
+    /// mail is not put off to a retry for it. Failing to open that new
+    /// session is [`SendError::Relay`]; once a session is open, a failure
+    /// is this mail's (a reply to it, or a connection lost while sending
+    /// it: a mail that always breaks the connection must not hold up the
+    /// others as a relay failure would).
     pub async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<(), SendError> {
         if let Some(conn) = self.take_idle() {
             match self.send_on(conn, envelope, raw).await {
@@ -104,7 +120,10 @@ impl SmtpClient {
                 done => return done,
             }
         }
-        let conn = self.connect().await?;
+        let conn = self
+            .connect()
+            .await
+            .map_err(|e| SendError::Relay(Box::new(e)))?;
         self.send_on(conn, envelope, raw).await
     }
 

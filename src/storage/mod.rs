@@ -534,6 +534,20 @@ pub trait Store: AgentStore + QueueStore + WorkStore + Send + Sync {
         next_attempt_at: i64,
         error: String,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Puts claimed rows back to wait until `next_attempt_at`, all in
+    /// one statement (the sender's circuit breaker opened: the relay
+    /// could not be reached). `tried` rows were offered to the relay:
+    /// they keep the attempt their claim counted and record `error`.
+    /// `untried` rows never left: the attempt their claim counted is
+    /// taken back and their last error kept. Rows no longer claimed
+    /// (sent, failed, queued) are left as they are.
+    fn mark_outbox_retry_many(
+        &self,
+        tried: Vec<i64>,
+        untried: Vec<i64>,
+        next_attempt_at: i64,
+        error: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Gives a row up, recording why.
     fn mark_outbox_failed(&self, id: i64, error: String) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Outbox rows, newest first, optionally in one state.

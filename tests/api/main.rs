@@ -22,6 +22,7 @@ mod migrate;
 mod notify;
 mod openapi;
 mod ops;
+mod outbox_breaker;
 mod queue;
 mod routes;
 mod staff_auth;

@@ -816,6 +816,72 @@ async fn a_mail_put_back_for_a_retry_is_due_at_its_next_attempt_and_not_before()
 }
 
 #[tokio::test]
+async fn mail_put_back_together_counts_an_attempt_only_for_what_was_tried() {
+    let b = backend().await;
+    let n1 = b
+        .create(notify(new_ticket("batch1@example.com", T0), true, true))
+        .await;
+    let n2 = b
+        .create(notify(new_ticket("batch2@example.com", T0), true, true))
+        .await;
+    let ids: Vec<i64> = b.claim(T0).await.iter().map(|j| j.id).collect();
+    assert_eq!(ids.len(), 4);
+    // The second mail was deferred once before, with its own reason.
+    b.store
+        .mark_outbox_retry(ids[1], T0 + 10, "451 try later".into())
+        .await
+        .unwrap();
+    assert_eq!(b.claim(T0 + 10).await[0].id, ids[1]);
+    // The last one went out before the relay went away: not put back.
+    b.store.mark_outbox_sent(ids[3], T0 + 10).await.unwrap();
+    b.store
+        .mark_outbox_retry_many(
+            vec![ids[0]],
+            vec![ids[1], ids[2], ids[3]],
+            T0 + 300,
+            "relay down".into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        b.mail(&n1).await,
+        [
+            mail("autoresponse", "new", "queued", 1),
+            mail("alert", "new", "queued", 1)
+        ]
+    );
+    assert_eq!(
+        b.mail(&n2).await,
+        [
+            mail("autoresponse", "new", "queued", 0),
+            mail("alert", "new", "sent", 1)
+        ]
+    );
+    let errors = |v: TicketView| -> Vec<Option<String>> {
+        v.notifications.into_iter().map(|n| n.last_error).collect()
+    };
+    assert_eq!(
+        errors(b.load(&n1).await),
+        [Some("relay down".into()), Some("451 try later".into())]
+    );
+    assert_eq!(errors(b.load(&n2).await), [None, None]);
+    assert!(
+        b.claim(T0 + 299).await.is_empty(),
+        "claimed before it was due"
+    );
+    let again = b.claim(T0 + 300).await;
+    assert_eq!(
+        again.iter().map(|j| (j.id, j.attempts)).collect::<Vec<_>>(),
+        [(ids[0], 2), (ids[1], 2), (ids[2], 1)]
+    );
+    // Nothing to put back is no error.
+    b.store
+        .mark_outbox_retry_many(Vec::new(), Vec::new(), T0, "none".into())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn a_failed_mail_waits_until_retry_outbox_queues_it_again() {
     let b = backend().await;
     let n = b

@@ -130,6 +130,33 @@ impl PgStore {
         })
     }
 
+    pub(super) fn mark_retry_many(
+        &self,
+        tried: Vec<i64>,
+        untried: Vec<i64>,
+        next_attempt_at: i64,
+        error: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            if tried.is_empty() && untried.is_empty() {
+                return Ok(());
+            }
+            sqlx::query(
+                "UPDATE outbox SET state = 'queued', next_attempt_at = $1, lease_until = NULL,
+                     last_error = CASE WHEN id = ANY($2) THEN $3 ELSE last_error END,
+                     attempts = CASE WHEN id = ANY($2) THEN attempts ELSE GREATEST(attempts - 1, 0) END
+                 WHERE id = ANY($2 || $4) AND state = 'sending'",
+            )
+            .bind(next_attempt_at)
+            .bind(tried)
+            .bind(error)
+            .bind(untried)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
     pub(super) fn mark_failed(
         &self,
         id: i64,

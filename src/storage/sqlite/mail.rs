@@ -397,6 +397,36 @@ impl SqliteStore {
         })
     }
 
+    pub(super) fn mark_retry_many(
+        &self,
+        tried: Vec<i64>,
+        untried: Vec<i64>,
+        next_attempt_at: i64,
+        error: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn, _| {
+            if tried.is_empty() && untried.is_empty() {
+                return Ok(());
+            }
+            let tried = serde_json::to_string(&tried).map_err(other)?;
+            let untried = serde_json::to_string(&untried).map_err(other)?;
+            // One statement for the lot; each list is looked up by the
+            // primary key (json_each as in the queue's filters).
+            conn.prepare_cached(
+                "UPDATE outbox SET state = 'queued', next_attempt_at = ?1, lease_until = NULL,
+                     last_error = CASE WHEN id IN (SELECT value FROM json_each(?2))
+                                       THEN ?3 ELSE last_error END,
+                     attempts = CASE WHEN id IN (SELECT value FROM json_each(?2))
+                                     THEN attempts ELSE max(attempts - 1, 0) END
+                 WHERE id IN (SELECT value FROM json_each(?2)
+                              UNION ALL SELECT value FROM json_each(?4))
+                   AND state = 'sending'",
+            )?
+            .execute(params![next_attempt_at, tried, error, untried])?;
+            Ok(())
+        })
+    }
+
     pub(super) fn mark_failed(
         &self,
         id: i64,

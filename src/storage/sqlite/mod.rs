@@ -591,6 +591,16 @@ impl Store for SqliteStore {
         self.mark_retry(id, next_attempt_at, error)
     }
 
+    fn mark_outbox_retry_many(
+        &self,
+        tried: Vec<i64>,
+        untried: Vec<i64>,
+        next_attempt_at: i64,
+        error: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.mark_retry_many(tried, untried, next_attempt_at, error)
+    }
+
     fn mark_outbox_failed(&self, id: i64, error: String) -> BoxFuture<'_, Result<(), StoreError>> {
         self.mark_failed(id, error)
     }
