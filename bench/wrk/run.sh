@@ -20,4 +20,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 OXIDESK_KEY="$key" wrk -t2 -c"$conns" -d"${seconds}s" --latency -s "$here/tickets.lua" "http://127.0.0.1:$port"
-curl -s "http://127.0.0.1:$port/metrics" | grep -E '^oxidesk_sqlite_(batch|commit)[a-z_]*_(sum|count)' || true
+curl -s "http://127.0.0.1:$port/metrics" | grep -E '^oxidesk_(sqlite_(batch|commit)[a-z_]*_(sum|count)|tickets_created_total)' || true
+# Bytes the server sent to the disk (the log, checkpoints) and its CPU.
+grep -E '^(write_bytes|syscw)' "/proc/$pid/io" || true
+awk '{printf "cpu_seconds %.2f\n", ($14 + $15) / 100}' "/proc/$pid/stat"

@@ -102,6 +102,18 @@ pub fn for_each_word(text: &str, mut word: impl FnMut(&str)) {
         *chars = 0;
     };
     for c in text.chars() {
+        // Most text is ASCII: folded by a lower-casing, no table lookups.
+        if c.is_ascii() {
+            if c.is_ascii_alphanumeric() {
+                if chars < MAX_WORD_CHARS {
+                    current.push(c.to_ascii_lowercase());
+                    chars += 1;
+                }
+            } else {
+                flush(&mut current, &mut chars, &mut word);
+            }
+            continue;
+        }
         let mut pending: [char; 8] = ['\0'; 8];
         let mut n = 0;
         fold_char(c, &mut |f| {
@@ -169,6 +181,23 @@ pub fn body_text(body: &str, is_html: bool) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// `rest` from the first `</name` (any case), or empty: one pass over
+/// what it skips (lower-casing the whole rest at every `<style>` made
+/// many such tags quadratic).
+fn skip_to_close<'a>(rest: &'a str, name: &str) -> &'a str {
+    let bytes = rest.as_bytes();
+    let mut from = 0;
+    while let Some(i) = rest[from..].find("</") {
+        let at = from + i;
+        let tail = &bytes[at + 2..];
+        if tail.len() >= name.len() && tail[..name.len()].eq_ignore_ascii_case(name.as_bytes()) {
+            return &rest[at..];
+        }
+        from = at + 2;
+    }
+    ""
+}
+
 /// The words of sanitised HTML: tags become spaces, the contents of
 /// `style` and `script` are dropped, character references decoded.
 pub fn html_to_text(html: &str) -> String {
@@ -183,9 +212,7 @@ pub fn html_to_text(html: &str) -> String {
             rest = &rest[end..];
             for skipped in ["style", "script"] {
                 if tag.starts_with(skipped) {
-                    let close = format!("</{skipped}");
-                    let at = rest.to_ascii_lowercase().find(&close);
-                    rest = at.map_or("", |at| &rest[at..]);
+                    rest = skip_to_close(rest, skipped);
                 }
             }
             out.push(' ');
@@ -422,6 +449,19 @@ mod tests {
         }
         let long = "x".repeat(200);
         assert_eq!(words(&long), vec!["x".repeat(MAX_WORD_CHARS)]);
+    }
+
+    #[test]
+    fn style_and_script_are_skipped_to_their_close_in_any_case() {
+        assert_eq!(
+            words(&html_to_text(
+                "a<STYLE>b{c:d}</Style>e<script>f()</SCRIPT>g<style>h</styl"
+            )),
+            vec!["a", "e", "g"]
+        );
+        // Many of them: each is skipped once, whatever follows.
+        let many = "<style>x</style>w ".repeat(2_000);
+        assert_eq!(words(&html_to_text(&many)).len(), 2_000);
     }
 
     #[test]

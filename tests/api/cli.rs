@@ -74,16 +74,30 @@ async fn key_add_prints_the_key_once_list_hides_it_revoke_disables_it() {
         .to_string();
 
     stdout(&oxidesk(&app.config_path, &["key", "revoke", &id]));
-    let r = app
-        .send(
-            reqwest::Method::POST,
-            "/api/tickets.json",
-            Some(&key),
-            ticket("cli2").to_string().into_bytes(),
-            &[],
-        )
-        .await;
-    assert_eq!(r.status, 401);
+    // The server caches keys: a change made by another process is seen
+    // within a moment (SQLite: 250 ms; PostgreSQL: a notification), not
+    // necessarily at the very next request.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let r = app
+            .send(
+                reqwest::Method::POST,
+                "/api/tickets.json",
+                Some(&key),
+                ticket("cli2").to_string().into_bytes(),
+                &[],
+            )
+            .await;
+        if r.status == 401 {
+            break;
+        }
+        assert_eq!(r.status, 201);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked key still works after 5 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert!(
         !oxidesk(&app.config_path, &["key", "revoke", "9999"])
             .status
