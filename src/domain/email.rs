@@ -88,15 +88,24 @@ pub fn prepare_email(
         }
         .into());
     }
-    let name = from
-        .name
-        .clone()
-        .unwrap_or_else(|| address.local_part().to_string());
-    let subject = draft
-        .subject
-        .clone()
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| "[No Subject]".to_string());
+    // Mail is not refused for a long subject or sender name (the sender
+    // cannot shorten them); they are cut to the limits JSON and XML are
+    // held to, as osTicket cuts them to its columns.
+    let limits = &catalog.field_limits;
+    let name = cut_chars(
+        from.name
+            .clone()
+            .unwrap_or_else(|| address.local_part().to_string()),
+        limits.max_name_chars,
+    );
+    let subject = cut_chars(
+        draft
+            .subject
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| "[No Subject]".to_string()),
+        limits.max_subject_chars,
+    );
     // Email names no topic: the default one, when it is active.
     let topic = catalog.topic(None, "topicId").ok().flatten();
     let hinted = if catalog.email.use_email_priority {
@@ -288,6 +297,14 @@ async fn agent_response(
         return Ok(None);
     }
     Ok(Some((agent, view.user.email)))
+}
+
+/// `text` cut to at most `max` characters.
+fn cut_chars(mut text: String, max: usize) -> String {
+    if let Some((at, _)) = text.char_indices().nth(max) {
+        text.truncate(at);
+    }
+    text
 }
 
 /// Raw messages up to this size are kept in stored (uncompressed)

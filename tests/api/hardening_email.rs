@@ -111,6 +111,30 @@ async fn nul_in_mail_text_is_removed_and_filed_the_same_on_every_backend() {
 }
 
 #[tokio::test]
+async fn an_over_long_subject_and_sender_name_are_cut_not_refused() {
+    let app = spawn_app().await;
+    // Limits of JSON and XML: 255 subject characters, 128 name characters.
+    let subject = "é".repeat(300);
+    let name = "Ω".repeat(200);
+    let raw = format!(
+        "From: =?UTF-8?B?{}?= <long@example.com>\r\nTo: support@example.com\r\n\
+         Subject: =?UTF-8?B?{}?=\r\nMessage-ID: <long-subject@x>\r\n\
+         Content-Type: text/plain; charset=UTF-8\r\n\r\nbody\r\n",
+        base64_of(&name),
+        base64_of(&subject),
+    );
+    let reply = app.post_raw("/api/tickets.email", raw.into_bytes()).await;
+    let t = app.get_ticket(&reply.number()).await;
+    assert_eq!(t["subject"], json!("é".repeat(255)));
+    assert_eq!(t["user"]["name"], json!("Ω".repeat(128)));
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+#[tokio::test]
 async fn an_over_long_message_id_is_no_id_rather_than_a_store_failure() {
     // PostgreSQL refuses index entries over ~2.7 kB (a 500, pipe 75,
     // retried for days); SQLite takes them. Such an id is dropped on both.
