@@ -341,10 +341,21 @@ pub fn parse_entry(
         return Err(malformed(k, format!("{k}: unknown field")));
     }
     let (text, format) = parse_body(map)?;
+    // What intake requires of every text (tickets::check_draft): nothing
+    // PostgreSQL refuses or XML excludes, file names within their length.
+    super::fields::check_text(&text, usize::MAX).map_err(|e| invalid("body", e))?;
     let mut drafts = Vec::new();
     if let Some(v) = map.get("attachments") {
         crate::intake::json::parse_attachments(v.clone(), &catalog.intake_limits, &mut drafts)
             .map_err(WorkError::Intake)?;
+    }
+    for a in &drafts {
+        super::fields::check_text(&a.name, catalog.field_limits.max_file_name_chars).map_err(
+            |e| {
+                let shown: String = a.name.chars().take(64).collect();
+                invalid("attachments", format!("file name {shown:?}: {e}"))
+            },
+        )?;
     }
     let status =
         match map.get("status") {

@@ -628,6 +628,29 @@ async fn notes_are_never_mailed_nor_shown_on_the_intake_read_api_and_files_downl
         )
         .await;
     assert_eq!((status, v["error"]["field"].as_str()), (422, Some("body")));
+    // A control character (PostgreSQL refuses NUL) in a body or a file
+    // name is refused on every backend, as intake refuses it.
+    for (body, field) in [
+        (json!({"body": "nul\u{0}here"}), "body"),
+        (
+            json!({"body": "x", "attachments": [{"re\u{0}port.txt": "data:text/plain,hi"}]}),
+            "attachments",
+        ),
+    ] {
+        let (status, v) = app
+            .staff_json(
+                Method::POST,
+                &format!("/api/v1/tickets/{n}/replies"),
+                &token,
+                Some(&body),
+            )
+            .await;
+        assert_eq!(
+            (status, v["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{v}"
+        );
+    }
     let t = app.full_ticket(&n, &token).await;
     assert!(types(&t).contains(&"noted".to_string()));
     assert!(
