@@ -148,6 +148,18 @@ fn build() -> utoipa::openapi::OpenApi {
     for (path, item) in doc.paths.paths.iter_mut() {
         let always_json = super::layer::errors_always_json(path);
         for op in operations(item) {
+            if op.request_body.is_some() {
+                // The connection layer's body deadline (`[server]
+                // body_timeout_secs`, `body_min_bytes_per_sec`).
+                op.responses
+                    .responses
+                    .entry("408".to_string())
+                    .or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description("The request body did not arrive in time (`[server] body_timeout_secs` plus 1 s per `body_min_bytes_per_sec` bytes); the connection is closed. Nothing was stored: send it again.")
+                            .into()
+                    });
+            }
             op.responses
                 .responses
                 .entry("500".to_string())
