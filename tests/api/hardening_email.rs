@@ -129,6 +129,25 @@ async fn an_over_long_subject_and_sender_name_are_cut_not_refused() {
     assert_eq!(t["user"]["name"], json!("Ω".repeat(128)));
 }
 
+#[tokio::test]
+async fn an_html_body_too_big_to_sanitise_gives_way_to_the_text_alternative() {
+    let app = spawn_app().await;
+    // 3 MB of HTML (over the 2 MiB the sanitiser parses) beside a text part.
+    let html = "<p>row <b>bold</b></p>\r\n".repeat(3_000_000 / 24);
+    let raw = format!(
+        "From: big@example.com\r\nTo: support@example.com\r\nSubject: big html\r\n\
+         Message-ID: <big-html@x>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n\
+         --alt\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nthe text version\r\n\
+         --alt\r\nContent-Type: text/html; charset=UTF-8\r\n\r\n{html}\r\n--alt--\r\n"
+    );
+    let reply = app.post_raw("/api/tickets.email", raw.into_bytes()).await;
+    let t = app.get_ticket(&reply.number()).await;
+    let entry = &t["thread"][0];
+    assert_eq!(entry["format"], "text", "{}", entry["format"]);
+    assert_eq!(entry["body"], "the text version");
+}
+
 fn base64_of(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(text)

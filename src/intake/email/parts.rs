@@ -53,11 +53,19 @@ pub(super) fn body_and_attachments(message: &Message<'_>) -> (MessageDraft, Vec<
         })
         .filter(|&i| !is_named_file(i))
         .collect();
-    let (format, body_ids) = if html_ids.is_empty() {
-        (BodyFormat::Text, text_ids.clone())
-    } else {
-        (BodyFormat::Html, html_ids.clone())
-    };
+    // An HTML body too big to sanitise (html::MAX_SANITIZE_BYTES) gives
+    // way to the text alternative when there is one.
+    let html_bytes: usize = html_ids
+        .iter()
+        .filter_map(|&i| message.parts[i].text_contents())
+        .map(str::len)
+        .sum();
+    let (format, body_ids) =
+        if html_ids.is_empty() || (html_bytes > html::MAX_SANITIZE_BYTES && !text_ids.is_empty()) {
+            (BodyFormat::Text, text_ids.clone())
+        } else {
+            (BodyFormat::Html, html_ids.clone())
+        };
     let mut body = String::new();
     for &i in &body_ids {
         if let Some(text) = message.parts[i].text_contents() {
