@@ -182,7 +182,8 @@ pub fn prepare_email(
             message_id: draft.message_id,
             query: ThreadQuery {
                 thread_ids,
-                subject_number: subject_number(&subject),
+                // From the whole subject: a long one was cut above.
+                subject_number: draft.subject.as_deref().and_then(subject_number),
                 from: address,
             },
             thread: None,

@@ -207,9 +207,11 @@ pub fn html_to_text(html: &str) -> String {
         out.push_str(&rest[..i]);
         rest = &rest[i..];
         if rest.starts_with('<') {
-            let end = rest.find('>').map_or(rest.len(), |e| e + 1);
-            let tag = rest[1..end.saturating_sub(1).max(1)].to_ascii_lowercase();
-            rest = &rest[end..];
+            // Up to the `>`, or to the end of an unclosed tag (never
+            // inside a character: `rest` starts with the one-byte `<`).
+            let close = rest.find('>');
+            let tag = rest[1..close.unwrap_or(rest.len())].to_ascii_lowercase();
+            rest = &rest[close.map_or(rest.len(), |e| e + 1)..];
             for skipped in ["style", "script"] {
                 if tag.starts_with(skipped) {
                     rest = skip_to_close(rest, skipped);
@@ -226,7 +228,12 @@ pub fn html_to_text(html: &str) -> String {
             };
             match decoded {
                 Some((c, e)) => {
-                    out.push(c);
+                    // `&#0;` and the like decode to nothing storable.
+                    if c.is_control() && !matches!(c, '\t' | '\n' | '\r') {
+                        out.push(' ');
+                    } else {
+                        out.push(c);
+                    }
                     rest = &rest[e + 1..];
                 }
                 None => {
@@ -449,6 +456,14 @@ mod tests {
         }
         let long = "x".repeat(200);
         assert_eq!(words(&long), vec!["x".repeat(MAX_WORD_CHARS)]);
+    }
+
+    #[test]
+    fn unclosed_tags_and_control_references_are_handled() {
+        // An unclosed tag at the end, before a multibyte character.
+        assert_eq!(words(&html_to_text("abc <é")), vec!["abc"]);
+        assert_eq!(html_to_text("x<b"), "x ");
+        assert_eq!(html_to_text("a&#0;b&#1;c&#10;d"), "a b c\nd");
     }
 
     #[test]

@@ -146,6 +146,17 @@ async fn an_html_body_too_big_to_sanitise_gives_way_to_the_text_alternative() {
     let entry = &t["thread"][0];
     assert_eq!(entry["format"], "text", "{}", entry["format"]);
     assert_eq!(entry["body"], "the text version");
+    // The HTML is not lost: it is a file of the message (here over the
+    // tests' 1 MiB file limit, so listed as dropped, with its size; the
+    // raw message keeps it).
+    let dropped = entry["dropped"].as_array().unwrap();
+    assert_eq!(entry["attachments"], json!([]));
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    assert!(
+        dropped[0]["name"].as_str().unwrap().ends_with(".html"),
+        "{dropped:?}"
+    );
+    assert_eq!(dropped[0]["size"], json!(3_000_000));
 }
 
 fn base64_of(text: &str) -> String {

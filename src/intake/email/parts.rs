@@ -87,10 +87,27 @@ pub(super) fn body_and_attachments(message: &Message<'_>) -> (MessageDraft, Vec<
         BodyFormat::Text => body,
     };
 
-    // Every other leaf is an attachment; the unchosen alternative is not.
-    let skip: HashSet<usize> = html_ids.iter().chain(text_ids.iter()).copied().collect();
+    // Every other leaf is an attachment; the unchosen alternative is not,
+    // unless it is HTML given up for its size (the text parts chosen
+    // instead may be only a footer): then it is kept as a file.
+    let html_given_up = format == BodyFormat::Text && !html_ids.is_empty();
+    let skip: HashSet<usize> = text_ids
+        .iter()
+        .chain(html_ids.iter().filter(|_| !html_given_up))
+        .copied()
+        .collect();
     let mut leaf_ids = Vec::new();
     leaves(message, 0, &mut leaf_ids, 0);
+    if html_given_up {
+        // Alternatives are never leaves: add the HTML in part order.
+        leaf_ids.extend(
+            html_ids
+                .iter()
+                .filter(|i| !leaf_ids.contains(i))
+                .collect::<Vec<_>>(),
+        );
+        leaf_ids.sort_unstable();
+    }
     let mut attachments = Vec::new();
     for id in leaf_ids {
         if skip.contains(&id) {

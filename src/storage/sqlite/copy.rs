@@ -110,7 +110,10 @@ impl crate::storage::DataCopy for SqliteStore {
                 "../../../migrations/sqlite/record_outbox_on_entries.sql"
             ))?;
             w.taken.set(taken_up_to(conn)?);
-            // The index is derived data: made from the imported tickets.
+            // The index is derived data: made from the imported tickets
+            // (and any ticket of this group, whose own row is then not
+            // written a second time).
+            w.search.clear();
             search::rebuild_index(conn)?;
             if ticket_counter > 0 {
                 conn.execute(

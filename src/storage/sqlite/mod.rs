@@ -304,16 +304,18 @@ impl SqliteStore {
         };
         let (tx, rx) = mpsc::channel::<Msg>();
         let (sync_tx, sync_rx) = mpsc::channel::<Batch>();
+        let sync_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let log = LogWatch {
             pages,
             checkpointer: sync::Checkpointer::start(path.to_path_buf(), tx.clone()),
             threshold: hooks.checkpoint_pages,
+            sync_failed: sync_failed.clone(),
         };
         let syncer = {
             let (db, writer) = (path.to_path_buf(), tx.clone());
             std::thread::Builder::new()
                 .name("sqlite-sync".into())
-                .spawn(move || sync::syncer_loop(db, sync_rx, writer, hooks))
+                .spawn(move || sync::syncer_loop(db, sync_rx, writer, hooks, sync_failed))
                 .map_err(other)?
         };
         let writer = std::thread::Builder::new()

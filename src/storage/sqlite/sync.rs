@@ -29,7 +29,8 @@
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 
 use rusqlite::Connection;
 
@@ -48,6 +49,7 @@ pub(super) fn syncer_loop(
     rx: mpsc::Receiver<Batch>,
     writer: mpsc::Sender<Msg>,
     hooks: SyncHooks,
+    failed: Arc<AtomicBool>,
 ) {
     let wal = wal_path(&db_path);
     let mut file: Option<File> = None;
@@ -57,21 +59,28 @@ pub(super) fn syncer_loop(
             batches.push(more);
         }
         let committed = batches.iter().flatten().any(|(_, outcome)| outcome.is_ok());
-        let synced = if committed {
-            (hooks.before_sync)();
-            sync_log(&wal, &mut file)
+        let synced = if failed.load(Ordering::SeqCst) {
+            Err(log_lost())
+        } else if committed {
+            (hooks.before_sync)().and_then(|()| sync_log(&wal, &mut file))
         } else {
             Ok(())
         };
-        // The writer may commit its next group now.
-        let _ = writer.send(Msg::Synced(batches.len()));
         let synced = match synced {
             Ok(()) => Ok(()),
             Err(e) => {
-                tracing::error!(error = %e, "syncing the database log failed: the requests of this group are answered 503");
+                // Fail-stop: Linux reports a lost write once, so a later
+                // fsync of this file may succeed although the log has a
+                // hole that recovery stops at. Nothing more is answered
+                // Ok until a restart (the writer refuses new writes).
+                if !failed.swap(true, Ordering::SeqCst) {
+                    tracing::error!(error = %e, "syncing the database log failed: every write is refused (503) until oxidesk is restarted");
+                }
                 Err(e)
             }
         };
+        // The writer may commit its next group now.
+        let _ = writer.send(Msg::Synced(batches.len()));
         for (job, outcome) in batches.into_iter().flatten() {
             let outcome = match (outcome, &synced) {
                 (Ok(()), Err(e)) => Err(e.clone()),
@@ -87,8 +96,8 @@ pub(super) fn syncer_loop(
 /// smaller.
 #[derive(Clone)]
 pub(super) struct SyncHooks {
-    /// Called before each fsync.
-    pub(super) before_sync: std::sync::Arc<dyn Fn() + Send + Sync>,
+    /// Called before each fsync; an error stands for a failed fsync.
+    pub(super) before_sync: std::sync::Arc<dyn Fn() -> Result<(), StoreError> + Send + Sync>,
     /// The log is copied once it holds this many pages.
     pub(super) checkpoint_pages: u64,
 }
@@ -96,10 +105,18 @@ pub(super) struct SyncHooks {
 impl Default for SyncHooks {
     fn default() -> Self {
         Self {
-            before_sync: std::sync::Arc::new(|| {}),
+            before_sync: std::sync::Arc::new(|| Ok(())),
             checkpoint_pages: CHECKPOINT_PAGES,
         }
     }
+}
+
+/// The error of every write after a failed fsync of the log.
+pub(super) fn log_lost() -> StoreError {
+    StoreError::Busy(
+        "the database log could not be synced to disk: writes are refused until oxidesk is restarted"
+            .into(),
+    )
 }
 
 fn wal_path(db: &Path) -> PathBuf {
@@ -131,7 +148,17 @@ fn sync_log(wal: &Path, file: &mut Option<File>) -> Result<(), StoreError> {
         .as_ref()
         .ok_or_else(|| other("database log not open"))?;
     f.sync_data()
-        .map_err(|e| StoreError::Busy(format!("fsync of {}: {e}", wal.display())))
+        .map_err(|e| StoreError::Busy(format!("fsync of {}: {e}", wal.display())))?;
+    if !same {
+        // A log new since the last sync (made at start) is also an entry
+        // of its directory: sync that once, as SQLite does.
+        if let Some(dir) = wal.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| StoreError::Busy(format!("fsync of {}: {e}", dir.display())))?;
+        }
+    }
+    Ok(())
 }
 
 /// The background checkpoint thread.
@@ -148,16 +175,19 @@ impl Checkpointer {
         match started {
             Ok(_) => Self { wake: Some(tx) },
             Err(e) => {
-                tracing::error!(error = %e, "cannot start the checkpoint thread: the log is copied by the writer");
+                tracing::error!(error = %e, "cannot start the checkpoint thread: the writer copies the log itself");
                 Self { wake: None }
             }
         }
     }
 
-    /// Asks for a checkpoint; a no-op while one is asked for.
-    pub(super) fn wake(&self) {
-        if let Some(tx) = &self.wake {
-            let _ = tx.try_send(());
+    /// Asks for a checkpoint (a no-op while one is asked for); false when
+    /// there is no checkpoint thread to ask, and the caller must copy the
+    /// log itself.
+    pub(super) fn wake(&self) -> bool {
+        match &self.wake {
+            Some(tx) => !matches!(tx.try_send(()), Err(mpsc::TrySendError::Disconnected(()))),
+            None => false,
         }
     }
 }
@@ -174,8 +204,8 @@ fn checkpoint_loop(db_path: &Path, rx: &mpsc::Receiver<()>, writer: &mpsc::Sende
                 }) {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
+                    // The writer's tail copies the whole log then.
                     tracing::warn!(error = %e, "checkpoint: cannot open the database");
-                    continue;
                 }
             }
         }

@@ -151,8 +151,13 @@ pub(super) fn writer_loop(
                 checkpointing = false;
                 super::sync::checkpoint_tail(&conn);
             } else if !checkpointing && log.pages() >= log.threshold {
-                checkpointing = true;
-                log.checkpointer.wake();
+                if log.checkpointer.wake() {
+                    checkpointing = true;
+                } else {
+                    // No checkpoint thread: copy the log here rather
+                    // than let it grow.
+                    super::sync::checkpoint_tail(&conn);
+                }
             }
             continue;
         }
@@ -165,6 +170,10 @@ pub(super) fn writer_loop(
         };
         match msg {
             Msg::Job(mut job) => {
+                if log.sync_failed.load(std::sync::atomic::Ordering::SeqCst) {
+                    job.finish(Err(super::sync::log_lost()));
+                    continue;
+                }
                 if !open {
                     if let Err(e) = exec_cached(&conn, "BEGIN IMMEDIATE") {
                         job.finish(Err(map_sqlite(e)));
@@ -202,6 +211,8 @@ pub(super) struct LogWatch {
     pub(super) checkpointer: super::sync::Checkpointer,
     /// A checkpoint is asked for at this many pages.
     pub(super) threshold: u64,
+    /// Set by the syncer when an fsync of the log failed (fail-stop).
+    pub(super) sync_failed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl LogWatch {
@@ -222,9 +233,10 @@ fn hand_over(syncer: &mpsc::Sender<Batch>, batch: Batch, unsynced: &mut usize) {
     }
     match syncer.send(batch) {
         Ok(()) => *unsynced += 1,
-        // The syncer is gone (it only stops with the writer): answer
-        // here rather than never.
+        // The syncer is gone (it only stops with the writer, or died):
+        // answer here rather than never, and wait for it no more.
         Err(mpsc::SendError(batch)) => {
+            *unsynced = 0;
             for (job, _) in batch {
                 job.finish(Err(StoreError::Busy(
                     "the database syncer has stopped".into(),
