@@ -508,4 +508,19 @@ mod tests {
         let _ = parse_email(raw, &LIMITS);
         let _ = inspect_email(raw);
     }
+
+    #[test]
+    fn a_fuzzed_message_whose_parts_are_listed_twice_is_walked_once() {
+        // Found by the `email` fuzz target (13 KB): the parser lists parts
+        // under several multiparts, and the walk for attachments, bounded
+        // only by depth, ran for hours. Each part is now visited once.
+        let raw = include_bytes!("../../../fuzz/regressions/email-shared-parts-walk.eml");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = parse_email(raw, &LIMITS);
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the message is parsed within a minute (it was hours)");
+    }
 }
