@@ -42,8 +42,12 @@ pub fn sanitize(html: &str) -> String {
 
 /// `text`, escaped, as one preformatted block.
 fn text_as_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 16);
-    out.push_str("<pre>");
+    format!("<pre>{}</pre>", escape(text))
+}
+
+/// Escapes text for HTML (also the pages written without a template).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -54,7 +58,6 @@ fn text_as_html(text: &str) -> String {
             c => out.push(c),
         }
     }
-    out.push_str("</pre>");
     out
 }
 

@@ -34,6 +34,7 @@ use crate::app::AppState;
 use crate::config::WebConfig;
 use crate::domain::catalog::Catalog;
 use crate::domain::staff::Agent;
+use crate::intake::html::escape;
 use crate::storage::StoreError;
 use session::WebStaff;
 
@@ -196,22 +197,6 @@ pub fn html(status: StatusCode, body: String) -> Response {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     response
-}
-
-/// Escapes text for HTML (for the few pages written without a template).
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A bare error page (no layout: it is also what a request without an

@@ -149,15 +149,21 @@ fn new_ticket(email: &str, autorespond: bool, alert: bool) -> NewTicket {
 }
 
 fn open_store(path: &Path) -> SqliteStore {
-    SqliteStore::open(
+    open_store_with(path, "######", sync::SyncHooks::default())
+}
+
+/// A store with random numbers of `format` and the syncer's `hooks`.
+fn open_store_with(path: &Path, format: &str, hooks: sync::SyncHooks) -> SqliteStore {
+    SqliteStore::open_with(
         path,
         NumberPolicy {
-            format: "######".into(),
+            format: format.into(),
             sequential: false,
             widen_at: 0.5,
             widened: Default::default(),
         },
         "x.org",
+        hooks,
     )
     .unwrap()
 }
@@ -445,18 +451,7 @@ fn gated_store(path: &Path) -> (SqliteStore, Gate) {
         }),
         ..Default::default()
     };
-    let store = SqliteStore::open_with(
-        path,
-        NumberPolicy {
-            format: "######".into(),
-            sequential: false,
-            widen_at: 0.5,
-            widened: Default::default(),
-        },
-        "x.org",
-        hooks,
-    )
-    .unwrap();
+    let store = open_store_with(path, "######", hooks);
     (store, Gate { entered, go, syncs })
 }
 
@@ -521,18 +516,7 @@ async fn the_log_is_checkpointed_in_the_background_and_starts_over() {
         checkpoint_pages: 64,
         ..Default::default()
     };
-    let store = SqliteStore::open_with(
-        &path,
-        NumberPolicy {
-            format: "########".into(),
-            sequential: false,
-            widen_at: 0.5,
-            widened: Default::default(),
-        },
-        "x.org",
-        hooks,
-    )
-    .unwrap();
+    let store = open_store_with(&path, "########", hooks);
     let mut written = 0u64;
     for i in 0..60 {
         let mut t = new_ticket(&format!("u{i}@x.org"), false, false);
@@ -580,18 +564,7 @@ async fn after_a_failed_fsync_every_write_is_refused() {
         }),
         ..Default::default()
     };
-    let store = SqliteStore::open_with(
-        &dir.path().join("t.db"),
-        NumberPolicy {
-            format: "######".into(),
-            sequential: false,
-            widen_at: 0.5,
-            widened: Default::default(),
-        },
-        "x.org",
-        hooks,
-    )
-    .unwrap();
+    let store = open_store_with(&dir.path().join("t.db"), "######", hooks);
     let first = store
         .create_ticket(new_ticket("a@x.org", false, false))
         .await;
