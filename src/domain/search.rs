@@ -287,6 +287,15 @@ pub struct SearchQuery {
     pub numbers: Vec<TicketNumber>,
 }
 
+/// A phrase in FTS5's query language.
+fn fts5_phrase(p: &Phrase) -> String {
+    format!(
+        "\"{}\"{}",
+        p.words.join(" "),
+        if p.prefix { "*" } else { "" }
+    )
+}
+
 fn invalid(message: impl Into<String>) -> DomainError {
     DomainError::Invalid {
         field: "q".into(),
@@ -382,20 +391,24 @@ impl SearchQuery {
         if self.include.is_empty() {
             return None;
         }
-        let phrase = |p: &Phrase| {
-            format!(
-                "\"{}\"{}",
-                p.words.join(" "),
-                if p.prefix { "*" } else { "" }
-            )
-        };
-        let include: Vec<String> = self.include.iter().map(phrase).collect();
+        let include: Vec<String> = self.include.iter().map(fts5_phrase).collect();
         let mut out = format!("({})", include.join(" AND "));
         for p in &self.exclude {
             out.push_str(" NOT ");
-            out.push_str(&phrase(p));
+            out.push_str(&fts5_phrase(p));
         }
         Some(out)
+    }
+
+    /// The phrases a ticket must contain, all found in `column` of the
+    /// FTS5 index (a column filter; exclusions left out: a match already
+    /// has none of them anywhere). `None`: only numbers were given.
+    pub fn to_fts5_in_column(&self, column: &str) -> Option<String> {
+        if self.include.is_empty() {
+            return None;
+        }
+        let include: Vec<String> = self.include.iter().map(fts5_phrase).collect();
+        Some(format!("{{{column}}} : ({})", include.join(" AND ")))
     }
 
     /// The words part as a PostgreSQL `to_tsquery('simple', …)` text
@@ -525,6 +538,10 @@ mod tests {
         assert_eq!(
             q.to_fts5().unwrap(),
             r#"("print"* AND "out of toner" AND "123456" AND "印 刷") NOT "cafe" NOT "paper jam""#
+        );
+        assert_eq!(
+            q.to_fts5_in_column("subject").unwrap(),
+            r#"{subject} : ("print"* AND "out of toner" AND "123456" AND "印 刷")"#
         );
         assert_eq!(
             q.to_tsquery().unwrap(),

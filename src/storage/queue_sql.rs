@@ -92,6 +92,19 @@ pub(crate) struct Dialect {
     pub text_binds_twice: bool,
     /// The words query's text for this backend.
     pub search_text: fn(&crate::domain::search::SearchQuery) -> Option<String>,
+    /// How the matches of a relevance-ranked search are scored after
+    /// the most recent [`MAX_RANKED`] were cut (`None`: `text_matches`'
+    /// own score is kept).
+    pub rescore: Option<Rescore>,
+}
+
+/// A score computed over the cut matches `c` (`id`, `score`, `updated`).
+#[derive(Clone, Copy)]
+pub(crate) struct Rescore {
+    /// The score's expression; its two `?` are bound with `texts`.
+    pub score: &'static str,
+    /// The texts its two placeholders take (the query has words).
+    pub texts: fn(&crate::domain::search::SearchQuery) -> [String; 2],
 }
 
 /// The columns [`list_sql`] selects, before the score (a float, read by
@@ -167,13 +180,23 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
     // cost a score and a user each.
     let capped = search.is_some() && q.sort == Sort::Relevance;
     if let Some(s) = search {
-        // `m`: the matches (id, score, updated), filtered.
-        sql.push("WITH m (id, score, updated) AS (", []);
         let numbers: Vec<String> = s.numbers.iter().map(|n| n.as_str().to_string()).collect();
+        // With a `rescore`, the most recent matches are cut first (`c`)
+        // and scored after.
+        let rescore = match (capped, &text, d.rescore) {
+            (true, Some(_), Some(r)) => Some(r),
+            _ => None,
+        };
+        if rescore.is_some() {
+            sql.push("WITH c (id, score, updated) AS (", []);
+        } else {
+            // `m`: the matches (id, score, updated), filtered.
+            sql.push("WITH m (id, score, updated) AS (", []);
+        }
         if let Some(text) = &text {
             // The filters apply before the cut, so a filtered search
             // still finds its tickets.
-            if capped {
+            if capped && rescore.is_none() {
                 sql.push("SELECT * FROM (", []);
             }
             if d.text_binds_twice {
@@ -196,7 +219,16 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
             if capped {
                 sql.push(" ORDER BY ", []);
                 sql.push(d.text_id, []);
-                sql.push(" DESC LIMIT ?) c", [Param::Int(MAX_RANKED)]);
+                if let Some(r) = rescore {
+                    sql.push(" DESC LIMIT ?)", [Param::Int(MAX_RANKED)]);
+                    // `m`: the cut matches with their scores.
+                    sql.push(", m (id, score, updated) AS (SELECT c.id, ", []);
+                    let [a, b] = (r.texts)(s);
+                    sql.push(r.score, [Param::Text(a), Param::Text(b)]);
+                    sql.push(", c.updated FROM c", []);
+                } else {
+                    sql.push(" DESC LIMIT ?) c", [Param::Int(MAX_RANKED)]);
+                }
             }
         }
         if !numbers.is_empty() {
@@ -450,6 +482,7 @@ mod tests {
             text_id: "rowid",
             text_binds_twice: false,
             search_text: |s| s.to_fts5(),
+            rescore: None,
         }
     }
 

@@ -26,6 +26,7 @@ const DIALECT: Dialect = Dialect {
     text_id: "m.ticket_id",
     text_binds_twice: true,
     search_text: |s| s.to_tsquery(),
+    rescore: None,
 };
 
 fn query(sql: &Sql) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {

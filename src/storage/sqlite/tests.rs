@@ -578,3 +578,29 @@ async fn after_a_failed_fsync_every_write_is_refused() {
     }
     assert_eq!(fails.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+#[test]
+fn a_statement_with_limit_is_not_prepared_again_at_every_use() {
+    // `LIMIT ?` marks a statement to be planned again whenever that
+    // parameter is bound anew; the statement cache clears bindings, so
+    // every cached queue or thread read was parsed and planned again.
+    let conn = Connection::open_in_memory().unwrap();
+    configure(&conn).unwrap();
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        .unwrap();
+    for limit in [51, 51, 20, 51] {
+        let mut stmt = conn
+            .prepare_cached("SELECT id FROM t WHERE v > ? ORDER BY id LIMIT ?")
+            .unwrap();
+        let n = stmt
+            .query_map(rusqlite::params!["a", limit], |r| r.get::<_, i64>(0))
+            .unwrap()
+            .count();
+        assert_eq!(n, 0);
+        assert_eq!(
+            stmt.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "prepared again for LIMIT {limit}"
+        );
+    }
+}
