@@ -197,26 +197,28 @@ pub(crate) async fn load_ticket<R: Rows + ?Sized>(
     const ENTRY: &[ColType] = &[
         Int, Text, Text, Text, Text, Text, Text, Text, Bool, Bool, Text, Int,
     ];
+    let mut files: std::collections::HashMap<i64, Vec<AttachmentView>> =
+        std::collections::HashMap::new();
+    for f in db
+        .rows(
+            sql::TICKET_ATTACHMENTS,
+            id(),
+            &[Int, Text, Text, Int, Blob, Bool, Text, Int],
+        )
+        .await?
+    {
+        files.entry(f.int(0)?).or_default().push(AttachmentView {
+            id: f.int(7)?,
+            name: f.text(1)?,
+            content_type: f.text(2)?,
+            size: f.int(3)?,
+            sha256: hex::encode(f.blob(4)?),
+            inline: f.bool(5)?,
+            content_id: f.opt_text(6)?,
+        });
+    }
     for e in db.rows(sql::TICKET_ENTRIES, id(), ENTRY).await? {
-        let files = db
-            .rows(
-                sql::ENTRY_ATTACHMENTS,
-                vec![DumpValue::Int(e.int(0)?)],
-                &[Text, Text, Int, Blob, Bool, Text, Int],
-            )
-            .await?;
-        let mut attachments = Vec::with_capacity(files.len());
-        for f in files {
-            attachments.push(AttachmentView {
-                id: f.int(6)?,
-                name: f.text(0)?,
-                content_type: f.text(1)?,
-                size: f.int(2)?,
-                sha256: hex::encode(f.blob(3)?),
-                inline: f.bool(4)?,
-                content_id: f.opt_text(5)?,
-            });
-        }
+        let attachments = files.remove(&e.int(0)?).unwrap_or_default();
         view.thread.push(EntryView {
             id: e.int(0)?,
             agent: e.opt_int(11)?.map(AgentId),

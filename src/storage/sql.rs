@@ -76,11 +76,13 @@ pub(crate) const TICKET_FIELDS: &str =
 pub(crate) const TICKET_ENTRIES: &str = "SELECT id, kind, format, body, from_name, from_email, created, message_id, auto_reply, bounce, dropped,
      agent_id FROM thread_entries WHERE ticket_id = $1 ORDER BY id";
 
-/// An entry's files, in order.
-pub(crate) const ENTRY_ATTACHMENTS: &str =
-    "SELECT a.name, a.content_type, b.size, a.sha256, a.inline, a.content_id, a.id
+/// The files of a ticket's entries, by entry, in order (one statement
+/// for the whole thread, not one per entry).
+pub(crate) const TICKET_ATTACHMENTS: &str =
+    "SELECT a.entry_id, a.name, a.content_type, b.size, a.sha256, a.inline, a.content_id, a.id
      FROM attachments a JOIN blobs b ON b.sha256 = a.sha256
-     WHERE a.entry_id = $1 ORDER BY a.position";
+     WHERE a.entry_id IN (SELECT e.id FROM thread_entries e WHERE e.ticket_id = $1)
+     ORDER BY a.entry_id, a.position";
 
 /// Newest tickets first.
 pub(crate) const LIST_TICKETS: &str = "SELECT t.number, t.subject, t.status, u.email, t.created
@@ -222,7 +224,7 @@ mod tests {
         super::TICKET_FIELDS,
         super::TICKET_CHANGES,
         super::TICKET_ENTRIES,
-        super::ENTRY_ATTACHMENTS,
+        super::TICKET_ATTACHMENTS,
         super::LIST_TICKETS,
         super::OUTBOX_JOB,
         super::MARK_OUTBOX_SENT,
