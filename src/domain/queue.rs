@@ -105,8 +105,9 @@ pub enum SortKey {
     Priority(i64, String),
     /// `number`.
     Number(String),
-    /// Relevance: the store's score (lower is better, as FTS5's bm25;
-    /// PostgreSQL stores the negated rank), then `updated`.
+    /// Relevance: the store's score (lower is better: SQLite's is the
+    /// negated weight of the columns that match, PostgreSQL's the negated
+    /// rank), then `updated`.
     Score(f64, String),
 }
 
