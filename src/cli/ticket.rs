@@ -224,10 +224,13 @@ pub(super) async fn run(cli: &Cli, cmd: &TicketCommand) -> anyhow::Result<()> {
             let catalog = crate::domain::catalog::Catalog::new(&config);
             let req = crate::domain::work::parse_entry(&map.into(), false, &catalog)
                 .map_err(work_error)?;
+            let ticket = crate::domain::work::visible_ticket(store.as_ref(), &agent, number)
+                .await
+                .map_err(work_error)?;
             let (_, id) = crate::domain::work::add_entry(
                 store.as_ref(),
                 &agent,
-                number,
+                &ticket,
                 crate::domain::views::EntryKind::Response,
                 req,
             )
@@ -240,10 +243,13 @@ pub(super) async fn run(cli: &Cli, cmd: &TicketCommand) -> anyhow::Result<()> {
             let catalog = crate::domain::catalog::Catalog::new(&config);
             let req = crate::domain::work::parse_entry(&entry_body(entry)?.into(), true, &catalog)
                 .map_err(work_error)?;
+            let ticket = crate::domain::work::visible_ticket(store.as_ref(), &agent, number)
+                .await
+                .map_err(work_error)?;
             let (_, id) = crate::domain::work::add_entry(
                 store.as_ref(),
                 &agent,
-                number,
+                &ticket,
                 crate::domain::views::EntryKind::Note,
                 req,
             )

@@ -502,19 +502,24 @@ async fn reload(store: &dyn Store, number: &str) -> Result<TicketView, WorkError
     store.load_ticket(number).await?.ok_or(WorkError::NotFound)
 }
 
-/// Adds a reply (`EntryKind::Response`) or note as `agent`; returns the
-/// ticket with it and the new entry's id.
+/// Adds a reply (`EntryKind::Response`) or note as `agent` to `view`,
+/// the ticket [`visible_ticket`] gave that agent (callers look it up
+/// first, before judging the body, so that an agent who may not see it
+/// learns nothing else; the thread is not read twice); returns the
+/// ticket with the entry and the new entry's id.
 pub async fn add_entry(
     store: &dyn Store,
     agent: &Agent,
-    number: &str,
+    view: &TicketView,
     kind: EntryKind,
     req: EntryRequest,
 ) -> Result<(TicketView, i64), WorkError> {
-    let view = visible_ticket(store, agent, number).await?;
-    let entry = plan_entry(&view, agent, kind, req, Timestamp::now())?;
+    let entry = plan_entry(view, agent, kind, req, Timestamp::now())?;
     let id = store.add_staff_entry(entry).await?;
-    let view = reload(store, number).await?;
+    let view = store
+        .load_ticket(view.number.clone())
+        .await?
+        .ok_or(WorkError::NotFound)?;
     Ok((view, id))
 }
 

@@ -487,9 +487,10 @@ pub async fn reply(
         request["status"] = json!("resolved");
     }
     // The ticket first: an agent who may not see it learns nothing else.
-    if let Err(e) = work::visible_ticket(state.store.as_ref(), &staff.agent, &number).await {
-        return work_failed(e);
-    }
+    let ticket = match work::visible_ticket(state.store.as_ref(), &staff.agent, &number).await {
+        Ok(t) => t,
+        Err(e) => return work_failed(e),
+    };
     let req = match work::parse_entry(&request, false, &state.catalog) {
         Ok(r) => r,
         Err(e) => return refused(&state, &staff, &number, e, ("reply", body)).await,
@@ -497,7 +498,7 @@ pub async fn reply(
     match work::add_entry(
         state.store.as_ref(),
         &staff.agent,
-        &number,
+        &ticket,
         EntryKind::Response,
         req,
     )
@@ -524,9 +525,10 @@ pub async fn note(
     if let Err(r) = check_csrf(&staff, &headers, &fields) {
         return r;
     }
-    if let Err(e) = work::visible_ticket(state.store.as_ref(), &staff.agent, &number).await {
-        return work_failed(e);
-    }
+    let ticket = match work::visible_ticket(state.store.as_ref(), &staff.agent, &number).await {
+        Ok(t) => t,
+        Err(e) => return work_failed(e),
+    };
     let body = fields.get("body").unwrap_or("").to_string();
     let request = json!({ "body": body, "format": "text" });
     let req = match work::parse_entry(&request, true, &state.catalog) {
@@ -536,7 +538,7 @@ pub async fn note(
     match work::add_entry(
         state.store.as_ref(),
         &staff.agent,
-        &number,
+        &ticket,
         EntryKind::Note,
         req,
     )

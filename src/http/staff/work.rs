@@ -306,11 +306,11 @@ async fn add_entry(
 ) -> Result<Response, ApiError> {
     // The ticket first: an agent who may not see it learns nothing from
     // how their body is judged.
-    work::visible_ticket(state.store.as_ref(), &staff.agent, &number).await?;
+    let ticket = work::visible_ticket(state.store.as_ref(), &staff.agent, &number).await?;
     let json = json_body(&state, &headers, body).await?;
     let req = work::parse_entry(&json, kind == EntryKind::Note, &state.catalog)?;
     let (view, id) =
-        work::add_entry(state.store.as_ref(), &staff.agent, &number, kind, req).await?;
+        work::add_entry(state.store.as_ref(), &staff.agent, &ticket, kind, req).await?;
     if kind == EntryKind::Response {
         state.intake.stored();
     }
