@@ -19,6 +19,8 @@ use unicode_normalization::char::{decompose_compatible, is_combining_mark};
 
 use super::DomainError;
 use super::ids::TicketNumber;
+use super::queue::AssigneeFilter;
+use super::staff::{Agent, AgentId};
 
 /// Longest `q`, in characters.
 pub const MAX_QUERY_CHARS: usize = 256;
@@ -287,6 +289,65 @@ pub struct SearchQuery {
     pub numbers: Vec<TicketNumber>,
 }
 
+/// A scope term: a letter and an id (`d3`, `a17`; `m` marks a negative
+/// id, `dnone`/`anone` no value). Letters and digits only, so the index's
+/// tokenizer keeps each whole.
+fn scope_term(kind: char, id: Option<i64>) -> String {
+    match id {
+        None => format!("{kind}none"),
+        Some(id) if id < 0 => format!("{kind}m{}", id.unsigned_abs()),
+        Some(id) => format!("{kind}{id}"),
+    }
+}
+
+/// The words of a ticket's scope column in an index that can tell who
+/// may see a ticket (SQLite's FTS5 `scope`): its department and its
+/// assignee, the two things [`Agent::may_see`] looks at. [`fts5_scope`]
+/// is the matching condition; they are written here, together, so that
+/// they agree.
+pub fn scope_words(department: Option<i64>, assignee: Option<AgentId>) -> String {
+    format!(
+        "{} {}",
+        scope_term('d', department),
+        scope_term('a', assignee.map(|a| a.0))
+    )
+}
+
+/// The FTS5 condition on the `scope` column (of [`scope_words`]) that
+/// holds for the tickets `viewer` may see ([`Agent::may_see`]: one of
+/// their departments, or assigned to them) and that the queue's
+/// `department` and `assignee` filters keep. `None` when nothing is
+/// filtered (an admin's unfiltered search).
+pub fn fts5_scope(
+    viewer: &Agent,
+    department: Option<i64>,
+    assignee: Option<AssigneeFilter>,
+) -> Option<String> {
+    let mut all = Vec::new();
+    if !viewer.admin {
+        let mut any: Vec<String> = viewer
+            .departments
+            .iter()
+            .map(|d| scope_term('d', Some(*d)))
+            .collect();
+        any.push(scope_term('a', Some(viewer.id.0)));
+        all.push(format!("({})", any.join(" OR ")));
+    }
+    if let Some(d) = department {
+        all.push(scope_term('d', Some(d)));
+    }
+    match assignee {
+        None => {}
+        Some(AssigneeFilter::Me) => all.push(scope_term('a', Some(viewer.id.0))),
+        Some(AssigneeFilter::Nobody) => all.push(scope_term('a', None)),
+        Some(AssigneeFilter::Agent(a)) => all.push(scope_term('a', Some(a.0))),
+    }
+    if all.is_empty() {
+        return None;
+    }
+    Some(format!("scope : ({})", all.join(" AND ")))
+}
+
 /// A phrase in FTS5's query language.
 fn fts5_phrase(p: &Phrase) -> String {
     format!(
@@ -396,6 +457,20 @@ impl SearchQuery {
         for p in &self.exclude {
             out.push_str(" NOT ");
             out.push_str(&fts5_phrase(p));
+        }
+        Some(out)
+    }
+
+    /// [`SearchQuery::to_fts5`] over the text columns of an index with a
+    /// scope column, and `scope` (of [`fts5_scope`]) with it, so FTS5
+    /// intersects the words with who may see the ticket. `None`: only
+    /// numbers were given.
+    pub fn to_fts5_scoped(&self, text_columns: &str, scope: Option<&str>) -> Option<String> {
+        let words = self.to_fts5()?;
+        let mut out = format!("{{{text_columns}}} : ({words})");
+        if let Some(scope) = scope {
+            out.push_str(" AND ");
+            out.push_str(scope);
         }
         Some(out)
     }
@@ -580,5 +655,44 @@ mod tests {
         // A one-letter prefix is the word itself.
         let q = SearchQuery::parse("a*").unwrap().unwrap();
         assert_eq!(q.include, vec![phrase(&["a"], false)]);
+    }
+
+    #[test]
+    fn scope_terms_are_whole_words_and_a_scope_is_what_may_see_looks_at() {
+        let agent = |admin, departments: Vec<i64>| Agent {
+            id: AgentId(7),
+            email: "a@x.org".into(),
+            name: "A".into(),
+            admin,
+            active: true,
+            departments,
+        };
+        assert_eq!(scope_words(Some(3), Some(AgentId(17))), "d3 a17");
+        assert_eq!(scope_words(None, None), "dnone anone");
+        // A negative id stays one word (the tokenizer splits at `-`).
+        assert_eq!(words(&scope_words(Some(-4), None)), ["dm4", "anone"]);
+        assert_eq!(fts5_scope(&agent(true, vec![1]), None, None), None);
+        assert_eq!(
+            fts5_scope(&agent(false, vec![1, 3]), None, None).as_deref(),
+            Some("scope : ((d1 OR d3 OR a7))")
+        );
+        assert_eq!(
+            fts5_scope(&agent(false, vec![]), None, None).as_deref(),
+            Some("scope : ((a7))")
+        );
+        assert_eq!(
+            fts5_scope(&agent(true, vec![]), Some(2), Some(AssigneeFilter::Nobody)).as_deref(),
+            Some("scope : (d2 AND anone)")
+        );
+        assert_eq!(
+            fts5_scope(&agent(false, vec![2]), None, Some(AssigneeFilter::Me)).as_deref(),
+            Some("scope : ((d2 OR a7) AND a7)")
+        );
+        let q = SearchQuery::parse("printer -toner").unwrap().unwrap();
+        assert_eq!(
+            q.to_fts5_scoped("subject body meta", Some("scope : (d2)"))
+                .as_deref(),
+            Some("{subject body meta} : ((\"printer\") NOT \"toner\") AND scope : (d2)")
+        );
     }
 }

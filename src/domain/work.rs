@@ -104,6 +104,10 @@ pub struct TicketChange {
     pub fields: TicketFields,
     /// Whether the status changes (sets `status_changed`).
     pub status_changed: bool,
+    /// Whether who may see the ticket changes (its department or its
+    /// assignee: [`crate::domain::staff::Agent::may_see`]), so an index
+    /// that knows it must be written again.
+    pub scope_changed: bool,
     /// What it records.
     pub events: Vec<ChangeEvent>,
     /// When.
@@ -258,6 +262,7 @@ pub fn plan_patch(
         ticket_id: view.work.ticket_id,
         version: view.work.version,
         status_changed: after.status != before.status,
+        scope_changed: after.assignee != before.assignee || after.department != before.department,
         fields: after,
         events,
         now,

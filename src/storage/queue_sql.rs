@@ -90,8 +90,10 @@ pub(crate) struct Dialect {
     pub text_id: &'static str,
     /// Whether `text_matches` takes its query twice.
     pub text_binds_twice: bool,
-    /// The words query's text for this backend.
-    pub search_text: fn(&crate::domain::search::SearchQuery) -> Option<String>,
+    /// The words query's text for this backend, given who searches and
+    /// the queue's filters (an index that knows who may see a ticket
+    /// matches them too).
+    pub search_text: fn(&crate::domain::search::SearchQuery, &Agent, &QueueQuery) -> Option<String>,
     /// How the matches of a relevance-ranked search are scored after
     /// the most recent [`MAX_RANKED`] were cut (`None`: `text_matches`'
     /// own score is kept).
@@ -173,7 +175,7 @@ fn push_filters(sql: &mut Sql, d: &Dialect, viewer: &Agent, q: &QueueQuery) {
 pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
     let mut sql = Sql::new(d);
     let search = q.search.as_ref();
-    let text = search.and_then(d.search_text);
+    let text = search.and_then(|s| (d.search_text)(s, viewer, q));
     // Ranked by relevance, only the most recent matches are scored
     // (MAX_RANKED), and the page is cut from them before anything else
     // is joined: a word in a third of a million tickets would otherwise
@@ -481,7 +483,7 @@ mod tests {
             search_join: "s CROSS JOIN tickets t ON t.id = s.id",
             text_id: "rowid",
             text_binds_twice: false,
-            search_text: |s| s.to_fts5(),
+            search_text: |s, _, _| s.to_fts5(),
             rescore: None,
         }
     }

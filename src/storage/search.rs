@@ -22,12 +22,19 @@ pub(crate) struct SearchDoc {
     pub body: String,
     /// The user's name and address, attachment names.
     pub meta: String,
+    /// Who may see the ticket: its department and assignee
+    /// ([`crate::domain::search::scope_words`]; SQLite indexes it, as
+    /// PostgreSQL filters on the ticket's columns).
+    pub scope: String,
 }
 
 impl SearchDoc {
     /// A new ticket's document.
     pub fn of_ticket(t: &NewTicket) -> Self {
-        let mut doc = SearchDoc::default();
+        let mut doc = SearchDoc {
+            scope: crate::domain::search::scope_words(t.department.as_ref().map(|d| d.id), None),
+            ..SearchDoc::default()
+        };
         push_index_text(&mut doc.subject, &t.subject);
         push_index_text(&mut doc.meta, &t.user_name);
         push_index_text(&mut doc.meta, t.user_email.as_str());

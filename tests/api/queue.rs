@@ -11,6 +11,7 @@ use std::sync::Arc;
 use oxidesk::config::Config;
 use oxidesk::domain::queue::{QueuePage, QueueQuery};
 use oxidesk::domain::staff::{Agent, AgentId};
+use oxidesk::domain::work::PatchRequest;
 use oxidesk::storage::{
     BodyFormat, EmailAddress, EntryKind, Named, NewAttachment, NewEmail, NewEntry, NewTicket,
     Source, Store, ThreadQuery,
@@ -171,6 +172,32 @@ impl Backend {
             }
         }
         panic!("no last page");
+    }
+
+    /// Changes ticket `number` as an admin through the product's own
+    /// path (`PATCH`), so that what follows a change (the search index's
+    /// scope) follows it here too.
+    async fn patch(&self, number: &str, req: PatchRequest) {
+        let catalog = oxidesk::domain::catalog::Catalog::new(&self.config);
+        oxidesk::domain::work::patch_ticket(&*self.store, &catalog, &admin(), number, &req, None)
+            .await
+            .unwrap();
+    }
+
+    async fn assign(&self, number: &str, agent: Option<AgentId>) {
+        let req = PatchRequest {
+            assignee: Some(agent),
+            ..PatchRequest::default()
+        };
+        self.patch(number, req).await;
+    }
+
+    async fn transfer(&self, number: &str, department: i64) {
+        let req = PatchRequest {
+            department: Some(department),
+            ..PatchRequest::default()
+        };
+        self.patch(number, req).await;
     }
 
     async fn search(&self, viewer: &Agent, q: &str) -> Vec<String> {
@@ -376,15 +403,10 @@ async fn an_agent_never_sees_another_departments_unassigned_ticket() {
         .create(ticket("a@example.com", 2, "secret printer", "printer", 3))
         .await;
     b.create(ticket("n@example.com", 2, "other", "x", 4)).await;
-    let none = b
-        .create(ticket("z@example.com", 3, "nobody's", "x", 5))
-        .await;
-    b.sql(&format!(
-        "UPDATE tickets SET assignee_id = {} WHERE number = '{assigned}';
-         UPDATE tickets SET dept_id = NULL WHERE number = '{none}';",
-        viewer.id
-    ))
-    .await;
+    let mut t = ticket("z@example.com", 3, "nobody's secret", "x", 5);
+    t.department = None;
+    b.create(t).await;
+    b.assign(&assigned, Some(viewer.id)).await;
     assert_eq!(
         sorted(b.numbers(&viewer, &[("status", "any")]).await),
         sorted(vec![mine.clone(), assigned.clone()])
@@ -414,6 +436,111 @@ async fn an_agent_never_sees_another_departments_unassigned_ticket() {
     assert!(b.numbers(&loner, &[("status", "any")]).await.is_empty());
     // The admin sees all, the department-less one included.
     assert_eq!(b.numbers(&admin(), &[]).await.len(), 5);
+}
+
+/// A search finds exactly the tickets the permission rule lets its agent
+/// see (`Agent::may_see`), over every department and assignee a ticket
+/// may have and every kind of agent.
+#[tokio::test]
+async fn a_search_finds_what_the_permission_rule_shows_and_nothing_else() {
+    let b = backend().await;
+    let one = b.agent("one@example.com", &[1]).await;
+    let two = b.agent("two@example.com", &[1, 3]).await;
+    let none = b.agent("none@example.com", &[]).await;
+    let mut tickets = Vec::new();
+    let mut at = 0;
+    for dept in [Some(1), Some(2), Some(3), None] {
+        for assignee in [None, Some(one.id), Some(two.id), Some(none.id)] {
+            at += 1;
+            let mut t = ticket(&format!("g{at}@example.com"), 1, "gridword", "x", at);
+            t.department = dept.map(|d| named(d, "D"));
+            let number = b.create(t).await;
+            if assignee.is_some() {
+                b.assign(&number, assignee).await;
+            }
+            tickets.push((number, dept, assignee));
+        }
+    }
+    for viewer in [&one, &two, &none, &admin()] {
+        let expected: Vec<String> = tickets
+            .iter()
+            .filter(|(_, d, a)| viewer.may_see(*d, *a))
+            .map(|(n, _, _)| n.clone())
+            .collect();
+        assert!(!expected.is_empty());
+        assert_eq!(
+            sorted(b.search(viewer, "gridword").await),
+            sorted(expected),
+            "{}",
+            viewer.email
+        );
+    }
+}
+
+/// Who may see a ticket changes with its department and assignee; a
+/// search follows at once (SQLite's index holds the scope, rewritten by
+/// the change's own transaction).
+#[tokio::test]
+async fn a_search_follows_a_ticket_transferred_or_assigned_to_the_agent() {
+    let b = backend().await;
+    let viewer = b.agent("fay@example.com", &[1]).await;
+    let other = b.agent("gus@example.com", &[2]).await;
+    let moved = b
+        .create(ticket("m@example.com", 2, "relocated toner", "x", 1))
+        .await;
+    let stays = b
+        .create(ticket("s@example.com", 1, "relocated toner", "x", 2))
+        .await;
+    assert_eq!(b.search(&viewer, "relocated").await, vec![stays.clone()]);
+    assert_eq!(b.search(&other, "relocated").await, vec![moved.clone()]);
+    b.transfer(&moved, 1).await;
+    assert_eq!(
+        sorted(b.search(&viewer, "relocated").await),
+        sorted(vec![moved.clone(), stays.clone()])
+    );
+    assert!(b.search(&other, "relocated").await.is_empty());
+    b.transfer(&moved, 3).await;
+    assert_eq!(
+        b.search(&viewer, "relocated toner").await,
+        vec![stays.clone()]
+    );
+    b.assign(&moved, Some(viewer.id)).await;
+    assert_eq!(
+        sorted(b.search(&viewer, "\"relocated toner\"").await),
+        sorted(vec![moved.clone(), stays.clone()])
+    );
+    // The queue's own filters narrow a search the same way.
+    assert_eq!(
+        b.numbers(
+            &viewer,
+            &[("q", "relocated"), ("assignee", "me"), ("status", "any")]
+        )
+        .await,
+        vec![moved.clone()]
+    );
+    assert_eq!(
+        b.numbers(
+            &viewer,
+            &[("q", "relocated"), ("department", "1"), ("status", "any")]
+        )
+        .await,
+        vec![stays.clone()]
+    );
+    assert_eq!(
+        b.numbers(
+            &viewer,
+            &[("q", "relocated"), ("assignee", "none"), ("status", "any")]
+        )
+        .await,
+        vec![stays.clone()]
+    );
+    b.assign(&moved, Some(other.id)).await;
+    assert_eq!(b.search(&viewer, "relocated").await, vec![stays.clone()]);
+    assert!(b.search(&other, "relocated").await.contains(&moved));
+    b.assign(&moved, None).await;
+    assert_eq!(b.search(&viewer, "relocated").await, vec![stays]);
+    assert!(b.search(&other, "relocated").await.is_empty());
+    assert_eq!(b.search(&admin(), "relocated").await.len(), 2);
 }
 
 #[tokio::test]

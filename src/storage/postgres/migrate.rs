@@ -55,6 +55,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         13,
         include_str!("../../../migrations/postgres/0013_lean_intake.sql"),
     ),
+    (
+        14,
+        include_str!("../../../migrations/postgres/0014_search_scope.sql"),
+    ),
 ];
 
 /// Any advisory-lock key, fixed: "oxidesk migrations".

@@ -25,7 +25,7 @@ const DIALECT: Dialect = Dialect {
     search_join: "s JOIN tickets t ON t.id = s.id",
     text_id: "m.ticket_id",
     text_binds_twice: true,
-    search_text: |s| s.to_tsquery(),
+    search_text: |s, _, _| s.to_tsquery(),
     rescore: None,
 };
 

@@ -52,6 +52,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         13,
         include_str!("../../../migrations/sqlite/0013_lean_intake.sql"),
     ),
+    (
+        14,
+        include_str!("../../../migrations/sqlite/0014_search_scope.sql"),
+    ),
 ];
 
 /// Applies the migrations this file lacks; refuses a schema newer than
@@ -72,15 +76,20 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let result = (|| -> Result<(), StoreError> {
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         crate::storage::check_schema_version(version, newest, true)?;
+        // A migration that makes the search index anew is followed by
+        // indexing every ticket, once, after the last migration (the
+        // index's rows are made by today's code from today's tables).
+        let mut reindex = false;
         for (n, sql) in MIGRATIONS {
             if *n > version {
                 conn.execute_batch(sql)
                     .map_err(|e| other(format!("migration {n} failed: {e}")))?;
-                if *n == super::search::MIGRATION {
-                    super::search::rebuild_index(conn)?;
-                }
+                reindex |= super::search::MIGRATIONS.contains(n);
                 conn.pragma_update(None, "user_version", n)?;
             }
+        }
+        if reindex {
+            super::search::rebuild_index(conn)?;
         }
         Ok(())
     })();

@@ -28,7 +28,13 @@ const DIALECT: Dialect = Dialect {
     search_join: "s CROSS JOIN tickets t ON t.id = s.id",
     text_id: "ticket_search.rowid",
     text_binds_twice: false,
-    search_text: |s| s.to_fts5(),
+    // Who may see a ticket is in the index (`scope`, migration 14): the
+    // words are matched with it, so no match the viewer may not see is
+    // read (the filters on `t` stay the rule).
+    search_text: |s, viewer, q| {
+        let scope = crate::domain::search::fts5_scope(viewer, q.department, q.assignee);
+        s.to_fts5_scoped("subject body meta", scope.as_deref())
+    },
     rescore: Some(Rescore {
         score: "c.score
             - 5.0 * (c.id IN (SELECT rowid FROM ticket_search

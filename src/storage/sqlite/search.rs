@@ -13,9 +13,9 @@ use super::*;
 use crate::storage::BodyFormat;
 use crate::storage::search::SearchDoc;
 
-/// The migration that creates the index; existing tickets are indexed
-/// right after it runs ([`rebuild_index`]).
-pub(super) const MIGRATION: i64 = 10;
+/// The migrations that make the index (anew); existing tickets are
+/// indexed after them ([`rebuild_index`]).
+pub(super) const MIGRATIONS: &[i64] = &[10, 14];
 
 /// Indexes a ticket not yet in the index: at once, or kept in `pending`
 /// and written with the rest of its group just before the COMMIT
@@ -29,9 +29,16 @@ pub(super) fn index_new_ticket(
     doc: &SearchDoc,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO ticket_search (rowid, subject, body, meta) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO ticket_search (rowid, subject, body, meta, scope)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![ticket_id, doc.subject, doc.body, doc.meta])?;
+    .execute(params![
+        ticket_id,
+        doc.subject,
+        doc.body,
+        doc.meta,
+        doc.scope
+    ])?;
     Ok(())
 }
 
@@ -64,7 +71,8 @@ pub(super) fn flush_pending(
 }
 
 /// Re-indexes ticket `ticket_id` after an entry was appended to it (a
-/// message, a staff response or note): call it in the same transaction,
+/// message, a staff response or note), or after it moved to another
+/// department or assignee (its scope): call it in the same transaction,
 /// after the entry and its attachments are inserted. Reads the ticket's
 /// subject, user, every entry body and attachment name back from the
 /// tables, so it needs nothing else.
@@ -100,13 +108,21 @@ pub(super) fn index_email(
 
 /// A stored ticket's document.
 fn load_doc(conn: &Connection, ticket_id: i64) -> Result<SearchDoc, StoreError> {
-    let mut doc = SearchDoc::default();
-    let (subject, name, email): (String, String, String) = conn
-        .prepare_cached(
-            "SELECT t.subject, u.name, u.email FROM tickets t JOIN users u ON u.id = t.user_id
-             WHERE t.id = ?1",
+    let (subject, name, email, dept, assignee): (String, String, String, Option<i64>, Option<i64>) =
+        conn.prepare_cached(
+            "SELECT t.subject, u.name, u.email, t.dept_id, t.assignee_id
+             FROM tickets t JOIN users u ON u.id = t.user_id WHERE t.id = ?1",
         )?
-        .query_row([ticket_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        .query_row([ticket_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
+    let mut doc = SearchDoc {
+        scope: crate::domain::search::scope_words(
+            dept,
+            assignee.map(crate::domain::staff::AgentId),
+        ),
+        ..SearchDoc::default()
+    };
     crate::domain::search::push_index_text(&mut doc.subject, &subject);
     crate::domain::search::push_index_text(&mut doc.meta, &name);
     crate::domain::search::push_index_text(&mut doc.meta, &email);

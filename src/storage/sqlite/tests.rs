@@ -1,6 +1,6 @@
 //! Unit tests of the SQLite backend against real files.
 use super::*;
-use crate::storage::{EmailAddress, Named, TicketNumber};
+use crate::storage::{EmailAddress, Named, QueueStore, TicketNumber};
 
 fn counter(conn: &Connection, name: &str) -> Option<i64> {
     conn.query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
@@ -603,4 +603,89 @@ fn a_statement_with_limit_is_not_prepared_again_at_every_use() {
             "prepared again for LIMIT {limit}"
         );
     }
+}
+
+#[tokio::test]
+async fn migration_14_indexes_stored_tickets_with_who_may_see_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let number = {
+        let store = open_store(&path);
+        let mut t = new_ticket("u@x.org", false, false);
+        t.subject = "migrated paper jam".into();
+        t.department = Some(Named {
+            id: 2,
+            name: "Sales".into(),
+        });
+        let n = store.create_ticket(t).await.unwrap();
+        drop(store);
+        n
+    };
+    {
+        // The index as migration 13 left it: no scope column.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TABLE ticket_search;
+             CREATE VIRTUAL TABLE ticket_search USING fts5(subject, body, meta,
+                 content = '', contentless_delete = 1, tokenize = 'ascii', detail = full);
+             INSERT INTO ticket_search (rowid, subject, body, meta)
+                 SELECT id, 'migrated paper jam', 'hello', 'u' FROM tickets;
+             PRAGMA user_version = 13;",
+        )
+        .unwrap();
+    }
+    let store = open_store(&path);
+    let agent = |id, departments| crate::domain::staff::Agent {
+        id: crate::domain::staff::AgentId(id),
+        email: "a@x.org".into(),
+        name: "A".into(),
+        admin: false,
+        active: true,
+        departments,
+    };
+    let query = crate::domain::queue::QueueQuery::parse(&[
+        ("q".to_string(), "paper jam".to_string()),
+        ("status".to_string(), "any".to_string()),
+    ])
+    .unwrap();
+    let found = |page: crate::domain::queue::QueuePage| {
+        page.rows
+            .iter()
+            .map(|r| r.number.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        found(store.list_queue(&agent(7, vec![2]), &query).await.unwrap()),
+        vec![number.to_string()]
+    );
+    assert!(found(store.list_queue(&agent(8, vec![1]), &query).await.unwrap()).is_empty());
+    let conn = Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 14);
+    let scoped: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM ticket_search WHERE ticket_search MATCH 'scope : (d2 AND anone)'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(scoped, 1);
+}
+
+#[test]
+fn sqlite_is_built_without_a_global_lock_around_its_allocations() {
+    // `.cargo/config.toml`: memory statistics make every SQLite
+    // allocation take one process-wide mutex, which readers on several
+    // threads queue on.
+    let conn = Connection::open_in_memory().unwrap();
+    let off: bool = conn
+        .query_row(
+            "SELECT sqlite_compileoption_used('DEFAULT_MEMSTATUS=0')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(off, "SQLite was built with memory statistics");
 }

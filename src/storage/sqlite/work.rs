@@ -8,7 +8,14 @@ use crate::storage::{StoredFile, WorkStore};
 
 impl WorkStore for SqliteStore {
     fn change_ticket(&self, change: TicketChange) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.write(move |conn, _| run_ready(common::change_ticket(&mut SqliteRows(conn), &change)))
+        self.write(move |conn, w| {
+            run_ready(common::change_ticket(&mut SqliteRows(conn), &change))?;
+            if change.scope_changed {
+                // The index knows who may see the ticket.
+                super::search::index_entry(conn, &mut w.search, change.ticket_id)?;
+            }
+            Ok(())
+        })
     }
 
     fn add_staff_entry(&self, e: StaffEntry) -> BoxFuture<'_, Result<i64, StoreError>> {
