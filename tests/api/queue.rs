@@ -510,30 +510,18 @@ async fn a_search_follows_a_ticket_transferred_or_assigned_to_the_agent() {
         sorted(vec![moved.clone(), stays.clone()])
     );
     // The queue's own filters narrow a search the same way.
-    assert_eq!(
-        b.numbers(
-            &viewer,
-            &[("q", "relocated"), ("assignee", "me"), ("status", "any")]
-        )
-        .await,
-        vec![moved.clone()]
-    );
-    assert_eq!(
-        b.numbers(
-            &viewer,
-            &[("q", "relocated"), ("department", "1"), ("status", "any")]
-        )
-        .await,
-        vec![stays.clone()]
-    );
-    assert_eq!(
-        b.numbers(
-            &viewer,
-            &[("q", "relocated"), ("assignee", "none"), ("status", "any")]
-        )
-        .await,
-        vec![stays.clone()]
-    );
+    for (filter, expected) in [
+        (("assignee", "me"), &moved),
+        (("department", "1"), &stays),
+        (("assignee", "none"), &stays),
+    ] {
+        let pairs = [("q", "relocated"), filter, ("status", "any")];
+        assert_eq!(
+            b.numbers(&viewer, &pairs).await,
+            vec![expected.clone()],
+            "{filter:?}"
+        );
+    }
     b.assign(&moved, Some(other.id)).await;
     assert_eq!(b.search(&viewer, "relocated").await, vec![stays.clone()]);
     assert!(b.search(&other, "relocated").await.contains(&moved));
