@@ -83,26 +83,54 @@ fn digest_row(hasher: &mut Sha256, row: &[DumpValue]) {
     }
 }
 
-/// Count and SHA-256 of a table's rows in copy order.
+/// The key of a batch's last row, where the next batch starts.
+fn last_key(table: &TableSpec, rows: &[Vec<DumpValue>]) -> Option<Vec<DumpValue>> {
+    let last = rows.last()?;
+    Some(
+        table
+            .key_positions()
+            .into_iter()
+            .map(|p| last[p].clone())
+            .collect(),
+    )
+}
+
+/// Count and checksum of a table's rows, whatever order a backend
+/// returns them in (PostgreSQL sorts text keys in its collation, SQLite
+/// byte-wise): the SHA-256 of each row, added up as four 64-bit lanes.
+/// Keys are unique, so equal sums mean equal rows unless someone built
+/// rows to collide.
 async fn checksum(
     db: &dyn DataCopy,
     table: &'static TableSpec,
     batch: i64,
 ) -> anyhow::Result<(i64, String)> {
-    let mut hasher = Sha256::new();
-    let (mut offset, mut count) = (0i64, 0i64);
+    let mut sum = [0u64; 4];
+    let mut count = 0i64;
+    let mut after = None;
     loop {
-        let rows = db.export_rows(table, offset, batch).await?;
+        let rows = db.export_rows(table, after, batch).await?;
         if rows.is_empty() {
             break;
         }
         for row in &rows {
+            let mut hasher = Sha256::new();
             digest_row(&mut hasher, row);
+            add_digest(&mut sum, &hasher.finalize());
         }
         count += rows.len() as i64;
-        offset += rows.len() as i64;
+        after = last_key(table, &rows);
     }
-    Ok((count, hex::encode(hasher.finalize())))
+    let bytes: Vec<u8> = sum.iter().flat_map(|l| l.to_be_bytes()).collect();
+    Ok((count, hex::encode(bytes)))
+}
+
+/// Adds a digest to the running sum, lane by lane (wrapping).
+fn add_digest(sum: &mut [u64; 4], digest: &[u8]) {
+    for (lane, chunk) in sum.iter_mut().zip(digest.chunks_exact(8)) {
+        let v = u64::from_be_bytes(chunk.try_into().expect("8 bytes"));
+        *lane = lane.wrapping_add(v);
+    }
 }
 
 fn progress(table: &str, done: i64, total: i64) {
@@ -147,18 +175,19 @@ pub(super) async fn run(cli: &Cli, args: &MigrateDataArgs) -> anyhow::Result<()>
         .context("preparing the source")?;
     for table in TABLES {
         let total = from.row_count(table).await?;
-        let mut offset = 0i64;
+        let (mut done, mut after) = (0i64, None);
         progress(table.name, 0, total);
         loop {
-            let rows = from.export_rows(table, offset, args.batch).await?;
+            let rows = from.export_rows(table, after, args.batch).await?;
             if rows.is_empty() {
                 break;
             }
-            offset += rows.len() as i64;
+            done += rows.len() as i64;
+            after = last_key(table, &rows);
             to.import_rows(table, rows)
                 .await
                 .with_context(|| format!("copying {}", table.name))?;
-            progress(table.name, offset, total);
+            progress(table.name, done, total);
         }
         errln!();
     }

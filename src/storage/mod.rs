@@ -617,6 +617,32 @@ impl TableSpec {
             .collect::<Vec<_>>()
             .join(", ")
     }
+
+    /// Positions in [`columns`](Self::columns) of the `order_by` columns:
+    /// a row's values there are its key, and the copy resumes after the
+    /// last row's key (keyset pagination: every batch starts at an index
+    /// seek, so a copy is linear in the table, where an `OFFSET` would
+    /// read every row before the batch again).
+    pub(crate) fn key_positions(&self) -> Vec<usize> {
+        self.order_by
+            .split(',')
+            .map(|k| {
+                let k = k.trim();
+                self.columns
+                    .iter()
+                    .position(|(c, _)| *c == k)
+                    .unwrap_or_else(|| panic!("{}: order_by {k} is not a column", self.name))
+            })
+            .collect()
+    }
+
+    /// `WHERE (k1, k2) > (p1, p2)` for a keyset batch, with the
+    /// placeholders `placeholder(1)`, `placeholder(2)`…
+    pub(crate) fn after_key(&self, placeholder: impl Fn(usize) -> String) -> String {
+        let keys: Vec<&str> = self.order_by.split(',').map(str::trim).collect();
+        let marks: Vec<String> = (1..=keys.len()).map(placeholder).collect();
+        format!(" WHERE ({}) > ({})", keys.join(", "), marks.join(", "))
+    }
 }
 
 /// A value of a copied row.
@@ -847,11 +873,15 @@ pub const TABLES: &[TableSpec] = {
 
 /// Bulk copy between backends (`oxidesk migrate-data`).
 pub trait DataCopy: Send + Sync {
-    /// Rows `offset..offset+limit` of a table in `order_by` order.
+    /// Up to `limit` rows of a table in `order_by` order, those whose key
+    /// ([`TableSpec::key_positions`]) comes after `after` (from the
+    /// start when `None`). The order is the backend's own (PostgreSQL
+    /// compares text in the database's collation, so that its key
+    /// indexes serve the seek); the copy's check does not depend on it.
     fn export_rows(
         &self,
         table: &'static TableSpec,
-        offset: i64,
+        after: Option<Vec<DumpValue>>,
         limit: i64,
     ) -> BoxFuture<'_, Result<Vec<Vec<DumpValue>>, StoreError>>;
     /// Inserts rows as they are (ids included), in one transaction.
@@ -903,4 +933,31 @@ pub fn check_schema_version(current: i64, newest: i64, may_create: bool) -> Resu
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_copied_table_resumes_after_a_key_of_its_own_columns() {
+        for table in TABLES {
+            let keys = table.key_positions();
+            assert!(!keys.is_empty(), "{}", table.name);
+            let clause = table.after_key(|i| format!("${i}"));
+            let marks = (1..=keys.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            assert!(clause.ends_with(&format!("> ({marks})")), "{clause}");
+            for p in keys {
+                assert!(clause.contains(table.columns[p].0), "{clause}");
+            }
+        }
+        let fields = TABLES.iter().find(|t| t.name == "field_values").unwrap();
+        assert_eq!(
+            fields.after_key(|i| format!("?{i}")),
+            " WHERE (ticket_id, form, name) > (?1, ?2, ?3)"
+        );
+    }
 }

@@ -2,48 +2,55 @@
 
 use super::*;
 
-/// `ORDER BY` with byte-wise text order, as SQLite sorts, so that both
-/// sides of a copy stream rows in the same order.
-pub(super) fn pg_order(table: &crate::storage::TableSpec) -> String {
-    table
-        .order_by
-        .split(',')
-        .map(|c| {
-            let c = c.trim();
-            let is_text = table
-                .columns
-                .iter()
-                .any(|(name, ty)| *name == c && *ty == crate::storage::ColType::Text);
-            if is_text {
-                format!("{c} COLLATE \"C\"")
-            } else {
-                c.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+/// Binds a copied value, typed by its column (a NULL needs one too).
+fn bind_value<'q>(
+    q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    v: crate::storage::DumpValue,
+    ty: crate::storage::ColType,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    use crate::storage::{ColType, DumpValue};
+    match (v, ty) {
+        (DumpValue::Int(n), _) => q.bind(n),
+        (DumpValue::Text(t), _) => q.bind(t),
+        (DumpValue::Blob(b), _) => q.bind(b),
+        (DumpValue::Bool(b), _) => q.bind(b),
+        (DumpValue::Null, ColType::Int) => q.bind(None::<i64>),
+        (DumpValue::Null, ColType::Text) => q.bind(None::<String>),
+        (DumpValue::Null, ColType::Blob) => q.bind(None::<Vec<u8>>),
+        (DumpValue::Null, ColType::Bool) => q.bind(None::<bool>),
+    }
 }
 
 impl crate::storage::DataCopy for PgStore {
     fn export_rows(
         &self,
         table: &'static crate::storage::TableSpec,
-        offset: i64,
+        after: Option<Vec<crate::storage::DumpValue>>,
         limit: i64,
     ) -> BoxFuture<'_, Result<Vec<Vec<crate::storage::DumpValue>>, StoreError>> {
         Box::pin(async move {
             // Table and column names are constants of TABLES, never input.
+            // Text keys compare in the database's collation, as its
+            // indexes do: the seek stays an index seek.
+            let keys = after.as_ref().map_or(0, Vec::len);
             let sql = format!(
-                "SELECT {} FROM {} ORDER BY {} LIMIT $1 OFFSET $2",
+                "SELECT {} FROM {}{} ORDER BY {} LIMIT ${}",
                 table.column_list(),
                 table.name,
-                pg_order(table)
+                if after.is_some() {
+                    table.after_key(|i| format!("${i}"))
+                } else {
+                    String::new()
+                },
+                table.order_by,
+                keys + 1
             );
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(&self.pool)
-                .await?;
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let positions = table.key_positions();
+            for (v, p) in after.into_iter().flatten().zip(positions) {
+                q = bind_value(q, v, table.columns[p].1);
+            }
+            let rows = q.bind(limit).fetch_all(&self.pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
                 out.push(pg_values(r, table.columns.iter().map(|(_, ty)| *ty))?);
@@ -58,7 +65,6 @@ impl crate::storage::DataCopy for PgStore {
         rows: Vec<Vec<crate::storage::DumpValue>>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            use crate::storage::{ColType, DumpValue};
             let placeholders: Vec<String> =
                 (1..=table.columns.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
@@ -71,16 +77,7 @@ impl crate::storage::DataCopy for PgStore {
             for row in rows {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
                 for (v, (_, ty)) in row.into_iter().zip(table.columns.iter()) {
-                    q = match (v, ty) {
-                        (DumpValue::Int(n), _) => q.bind(n),
-                        (DumpValue::Text(t), _) => q.bind(t),
-                        (DumpValue::Blob(b), _) => q.bind(b),
-                        (DumpValue::Bool(b), _) => q.bind(b),
-                        (DumpValue::Null, ColType::Int) => q.bind(None::<i64>),
-                        (DumpValue::Null, ColType::Text) => q.bind(None::<String>),
-                        (DumpValue::Null, ColType::Blob) => q.bind(None::<Vec<u8>>),
-                        (DumpValue::Null, ColType::Bool) => q.bind(None::<bool>),
-                    };
+                    q = bind_value(q, v, *ty);
                 }
                 q.execute(&mut *tx).await?;
             }

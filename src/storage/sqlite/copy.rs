@@ -2,22 +2,45 @@
 
 use super::*;
 
+/// A copied value as SQLite stores it.
+fn sqlite_value(v: &crate::storage::DumpValue) -> rusqlite::types::Value {
+    use crate::storage::DumpValue;
+    use rusqlite::types::Value;
+    match v {
+        DumpValue::Null => Value::Null,
+        DumpValue::Int(n) => Value::Integer(*n),
+        DumpValue::Bool(b) => Value::Integer(i64::from(*b)),
+        DumpValue::Text(t) => Value::Text(t.clone()),
+        DumpValue::Blob(b) => Value::Blob(b.clone()),
+    }
+}
+
 impl crate::storage::DataCopy for SqliteStore {
     fn export_rows(
         &self,
         table: &'static crate::storage::TableSpec,
-        offset: i64,
+        after: Option<Vec<crate::storage::DumpValue>>,
         limit: i64,
     ) -> BoxFuture<'_, Result<Vec<Vec<crate::storage::DumpValue>>, StoreError>> {
         self.read(move |conn| {
+            let keys = after.as_ref().map_or(0, Vec::len);
             let sql = format!(
-                "SELECT {} FROM {} ORDER BY {} LIMIT ?1 OFFSET ?2",
+                "SELECT {} FROM {}{} ORDER BY {} LIMIT ?{}",
                 table.column_list(),
                 table.name,
-                table.order_by
+                if after.is_some() {
+                    table.after_key(|i| format!("?{i}"))
+                } else {
+                    String::new()
+                },
+                table.order_by,
+                keys + 1
             );
             let mut stmt = conn.prepare(&sql)?;
-            let mut rows = stmt.query(params![limit, offset])?;
+            let mut values: Vec<rusqlite::types::Value> =
+                after.iter().flatten().map(sqlite_value).collect();
+            values.push(rusqlite::types::Value::Integer(limit));
+            let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
                 let mut values = Vec::with_capacity(table.columns.len());
@@ -37,7 +60,6 @@ impl crate::storage::DataCopy for SqliteStore {
         rows: Vec<Vec<crate::storage::DumpValue>>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |conn, _| {
-            use crate::storage::DumpValue;
             use rusqlite::types::Value;
             let placeholders: Vec<String> =
                 (1..=table.columns.len()).map(|i| format!("?{i}")).collect();
@@ -49,16 +71,7 @@ impl crate::storage::DataCopy for SqliteStore {
             );
             let mut stmt = conn.prepare(&sql)?;
             for row in &rows {
-                let values: Vec<Value> = row
-                    .iter()
-                    .map(|v| match v {
-                        DumpValue::Null => Value::Null,
-                        DumpValue::Int(n) => Value::Integer(*n),
-                        DumpValue::Bool(b) => Value::Integer(i64::from(*b)),
-                        DumpValue::Text(t) => Value::Text(t.clone()),
-                        DumpValue::Blob(b) => Value::Blob(b.clone()),
-                    })
-                    .collect();
+                let values: Vec<Value> = row.iter().map(sqlite_value).collect();
                 stmt.execute(rusqlite::params_from_iter(values))?;
             }
             Ok(())
