@@ -68,6 +68,11 @@ impl Sql {
         debug_assert_eq!(used, N, "placeholders of {fragment:?}");
         self.params.extend(params);
     }
+
+    /// Appends a constant fragment without placeholders.
+    fn push_static(&mut self, fragment: &'static str) {
+        self.push(fragment, []);
+    }
 }
 
 /// What the backends write differently.
@@ -410,52 +415,47 @@ pub(crate) fn queue_row(
     })
 }
 
-/// The counts' statements, each answering one row of one integer, in
-/// [`QueueCounts`](crate::domain::queue::QueueCounts) order after the
-/// per-department one (which answers `dept_id`, name, count rows).
-pub(crate) fn counts_sql(d: &Dialect, viewer: &Agent, today_start: jiff::Timestamp) -> Vec<Sql> {
+/// The counts in one statement (a round trip and a plan per page, not
+/// five): rows of `(part, dept_id, name, n)` read by [`counts_from_rows`],
+/// part 0 the open tickets per department (one row each), then one row
+/// each for the viewer's, the unassigned, and today's resolved and
+/// closed tickets.
+pub(crate) fn counts_sql(d: &Dialect, viewer: &Agent, today_start: jiff::Timestamp) -> Sql {
     let today = format_time(today_start);
-    let mut out = Vec::with_capacity(5);
+    let mut sql = Sql::new(d);
     // Open tickets come from `open_counts` (migration 11: kept by
     // triggers as tickets change; 0 is no department, nobody), read
     // as `t` so that the permission rule applies to it as written.
-    let mut by_dept = Sql::new(d);
-    by_dept.push(
-        "SELECT c.dept_id,
+    sql.push(
+        "SELECT CAST(0 AS BIGINT) AS part, c.dept_id AS dept,
                 (SELECT n.dept_name FROM tickets n WHERE n.dept_id = c.dept_id AND n.status = 'open'
-                 ORDER BY n.updated DESC LIMIT 1),
-                c.n
+                 ORDER BY n.updated DESC LIMIT 1) AS name,
+                c.n AS n
          FROM (SELECT t.dept_id, CAST(sum(t.n) AS BIGINT) AS n FROM open_counts t
                WHERE t.dept_id <> 0",
         [],
     );
-    push_visible(&mut by_dept, d, viewer);
-    by_dept.push(
-        " GROUP BY t.dept_id) c WHERE c.n > 0 ORDER BY c.dept_id",
-        [],
-    );
-    out.push(by_dept);
+    push_visible(&mut sql, d, viewer);
+    sql.push(" GROUP BY t.dept_id) c WHERE c.n > 0", []);
     // Assigned to the viewer: visible by the rule itself.
-    let mut mine = Sql::new(d);
-    mine.push(
-        "SELECT CAST(coalesce(sum(t.n), 0) AS BIGINT) FROM open_counts t WHERE t.assignee_id = ?",
+    sql.push(
+        " UNION ALL SELECT 1, 0, NULL, CAST(coalesce(sum(t.n), 0) AS BIGINT)
+          FROM open_counts t WHERE t.assignee_id = ?",
         [Param::Int(viewer.id.0)],
     );
-    out.push(mine);
-    let mut unassigned = Sql::new(d);
-    unassigned.push(
-        "SELECT CAST(coalesce(sum(t.n), 0) AS BIGINT) FROM open_counts t WHERE t.assignee_id = 0",
+    sql.push(
+        " UNION ALL SELECT 2, 0, NULL, CAST(coalesce(sum(t.n), 0) AS BIGINT)
+          FROM open_counts t WHERE t.assignee_id = 0",
         [],
     );
-    push_visible(&mut unassigned, d, viewer);
-    out.push(unassigned);
-    for status in ["resolved", "closed"] {
+    push_visible(&mut sql, d, viewer);
+    for (part, status) in [(" UNION ALL SELECT 3,", "resolved"), (" UNION ALL SELECT 4,", "closed")] {
         // `updated` is never before `status_changed` (a status change is
         // a change): its condition lets the (status, updated) index find
         // today's rows.
-        let mut today_sql = Sql::new(d);
-        today_sql.push(
-            "SELECT count(*) FROM tickets t
+        sql.push_static(part);
+        sql.push(
+            " 0, NULL, CAST(count(*) AS BIGINT) FROM tickets t
              WHERE t.status = ? AND t.updated >= ? AND t.status_changed >= ?",
             [
                 Param::Text(status.into()),
@@ -463,8 +463,28 @@ pub(crate) fn counts_sql(d: &Dialect, viewer: &Agent, today_start: jiff::Timesta
                 Param::Text(today.clone()),
             ],
         );
-        push_visible(&mut today_sql, d, viewer);
-        out.push(today_sql);
+        push_visible(&mut sql, d, viewer);
+    }
+    sql.push(" ORDER BY 1, 2", []);
+    sql
+}
+
+/// [`QueueCounts`](crate::domain::queue::QueueCounts) from the rows of
+/// [`counts_sql`].
+pub(crate) fn counts_from_rows(
+    rows: impl IntoIterator<Item = (i64, i64, Option<String>, i64)>,
+) -> crate::domain::queue::QueueCounts {
+    let mut out = crate::domain::queue::QueueCounts::default();
+    for (part, dept, name, n) in rows {
+        match part {
+            0 => out
+                .open_by_department
+                .push((dept, name.unwrap_or_default(), n)),
+            1 => out.mine = n,
+            2 => out.unassigned = n,
+            3 => out.resolved_today = n,
+            _ => out.closed_today = n,
+        }
     }
     out
 }

@@ -355,9 +355,48 @@ fn add_agent(
         .context("stdin")?
         .write_all(format!("{password}\n").as_bytes())?;
     let out = child.wait_with_output()?;
+    if out.status.success() {
+        return Ok(password);
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !stderr.contains("already exists") {
+        bail!("agent add {email}: {stderr}");
+    }
+    // A run before this one made it: the same agents every run, so that
+    // pages listing agents weigh the same from run to run.
+    let list = Command::new(server)
+        .env_remove("OXIDESK_CONFIG")
+        .arg("--config")
+        .arg(config)
+        .args(["agent", "list"])
+        .output()?;
+    let listed = String::from_utf8_lossy(&list.stdout);
+    let id = listed
+        .lines()
+        .find_map(|l| {
+            let mut cols = l.split_whitespace();
+            let id = cols.next()?;
+            (cols.next()? == email).then(|| id.to_string())
+        })
+        .with_context(|| format!("agent {email} exists but is not listed"))?;
+    let mut child = Command::new(server)
+        .env_remove("OXIDESK_CONFIG")
+        .arg("--config")
+        .arg(config)
+        .args(["agent", "password", &id, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(format!("{password}\n").as_bytes())?;
+    let out = child.wait_with_output()?;
     if !out.status.success() {
         bail!(
-            "agent add {email}: {}",
+            "agent password {email}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
@@ -554,17 +593,13 @@ pub fn run(args: &MeasureArgs) -> anyhow::Result<()> {
     let (_, dir) = super::config_for(&args.database, Some(sink.port), "")?;
     let config = dir.path().join("staff.toml");
 
-    // Agents: one admin, the others in one department each.
-    let run = format!(
-        "{}-{}",
-        std::process::id(),
-        jiff::Timestamp::now().as_second()
-    );
+    // Agents: one admin, the others in one department each; the same
+    // ones (by address) in every run on a database.
     let mut accounts = Vec::new();
     for k in 0..args.concurrency {
         let admin = k == 0;
         let department = DEPARTMENTS[k % DEPARTMENTS.len()].0;
-        let email = format!("bench{run}-{k}@agents.example.com");
+        let email = format!("bench-{k}@agents.example.com");
         let password = add_agent(
             &server,
             &config,

@@ -75,28 +75,12 @@ impl QueueStore for PgStore {
         today_start: jiff::Timestamp,
     ) -> BoxFuture<'a, Result<QueueCounts, StoreError>> {
         Box::pin(async move {
-            let mut sqls = queue_sql::counts_sql(&DIALECT, viewer, today_start).into_iter();
-            let mut out = QueueCounts::default();
-            let mut conn = self.pool.acquire().await?;
-            if let Some(by_dept) = sqls.next() {
-                for r in query(&by_dept).fetch_all(&mut *conn).await? {
-                    out.open_by_department.push((
-                        r.try_get(0)?,
-                        r.try_get::<Option<String>, _>(1)?.unwrap_or_default(),
-                        r.try_get(2)?,
-                    ));
-                }
+            let sql = queue_sql::counts_sql(&DIALECT, viewer, today_start);
+            let mut rows = Vec::new();
+            for r in query(&sql).fetch_all(&self.pool).await? {
+                rows.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
             }
-            for slot in [
-                &mut out.mine,
-                &mut out.unassigned,
-                &mut out.resolved_today,
-                &mut out.closed_today,
-            ] {
-                if let Some(sql) = sqls.next() {
-                    *slot = query(&sql).fetch_one(&mut *conn).await?.try_get(0)?;
-                }
-            }
+            let out = queue_sql::counts_from_rows(rows);
             Ok(out)
         })
     }

@@ -95,31 +95,13 @@ fn counts(
     viewer: &Agent,
     today_start: jiff::Timestamp,
 ) -> Result<QueueCounts, StoreError> {
-    let mut sqls = queue_sql::counts_sql(&DIALECT, viewer, today_start).into_iter();
-    let mut out = QueueCounts::default();
-    if let Some(by_dept) = sqls.next() {
-        each_row(conn, &by_dept, |r| {
-            out.open_by_department.push((
-                r.get(0)?,
-                r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                r.get(2)?,
-            ));
-            Ok(())
-        })?;
-    }
-    for slot in [
-        &mut out.mine,
-        &mut out.unassigned,
-        &mut out.resolved_today,
-        &mut out.closed_today,
-    ] {
-        if let Some(sql) = sqls.next() {
-            each_row(conn, &sql, |r| {
-                *slot = r.get(0)?;
-                Ok(())
-            })?;
-        }
-    }
+    let sql = queue_sql::counts_sql(&DIALECT, viewer, today_start);
+    let mut rows = Vec::new();
+    each_row(conn, &sql, |r| {
+        rows.push((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?));
+        Ok(())
+    })?;
+    let out = queue_sql::counts_from_rows(rows);
     Ok(out)
 }
 
