@@ -449,7 +449,10 @@ pub(crate) fn counts_sql(d: &Dialect, viewer: &Agent, today_start: jiff::Timesta
         [],
     );
     push_visible(&mut sql, d, viewer);
-    for (part, status) in [(" UNION ALL SELECT 3,", "resolved"), (" UNION ALL SELECT 4,", "closed")] {
+    for (part, status) in [
+        (" UNION ALL SELECT 3,", "resolved"),
+        (" UNION ALL SELECT 4,", "closed"),
+    ] {
         // `updated` is never before `status_changed` (a status change is
         // a change): its condition lets the (status, updated) index find
         // today's rows.

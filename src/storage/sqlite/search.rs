@@ -42,29 +42,48 @@ pub(super) fn index_new_ticket(
     Ok(())
 }
 
-/// Rows of new tickets to write before the group's COMMIT.
+/// Index writes kept for the group, made just before its COMMIT
+/// ([`flush_pending`]): rows of new tickets, and tickets to re-index.
 #[derive(Default)]
-pub(super) struct PendingIndex(Vec<(i64, SearchDoc)>);
+pub(super) struct PendingIndex {
+    new: Vec<(i64, SearchDoc)>,
+    reindex: Vec<i64>,
+}
 
 impl PendingIndex {
     /// Keeps a new ticket's row for [`flush_pending`].
     pub(super) fn push(&mut self, ticket_id: i64, doc: SearchDoc) {
-        self.0.push((ticket_id, doc));
+        self.new.push((ticket_id, doc));
     }
 
     /// Forgets them (the transaction was rolled back).
     pub(super) fn clear(&mut self) {
-        self.0.clear();
+        self.new.clear();
+        self.reindex.clear();
     }
 }
 
-/// Writes the rows kept for the group (before the COMMIT, and before any
-/// re-indexing, which reads the index).
+/// Writes what was kept for the group, before the COMMIT: the new
+/// tickets' rows, then each re-indexed ticket once (read back from the
+/// tables, so it holds every entry of the group). Made last, after the
+/// group's other statements, the index writes of a whole group become
+/// one FTS5 segment: written as each request ran, every later statement
+/// of the group that opened a statement transaction flushed them as a
+/// segment of their own, and merging those segments was most of a
+/// reply's cost in the writer.
 pub(super) fn flush_pending(
     conn: &Connection,
     pending: &mut PendingIndex,
 ) -> Result<(), StoreError> {
-    for (ticket_id, doc) in pending.0.drain(..) {
+    for (ticket_id, doc) in pending.new.drain(..) {
+        index_new_ticket(conn, ticket_id, &doc)?;
+    }
+    pending.reindex.sort_unstable();
+    pending.reindex.dedup();
+    for ticket_id in pending.reindex.drain(..) {
+        let doc = load_doc(conn, ticket_id)?;
+        conn.prepare_cached("DELETE FROM ticket_search WHERE rowid = ?1")?
+            .execute([ticket_id])?;
         index_new_ticket(conn, ticket_id, &doc)?;
     }
     Ok(())
@@ -72,21 +91,17 @@ pub(super) fn flush_pending(
 
 /// Re-indexes ticket `ticket_id` after an entry was appended to it (a
 /// message, a staff response or note), or after it moved to another
-/// department or assignee (its scope): call it in the same transaction,
-/// after the entry and its attachments are inserted. Reads the ticket's
-/// subject, user, every entry body and attachment name back from the
-/// tables, so it needs nothing else.
+/// department or assignee (its scope), in the same transaction: kept for
+/// [`flush_pending`], which reads the ticket's subject, user, every entry
+/// body and attachment name back from the tables, so it needs nothing
+/// else.
 pub(crate) fn index_entry(
-    conn: &Connection,
+    _conn: &Connection,
     pending: &mut PendingIndex,
     ticket_id: i64,
 ) -> Result<(), StoreError> {
-    // The ticket may be new in this group: its row must exist first.
-    flush_pending(conn, pending)?;
-    let doc = load_doc(conn, ticket_id)?;
-    conn.prepare_cached("DELETE FROM ticket_search WHERE rowid = ?1")?
-        .execute([ticket_id])?;
-    index_new_ticket(conn, ticket_id, &doc)
+    pending.reindex.push(ticket_id);
+    Ok(())
 }
 
 /// The index writes of a filed email: a new ticket is indexed from what
