@@ -105,3 +105,45 @@ async fn two_instances_share_one_database_without_duplicates() {
         drop_test_database(&name);
     }
 }
+
+/// oxidesk's PostgreSQL sessions plan without parallel workers and with
+/// their statement timeout (set on every new connection). PostgreSQL
+/// only: with SQLite there are no such sessions.
+#[tokio::test]
+async fn postgres_sessions_run_without_parallel_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (database, pg_name) = test_database(&dir.path().join("unused.db")).await;
+    let Some(name) = pg_name else {
+        return;
+    };
+    let settings = oxidesk::storage::postgres::PgSettings {
+        max_connections: 2,
+        statement_timeout_ms: 4321,
+        connect_retry_secs: 5,
+        acquire_timeout_ms: 5000,
+        message_domain: "example.com".into(),
+        create_schema: true,
+    };
+    let numbers = oxidesk::storage::NumberPolicy {
+        format: "######".into(),
+        sequential: false,
+        widen_at: 0.5,
+        widened: Default::default(),
+    };
+    let store = oxidesk::storage::postgres::PgStore::open(&database, numbers, &settings)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .session_setting("max_parallel_workers_per_gather")
+            .await
+            .unwrap(),
+        "0"
+    );
+    assert_eq!(
+        store.session_setting("statement_timeout").await.unwrap(),
+        "4321ms"
+    );
+    drop(store);
+    drop_test_database(&name);
+}
