@@ -199,6 +199,19 @@ pub(super) async fn run(cli: &Cli, args: &MigrateDataArgs) -> anyhow::Result<()>
             checksum(from.as_ref(), table, args.batch).await?,
             checksum(to.as_ref(), table, args.batch).await?,
         );
+        // The pages must have seen every row (a key that is not unique
+        // would skip some on both sides alike).
+        let counted = (from.row_count(table).await?, to.row_count(table).await?);
+        if counted != (a.0, b.0) {
+            bail!(
+                "{}: {} and {} rows counted, {} and {} read in pages",
+                table.name,
+                counted.0,
+                counted.1,
+                a.0,
+                b.0
+            );
+        }
         outln!(
             "{:<20} {:>8} rows  sha256 {}  {}",
             table.name,

@@ -2,6 +2,40 @@
 
 use super::*;
 
+/// Most bytes of bound values in one multi-row INSERT.
+const MAX_STATEMENT_BYTES: usize = 64 << 20;
+
+/// A copied row's bound bytes (texts and blobs; numbers are noise).
+fn row_bytes(row: &[crate::storage::DumpValue]) -> usize {
+    use crate::storage::DumpValue;
+    row.iter()
+        .map(|v| match v {
+            DumpValue::Text(t) => t.len(),
+            DumpValue::Blob(b) => b.len(),
+            _ => 8,
+        })
+        .sum()
+}
+
+/// The next rows of one INSERT: at most `per_statement`, and no more
+/// than `max_bytes` of values unless a single row is larger (it goes
+/// alone).
+fn next_chunk<I: Iterator<Item = Vec<crate::storage::DumpValue>>>(
+    rows: &mut std::iter::Peekable<I>,
+    per_statement: usize,
+    max_bytes: usize,
+) -> Vec<Vec<crate::storage::DumpValue>> {
+    let mut chunk = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(row) = rows.next_if(|row| {
+        chunk.is_empty() || (chunk.len() < per_statement && bytes + row_bytes(row) <= max_bytes)
+    }) {
+        bytes += row_bytes(&row);
+        chunk.push(row);
+    }
+    chunk
+}
+
 /// Binds a copied value, typed by its column (a NULL needs one too).
 fn bind_value<'q>(
     q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
@@ -66,13 +100,15 @@ impl crate::storage::DataCopy for PgStore {
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             // Many rows per statement (a round trip per row was most of a
-            // copy's time), within PostgreSQL's 65,535 parameters.
+            // copy's time), within PostgreSQL's 65,535 parameters and,
+            // for rows of files and raw mail, a bounded message (its
+            // limit is 1 GB; one row always goes, whatever its size).
             let width = table.columns.len();
             let per_statement = (65_535 / width).clamp(1, 1_000);
             let mut tx = self.pool.begin().await?;
             let mut rows = rows.into_iter().peekable();
             while rows.peek().is_some() {
-                let chunk: Vec<_> = rows.by_ref().take(per_statement).collect();
+                let chunk = next_chunk(&mut rows, per_statement, MAX_STATEMENT_BYTES);
                 let tuples: Vec<String> = (0..chunk.len())
                     .map(|r| {
                         let marks: Vec<String> =
@@ -154,5 +190,37 @@ impl crate::storage::DataCopy for PgStore {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::DumpValue;
+
+    fn blob(n: usize) -> Vec<DumpValue> {
+        vec![DumpValue::Int(1), DumpValue::Blob(vec![0; n])]
+    }
+
+    #[test]
+    fn an_insert_takes_rows_up_to_its_count_and_its_bytes_and_a_big_row_alone() {
+        let sizes = |rows: Vec<Vec<DumpValue>>, per: usize, max: usize| {
+            let mut rows = rows.into_iter().peekable();
+            let mut out = Vec::new();
+            while rows.peek().is_some() {
+                out.push(next_chunk(&mut rows, per, max).len());
+            }
+            out
+        };
+        // By count.
+        assert_eq!(sizes((0..7).map(|_| blob(1)).collect(), 3, 1000), [3, 3, 1]);
+        // By bytes: 9 bytes a row (8 of the integer, 1 of the blob).
+        assert_eq!(
+            sizes((0..7).map(|_| blob(1)).collect(), 100, 20),
+            [2, 2, 2, 1]
+        );
+        // A row over the limit goes alone, and the rows around it group.
+        let rows = vec![blob(1), blob(500), blob(1), blob(1)];
+        assert_eq!(sizes(rows, 100, 100), [1, 1, 2]);
     }
 }
