@@ -941,23 +941,26 @@ mod tests {
 
     #[test]
     fn every_copied_table_resumes_after_a_key_of_its_own_columns() {
+        // `key_positions` panics on an `order_by` name that is not a
+        // column (a typo would otherwise surface only in a copy).
         for table in TABLES {
-            let keys = table.key_positions();
-            assert!(!keys.is_empty(), "{}", table.name);
-            let clause = table.after_key(|i| format!("${i}"));
-            let marks = (1..=keys.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            assert!(clause.ends_with(&format!("> ({marks})")), "{clause}");
-            for p in keys {
-                assert!(clause.contains(table.columns[p].0), "{clause}");
-            }
+            assert!(!table.key_positions().is_empty(), "{}", table.name);
         }
         let fields = TABLES.iter().find(|t| t.name == "field_values").unwrap();
         assert_eq!(
             fields.after_key(|i| format!("?{i}")),
             " WHERE (ticket_id, form, name) > (?1, ?2, ?3)"
+        );
+        let names: Vec<&str> = fields
+            .key_positions()
+            .into_iter()
+            .map(|p| fields.columns[p].0)
+            .collect();
+        assert_eq!(names, ["ticket_id", "form", "name"]);
+        let blobs = TABLES.iter().find(|t| t.name == "blobs").unwrap();
+        assert_eq!(
+            blobs.after_key(|i| format!("${i}")),
+            " WHERE (sha256) > ($1)"
         );
     }
 }

@@ -370,6 +370,9 @@ fn add_agent(
         .arg(config)
         .args(["agent", "list"])
         .output()?;
+    if !list.status.success() {
+        bail!("agent list: {}", String::from_utf8_lossy(&list.stderr));
+    }
     let listed = String::from_utf8_lossy(&list.stdout);
     let id = listed
         .lines()
