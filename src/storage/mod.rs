@@ -643,6 +643,25 @@ impl TableSpec {
         let marks: Vec<String> = (1..=keys.len()).map(placeholder).collect();
         format!(" WHERE ({}) > ({})", keys.join(", "), marks.join(", "))
     }
+
+    /// One batch of the copy in `order_by` order: after the key bound
+    /// first (when `resuming`), then the `LIMIT` bound last.
+    pub(crate) fn page_sql(&self, resuming: bool, placeholder: impl Fn(usize) -> String) -> String {
+        let (after, limit) = if resuming {
+            (
+                self.after_key(&placeholder),
+                placeholder(self.key_positions().len() + 1),
+            )
+        } else {
+            (String::new(), placeholder(1))
+        };
+        format!(
+            "SELECT {} FROM {}{after} ORDER BY {} LIMIT {limit}",
+            self.column_list(),
+            self.name,
+            self.order_by
+        )
+    }
 }
 
 /// A value of a copied row.

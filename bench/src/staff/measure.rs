@@ -333,28 +333,22 @@ fn add_agent(
     department: i64,
 ) -> anyhow::Result<String> {
     let password = format!("bench-password-{}", std::process::id());
-    let mut cmd = Command::new(server);
-    cmd.env_remove("OXIDESK_CONFIG")
-        .arg("--config")
-        .arg(config)
-        .args(["agent", "add", "--email", email, "--name", name])
-        .arg("--password-stdin");
+    let department = department.to_string();
+    let mut args = vec![
+        "agent",
+        "add",
+        "--email",
+        email,
+        "--name",
+        name,
+        "--password-stdin",
+    ];
     if admin {
-        cmd.arg("--admin");
+        args.push("--admin");
     } else {
-        cmd.args(["--department", &department.to_string()]);
+        args.extend(["--department", &department]);
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(format!("{password}\n").as_bytes())?;
-    let out = child.wait_with_output()?;
+    let out = oxidesk_cli(server, config, &args, Some(&password))?;
     if out.status.success() {
         return Ok(password);
     }
@@ -364,12 +358,7 @@ fn add_agent(
     }
     // A run before this one made it: the same agents every run, so that
     // pages listing agents weigh the same from run to run.
-    let list = Command::new(server)
-        .env_remove("OXIDESK_CONFIG")
-        .arg("--config")
-        .arg(config)
-        .args(["agent", "list"])
-        .output()?;
+    let list = oxidesk_cli(server, config, &["agent", "list"], None)?;
     if !list.status.success() {
         bail!("agent list: {}", String::from_utf8_lossy(&list.stderr));
     }
@@ -382,21 +371,12 @@ fn add_agent(
             (cols.next()? == email).then(|| id.to_string())
         })
         .with_context(|| format!("agent {email} exists but is not listed"))?;
-    let mut child = Command::new(server)
-        .env_remove("OXIDESK_CONFIG")
-        .arg("--config")
-        .arg(config)
-        .args(["agent", "password", &id, "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(format!("{password}\n").as_bytes())?;
-    let out = child.wait_with_output()?;
+    let out = oxidesk_cli(
+        server,
+        config,
+        &["agent", "password", &id, "--password-stdin"],
+        Some(&password),
+    )?;
     if !out.status.success() {
         bail!(
             "agent password {email}: {}",
@@ -404,6 +384,37 @@ fn add_agent(
         );
     }
     Ok(password)
+}
+
+/// Runs `oxidesk --config CONFIG ARGS…`, writing `stdin_line` (and a
+/// newline) to its standard input when given.
+fn oxidesk_cli(
+    server: &std::path::Path,
+    config: &std::path::Path,
+    args: &[&str],
+    stdin_line: Option<&str>,
+) -> anyhow::Result<std::process::Output> {
+    let mut child = Command::new(server)
+        .env_remove("OXIDESK_CONFIG")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(if stdin_line.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let Some(line) = stdin_line {
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(format!("{line}\n").as_bytes())?;
+    }
+    Ok(child.wait_with_output()?)
 }
 
 async fn sign_in(port: u16, email: &str, password: &str) -> anyhow::Result<(String, String)> {

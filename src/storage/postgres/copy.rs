@@ -66,19 +66,7 @@ impl crate::storage::DataCopy for PgStore {
             // Table and column names are constants of TABLES, never input.
             // Text keys compare in the database's collation, as its
             // indexes do: the seek stays an index seek.
-            let keys = after.as_ref().map_or(0, Vec::len);
-            let sql = format!(
-                "SELECT {} FROM {}{} ORDER BY {} LIMIT ${}",
-                table.column_list(),
-                table.name,
-                if after.is_some() {
-                    table.after_key(|i| format!("${i}"))
-                } else {
-                    String::new()
-                },
-                table.order_by,
-                keys + 1
-            );
+            let sql = table.page_sql(after.is_some(), |i| format!("${i}"));
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             let positions = table.key_positions();
             for (v, p) in after.into_iter().flatten().zip(positions) {

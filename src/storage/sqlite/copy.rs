@@ -23,19 +23,7 @@ impl crate::storage::DataCopy for SqliteStore {
         limit: i64,
     ) -> BoxFuture<'_, Result<Vec<Vec<crate::storage::DumpValue>>, StoreError>> {
         self.read(move |conn| {
-            let keys = after.as_ref().map_or(0, Vec::len);
-            let sql = format!(
-                "SELECT {} FROM {}{} ORDER BY {} LIMIT ?{}",
-                table.column_list(),
-                table.name,
-                if after.is_some() {
-                    table.after_key(|i| format!("?{i}"))
-                } else {
-                    String::new()
-                },
-                table.order_by,
-                keys + 1
-            );
+            let sql = table.page_sql(after.is_some(), |i| format!("?{i}"));
             let mut stmt = conn.prepare(&sql)?;
             let mut values: Vec<rusqlite::types::Value> =
                 after.iter().flatten().map(sqlite_value).collect();
