@@ -224,10 +224,10 @@ pub(super) async fn run(cli: &Cli, cmd: &TicketCommand) -> anyhow::Result<()> {
             let catalog = crate::domain::catalog::Catalog::new(&config);
             let req = crate::domain::work::parse_entry(&map.into(), false, &catalog)
                 .map_err(work_error)?;
-            let ticket = crate::domain::work::visible_ticket(store.as_ref(), &agent, number)
+            let ticket = crate::domain::work::visible_head(store.as_ref(), &agent, number)
                 .await
                 .map_err(work_error)?;
-            let (_, id) = crate::domain::work::add_entry(
+            let (entry, _) = crate::domain::work::add_entry(
                 store.as_ref(),
                 &agent,
                 &ticket,
@@ -236,17 +236,20 @@ pub(super) async fn run(cli: &Cli, cmd: &TicketCommand) -> anyhow::Result<()> {
             )
             .await
             .map_err(work_error)?;
-            outln!("reply {id} added to ticket {number}; mailed through the outbox");
+            outln!(
+                "reply {} added to ticket {number}; mailed through the outbox",
+                entry.id
+            );
         }
         TicketCommand::Note { number, entry } => {
             let agent = acting_agent(store.as_ref(), &entry.agent).await?;
             let catalog = crate::domain::catalog::Catalog::new(&config);
             let req = crate::domain::work::parse_entry(&entry_body(entry)?.into(), true, &catalog)
                 .map_err(work_error)?;
-            let ticket = crate::domain::work::visible_ticket(store.as_ref(), &agent, number)
+            let ticket = crate::domain::work::visible_head(store.as_ref(), &agent, number)
                 .await
                 .map_err(work_error)?;
-            let (_, id) = crate::domain::work::add_entry(
+            let (entry, _) = crate::domain::work::add_entry(
                 store.as_ref(),
                 &agent,
                 &ticket,
@@ -255,7 +258,7 @@ pub(super) async fn run(cli: &Cli, cmd: &TicketCommand) -> anyhow::Result<()> {
             )
             .await
             .map_err(work_error)?;
-            outln!("note {id} added to ticket {number}");
+            outln!("note {} added to ticket {number}", entry.id);
         }
         TicketCommand::Close { number, agent } | TicketCommand::Reopen { number, agent } => {
             let status = if matches!(cmd, TicketCommand::Close { .. }) {

@@ -224,6 +224,42 @@ pub struct TicketView {
     pub work: WorkState,
 }
 
+/// What working a ticket needs before a write: who may see it, its
+/// state, the user a reply goes to, its version. One row: a reply or
+/// note reads this, not the thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketHead {
+    /// Row id.
+    pub ticket_id: i64,
+    /// Number.
+    pub number: TicketNumber,
+    /// Status.
+    pub status: TicketStatus,
+    /// Department.
+    pub department: Option<Named>,
+    /// The agent it is assigned to.
+    pub assignee: Option<Named>,
+    /// Requester.
+    pub user: Party,
+    /// Bumped by every change: its `ETag`.
+    pub version: i64,
+}
+
+impl TicketView {
+    /// The ticket's head.
+    pub fn head(&self) -> TicketHead {
+        TicketHead {
+            ticket_id: self.work.ticket_id,
+            number: self.number.clone(),
+            status: self.status,
+            department: self.department.clone(),
+            assignee: self.work.assignee.clone(),
+            user: self.user.clone(),
+            version: self.work.version,
+        }
+    }
+}
+
 /// A ticket's state as staff work it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkState {

@@ -12,9 +12,12 @@ use super::catalog::Catalog;
 use super::ids::{EmailAddress, TicketNumber};
 use super::notify::{MailEvent, MailKind, QueuedMail};
 use super::staff::{Actor, Agent, AgentId};
-use super::views::{ChangeEvent, EntryKind, Named, TicketStatus, TicketView};
+use super::views::{
+    AttachmentView, ChangeEvent, EntryFlags, EntryKind, EntryView, Named, Party, TicketHead,
+    TicketStatus, TicketView,
+};
 use crate::intake::{BodyFormat, IntakeError};
-use crate::storage::{NewAttachment, NewEntry, Store, StoreError};
+use crate::storage::{AddedEntry, NewAttachment, NewEntry, Store, StoreError};
 
 /// Longest body of a reply or note, in bytes.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -380,7 +383,7 @@ pub fn parse_entry(
 /// The entry an agent writes, and the mail a reply queues: the response
 /// to the ticket's user, uncapped (a person wrote it).
 pub fn plan_entry(
-    view: &TicketView,
+    view: &TicketHead,
     agent: &Agent,
     kind: EntryKind,
     req: EntryRequest,
@@ -407,7 +410,7 @@ pub fn plan_entry(
         .filter(|s| *s != view.status)
         .map(|s| (s, status_event(&actor, view.status, s, now)));
     Ok(StaffEntry {
-        ticket_id: view.work.ticket_id,
+        ticket_id: view.ticket_id,
         entry: NewEntry {
             kind,
             format: req.format,
@@ -425,6 +428,26 @@ pub fn plan_entry(
         status,
         now,
     })
+}
+
+/// The head of a ticket `agent` may see, else `NotFound` (whether it
+/// exists or not): what a reply or note needs before it is written.
+pub async fn visible_head(
+    store: &dyn Store,
+    agent: &Agent,
+    number: &str,
+) -> Result<TicketHead, WorkError> {
+    let number = TicketNumber::parse(number).ok_or(WorkError::NotFound)?;
+    let head = store
+        .ticket_head(number)
+        .await?
+        .ok_or(WorkError::NotFound)?;
+    let assignee = head.assignee.as_ref().map(|a| AgentId(a.id));
+    if agent.may_see(head.department.as_ref().map(|d| d.id), assignee) {
+        Ok(head)
+    } else {
+        Err(WorkError::NotFound)
+    }
 }
 
 /// The ticket `agent` may see, else `NotFound` (whether it exists or not).
@@ -507,25 +530,73 @@ async fn reload(store: &dyn Store, number: &str) -> Result<TicketView, WorkError
     store.load_ticket(number).await?.ok_or(WorkError::NotFound)
 }
 
-/// Adds a reply (`EntryKind::Response`) or note as `agent` to `view`,
-/// the ticket [`visible_ticket`] gave that agent (callers look it up
+/// Adds a reply (`EntryKind::Response`) or note as `agent` to `head`,
+/// the ticket [`visible_head`] gave that agent (callers look it up
 /// first, before judging the body, so that an agent who may not see it
-/// learns nothing else; the thread is not read twice); returns the
-/// ticket with the entry and the new entry's id.
+/// learns nothing else); returns the entry as stored and the ticket's
+/// new version. Neither read nor written: the thread (a reply's cost
+/// does not grow with it).
 pub async fn add_entry(
     store: &dyn Store,
     agent: &Agent,
-    view: &TicketView,
+    head: &TicketHead,
     kind: EntryKind,
     req: EntryRequest,
-) -> Result<(TicketView, i64), WorkError> {
-    let entry = plan_entry(view, agent, kind, req, Timestamp::now())?;
-    let id = store.add_staff_entry(entry).await?;
-    let view = store
-        .load_ticket(view.number.clone())
-        .await?
-        .ok_or(WorkError::NotFound)?;
-    Ok((view, id))
+) -> Result<(EntryView, i64), WorkError> {
+    let entry = plan_entry(head, agent, kind, req, Timestamp::now())?;
+    let mut view = entry_view(&entry.entry, entry.now);
+    let added = store.add_staff_entry(entry).await?;
+    with_ids(&mut view, &added)?;
+    Ok((view, added.version))
+}
+
+/// Gives `view` (of an entry just written) the ids the store gave it.
+fn with_ids(view: &mut EntryView, added: &AddedEntry) -> Result<(), WorkError> {
+    if added.files.len() != view.attachments.len() {
+        return Err(StoreError::other("the store did not give an id per file").into());
+    }
+    view.id = added.id;
+    for (a, id) in view.attachments.iter_mut().zip(&added.files) {
+        a.id = *id;
+    }
+    Ok(())
+}
+
+/// The view of an entry as it will be stored, before the store has
+/// given it ids (0 until [`with_ids`]); times to the second, as stored.
+fn entry_view(e: &NewEntry, created: Timestamp) -> EntryView {
+    let created = Timestamp::from_second(created.as_second()).unwrap_or(created);
+    EntryView {
+        id: 0,
+        agent: e.agent,
+        kind: e.kind,
+        format: e.format,
+        body: e.body.clone(),
+        from: Party {
+            name: e.from_name.clone(),
+            email: e.from_email.as_str().to_string(),
+        },
+        created,
+        message_id: e.message_id.clone(),
+        flags: EntryFlags {
+            auto_reply: e.auto_reply,
+            bounce: e.bounce,
+        },
+        attachments: e
+            .attachments
+            .iter()
+            .map(|a| AttachmentView {
+                id: 0,
+                name: a.name.clone(),
+                content_type: a.content_type.clone(),
+                size: a.data.len() as i64,
+                sha256: hex::encode(a.sha256),
+                inline: a.inline,
+                content_id: a.content_id.clone(),
+            })
+            .collect(),
+        dropped: e.dropped.clone(),
+    }
 }
 
 /// Every event of a ticket, oldest first: its creation, each later

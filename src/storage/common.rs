@@ -121,7 +121,16 @@ pub(crate) fn run_ready<T>(
     }
 }
 
+use crate::domain::views::TicketHead;
 use ColType::{Blob, Bool, Int, Text};
+
+/// A ticket's head (one row), for work that does not need its thread.
+pub(crate) async fn ticket_head<R: Rows + ?Sized>(
+    db: &mut R,
+    number: &TicketNumber,
+) -> Result<Option<TicketHead>, StoreError> {
+    Ok(ticket_row(db, number).await?.map(|v| v.head()))
+}
 
 /// A ticket by number, without its notifications (which each backend
 /// keeps its own way); returns its row id too.
@@ -129,55 +138,10 @@ pub(crate) async fn load_ticket<R: Rows + ?Sized>(
     db: &mut R,
     number: &TicketNumber,
 ) -> Result<Option<(i64, TicketView)>, StoreError> {
-    const TICKET: &[ColType] = &[
-        Int, Text, Text, Text, Text, Int, Text, Int, Text, Int, Text, Text, Text, Text, Text, Int,
-        Text, Text, Text, Text, Int,
-    ];
-    let rows = db
-        .rows(
-            sql::TICKET_BY_NUMBER,
-            vec![DumpValue::Text(number.as_str().into())],
-            TICKET,
-        )
-        .await?;
-    let Some(r) = rows.into_iter().next() else {
+    let Some(mut view) = ticket_row(db, number).await? else {
         return Ok(None);
     };
-    let named = |id: Option<i64>, name: Option<String>| match (id, name) {
-        (Some(id), Some(name)) => Some(Named { id, name }),
-        _ => None,
-    };
-    let ticket_id = r.int(0)?;
-    let mut view = TicketView {
-        number: TicketNumber::from_stored(r.text(1)?),
-        subject: r.text(2)?,
-        status: r.parsed(3, TicketStatus::parse)?,
-        source: r.parsed(4, Source::parse)?,
-        priority: Named {
-            id: r.int(5)?,
-            name: r.text(6)?,
-        },
-        topic: named(r.opt_int(7)?, r.opt_text(8)?),
-        department: named(r.opt_int(9)?, r.opt_text(10)?),
-        user: Party {
-            name: r.text(11)?,
-            email: r.text(12)?,
-        },
-        ip: r.text(13)?,
-        created: r.time(14)?,
-        fields: serde_json::Map::new(),
-        thread: Vec::new(),
-        notifications: Vec::new(),
-        work: WorkState {
-            ticket_id,
-            assignee: named(r.opt_int(15)?, r.opt_text(16)?),
-            updated: r.time(17)?,
-            last_message_at: r.time(18)?,
-            status_changed: r.opt_text(19)?.and_then(|t| t.parse().ok()),
-            version: r.int(20)?,
-            changes: Vec::new(),
-        },
-    };
+    let ticket_id = view.work.ticket_id;
     let id = || vec![DumpValue::Int(ticket_id)];
     const CHANGE: &[ColType] = &[Text, Text, Int, Text, Text, Text];
     for c in db.rows(sql::TICKET_CHANGES, id(), CHANGE).await? {
@@ -240,6 +204,63 @@ pub(crate) async fn load_ticket<R: Rows + ?Sized>(
         });
     }
     Ok(Some((ticket_id, view)))
+}
+
+/// The ticket row of `number` as a view with nothing else (no thread,
+/// fields, changes or mail).
+async fn ticket_row<R: Rows + ?Sized>(
+    db: &mut R,
+    number: &TicketNumber,
+) -> Result<Option<TicketView>, StoreError> {
+    const TICKET: &[ColType] = &[
+        Int, Text, Text, Text, Text, Int, Text, Int, Text, Int, Text, Text, Text, Text, Text, Int,
+        Text, Text, Text, Text, Int,
+    ];
+    let rows = db
+        .rows(
+            sql::TICKET_BY_NUMBER,
+            vec![DumpValue::Text(number.as_str().into())],
+            TICKET,
+        )
+        .await?;
+    let Some(r) = rows.into_iter().next() else {
+        return Ok(None);
+    };
+    let named = |id: Option<i64>, name: Option<String>| match (id, name) {
+        (Some(id), Some(name)) => Some(Named { id, name }),
+        _ => None,
+    };
+    let ticket_id = r.int(0)?;
+    Ok(Some(TicketView {
+        number: TicketNumber::from_stored(r.text(1)?),
+        subject: r.text(2)?,
+        status: r.parsed(3, TicketStatus::parse)?,
+        source: r.parsed(4, Source::parse)?,
+        priority: Named {
+            id: r.int(5)?,
+            name: r.text(6)?,
+        },
+        topic: named(r.opt_int(7)?, r.opt_text(8)?),
+        department: named(r.opt_int(9)?, r.opt_text(10)?),
+        user: Party {
+            name: r.text(11)?,
+            email: r.text(12)?,
+        },
+        ip: r.text(13)?,
+        created: r.time(14)?,
+        fields: serde_json::Map::new(),
+        thread: Vec::new(),
+        notifications: Vec::new(),
+        work: WorkState {
+            ticket_id,
+            assignee: named(r.opt_int(15)?, r.opt_text(16)?),
+            updated: r.time(17)?,
+            last_message_at: r.time(18)?,
+            status_changed: r.opt_text(19)?.and_then(|t| t.parse().ok()),
+            version: r.int(20)?,
+            changes: Vec::new(),
+        },
+    }))
 }
 
 /// The ticket an email continues: a thread message it names (ours
@@ -409,14 +430,14 @@ pub(crate) async fn list_api_keys<R: Rows + ?Sized>(
 /// count, the version, the user's last message, and a status: the one a
 /// staff reply sets, or the domain's rule for a message (a person's
 /// message reopens a resolved or closed ticket; automatic mail never
-/// does), with its event.
+/// does), with its event. Returns the ticket's new version.
 pub(crate) async fn entry_added<R: Rows + ?Sized>(
     db: &mut R,
     ticket_id: i64,
     entry: &super::NewEntry,
     status: Option<&(TicketStatus, ChangeEvent)>,
     now: jiff::Timestamp,
-) -> Result<(), StoreError> {
+) -> Result<i64, StoreError> {
     let automatic = entry.auto_reply || entry.bounce;
     let (new_status, event) = match status {
         Some((s, e)) => (Some(*s), Some(e.clone())),
@@ -443,21 +464,25 @@ pub(crate) async fn entry_added<R: Rows + ?Sized>(
     };
     let created = super::format_time(now);
     let is_user_message = entry.kind == EntryKind::Message && !automatic;
-    db.rows(
-        sql::TOUCH_TICKET,
-        vec![
-            DumpValue::Text(created),
-            DumpValue::Bool(is_user_message),
-            new_status.map_or(DumpValue::Null, |s| DumpValue::Text(s.as_str().into())),
-            DumpValue::Int(ticket_id),
-        ],
-        &[],
-    )
-    .await?;
+    let version = db
+        .rows(
+            sql::TOUCH_TICKET,
+            vec![
+                DumpValue::Text(created),
+                DumpValue::Bool(is_user_message),
+                new_status.map_or(DumpValue::Null, |s| DumpValue::Text(s.as_str().into())),
+                DumpValue::Int(ticket_id),
+            ],
+            &[Int],
+        )
+        .await?
+        .first()
+        .ok_or(StoreError::NotFound)?
+        .int(0)?;
     if let Some(e) = event {
         insert_event(db, ticket_id, &e).await?;
     }
-    Ok(())
+    Ok(version)
 }
 
 /// Stores a change event.

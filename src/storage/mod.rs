@@ -12,8 +12,8 @@ pub mod sqlite;
 pub mod staff;
 
 pub use staff::{
-    AgentCredentials, AgentStore, NewAgent, NewAgentToken, QueueStore, SLIDE_EVERY_SECS,
-    StoredFile, WorkStore,
+    AddedEntry, AgentCredentials, AgentStore, NewAgent, NewAgentToken, QueueStore,
+    SLIDE_EVERY_SECS, StoredFile, WorkStore,
 };
 
 use std::future::Future;

@@ -10,7 +10,7 @@ pub(crate) const TICKET_EXISTS: &str = "SELECT id FROM tickets WHERE number = $1
 /// An entry's file (its blob is stored apart, once per SHA-256).
 pub(crate) const INSERT_ATTACHMENT: &str =
     "INSERT INTO attachments (entry_id, position, sha256, name, content_type, inline, content_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
 
 /// The first Message-ID of a ticket's mail of one kind (`$1` its index) of ticket `$2` before outbox row `$3`.
 pub(crate) const FIRST_EARLIER_MAIL: &str =
@@ -134,7 +134,7 @@ pub(crate) const TOUCH_TICKET: &str = "UPDATE tickets SET updated = $1, entries 
      version = version + 1, last_message_at = CASE WHEN $2 THEN $1 ELSE last_message_at END,
      status = coalesce($3, status),
      status_changed = CASE WHEN $3 IS NULL THEN status_changed ELSE $1 END
-     WHERE id = $4";
+     WHERE id = $4 RETURNING version";
 
 /// A change's new fields, if the ticket is still at version `$15`. A
 /// nullable id is a flag and a value (never a NULL parameter: PostgreSQL

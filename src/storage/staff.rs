@@ -2,7 +2,7 @@
 //! [`Store`](super::Store) includes: agents and their tokens, the queue
 //! and search, and the work done on one ticket.
 
-use super::{BoxFuture, StoreError};
+use super::{BoxFuture, StoreError, TicketNumber};
 use crate::domain::agents::TokenKind;
 use crate::domain::queue::{QueueCounts, QueuePage, QueueQuery};
 use crate::domain::staff::{Agent, AgentId};
@@ -160,8 +160,13 @@ pub trait WorkStore: Send + Sync {
     fn change_ticket(&self, change: TicketChange) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Writes an agent's reply or note with the mail it queues and the
     /// status it sets, in one transaction (indexed for search there);
-    /// returns the entry's id.
-    fn add_staff_entry(&self, entry: StaffEntry) -> BoxFuture<'_, Result<i64, StoreError>>;
+    /// returns the ids it was given and the ticket's new version.
+    fn add_staff_entry(&self, entry: StaffEntry) -> BoxFuture<'_, Result<AddedEntry, StoreError>>;
+    /// A ticket's head by number (one row: no thread).
+    fn ticket_head(
+        &self,
+        number: TicketNumber,
+    ) -> BoxFuture<'_, Result<Option<crate::domain::views::TicketHead>, StoreError>>;
     /// The name of an active agent.
     fn agent_name(&self, id: AgentId) -> BoxFuture<'_, Result<Option<String>, StoreError>>;
     /// The active agent whose sign-in address is `email` (mail from an
@@ -169,6 +174,17 @@ pub trait WorkStore: Send + Sync {
     fn agent_for_mail(&self, email: String) -> BoxFuture<'_, Result<Option<Agent>, StoreError>>;
     /// An attachment's file with the ticket it belongs to.
     fn attachment(&self, id: i64) -> BoxFuture<'_, Result<Option<StoredFile>, StoreError>>;
+}
+
+/// What writing an entry gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddedEntry {
+    /// The entry's row id.
+    pub id: i64,
+    /// Its files' row ids, in order.
+    pub files: Vec<i64>,
+    /// The ticket's version after the write (its `ETag`).
+    pub version: i64,
 }
 
 /// An attachment's file, and what the permission rule needs.

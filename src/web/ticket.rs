@@ -487,7 +487,7 @@ pub async fn reply(
         request["status"] = json!("resolved");
     }
     // The ticket first: an agent who may not see it learns nothing else.
-    let ticket = match work::visible_ticket(state.store.as_ref(), &staff.agent, &number).await {
+    let ticket = match work::visible_head(state.store.as_ref(), &staff.agent, &number).await {
         Ok(t) => t,
         Err(e) => return work_failed(e),
     };
@@ -525,7 +525,7 @@ pub async fn note(
     if let Err(r) = check_csrf(&staff, &headers, &fields) {
         return r;
     }
-    let ticket = match work::visible_ticket(state.store.as_ref(), &staff.agent, &number).await {
+    let ticket = match work::visible_head(state.store.as_ref(), &staff.agent, &number).await {
         Ok(t) => t,
         Err(e) => return work_failed(e),
     };

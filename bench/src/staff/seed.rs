@@ -296,8 +296,8 @@ async fn one_ticket(ctx: &Ctx, rng: &mut Rng, i: u64, twenty: bool) -> anyhow::R
                     attachments,
                     status,
                 };
-                let mut entry =
-                    plan_entry(&view, &agent, kind, req, ts(t)).map_err(|e| anyhow!("{e:?}"))?;
+                let mut entry = plan_entry(&view.head(), &agent, kind, req, ts(t))
+                    .map_err(|e| anyhow!("{e:?}"))?;
                 entry.mail.clear();
                 if let Some((s, _)) = &entry.status {
                     view.status = *s;

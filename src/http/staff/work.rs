@@ -50,8 +50,8 @@ impl From<WorkError> for ApiError {
 }
 
 /// The ticket's `ETag`: its version, quoted (a strong validator).
-pub fn etag(view: &TicketView) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{}\"", view.work.version))
+pub fn etag(version: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\""))
         .unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
 }
 
@@ -126,7 +126,7 @@ async fn show(
     Ok(json_response(
         StatusCode::OK,
         &FullTicket::from(&view),
-        Some(etag(&view)),
+        Some(etag(view.work.version)),
     ))
 }
 
@@ -199,7 +199,7 @@ async fn patch(
     Ok(json_response(
         StatusCode::OK,
         &FullTicket::from(&view),
-        Some(etag(&view)),
+        Some(etag(view.work.version)),
     ))
 }
 
@@ -306,22 +306,18 @@ async fn add_entry(
 ) -> Result<Response, ApiError> {
     // The ticket first: an agent who may not see it learns nothing from
     // how their body is judged.
-    let ticket = work::visible_ticket(state.store.as_ref(), &staff.agent, &number).await?;
+    let ticket = work::visible_head(state.store.as_ref(), &staff.agent, &number).await?;
     let json = json_body(&state, &headers, body).await?;
     let req = work::parse_entry(&json, kind == EntryKind::Note, &state.catalog)?;
-    let (view, id) =
+    let (entry, version) =
         work::add_entry(state.store.as_ref(), &staff.agent, &ticket, kind, req).await?;
     if kind == EntryKind::Response {
         state.intake.stored();
     }
-    let entry =
-        view.thread.iter().find(|e| e.id == id).ok_or_else(|| {
-            ApiError::internal(StatusCode::INTERNAL_SERVER_ERROR, &"entry not found")
-        })?;
     Ok(json_response(
         StatusCode::CREATED,
-        &entry_json(entry),
-        Some(etag(&view)),
+        &entry_json(&entry),
+        Some(etag(version)),
     ))
 }
 

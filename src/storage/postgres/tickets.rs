@@ -241,7 +241,7 @@ pub(super) async fn insert_entry(
     ticket_id: i64,
     e: &NewEntry,
     created: &str,
-) -> Result<i64, StoreError> {
+) -> Result<(i64, Vec<i64>), StoreError> {
     let entry_id: i64 = sqlx::query_scalar(
         "INSERT INTO thread_entries (ticket_id, kind, format, body, from_name, from_email, created,
              message_id, auto_reply, bounce, agent_id)
@@ -260,6 +260,7 @@ pub(super) async fn insert_entry(
     .bind(e.agent.map(|a| a.0))
     .fetch_one(&mut **tx)
     .await?;
+    let mut files = Vec::with_capacity(e.attachments.len());
     for (position, a) in e.attachments.iter().enumerate() {
         sqlx::query("INSERT INTO blobs (sha256, size, data) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING")
             .bind(&a.sha256[..])
@@ -267,18 +268,20 @@ pub(super) async fn insert_entry(
             .bind(&a.data)
             .execute(&mut **tx)
             .await?;
-        sqlx::query(sql::INSERT_ATTACHMENT)
-            .bind(entry_id)
-            .bind(position as i64)
-            .bind(&a.sha256[..])
-            .bind(&a.name)
-            .bind(&a.content_type)
-            .bind(a.inline)
-            .bind(&a.content_id)
-            .execute(&mut **tx)
-            .await?;
+        files.push(
+            sqlx::query_scalar::<_, i64>(sql::INSERT_ATTACHMENT)
+                .bind(entry_id)
+                .bind(position as i64)
+                .bind(&a.sha256[..])
+                .bind(&a.name)
+                .bind(&a.content_type)
+                .bind(a.inline)
+                .bind(&a.content_id)
+                .fetch_one(&mut **tx)
+                .await?,
+        );
     }
-    Ok(entry_id)
+    Ok((entry_id, files))
 }
 
 /// The staff alert a reply by email queues (when the department has
@@ -453,7 +456,7 @@ pub(super) async fn ingest_email(
     let (outcome, ticket_id, entry_id) = match &email.thread {
         Some(thread) => {
             let t = &email.ticket;
-            let entry_id = insert_entry(tx, thread.ticket_id, &t.entry, created).await?;
+            let (entry_id, _) = insert_entry(tx, thread.ticket_id, &t.entry, created).await?;
             common::entry_added(
                 &mut PgRows(&mut *tx),
                 thread.ticket_id,

@@ -4,8 +4,9 @@
 
 use super::*;
 use crate::domain::staff::{Agent, AgentId};
+use crate::domain::views::TicketHead;
 use crate::domain::work::{StaffEntry, TicketChange};
-use crate::storage::{StoredFile, WorkStore};
+use crate::storage::{AddedEntry, StoredFile, WorkStore};
 
 impl WorkStore for PgStore {
     fn change_ticket(&self, change: TicketChange) -> BoxFuture<'_, Result<(), StoreError>> {
@@ -17,10 +18,11 @@ impl WorkStore for PgStore {
         })
     }
 
-    fn add_staff_entry(&self, e: StaffEntry) -> BoxFuture<'_, Result<i64, StoreError>> {
+    fn add_staff_entry(&self, e: StaffEntry) -> BoxFuture<'_, Result<AddedEntry, StoreError>> {
         Box::pin(async move {
             let mut tx = self.pool.begin().await?;
-            let id = insert_entry(&mut tx, e.ticket_id, &e.entry, &format_time(e.now)).await?;
+            let (id, files) =
+                insert_entry(&mut tx, e.ticket_id, &e.entry, &format_time(e.now)).await?;
             super::search::index_new_entry(&mut tx, e.ticket_id, &e.entry).await?;
             insert_reply_mail(
                 &mut tx,
@@ -31,7 +33,7 @@ impl WorkStore for PgStore {
                 e.now.as_second(),
             )
             .await?;
-            common::entry_added(
+            let version = common::entry_added(
                 &mut PgRows(&mut tx),
                 e.ticket_id,
                 &e.entry,
@@ -40,7 +42,17 @@ impl WorkStore for PgStore {
             )
             .await?;
             tx.commit().await?;
-            Ok(id)
+            Ok(AddedEntry { id, files, version })
+        })
+    }
+
+    fn ticket_head(
+        &self,
+        number: TicketNumber,
+    ) -> BoxFuture<'_, Result<Option<TicketHead>, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await?;
+            common::ticket_head(&mut PgRows(&mut conn), &number).await
         })
     }
 

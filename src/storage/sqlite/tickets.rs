@@ -101,7 +101,7 @@ pub(super) fn insert_ticket(
         &t.mail,
         t.now,
     )?;
-    let entry_id = insert_entry(conn, ticket_id, &t.entry, &created, mail)?;
+    let (entry_id, _) = insert_entry(conn, ticket_id, &t.entry, &created, mail)?;
     for f in &t.fields {
         conn.prepare_cached(
             "INSERT INTO field_values (ticket_id, form, name, value) VALUES (?1, ?2, ?3, ?4)",
@@ -119,7 +119,7 @@ pub(super) fn insert_entry(
     e: &NewEntry,
     created: &str,
     (notify, mail_to): (i64, Option<String>),
-) -> Result<i64, StoreError> {
+) -> Result<(i64, Vec<i64>), StoreError> {
     conn.prepare_cached(
         "INSERT INTO thread_entries (ticket_id, kind, format, body, from_name, from_email, created,
              message_id, auto_reply, bounce, notify, mail_to, agent_id)
@@ -141,13 +141,14 @@ pub(super) fn insert_entry(
         e.agent.map(|a| a.0)
     ])?;
     let entry_id = conn.last_insert_rowid();
+    let mut files = Vec::with_capacity(e.attachments.len());
     for (position, a) in e.attachments.iter().enumerate() {
         conn.prepare_cached(
             "INSERT INTO blobs (sha256, size, data) VALUES (?1, ?2, ?3) ON CONFLICT(sha256) DO NOTHING",
         )?
         .execute(params![&a.sha256[..], a.data.len() as i64, a.data])?;
-        conn.prepare_cached(sql::INSERT_ATTACHMENT)?
-            .execute(params![
+        files.push(conn.prepare_cached(sql::INSERT_ATTACHMENT)?.query_row(
+            params![
                 entry_id,
                 position as i64,
                 &a.sha256[..],
@@ -155,9 +156,11 @@ pub(super) fn insert_entry(
                 a.content_type,
                 a.inline,
                 a.content_id
-            ])?;
+            ],
+            |r| r.get(0),
+        )?);
     }
-    Ok(entry_id)
+    Ok((entry_id, files))
 }
 
 pub(super) fn ingest_email(
@@ -198,7 +201,7 @@ pub(super) fn ingest_email(
                 &t.mail,
                 t.now,
             )?;
-            let entry_id = insert_entry(conn, thread.ticket_id, &t.entry, created, mail)?;
+            let (entry_id, _) = insert_entry(conn, thread.ticket_id, &t.entry, created, mail)?;
             run_ready(common::entry_added(
                 &mut SqliteRows(conn),
                 thread.ticket_id,

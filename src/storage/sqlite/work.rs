@@ -3,8 +3,9 @@
 
 use super::*;
 use crate::domain::staff::{Agent, AgentId};
+use crate::domain::views::TicketHead;
 use crate::domain::work::{StaffEntry, TicketChange};
-use crate::storage::{StoredFile, WorkStore};
+use crate::storage::{AddedEntry, StoredFile, WorkStore};
 
 impl WorkStore for SqliteStore {
     fn change_ticket(&self, change: TicketChange) -> BoxFuture<'_, Result<(), StoreError>> {
@@ -18,7 +19,7 @@ impl WorkStore for SqliteStore {
         })
     }
 
-    fn add_staff_entry(&self, e: StaffEntry) -> BoxFuture<'_, Result<i64, StoreError>> {
+    fn add_staff_entry(&self, e: StaffEntry) -> BoxFuture<'_, Result<AddedEntry, StoreError>> {
         self.write(move |conn, w| {
             let (user_id, user_email): (i64, String) = conn
                 .prepare_cached(
@@ -29,17 +30,24 @@ impl WorkStore for SqliteStore {
                 .optional()?
                 .ok_or(StoreError::NotFound)?;
             let mail = record_mail(conn, w, e.ticket_id, user_id, &user_email, &e.mail, e.now)?;
-            let id = insert_entry(conn, e.ticket_id, &e.entry, &format_time(e.now), mail)?;
+            let (id, files) = insert_entry(conn, e.ticket_id, &e.entry, &format_time(e.now), mail)?;
             super::search::index_entry(conn, &mut w.search, e.ticket_id)?;
-            run_ready(common::entry_added(
+            let version = run_ready(common::entry_added(
                 &mut SqliteRows(conn),
                 e.ticket_id,
                 &e.entry,
                 e.status.as_ref(),
                 e.now,
             ))?;
-            Ok(id)
+            Ok(AddedEntry { id, files, version })
         })
+    }
+
+    fn ticket_head(
+        &self,
+        number: TicketNumber,
+    ) -> BoxFuture<'_, Result<Option<TicketHead>, StoreError>> {
+        self.read_point(move |conn| run_ready(common::ticket_head(&mut SqliteRows(conn), &number)))
     }
 
     fn agent_name(&self, id: AgentId) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
