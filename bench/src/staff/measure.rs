@@ -481,16 +481,32 @@ async fn gather(port: u16, admin: &Agent) -> anyhow::Result<Data> {
         }
         numbers_of(&a.body)
     };
+    // Replies go to 1,000 open tickets of each department taken across
+    // its backlog (by number: random digits), not to the most recently
+    // updated: a reply makes its ticket the most recent, so those same
+    // 200 tickets got every reply of every run, and their threads grew
+    // to over 100 entries (the seed's average is 3) after a few runs.
     let mut open = Vec::new();
     for (id, _) in DEPARTMENTS {
-        let (n, _) = list(format!(
-            "/api/v1/tickets?department={id}&status=open&limit=200"
-        ))
-        .await?;
-        if n.is_empty() {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..5 {
+            let mut path =
+                format!("/api/v1/tickets?department={id}&status=open&sort=number&limit=200");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={}", enc(c)));
+            }
+            let (n, next) = list(path).await?;
+            all.extend(n);
+            cursor = next;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        if all.is_empty() {
             bail!("no open tickets in department {id}: seed first");
         }
-        open.push(n);
+        open.push(all);
     }
     // Numbers from all over the number space (they are random digits).
     let mut numbers = Vec::new();
