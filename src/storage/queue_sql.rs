@@ -112,6 +112,12 @@ pub(crate) struct Rescore {
     pub score: &'static str,
     /// The texts its two placeholders take (the query has words).
     pub texts: fn(&crate::domain::search::SearchQuery) -> [String; 2],
+    /// The matches read from the index alone (`id`, `score`, a NULL
+    /// `updated`; one `?`, the words query), for a search whose every
+    /// filter the index holds ([`Dialect::search_text`] has them): the
+    /// cut then needs no ticket, and only the matches that can reach the
+    /// page are looked up for their `updated`.
+    pub index_matches: &'static str,
 }
 
 /// The columns [`list_sql`] selects, before the score (a float, read by
@@ -194,6 +200,15 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
             (true, Some(_), Some(r)) => Some(r),
             _ => None,
         };
+        // The first page of a search filtered by nothing but who may see
+        // a ticket, its department and its assignee (all in the index):
+        // see `Rescore::index_matches`.
+        let from_index = rescore.is_some()
+            && numbers.is_empty()
+            && q.after.is_none()
+            && q.status.is_none()
+            && q.topic.is_none()
+            && q.priority.is_none();
         if rescore.is_some() {
             sql.push("WITH c (id, score, updated) AS (", []);
         } else {
@@ -206,15 +221,18 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
             if capped && rescore.is_none() {
                 sql.push("SELECT * FROM (", []);
             }
-            if d.text_binds_twice {
+            if let (true, Some(r)) = (from_index, rescore) {
+                sql.push(r.index_matches, [Param::Text(text.clone())]);
+            } else if d.text_binds_twice {
                 sql.push(
                     d.text_matches,
                     [Param::Text(text.clone()), Param::Text(text.clone())],
                 );
+                push_filters(&mut sql, d, viewer, q);
             } else {
                 sql.push(d.text_matches, [Param::Text(text.clone())]);
+                push_filters(&mut sql, d, viewer, q);
             }
-            push_filters(&mut sql, d, viewer, q);
             if !numbers.is_empty() {
                 // A numbered ticket is listed once, ranked first.
                 sql.push(" AND ", []);
@@ -229,7 +247,16 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
                 if let Some(r) = rescore {
                     sql.push(" DESC LIMIT ?)", [Param::Int(MAX_RANKED)]);
                     // `m`: the cut matches with their scores.
-                    sql.push(", m (id, score, updated) AS (SELECT c.id, ", []);
+                    // Read twice when cut from the index (the page and
+                    // its threshold): scored once.
+                    sql.push(
+                        if from_index {
+                            ", m (id, score, updated) AS MATERIALIZED (SELECT c.id, "
+                        } else {
+                            ", m (id, score, updated) AS (SELECT c.id, "
+                        },
+                        [],
+                    );
                     let [a, b] = (r.texts)(s);
                     sql.push(r.score, [Param::Text(a), Param::Text(b)]);
                     sql.push(", c.updated FROM c", []);
@@ -250,7 +277,20 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
             push_filters(&mut sql, d, viewer, q);
         }
         sql.push(")", []);
-        if capped {
+        if from_index {
+            // `s`: the page, cut from the matches; only those scored at
+            // least as well as the (limit + 1)-th best are looked up
+            // for their `updated` (fewer than that: all of them).
+            sql.push(
+                ", s (id, score) AS (SELECT m.id, m.score FROM m CROSS JOIN tickets t ON t.id = m.id
+                   WHERE m.score <= coalesce((SELECT m.score FROM m ORDER BY m.score LIMIT 1 OFFSET ?), 0)
+                   ORDER BY m.score, t.updated DESC, m.id DESC LIMIT ?)",
+                [
+                    Param::Int(i64::from(q.limit)),
+                    Param::Int(i64::from(q.limit) + 1),
+                ],
+            );
+        } else if capped {
             // `s`: the page, cut from the matches alone.
             sql.push(
                 ", s (id, score) AS (SELECT m.id, m.score FROM m WHERE 1 = 1",

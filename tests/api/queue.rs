@@ -758,6 +758,78 @@ async fn a_subject_and_body_match_outranks_one_word_in_a_long_body() {
 }
 
 #[tokio::test]
+async fn within_a_relevance_tier_the_most_recently_updated_come_first_on_every_page() {
+    // SQLite cuts a first page filtered only by who may see a ticket
+    // from the index alone and looks up `updated` only for the matches
+    // that can reach the page: the order must be the one every other
+    // page (and PostgreSQL) gives.
+    let b = backend().await;
+    let viewer = b.agent("ida@example.com", &[1]).await;
+    let s_old = b
+        .create(ticket("a@example.com", 1, "zebrafish tank", "x", 1))
+        .await;
+    let s_new = b
+        .create(ticket("b@example.com", 1, "zebrafish food", "x", 2))
+        .await;
+    let mut body = Vec::new();
+    for (i, at) in [3, 4, 5].into_iter().enumerate() {
+        let email = format!("c{i}@example.com");
+        let t = ticket(&email, 1, "other", "we keep a zebrafish here", at);
+        body.push(b.create(t).await);
+    }
+    // Not visible to the viewer: never on a page, never counted.
+    b.create(ticket("d@example.com", 2, "zebrafish", "zebrafish", 6))
+        .await;
+    // The older subject match was updated last; so was the oldest body match.
+    b.sql(&format!(
+        "UPDATE tickets SET updated = '{}' WHERE number = '{s_old}';
+         UPDATE tickets SET updated = '{}' WHERE number = '{}';",
+        time(9),
+        time(8),
+        body[0]
+    ))
+    .await;
+    let first = |limit: &'static str| {
+        let b = &b;
+        let viewer = viewer.clone();
+        async move {
+            let page = b
+                .page(
+                    &viewer,
+                    &[("q", "zebrafish"), ("status", "any"), ("limit", limit)],
+                )
+                .await;
+            let numbers: Vec<String> = page.rows.iter().map(|r| r.number.to_string()).collect();
+            (numbers, page.next_cursor.is_some())
+        }
+    };
+    assert_eq!(first("1").await, (vec![s_old.clone()], true));
+    assert_eq!(first("2").await, (vec![s_old.clone(), s_new.clone()], true));
+    assert_eq!(
+        first("3").await,
+        (vec![s_old.clone(), s_new.clone(), body[0].clone()], true)
+    );
+    let all = vec![
+        s_old.clone(),
+        s_new.clone(),
+        body[0].clone(),
+        body[2].clone(),
+        body[1].clone(),
+    ];
+    assert_eq!(first("5").await, (all.clone(), false));
+    assert_eq!(first("50").await, (all.clone(), false));
+    // The pages after the first (cut with their tickets) agree.
+    for limit in ["1", "2", "3"] {
+        assert_eq!(
+            b.walk(&viewer, &[("q", "zebrafish"), ("status", "any")], limit)
+                .await,
+            all,
+            "limit {limit}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_ticket_is_found_as_soon_as_it_is_stored_and_so_is_an_appended_email() {
     let b = backend().await;
     let admin = admin();

@@ -41,6 +41,8 @@ const DIALECT: Dialect = Dialect {
                               WHERE ticket_search MATCH ? AND rowid >= (SELECT min(id) FROM c)))
             - 2.0 * (c.id IN (SELECT rowid FROM ticket_search
                               WHERE ticket_search MATCH ? AND rowid >= (SELECT min(id) FROM c)))",
+        index_matches: "SELECT ticket_search.rowid, -1.0, NULL FROM ticket_search
+                        WHERE ticket_search MATCH ?",
         texts: |s| {
             [
                 s.to_fts5_in_column("subject").unwrap_or_default(),
