@@ -546,20 +546,26 @@ pub async fn add_entry(
     let entry = plan_entry(head, agent, kind, req, Timestamp::now())?;
     let mut view = entry_view(&entry.entry, entry.now);
     let added = store.add_staff_entry(entry).await?;
-    with_ids(&mut view, &added)?;
+    with_ids(&mut view, &added);
     Ok((view, added.version))
 }
 
 /// Gives `view` (of an entry just written) the ids the store gave it.
-fn with_ids(view: &mut EntryView, added: &AddedEntry) -> Result<(), WorkError> {
+/// Never fails: the entry is committed by now, and an error would make
+/// a client post it again.
+fn with_ids(view: &mut EntryView, added: &AddedEntry) {
     if added.files.len() != view.attachments.len() {
-        return Err(StoreError::other("the store did not give an id per file").into());
+        tracing::error!(
+            entry = added.id,
+            files = view.attachments.len(),
+            ids = added.files.len(),
+            "the store gave a different number of file ids than files"
+        );
     }
     view.id = added.id;
     for (a, id) in view.attachments.iter_mut().zip(&added.files) {
         a.id = *id;
     }
-    Ok(())
 }
 
 /// The view of an entry as it will be stored, before the store has

@@ -280,10 +280,14 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
         if from_index {
             // `s`: the page, cut from the matches; only those scored at
             // least as well as the (limit + 1)-th best are looked up
-            // for their `updated` (fewer than that: all of them).
+            // for their `updated` (fewer than that: all of them). The
+            // index's scope is written in the ticket's own transaction;
+            // the final SELECT still filters on the ticket's columns, so
+            // were they ever to disagree a page could come up short,
+            // never show more.
             sql.push(
                 ", s (id, score) AS (SELECT m.id, m.score FROM m CROSS JOIN tickets t ON t.id = m.id
-                   WHERE m.score <= coalesce((SELECT m.score FROM m ORDER BY m.score LIMIT 1 OFFSET ?), 0)
+                   WHERE m.score <= coalesce((SELECT m.score FROM m ORDER BY m.score LIMIT 1 OFFSET ?), m.score)
                    ORDER BY m.score, t.updated DESC, m.id DESC LIMIT ?)",
                 [
                     Param::Int(i64::from(q.limit)),

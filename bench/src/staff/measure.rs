@@ -486,18 +486,24 @@ async fn gather(port: u16, admin: &Agent) -> anyhow::Result<Data> {
     // updated: a reply makes its ticket the most recent, so those same
     // 200 tickets got every reply of every run, and their threads grew
     // to over 100 entries (the seed's average is 3) after a few runs.
+    // Each run starts at another page (0–15), so runs spread too.
+    let skip = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() % 16);
     let mut open = Vec::new();
     for (id, _) in DEPARTMENTS {
         let mut all = Vec::new();
         let mut cursor: Option<String> = None;
-        for _ in 0..5 {
+        for page in 0..5 + skip {
             let mut path =
                 format!("/api/v1/tickets?department={id}&status=open&sort=number&limit=200");
             if let Some(c) = &cursor {
                 path.push_str(&format!("&cursor={}", enc(c)));
             }
             let (n, next) = list(path).await?;
-            all.extend(n);
+            if page >= skip || next.is_none() {
+                all.extend(n);
+            }
             cursor = next;
             if cursor.is_none() {
                 break;

@@ -126,3 +126,74 @@ impl QueueStore for SqliteStore {
         self.read(move |conn| counts(conn, &viewer, today_start))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::staff::AgentId;
+
+    fn sql_for(pairs: &[(&str, &str)]) -> Sql {
+        let viewer = Agent {
+            id: AgentId(7),
+            email: "a@example.com".into(),
+            name: "A".into(),
+            admin: false,
+            active: true,
+            departments: vec![1, 2],
+        };
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        queue_sql::list_sql(&DIALECT, &viewer, &QueueQuery::parse(&pairs).unwrap())
+    }
+
+    #[test]
+    fn only_a_first_page_filtered_by_what_the_index_holds_is_cut_from_the_index_alone() {
+        for (pairs, from_index) in [
+            (&[("q", "printer"), ("status", "any")][..], true),
+            (
+                &[("q", "printer"), ("status", "any"), ("department", "2")],
+                true,
+            ),
+            (
+                &[("q", "printer"), ("status", "any"), ("assignee", "me")],
+                true,
+            ),
+            (&[("q", "printer"), ("status", "open")], false),
+            (
+                &[("q", "printer"), ("status", "any"), ("priority", "2")],
+                false,
+            ),
+            (
+                &[("q", "printer"), ("status", "any"), ("topic", "1")],
+                false,
+            ),
+            (&[("q", "printer 482913"), ("status", "any")], false),
+            (
+                &[("q", "printer"), ("status", "any"), ("sort", "-updated")],
+                false,
+            ),
+        ] {
+            let sql = sql_for(pairs);
+            assert_eq!(
+                sql.text.contains("MATERIALIZED"),
+                from_index,
+                "{pairs:?}: {}",
+                sql.text
+            );
+            assert_eq!(
+                sql.text.contains("NULL FROM ticket_search"),
+                from_index,
+                "{pairs:?}"
+            );
+            // Every placeholder has its value, in order of appearance.
+            assert_eq!(
+                sql.text.matches('?').count(),
+                sql.params.len(),
+                "{pairs:?}: {}",
+                sql.text
+            );
+        }
+    }
+}
