@@ -442,12 +442,16 @@ pub async fn visible_head(
         .ticket_head(number)
         .await?
         .ok_or(WorkError::NotFound)?;
-    let assignee = head.assignee.as_ref().map(|a| AgentId(a.id));
-    if agent.may_see(head.department.as_ref().map(|d| d.id), assignee) {
+    if may_see(agent, head.department.as_ref(), head.assignee.as_ref()) {
         Ok(head)
     } else {
         Err(WorkError::NotFound)
     }
+}
+
+/// Whether `agent` may see a ticket of `department` assigned to `assignee`.
+fn may_see(agent: &Agent, department: Option<&Named>, assignee: Option<&Named>) -> bool {
+    agent.may_see(department.map(|d| d.id), assignee.map(|a| AgentId(a.id)))
 }
 
 /// The ticket `agent` may see, else `NotFound` (whether it exists or not).
@@ -461,8 +465,7 @@ pub async fn visible_ticket(
         .load_ticket(number)
         .await?
         .ok_or(WorkError::NotFound)?;
-    let assignee = view.work.assignee.as_ref().map(|a| AgentId(a.id));
-    if agent.may_see(view.department.as_ref().map(|d| d.id), assignee) {
+    if may_see(agent, view.department.as_ref(), view.work.assignee.as_ref()) {
         Ok(view)
     } else {
         Err(WorkError::NotFound)

@@ -537,9 +537,30 @@ pub(crate) fn counts_from_rows(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::staff::AgentId;
+
+    /// An agent of departments 1 and 2.
+    pub(crate) fn viewer() -> Agent {
+        Agent {
+            id: AgentId(7),
+            email: "a@example.com".into(),
+            name: "A".into(),
+            admin: false,
+            active: true,
+            departments: vec![1, 2],
+        }
+    }
+
+    /// The queue query of these query-string pairs.
+    pub(crate) fn query(pairs: &[(&str, &str)]) -> QueueQuery {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        QueueQuery::parse(&pairs).unwrap()
+    }
 
     fn dialect(numbered: bool) -> Dialect {
         Dialect {
@@ -557,23 +578,12 @@ mod tests {
 
     #[test]
     fn placeholders_follow_the_parameters_and_input_never_enters_the_text() {
-        let viewer = Agent {
-            id: AgentId(7),
-            email: "a@example.com".into(),
-            name: "A".into(),
-            admin: false,
-            active: true,
-            departments: vec![1, 2],
-        };
-        let pairs: Vec<(String, String)> = [
+        let viewer = viewer();
+        let q = query(&[
             ("q", "printer' OR 1=1 --"),
             ("department", "2"),
             ("assignee", "none"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let q = QueueQuery::parse(&pairs).unwrap();
+        ]);
         for numbered in [false, true] {
             let sql = list_sql(&dialect(numbered), &viewer, &q);
             assert!(!sql.text.contains("printer"), "{}", sql.text);

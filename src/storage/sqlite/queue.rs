@@ -130,22 +130,10 @@ impl QueueStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::staff::AgentId;
+    use crate::storage::queue_sql::tests::{query, viewer};
 
     fn sql_for(pairs: &[(&str, &str)]) -> Sql {
-        let viewer = Agent {
-            id: AgentId(7),
-            email: "a@example.com".into(),
-            name: "A".into(),
-            admin: false,
-            active: true,
-            departments: vec![1, 2],
-        };
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        queue_sql::list_sql(&DIALECT, &viewer, &QueueQuery::parse(&pairs).unwrap())
+        queue_sql::list_sql(&DIALECT, &viewer(), &query(pairs))
     }
 
     #[test]
