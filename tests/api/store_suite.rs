@@ -1123,20 +1123,21 @@ async fn two_stores_on_one_database_never_claim_the_same_mail() {
         .await;
     }
     let stores = [b.store.clone(), b.open_again().await];
-    let start = Arc::new(tokio::sync::Barrier::new(2));
+    let round = Arc::new(tokio::sync::Barrier::new(2));
     let tasks = stores.map(|store| {
-        let start = start.clone();
+        let round = round.clone();
         tokio::spawn(async move {
-            start.wait().await;
             let mut ids = Vec::new();
-            loop {
-                // Small batches, so that the two take turns many times.
+            // Small batches, both stores released together every round
+            // (a busy machine could otherwise let one drain it all
+            // before the other starts): 20 rounds take the 200 mails,
+            // the rest find nothing.
+            for _ in 0..25 {
+                round.wait().await;
                 let jobs = store.claim_outbox(T0, T0 + 600, 5).await.unwrap();
-                if jobs.is_empty() {
-                    return ids;
-                }
                 ids.extend(jobs.iter().map(|j| j.id));
             }
+            ids
         })
     });
     let [a, c] = tasks;
