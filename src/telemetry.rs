@@ -41,6 +41,9 @@ pub const OUTBOX_RELAY_STATE: &str = "oxidesk_outbox_relay_state";
 pub const SQLITE_BATCH: &str = "oxidesk_sqlite_commit_batch_size";
 /// `oxidesk_sqlite_commit_duration_seconds` (histogram): one group's transaction.
 pub const SQLITE_COMMIT: &str = "oxidesk_sqlite_commit_duration_seconds";
+/// `oxidesk_sqlite_checkpoint_tail_seconds` (histogram): the part of a
+/// checkpoint the writer copies itself, between two groups.
+pub const SQLITE_CHECKPOINT_TAIL: &str = "oxidesk_sqlite_checkpoint_tail_seconds";
 /// `oxidesk_postgres_connections{state="in_use"|"idle"}` (set at each scrape).
 pub const PG_CONNECTIONS: &str = "oxidesk_postgres_connections";
 /// `oxidesk_store_up`: 1 when the last scrape's store read answered.
@@ -101,6 +104,12 @@ pub fn install() -> PrometheusHandle {
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(SQLITE_BATCH.into()), BATCH_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(SQLITE_CHECKPOINT_TAIL.into()),
+                        LATENCY_BUCKETS,
+                    )
                 })
                 .map(PrometheusBuilder::build_recorder)
                 // The bucket lists are constants and not empty.
@@ -163,6 +172,11 @@ fn describe() {
         Unit::Seconds,
         "One SQLite group's transaction, BEGIN to COMMIT."
     );
+    describe_histogram!(
+        SQLITE_CHECKPOINT_TAIL,
+        Unit::Seconds,
+        "The end of a checkpoint, copied by the SQLite writer between two groups."
+    );
     describe_gauge!(PG_CONNECTIONS, "PostgreSQL pool connections, by state.");
     describe_gauge!(
         STORE_UP,
@@ -188,6 +202,11 @@ pub fn sqlite_group(size: usize, elapsed: Duration) {
     #[expect(clippy::cast_precision_loss, reason = "a batch is at most 512")]
     metrics::histogram!(SQLITE_BATCH).record(size as f64);
     metrics::histogram!(SQLITE_COMMIT).record(elapsed.as_secs_f64());
+}
+
+/// Records the writer's share of one checkpoint.
+pub fn sqlite_checkpoint_tail(elapsed: Duration) {
+    metrics::histogram!(SQLITE_CHECKPOINT_TAIL).record(elapsed.as_secs_f64());
 }
 
 /// How the sender ended one mail.

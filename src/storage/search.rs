@@ -29,6 +29,11 @@ pub(crate) struct SearchDoc {
 }
 
 impl SearchDoc {
+    /// Bytes of text to index.
+    pub fn text_len(&self) -> usize {
+        self.subject.len() + self.body.len() + self.meta.len()
+    }
+
     /// A new ticket's document.
     pub fn of_ticket(t: &NewTicket) -> Self {
         let mut doc = SearchDoc {

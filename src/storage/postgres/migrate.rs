@@ -59,6 +59,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         14,
         include_str!("../../../migrations/postgres/0014_search_scope.sql"),
     ),
+    (
+        15,
+        include_str!("../../../migrations/postgres/0015_search_merge.sql"),
+    ),
 ];
 
 /// Any advisory-lock key, fixed: "oxidesk migrations".

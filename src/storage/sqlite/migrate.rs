@@ -56,6 +56,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         14,
         include_str!("../../../migrations/sqlite/0014_search_scope.sql"),
     ),
+    (
+        15,
+        include_str!("../../../migrations/sqlite/0015_search_merge.sql"),
+    ),
 ];
 
 /// Applies the migrations this file lacks; refuses a schema newer than
