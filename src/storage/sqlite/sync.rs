@@ -209,6 +209,13 @@ impl Checkpointer {
 /// request waiting). The syncs here are extra; durability does not rest
 /// on them.
 fn copy_log(c: &Connection, db_path: &Path) {
+    let db = match File::open(db_path) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "checkpoint: cannot open the database file");
+            return;
+        }
+    };
     let mut before: Option<i64> = None;
     for _ in 0..MAX_COPY_ROUNDS {
         let copied = match c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
@@ -223,16 +230,15 @@ fn copy_log(c: &Connection, db_path: &Path) {
                 return;
             }
         };
-        if let Err(e) = File::open(db_path).and_then(|f| f.sync_data()) {
+        if let Err(e) = db.sync_data() {
             tracing::warn!(error = %e, "checkpoint: syncing the database file failed");
             return;
         }
-        // Copied from the start of the log when it started over since.
-        let this_round = before.map_or(copied, |b| if copied >= b { copied - b } else { copied });
-        if before.is_some() && this_round <= TAIL_FRAMES {
-            return;
+        match before {
+            // Fewer than `before`: the log started over since.
+            Some(b) if (if copied >= b { copied - b } else { copied }) <= TAIL_FRAMES => return,
+            _ => before = Some(copied),
         }
-        before = Some(copied);
     }
 }
 
