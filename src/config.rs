@@ -144,6 +144,13 @@ pub struct WebConfig {
     pub secure_cookies: bool,
     /// How often an open queue page asks for its rows again.
     pub poll_secs: u64,
+    /// How long the side bar's queue counts of an agent, and the list
+    /// of agents the ticket page offers to assign, are reused, in
+    /// milliseconds (0: read for every page). A state-changing
+    /// request this server answers makes them count again at once;
+    /// changes made elsewhere (another instance, `oxidesk pipe`, the
+    /// CLI) show within this time.
+    pub counts_max_age_ms: u64,
 }
 
 impl Default for WebConfig {
@@ -151,6 +158,7 @@ impl Default for WebConfig {
         Self {
             secure_cookies: true,
             poll_secs: 10,
+            counts_max_age_ms: 2000,
         }
     }
 }
@@ -1213,6 +1221,12 @@ impl Config {
         }
         if self.web.poll_secs == 0 || self.web.poll_secs > 3600 {
             return Err(invalid("web.poll_secs", "must be between 1 and 3600"));
+        }
+        if self.web.counts_max_age_ms > 60_000 {
+            return Err(invalid(
+                "web.counts_max_age_ms",
+                "must be between 0 and 60000",
+            ));
         }
         self.server.check()?;
         if self.postgres.acquire_timeout_ms == 0 || self.postgres.acquire_timeout_ms > 60_000 {

@@ -163,7 +163,13 @@ where
         Box::pin(async move {
             let id_text = id.to_str().unwrap_or("-").to_string();
             let mut response = match answer {
-                Some(answer) => scope(id_text.clone(), answer).await?.map(Body::new),
+                Some(answer) => {
+                    let response = scope(id_text.clone(), answer).await?.map(Body::new);
+                    if !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
+                        ops.changes.fetch_add(1, Ordering::Release);
+                    }
+                    response
+                }
                 None => {
                     note.refuse("rate_limited_address");
                     metrics::counter!(telemetry::RATE_LIMITED, "scope" => "address").increment(1);

@@ -46,6 +46,11 @@ pub struct Ops {
     pub outbox_max_age_secs: u64,
     /// Whether mail is sent at all (else the outbox is not checked).
     pub mail_enabled: bool,
+    /// State-changing requests answered (any method but `GET`, `HEAD`
+    /// and `OPTIONS`), moved by the request layer once the answer is
+    /// ready: what this process read from the store before it moved may
+    /// be stale.
+    pub changes: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Ops {
@@ -67,6 +72,7 @@ impl Ops {
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             outbox_max_age_secs: config.health.outbox_max_age_secs,
             mail_enabled: config.mail.enabled,
+            changes: std::sync::atomic::AtomicU64::new(0),
         }
     }
 

@@ -19,6 +19,7 @@ pub mod assets;
 pub mod html;
 pub mod login;
 pub mod queue;
+pub mod recent;
 pub mod session;
 pub mod ticket;
 
@@ -67,6 +68,10 @@ pub struct Web {
     pub secure_cookies: bool,
     /// The queue's refresh interval.
     pub poll_secs: u64,
+    /// The side bar's counts, kept a moment.
+    pub counts: recent::Recent<queue::CountsKey, crate::domain::queue::QueueCounts>,
+    /// The agents (the assignee control), kept a moment.
+    pub agents: recent::Recent<(), Vec<Agent>>,
 }
 
 impl std::fmt::Debug for Web {
@@ -104,6 +109,8 @@ impl Web {
             env,
             secure_cookies: config.secure_cookies,
             poll_secs: config.poll_secs,
+            counts: recent::Recent::new(config.counts_max_age_ms),
+            agents: recent::Recent::new(config.counts_max_age_ms),
         })
     }
 

@@ -13,18 +13,44 @@ use serde::Serialize;
 use super::session::{WebStaff, encode_query};
 use super::{Fields, Flash, Layout, NavQueue, html, show_time};
 use crate::app::AppState;
-use crate::domain::queue::{QueueQuery, QueueRow, Sort, start_of_day};
+use crate::domain::queue::{QueueCounts, QueueQuery, QueueRow, Sort, start_of_day};
 use crate::domain::staff::Agent;
+
+/// Whose counts: the permission rule's inputs, and the day.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct CountsKey {
+    agent: i64,
+    admin: bool,
+    departments: Vec<i64>,
+    today: jiff::Timestamp,
+}
+
+/// The agent's counts (kept a moment: `super::recent`).
+async fn counts(state: &AppState, agent: &Agent) -> Result<QueueCounts, Response> {
+    let today = start_of_day(jiff::Timestamp::now(), &state.catalog.tz);
+    let key = CountsKey {
+        agent: agent.id.0,
+        admin: agent.admin,
+        departments: agent.departments.clone(),
+        today,
+    };
+    state
+        .web
+        .counts
+        .get_or_read(state, key, async {
+            state
+                .store
+                .queue_counts(agent, today)
+                .await
+                .map_err(super::store_failed)
+        })
+        .await
+}
 
 /// The navigation's queues with their counts (as `GET /api/v1/queues`;
 /// Open is the sum of the departments' open counts).
 pub async fn nav(state: &AppState, agent: &Agent) -> Result<Vec<NavQueue>, Response> {
-    let today = start_of_day(jiff::Timestamp::now(), &state.catalog.tz);
-    let counts = state
-        .store
-        .queue_counts(agent, today)
-        .await
-        .map_err(super::store_failed)?;
+    let counts = counts(state, agent).await?;
     let open: i64 = counts.open_by_department.iter().map(|(_, _, n)| n).sum();
     let q = |key: &str, label: &str, count: i64| NavQueue {
         key: key.into(),

@@ -248,10 +248,12 @@ async fn page_ctx(
         })
         .collect();
     let agents = state
-        .store
-        .list_agents()
-        .await
-        .map_err(super::store_failed)?;
+        .web
+        .agents
+        .get_or_read(state, (), async {
+            state.store.list_agents().await.map_err(super::store_failed)
+        })
+        .await?;
     let current_assignee = view
         .work
         .assignee

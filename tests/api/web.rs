@@ -5,7 +5,7 @@
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app_env, ticket};
+use crate::helpers::{TestApp, exec_sql, spawn_app_env, ticket};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -735,4 +735,70 @@ async fn a_20_entry_ticket_and_a_50_row_queue_weigh_at_most_60_kb_with_the_css()
     assert_eq!(rows.status, 200);
     assert_eq!(rows.body.matches("<tr class=\"ticket-row\"").count(), 50);
     assert!(queue.body.contains("hx-trigger=\"every 10s\""));
+}
+
+/// The side bar's count of `queue` on a page.
+fn nav_count(page: &Page, queue: &str) -> i64 {
+    let marker = format!("data-queue=\"{queue}\"");
+    let at = page
+        .body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{marker}"));
+    attr_after(&page.body[at..], "<span class=\"count\">")
+        .split('<')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_side_bar_counts_are_kept_a_moment_but_never_past_a_change_this_server_answered() {
+    for (max_age_ms, kept) in [("60000", true), ("0", false)] {
+        let app = spawn_app_env(
+            "",
+            &[
+                ("OXIDESK__WEB__SECURE_COOKIES", "false"),
+                ("OXIDESK__WEB__COUNTS_MAX_AGE_MS", max_age_ms),
+            ],
+        )
+        .await;
+        agent(&app, "ann@example.com", true, &[]).await;
+        let first = new_ticket(&app, ticket("kept-1")).await;
+        let mut b = Browser::new(&app);
+        b.sign_in("ann@example.com").await;
+        let page = b.get("/scp/").await;
+        assert_eq!(
+            (nav_count(&page, "open"), nav_count(&page, "resolved")),
+            (1, 0)
+        );
+
+        // Resolved by another process (straight into the database): a
+        // kept count does not see it yet.
+        let now = oxidesk::domain::views::format_time(jiff::Timestamp::now());
+        exec_sql(
+            &app.config,
+            &format!(
+                "UPDATE tickets SET status = 'resolved', updated = '{now}', status_changed = '{now}'
+                 WHERE number = '{first}'"
+            ),
+        )
+        .await;
+        let page = b.get("/scp/").await;
+        let expected = if kept { (1, 0) } else { (0, 1) };
+        assert_eq!(
+            (nav_count(&page, "open"), nav_count(&page, "resolved")),
+            expected,
+            "counts_max_age_ms = {max_age_ms}"
+        );
+
+        // A ticket taken in by this server: the next page counts anew.
+        new_ticket(&app, ticket("kept-2")).await;
+        let page = b.get("/scp/").await;
+        assert_eq!(
+            (nav_count(&page, "open"), nav_count(&page, "resolved")),
+            (1, 1),
+            "counts_max_age_ms = {max_age_ms}"
+        );
+    }
 }
