@@ -220,6 +220,16 @@ pub async fn serve_draining(
     stop_now: impl std::future::Future<Output = ()> + Send,
     grace: std::time::Duration,
 ) -> std::io::Result<()> {
+    // The metrics' upkeep (until now only `serve` ran it: without a
+    // scrape, histogram samples piled up) and the store's.
+    let _upkeep = AbortOnDrop(
+        state
+            .ops
+            .metrics
+            .clone()
+            .map(crate::telemetry::spawn_upkeep),
+    );
+    let _store_upkeep = AbortOnDrop(Some(spawn_store_upkeep(state.store.clone())));
     let open = Arc::new(AtomicUsize::new(0));
     let graceful = GracefulShutdown::new();
     let limits = conn::ConnLimits::new(&state.server);
@@ -250,7 +260,9 @@ pub async fn serve_draining(
 
 /// Serves until `shutdown` resolves, then drains in-flight requests
 /// (idle connections close at once). Connections are limited as
-/// `[server]` says ([`conn`]).
+/// `[server]` says ([`conn`]). Unlike [`serve_draining`] (the `serve`
+/// command's) it leaves [`Store::upkeep`](crate::storage::Store::upkeep)
+/// to its caller, so that tests drive that round themselves.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -270,6 +282,33 @@ pub async fn serve(
         upkeep.abort();
     }
     Ok(())
+}
+
+/// Stops a background task when dropped.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Runs [`Store::upkeep`](crate::storage::Store::upkeep) every
+/// [`UPKEEP_EVERY`](crate::storage::UPKEEP_EVERY) until aborted; a
+/// failure is logged and the next round tries again.
+fn spawn_store_upkeep(store: Arc<dyn crate::storage::Store>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::storage::UPKEEP_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = store.upkeep().await {
+                tracing::warn!(error = %e, "store upkeep failed; trying again in {} s", crate::storage::UPKEEP_EVERY.as_secs());
+            }
+        }
+    })
 }
 
 /// Serves `/metrics` alone (`[metrics] listen`) behind the same layers

@@ -160,22 +160,25 @@ where
             }) => None,
             _ => Some(self.inner.call(request)),
         };
+        let change = ChangeMark(
+            (!matches!(method, Method::GET | Method::HEAD | Method::OPTIONS)).then(|| ops.clone()),
+        );
         Box::pin(async move {
+            // The whole mark moves in: it drops when the answer is ready.
+            let mut change = change;
             let id_text = id.to_str().unwrap_or("-").to_string();
             let mut response = match answer {
-                Some(answer) => {
-                    let response = scope(id_text.clone(), answer).await?.map(Body::new);
-                    if !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
-                        ops.changes.fetch_add(1, Ordering::Release);
-                    }
-                    response
-                }
+                Some(answer) => scope(id_text.clone(), answer).await?.map(Body::new),
                 None => {
                     note.refuse("rate_limited_address");
                     metrics::counter!(telemetry::RATE_LIMITED, "scope" => "address").increment(1);
                     too_many_requests()
                 }
             };
+            if response.status().is_client_error() {
+                // Refused: it changed nothing.
+                change.disarm();
+            }
             if let Some(error) = response.extensions_mut().remove::<ApiError>() {
                 response = render(response, &error, format, &id_text, is_head);
             }
@@ -195,6 +198,25 @@ where
             });
             Ok(response)
         })
+    }
+}
+
+/// Moves [`Ops::changes`] when dropped: after a state-changing request's
+/// answer is ready (and before it is sent), or when its handler was
+/// dropped half-way (a client gone after the commit) or panicked.
+struct ChangeMark(Option<Arc<Ops>>);
+
+impl ChangeMark {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for ChangeMark {
+    fn drop(&mut self) {
+        if let Some(ops) = &self.0 {
+            ops.changes.fetch_add(1, Ordering::Release);
+        }
     }
 }
 

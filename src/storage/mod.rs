@@ -563,7 +563,22 @@ pub trait Store: AgentStore + QueueStore + WorkStore + Send + Sync {
     /// The store's state for `GET /readyz` and the metrics: a read that
     /// proves the store answers.
     fn health(&self) -> BoxFuture<'_, Result<StoreHealth, StoreError>>;
+    /// One round of the store's own upkeep, which a serving process runs
+    /// every [`UPKEEP_EVERY`] so that no request does it; returns how
+    /// much it did (0: nothing was due). PostgreSQL moves the search
+    /// index's pending entries into the index (`gin_clean_pending_list`):
+    /// otherwise the insert that finds the pending list full (4 MB) moves
+    /// them all inside its own statement, and one reply in a few thousand
+    /// took 1–5 s at 1M tickets, with every reply to the same ticket
+    /// queued behind it. SQLite has nothing to do here (its checkpoints
+    /// run on a thread of their own).
+    fn upkeep(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async { Ok(0) })
+    }
 }
+
+/// How often a serving process runs [`Store::upkeep`].
+pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What [`Store::health`] reads.
 #[derive(Debug, Clone, PartialEq, Eq)]

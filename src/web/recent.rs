@@ -64,6 +64,10 @@ impl<K: Hash + Eq, V: Clone> Recent<K, V> {
             return;
         }
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.get(&key).is_some_and(|k| k.changes > changes) {
+            // A later read (after a change) is kept already.
+            return;
+        }
         if kept.len() >= MAX_KEPT && !kept.contains_key(&key) {
             kept.clear();
         }

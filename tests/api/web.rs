@@ -802,3 +802,32 @@ async fn the_side_bar_counts_are_kept_a_moment_but_never_past_a_change_this_serv
         );
     }
 }
+
+#[tokio::test]
+async fn the_ticket_page_agent_list_is_kept_a_moment_but_never_past_a_change_this_server_answered()
+{
+    let app = spawn_app_env(
+        "",
+        &[
+            ("OXIDESK__WEB__SECURE_COOKIES", "false"),
+            ("OXIDESK__WEB__COUNTS_MAX_AGE_MS", "60000"),
+        ],
+    )
+    .await;
+    agent(&app, "ann@example.com", true, &[]).await;
+    let number = new_ticket(&app, ticket("agents-kept")).await;
+    let mut b = Browser::new(&app);
+    b.sign_in("ann@example.com").await;
+    let path = format!("/scp/tickets/{number}");
+    assert!(b.get(&path).await.body.contains("ann"));
+
+    // Added by another process: the kept list does not show it yet.
+    crate::helpers::insert_agent(&app.config, "bob@example.com", false, &[1]).await;
+    let page = b.get(&path).await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("Agent bob@example.com"));
+
+    // Any change this server answers: the next page reads the list anew.
+    new_ticket(&app, ticket("agents-kept-2")).await;
+    assert!(b.get(&path).await.body.contains("Agent bob@example.com"));
+}

@@ -576,4 +576,18 @@ impl Store for PgStore {
     fn health(&self) -> BoxFuture<'_, Result<super::StoreHealth, StoreError>> {
         self.read_health()
     }
+
+    fn upkeep(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            // The pending list's pages moved into the index. Another
+            // instance cleaning it at the same time makes this return 0
+            // at once (PostgreSQL lets one clean at a time), and inserts
+            // go on appending meanwhile.
+            let pages: i64 =
+                sqlx::query_scalar("SELECT gin_clean_pending_list('ticket_search_doc'::regclass)")
+                    .fetch_one(&self.pool)
+                    .await?;
+            Ok(u64::try_from(pages).unwrap_or(0))
+        })
+    }
 }
