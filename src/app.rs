@@ -222,13 +222,7 @@ pub async fn serve_draining(
 ) -> std::io::Result<()> {
     // The metrics' upkeep (until now only `serve` ran it: without a
     // scrape, histogram samples piled up) and the store's.
-    let _upkeep = AbortOnDrop(
-        state
-            .ops
-            .metrics
-            .clone()
-            .map(crate::telemetry::spawn_upkeep),
-    );
+    let _upkeep = metrics_upkeep(&state);
     let _store_upkeep = AbortOnDrop(Some(spawn_store_upkeep(state.store.clone())));
     let open = Arc::new(AtomicUsize::new(0));
     let graceful = GracefulShutdown::new();
@@ -268,19 +262,12 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let upkeep = state
-        .ops
-        .metrics
-        .clone()
-        .map(crate::telemetry::spawn_upkeep);
+    let _upkeep = metrics_upkeep(&state);
     let open = Arc::new(AtomicUsize::new(0));
     let graceful = GracefulShutdown::new();
     let limits = conn::ConnLimits::new(&state.server);
     conn::accept_until(listener, router(state), limits, &graceful, &open, shutdown).await;
     graceful.shutdown().await;
-    if let Some(upkeep) = upkeep {
-        upkeep.abort();
-    }
     Ok(())
 }
 
@@ -293,6 +280,17 @@ impl Drop for AbortOnDrop {
             task.abort();
         }
     }
+}
+
+/// The metrics recorder's upkeep, when metrics are on.
+fn metrics_upkeep(state: &AppState) -> AbortOnDrop {
+    AbortOnDrop(
+        state
+            .ops
+            .metrics
+            .clone()
+            .map(crate::telemetry::spawn_upkeep),
+    )
 }
 
 /// Runs [`Store::upkeep`](crate::storage::Store::upkeep) every
