@@ -164,6 +164,47 @@ pub fn push_index_text(out: &mut String, text: &str) {
     });
 }
 
+/// A column of an index that holds, after its words, a copy of each
+/// marked with the column (SQLite's FTS5, migration 16): ranking asks
+/// whether a match's words are in the subject or in the names by
+/// looking for the marked copy ([`SearchQuery::to_fts5_marked`]), whose
+/// doclists hold that column's occurrences alone, instead of filtering
+/// every occurrence by column. A mark ends in `_`, which the index keeps
+/// inside a token and [`words`] never yields: typed words cannot match a
+/// marked copy, nor a marked copy typed words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// The subject's words.
+    Subject,
+    /// The user's name and address, attachment names.
+    Meta,
+}
+
+impl Mark {
+    fn prefix(self) -> &'static str {
+        match self {
+            Mark::Subject => "s_",
+            Mark::Meta => "m_",
+        }
+    }
+}
+
+/// `words` (space-joined, as [`push_index_text`] makes them), then each
+/// of them again with `mark`'s prefix: `printer jam s_printer s_jam`.
+pub fn marked_copy(words: &str, mark: Mark) -> String {
+    let count = words.split(' ').filter(|w| !w.is_empty()).count();
+    let mut out = String::with_capacity(2 * words.len() + count * (mark.prefix().len() + 1));
+    out.push_str(words);
+    for w in words.split(' ').filter(|w| !w.is_empty()) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(mark.prefix());
+        out.push_str(w);
+    }
+    out
+}
+
 /// Index text of several parts (space-joined words).
 pub fn index_text<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
     let mut out = String::new();
@@ -350,11 +391,25 @@ pub fn fts5_scope(
 
 /// A phrase in FTS5's query language.
 fn fts5_phrase(p: &Phrase) -> String {
-    format!(
-        "\"{}\"{}",
-        p.words.join(" "),
-        if p.prefix { "*" } else { "" }
-    )
+    fts5_phrase_marked(p, "")
+}
+
+/// A phrase in FTS5's query language, each word with `prefix` (a
+/// [`Mark`]'s, or none).
+fn fts5_phrase_marked(p: &Phrase, prefix: &str) -> String {
+    let mut out = String::from("\"");
+    for (i, w) in p.words.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(prefix);
+        out.push_str(w);
+    }
+    out.push('"');
+    if p.prefix {
+        out.push('*');
+    }
+    out
 }
 
 fn invalid(message: impl Into<String>) -> DomainError {
@@ -475,15 +530,32 @@ impl SearchQuery {
         Some(out)
     }
 
-    /// The phrases a ticket must contain, all found in `column` of the
-    /// FTS5 index (a column filter; exclusions left out: a match already
-    /// has none of them anywhere). `None`: only numbers were given.
-    pub fn to_fts5_in_column(&self, column: &str) -> Option<String> {
+    /// The phrases a ticket must contain, all found in the marked copy
+    /// of one column ([`marked_copy`]; exclusions left out: a match
+    /// already has none of them anywhere). `None`: only numbers were
+    /// given.
+    pub fn to_fts5_marked(&self, mark: Mark) -> Option<String> {
         if self.include.is_empty() {
             return None;
         }
-        let include: Vec<String> = self.include.iter().map(fts5_phrase).collect();
-        Some(format!("{{{column}}} : ({})", include.join(" AND ")))
+        let include: Vec<String> = self
+            .include
+            .iter()
+            .map(|p| fts5_phrase_marked(p, mark.prefix()))
+            .collect();
+        Some(format!("({})", include.join(" AND ")))
+    }
+
+    /// [`SearchQuery::to_tsquery`] without the exclusions: what a match
+    /// is ranked by (`ts_rank` scores `!word` too, and would rank a
+    /// match by what it does not contain).
+    pub fn to_tsquery_ranked(&self) -> Option<String> {
+        SearchQuery {
+            include: self.include.clone(),
+            exclude: Vec::new(),
+            numbers: Vec::new(),
+        }
+        .to_tsquery()
     }
 
     /// The words part as a PostgreSQL `to_tsquery('simple', …)` text
@@ -615,13 +687,43 @@ mod tests {
             r#"("print"* AND "out of toner" AND "123456" AND "印 刷") NOT "cafe" NOT "paper jam""#
         );
         assert_eq!(
-            q.to_fts5_in_column("subject").unwrap(),
-            r#"{subject} : ("print"* AND "out of toner" AND "123456" AND "印 刷")"#
+            q.to_fts5_marked(Mark::Subject).unwrap(),
+            r#"("s_print"* AND "s_out s_of s_toner" AND "s_123456" AND "s_印 s_刷")"#
+        );
+        assert_eq!(
+            q.to_fts5_marked(Mark::Meta).unwrap(),
+            r#"("m_print"* AND "m_out m_of m_toner" AND "m_123456" AND "m_印 m_刷")"#
         );
         assert_eq!(
             q.to_tsquery().unwrap(),
             "('print':*) & ('out' <-> 'of' <-> 'toner') & ('123456') & ('印' <-> '刷') & !('cafe') & !('paper' <-> 'jam')"
         );
+        assert_eq!(
+            q.to_tsquery_ranked().unwrap(),
+            "('print':*) & ('out' <-> 'of' <-> 'toner') & ('123456') & ('印' <-> '刷')"
+        );
+    }
+
+    #[test]
+    fn a_marked_copy_follows_the_words_and_no_typed_word_carries_a_mark() {
+        assert_eq!(
+            marked_copy("printer on floor 3", Mark::Subject),
+            "printer on floor 3 s_printer s_on s_floor s_3"
+        );
+        assert_eq!(marked_copy("", Mark::Meta), "");
+        assert_eq!(marked_copy("smith", Mark::Meta), "smith m_smith");
+        // What a user types, marks included, becomes plain words.
+        let q = SearchQuery::parse("s_printer \"m_smith jones\"")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            q.include,
+            vec![
+                phrase(&["s", "printer"], false),
+                phrase(&["m", "smith", "jones"], false)
+            ]
+        );
+        assert!(words("s_printer m_x_y").iter().all(|w| !w.contains('_')));
     }
 
     #[test]

@@ -84,7 +84,8 @@ pub(crate) struct Dialect {
     /// `t.number` is one of a bound list.
     pub number_in_list: &'static str,
     /// Matches of the words query (one `?` bound with
-    /// [`Dialect::search_text`]'s text, twice when `text_binds_twice`),
+    /// [`Dialect::search_text`]'s text; with a `rank_text`, first that
+    /// and then the words query),
     /// joined to their ticket `t`: `id`, `score` (lower is better),
     /// `t.updated`.
     pub text_matches: &'static str,
@@ -93,8 +94,11 @@ pub(crate) struct Dialect {
     pub search_join: &'static str,
     /// `text_matches`' ticket id column.
     pub text_id: &'static str,
-    /// Whether `text_matches` takes its query twice.
-    pub text_binds_twice: bool,
+    /// The query `text_matches` scores with, when it is not the one it
+    /// matches with: the phrases to find without the exclusions (a
+    /// ranking function would score a match by the words it must not
+    /// have, too).
+    pub rank_text: Option<fn(&crate::domain::search::SearchQuery) -> Option<String>>,
     /// The words query's text for this backend, given who searches and
     /// the queue's filters (an index that knows who may see a ticket
     /// matches them too).
@@ -110,14 +114,153 @@ pub(crate) struct Dialect {
 pub(crate) struct Rescore {
     /// The score's expression; its two `?` are bound with `texts`.
     pub score: &'static str,
-    /// The texts its two placeholders take (the query has words).
+    /// The texts its two placeholders take (the query has words): the
+    /// query in the subject, in the names ([`SUBJECT_WEIGHT`],
+    /// [`META_WEIGHT`]).
     pub texts: fn(&crate::domain::search::SearchQuery) -> [String; 2],
-    /// The matches read from the index alone (`id`, `score`, a NULL
-    /// `updated`; one `?`, the words query), for a search whose every
-    /// filter the index holds ([`Dialect::search_text`] has them): the
-    /// cut then needs no ticket, and only the matches that can reach the
+    /// For a first page whose every filter the index holds
+    /// ([`Dialect::search_text`] has them), the steps of [`index_cut`],
+    /// run one after another by the backend: the cut read from the index
+    /// alone needs no ticket, and only the matches that can reach the
     /// page are looked up for their `updated`.
-    pub index_matches: &'static str,
+    pub steps: IndexSteps,
+}
+
+/// The statements of a search ranked from the index alone ([`IndexCut`]).
+#[derive(Clone, Copy)]
+pub(crate) struct IndexSteps {
+    /// The newest matches' ids, newest first (`?`: the words query, the
+    /// most to read).
+    pub cut: &'static str,
+    /// The ids at or above a rowid that match a query (`?`: one of
+    /// [`Rescore::texts`], the lowest id of the cut).
+    pub within: &'static str,
+    /// `id`, `updated` of the tickets of a bound list of ids.
+    pub updated: &'static str,
+    /// The page's `(id, score)` rows from a bound JSON array of pairs;
+    /// [`scored_page_sql`] selects the page's rows with them as `s`.
+    pub scored: &'static str,
+}
+
+/// The score of a match whose words are all in the subject is lowered
+/// by this much (lower is better; every match starts at -1).
+pub(crate) const SUBJECT_WEIGHT: f64 = 5.0;
+/// ... and by this much when they are all in the names and file names.
+pub(crate) const META_WEIGHT: f64 = 2.0;
+
+/// A first page of a search ranked by relevance whose every filter the
+/// index holds (who may see a ticket, its department, its assignee):
+/// the backend reads the newest [`MAX_RANKED`] matches' ids from the
+/// index (`text`), the ids among them whose words are in the subject
+/// and in the names (`marked`), scores them ([`rank_cut`]), looks up
+/// `updated` for those that can reach the page, orders them
+/// ([`order_page`]) and selects the page ([`scored_page_sql`]). The
+/// same page as [`list_sql`] makes for such a query, without the
+/// statement's temporary tables and sorts of 2,000 rows.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct IndexCut {
+    /// The words query, with who may see a ticket.
+    pub text: String,
+    /// The query in the subject, in the names ([`Rescore::texts`]).
+    pub marked: [String; 2],
+}
+
+/// The [`IndexCut`] of `q`, when the dialect has one and `q` is such a
+/// first page.
+pub(crate) fn index_cut(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Option<IndexCut> {
+    let (search, rescore) = (q.search.as_ref()?, d.rescore?);
+    let ok = q.sort == Sort::Relevance
+        && search.numbers.is_empty()
+        && q.after.is_none()
+        && q.status.is_none()
+        && q.topic.is_none()
+        && q.priority.is_none();
+    if !ok {
+        return None;
+    }
+    Some(IndexCut {
+        text: (d.search_text)(search, viewer, q)?,
+        marked: (rescore.texts)(search),
+    })
+}
+
+/// The scores of the cut's ids (`cut`), given those of them whose words
+/// are in the subject and in the names (any order; ids outside the cut
+/// are ignored), and the ones that can reach a page of `limit` rows:
+/// scored at least as well as the `limit + 1`-th best (all of them when
+/// there are fewer).
+pub(crate) fn rank_cut(
+    cut: &[i64],
+    in_subject: &[i64],
+    in_meta: &[i64],
+    limit: u32,
+) -> Vec<(i64, f64)> {
+    let subject: std::collections::HashSet<i64> = in_subject.iter().copied().collect();
+    let meta: std::collections::HashSet<i64> = in_meta.iter().copied().collect();
+    let scored: Vec<(i64, f64)> = cut
+        .iter()
+        .map(|id| {
+            let mut score = -1.0;
+            if subject.contains(id) {
+                score -= SUBJECT_WEIGHT;
+            }
+            if meta.contains(id) {
+                score -= META_WEIGHT;
+            }
+            (*id, score)
+        })
+        .collect();
+    let mut scores: Vec<f64> = scored.iter().map(|(_, s)| *s).collect();
+    let keep = limit as usize + 1;
+    if scores.len() <= keep {
+        return scored;
+    }
+    let (_, threshold, _) = scores.select_nth_unstable_by(keep - 1, f64::total_cmp);
+    let threshold = *threshold;
+    scored
+        .into_iter()
+        .filter(|(_, s)| *s <= threshold)
+        .collect()
+}
+
+/// The page of [`rank_cut`]'s matches, each with its `updated`: by
+/// score, then the most recently updated, then the highest id, at most
+/// `limit + 1` of them.
+pub(crate) fn order_page(mut rows: Vec<(i64, f64, String)>, limit: u32) -> Vec<(i64, f64)> {
+    rows.sort_by(|a, b| {
+        a.1.total_cmp(&b.1)
+            .then_with(|| b.2.cmp(&a.2))
+            .then_with(|| b.0.cmp(&a.0))
+    });
+    rows.truncate(limit as usize + 1);
+    rows.into_iter().map(|(id, score, _)| (id, score)).collect()
+}
+
+/// The rows of a page whose `(id, score)` pairs were chosen by
+/// [`order_page`], filtered and ordered as [`list_sql`] does.
+pub(crate) fn scored_page_sql(
+    d: &Dialect,
+    viewer: &Agent,
+    q: &QueueQuery,
+    page: &[(i64, f64)],
+) -> Sql {
+    let mut sql = Sql::new(d);
+    let steps = d
+        .rescore
+        .map(|r| r.steps.scored)
+        .unwrap_or("SELECT 0, 0.0 WHERE 1 = 0");
+    let pairs: Vec<serde_json::Value> = page
+        .iter()
+        .map(|(id, score)| serde_json::json!([id, score]))
+        .collect();
+    sql.push("WITH s (id, score) AS (", []);
+    sql.push(
+        steps,
+        [Param::Text(serde_json::Value::from(pairs).to_string())],
+    );
+    sql.push(") ", []);
+    push_rows(&mut sql, d, viewer, q, true, true);
+    sql
 }
 
 /// The columns [`list_sql`] selects, before the score (a float, read by
@@ -200,15 +343,6 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
             (true, Some(_), Some(r)) => Some(r),
             _ => None,
         };
-        // The first page of a search filtered by nothing but who may see
-        // a ticket, its department and its assignee (all in the index):
-        // see `Rescore::index_matches`.
-        let from_index = rescore.is_some()
-            && numbers.is_empty()
-            && q.after.is_none()
-            && q.status.is_none()
-            && q.topic.is_none()
-            && q.priority.is_none();
         if rescore.is_some() {
             sql.push("WITH c (id, score, updated) AS (", []);
         } else {
@@ -221,12 +355,11 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
             if capped && rescore.is_none() {
                 sql.push("SELECT * FROM (", []);
             }
-            if let (true, Some(r)) = (from_index, rescore) {
-                sql.push(r.index_matches, [Param::Text(text.clone())]);
-            } else if d.text_binds_twice {
+            if let Some(rank_text) = d.rank_text {
+                let rank = rank_text(s).unwrap_or_else(|| text.clone());
                 sql.push(
                     d.text_matches,
-                    [Param::Text(text.clone()), Param::Text(text.clone())],
+                    [Param::Text(rank), Param::Text(text.clone())],
                 );
                 push_filters(&mut sql, d, viewer, q);
             } else {
@@ -247,16 +380,7 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
                 if let Some(r) = rescore {
                     sql.push(" DESC LIMIT ?)", [Param::Int(MAX_RANKED)]);
                     // `m`: the cut matches with their scores.
-                    // Read twice when cut from the index (the page and
-                    // its threshold): scored once.
-                    sql.push(
-                        if from_index {
-                            ", m (id, score, updated) AS MATERIALIZED (SELECT c.id, "
-                        } else {
-                            ", m (id, score, updated) AS (SELECT c.id, "
-                        },
-                        [],
-                    );
+                    sql.push(", m (id, score, updated) AS (SELECT c.id, ", []);
                     let [a, b] = (r.texts)(s);
                     sql.push(r.score, [Param::Text(a), Param::Text(b)]);
                     sql.push(", c.updated FROM c", []);
@@ -277,24 +401,7 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
             push_filters(&mut sql, d, viewer, q);
         }
         sql.push(")", []);
-        if from_index {
-            // `s`: the page, cut from the matches; only those scored at
-            // least as well as the (limit + 1)-th best are looked up
-            // for their `updated` (fewer than that: all of them). The
-            // index's scope is written in the ticket's own transaction;
-            // the final SELECT still filters on the ticket's columns, so
-            // were they ever to disagree a page could come up short,
-            // never show more.
-            sql.push(
-                ", s (id, score) AS (SELECT m.id, m.score FROM m CROSS JOIN tickets t ON t.id = m.id
-                   WHERE m.score <= coalesce((SELECT m.score FROM m ORDER BY m.score LIMIT 1 OFFSET ?), m.score)
-                   ORDER BY m.score, t.updated DESC, m.id DESC LIMIT ?)",
-                [
-                    Param::Int(i64::from(q.limit)),
-                    Param::Int(i64::from(q.limit) + 1),
-                ],
-            );
-        } else if capped {
+        if capped {
             // `s`: the page, cut from the matches alone.
             sql.push(
                 ", s (id, score) AS (SELECT m.id, m.score FROM m WHERE 1 = 1",
@@ -328,13 +435,27 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
         }
         sql.push(" ", []);
     }
+    push_rows(&mut sql, d, viewer, q, search.is_some(), capped);
+    sql
+}
+
+/// The page's final SELECT: the rows of `t` (with `s`'s score for a
+/// search), filtered, in the sort's order.
+fn push_rows(
+    sql: &mut Sql,
+    d: &Dialect,
+    viewer: &Agent,
+    q: &QueueQuery,
+    search: bool,
+    capped: bool,
+) {
     sql.push(
         "SELECT t.id, t.number, t.subject, t.status, t.priority_id, t.priority_name, t.dept_id,
              t.dept_name, t.topic_id, t.topic_name, t.assignee_id, a.name, u.name, u.email,
              t.created, t.updated, t.last_message_at, t.entries, ",
         [],
     );
-    if search.is_some() {
+    if search {
         sql.push("s.score FROM ", []);
         sql.push(d.search_join, []);
     } else {
@@ -344,14 +465,14 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
         " JOIN users u ON u.id = t.user_id LEFT JOIN agents a ON a.id = t.assignee_id WHERE 1 = 1",
         [],
     );
-    push_filters(&mut sql, d, viewer, q);
+    push_filters(sql, d, viewer, q);
     // Sorts over a relevance score need the search's `s`; without `q`
     // there is none, and relevance is never the sort then.
-    let relevance = q.sort == Sort::Relevance && search.is_some();
+    let relevance = q.sort == Sort::Relevance && search;
     if let Some(After { key, id }) = &q.after
         && !capped
     {
-        push_after(&mut sql, q.sort, key, *id);
+        push_after(sql, q.sort, key, *id);
     }
     sql.push(
         match q.sort {
@@ -367,7 +488,6 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
         [],
     );
     sql.push_static(page_limit(q.limit));
-    sql
 }
 
 /// The page's `LIMIT`: at least `limit + 1` rows (the extra one tells
@@ -593,10 +713,50 @@ pub(crate) mod tests {
             text_matches: "SELECT rowid, 0, t.updated FROM x JOIN tickets t ON t.id = x.rowid WHERE x MATCH ?",
             search_join: "s CROSS JOIN tickets t ON t.id = s.id",
             text_id: "rowid",
-            text_binds_twice: false,
+            rank_text: None,
             search_text: |s, _, _| s.to_fts5(),
             rescore: None,
         }
+    }
+
+    #[test]
+    fn a_cut_is_scored_by_where_its_words_are_and_only_what_can_reach_the_page_is_kept() {
+        // Ids newest first; 9 and 5 in the subject, 8 and 5 in the names;
+        // 42 is not in the cut.
+        let cut = [9, 8, 7, 6, 5, 4];
+        let scored = rank_cut(&cut, &[5, 9, 42], &[8, 5], 2);
+        // Page of 2 (+1): the best three scores are -8 (5), -6 (9), -3
+        // (8); everything at least as good as -3 is kept.
+        assert_eq!(scored, vec![(9, -6.0), (8, -3.0), (5, -8.0)]);
+        // Fewer matches than a page: all of them.
+        let all = rank_cut(&cut, &[], &[], 50);
+        assert_eq!(all.len(), 6);
+        assert!(all.iter().all(|(_, s)| *s == -1.0));
+        // Ties at the threshold are all kept (their `updated` decides).
+        let ties = rank_cut(&cut, &[9, 8, 7, 6], &[], 1);
+        assert_eq!(
+            ties.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            vec![9, 8, 7, 6]
+        );
+        assert!(rank_cut(&[], &[1], &[1], 10).is_empty());
+    }
+
+    #[test]
+    fn a_page_is_ordered_by_score_then_last_update_then_id() {
+        let t = |s: &str| s.to_string();
+        let rows = vec![
+            (1, -1.0, t("2026-01-03T00:00:00Z")),
+            (2, -6.0, t("2026-01-01T00:00:00Z")),
+            (3, -6.0, t("2026-01-02T00:00:00Z")),
+            (4, -6.0, t("2026-01-02T00:00:00Z")),
+            (5, -8.0, t("2025-01-01T00:00:00Z")),
+        ];
+        assert_eq!(
+            order_page(rows.clone(), 10),
+            vec![(5, -8.0), (4, -6.0), (3, -6.0), (2, -6.0), (1, -1.0)]
+        );
+        // At most limit + 1 rows.
+        assert_eq!(order_page(rows, 2), vec![(5, -8.0), (4, -6.0), (3, -6.0)]);
     }
 
     #[test]

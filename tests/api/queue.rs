@@ -758,6 +758,62 @@ async fn a_subject_and_body_match_outranks_one_word_in_a_long_body() {
 }
 
 #[tokio::test]
+async fn words_in_the_subject_outrank_words_in_the_names_which_outrank_words_in_a_body() {
+    // The tiers of relevance, for a word, a phrase and a prefix, on a
+    // first page cut from the index alone (SQLite: `status=any`, with and
+    // without a scope), on one cut with its tickets (`status=open`) and
+    // across pages. The newest ticket is the weakest match, so recency
+    // alone would give the reverse order.
+    let b = backend().await;
+    let viewer = b.agent("ida@example.com", &[1]).await;
+    let subject = b
+        .create(ticket(
+            "ann@example.com",
+            1,
+            "Kestrel report due",
+            "nothing here",
+            1,
+        ))
+        .await;
+    let names = b
+        .create(ticket(
+            "kestrel.report@example.com",
+            1,
+            "Question",
+            "nothing here",
+            2,
+        ))
+        .await;
+    let body = b
+        .create(ticket(
+            "cy@example.com",
+            1,
+            "Hello",
+            "please see the kestrel report attached",
+            3,
+        ))
+        .await;
+    let expected = vec![subject, names, body];
+    for q in ["kestrel", "\"kestrel report\"", "kestr*", "kestrel -absent"] {
+        for agent in [&admin(), &viewer] {
+            for status in ["any", "open"] {
+                assert_eq!(
+                    b.numbers(agent, &[("q", q), ("status", status)]).await,
+                    expected,
+                    "q={q} status={status} admin={}",
+                    agent.admin
+                );
+            }
+            assert_eq!(
+                b.walk(agent, &[("q", q), ("status", "any")], "1").await,
+                expected,
+                "q={q}, one per page"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn within_a_relevance_tier_the_most_recently_updated_come_first_on_every_page() {
     // SQLite cuts a first page filtered only by who may see a ticket
     // from the index alone and looks up `updated` only for the matches

@@ -63,6 +63,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         15,
         include_str!("../../../migrations/postgres/0015_search_merge.sql"),
     ),
+    (
+        16,
+        include_str!("../../../migrations/postgres/0016_search_marks.sql"),
+    ),
 ];
 
 /// Any advisory-lock key, fixed: "oxidesk migrations".

@@ -24,7 +24,7 @@ const DIALECT: Dialect = Dialect {
                    WHERE m.doc @@ to_tsquery('simple', ?)",
     search_join: "s JOIN tickets t ON t.id = s.id",
     text_id: "m.ticket_id",
-    text_binds_twice: true,
+    rank_text: Some(|s| s.to_tsquery_ranked()),
     search_text: |s, _, _| s.to_tsquery(),
     rescore: None,
 };

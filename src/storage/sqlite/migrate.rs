@@ -60,6 +60,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         15,
         include_str!("../../../migrations/sqlite/0015_search_merge.sql"),
     ),
+    (
+        16,
+        include_str!("../../../migrations/sqlite/0016_search_marks.sql"),
+    ),
 ];
 
 /// Applies the migrations this file lacks; refuses a schema newer than

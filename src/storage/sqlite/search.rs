@@ -10,14 +10,16 @@
 //! subject says one and a reply the other.
 
 use super::*;
+use crate::domain::search::{Mark, marked_copy};
 use crate::storage::BodyFormat;
 use crate::storage::search::SearchDoc;
 
 /// The migrations that make the index (anew); existing tickets are
 /// indexed after them ([`rebuild_index`]).
-pub(super) const MIGRATIONS: &[i64] = &[10, 14];
+pub(super) const MIGRATIONS: &[i64] = &[10, 14, 16];
 
-/// Indexes a ticket not yet in the index: at once, or kept in `pending`
+/// Indexes a ticket not yet in the index (the subject and names with
+/// their marked copies, for ranking: migration 16): at once, or kept in `pending`
 /// and written with the rest of its group just before the COMMIT
 /// ([`flush_pending`]). FTS5 writes what it holds to disk at every
 /// statement that opens a statement transaction (a ticket's insert, with
@@ -34,9 +36,9 @@ pub(super) fn index_new_ticket(
     )?
     .execute(params![
         ticket_id,
-        doc.subject,
+        marked_copy(&doc.subject, Mark::Subject),
         doc.body,
-        doc.meta,
+        marked_copy(&doc.meta, Mark::Meta),
         doc.scope
     ])?;
     Ok(())
