@@ -240,22 +240,19 @@ pub(crate) fn order_page(mut rows: Vec<(i64, f64, String)>, limit: u32) -> Vec<(
 /// [`order_page`], filtered and ordered as [`list_sql`] does.
 pub(crate) fn scored_page_sql(
     d: &Dialect,
+    steps: &IndexSteps,
     viewer: &Agent,
     q: &QueueQuery,
     page: &[(i64, f64)],
 ) -> Sql {
     let mut sql = Sql::new(d);
-    let steps = d
-        .rescore
-        .map(|r| r.steps.scored)
-        .unwrap_or("SELECT 0, 0.0 WHERE 1 = 0");
     let pairs: Vec<serde_json::Value> = page
         .iter()
         .map(|(id, score)| serde_json::json!([id, score]))
         .collect();
     sql.push("WITH s (id, score) AS (", []);
     sql.push(
-        steps,
+        steps.scored,
         [Param::Text(serde_json::Value::from(pairs).to_string())],
     );
     sql.push(") ", []);

@@ -102,12 +102,10 @@ fn index_ids(conn: &Connection, sql: &str, text: &str, bound: i64) -> Result<Vec
 /// The page of an [`IndexCut`]: its steps one by one.
 fn ranked_page(
     conn: &Connection,
+    steps: &IndexSteps,
     query: &QueueQuery,
     cut: &IndexCut,
 ) -> Result<Vec<(i64, f64)>, StoreError> {
-    let Some(Rescore { steps, .. }) = DIALECT.rescore else {
-        return Ok(Vec::new());
-    };
     let ids = index_ids(conn, steps.cut, &cut.text, MAX_RANKED)?;
     let Some(lowest) = ids.last().copied() else {
         return Ok(Vec::new());
@@ -140,12 +138,12 @@ fn list(conn: &Connection, viewer: &Agent, query: &QueueQuery) -> Result<QueuePa
         Some(_) => Some(conn.unchecked_transaction()?),
         None => None,
     };
-    let sql = match cut {
-        Some(cut) => {
-            let page = ranked_page(conn, query, &cut)?;
-            queue_sql::scored_page_sql(&DIALECT, viewer, query, &page)
+    let sql = match (cut, DIALECT.rescore) {
+        (Some(cut), Some(Rescore { steps, .. })) => {
+            let page = ranked_page(conn, &steps, query, &cut)?;
+            queue_sql::scored_page_sql(&DIALECT, &steps, viewer, query, &page)
         }
-        None => queue_sql::list_sql(&DIALECT, viewer, query),
+        _ => queue_sql::list_sql(&DIALECT, viewer, query),
     };
     let mut rows = Vec::with_capacity(query.limit as usize + 1);
     each_row(conn, &sql, |r| {
@@ -202,6 +200,25 @@ mod tests {
 
     fn sql_for(pairs: &[(&str, &str)]) -> Sql {
         queue_sql::list_sql(&DIALECT, &viewer(), &query(pairs))
+    }
+
+    #[test]
+    fn the_later_pages_score_with_the_weights_the_first_page_ranks_with() {
+        // A first page is ranked in Rust (`queue_sql::rank_cut`), the
+        // pages after it in SQL: its cursor's score must be theirs.
+        let Some(r) = DIALECT.rescore else {
+            panic!("SQLite re-scores")
+        };
+        let score = r.score.split_whitespace().collect::<Vec<_>>().join(" ");
+        let subject = format!("- {:.1} * (c.id IN", queue_sql::SUBJECT_WEIGHT);
+        let meta = format!("- {:.1} * (c.id IN", queue_sql::META_WEIGHT);
+        assert_eq!(score.matches(&subject).count(), 1, "{score}");
+        assert_eq!(score.matches(&meta).count(), 1, "{score}");
+        assert!(score.starts_with("c.score "), "{score}");
+        let subject_at = score.find(&subject).unwrap_or(usize::MAX);
+        let meta_at = score.find(&meta).unwrap_or(0);
+        // The first placeholder is the subject's text, the second the names'.
+        assert!(subject_at < meta_at, "{score}");
     }
 
     #[test]

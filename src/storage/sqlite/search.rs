@@ -79,14 +79,14 @@ pub(super) fn flush_pending(
 ) -> Result<(), StoreError> {
     let mut indexed = 0usize;
     for (ticket_id, doc) in pending.new.drain(..) {
-        indexed += doc.text_len();
+        indexed += indexed_len(&doc);
         index_new_ticket(conn, ticket_id, &doc)?;
     }
     pending.reindex.sort_unstable();
     pending.reindex.dedup();
     for ticket_id in pending.reindex.drain(..) {
         let doc = load_doc(conn, ticket_id)?;
-        indexed += doc.text_len();
+        indexed += indexed_len(&doc);
         conn.prepare_cached("DELETE FROM ticket_search WHERE rowid = ?1")?
             .execute([ticket_id])?;
         index_new_ticket(conn, ticket_id, &doc)?;
@@ -98,6 +98,13 @@ pub(super) fn flush_pending(
         .execute([merge_pages(indexed)])?;
     }
     Ok(())
+}
+
+/// Bytes of text a document puts in the index: its text, and about as
+/// much again as its subject and names for their marked copies
+/// ([`index_new_ticket`]).
+fn indexed_len(doc: &SearchDoc) -> usize {
+    doc.text_len() + doc.subject.len() + doc.meta.len()
 }
 
 /// The merge asked for with a group that indexed `bytes` of text: FTS5
