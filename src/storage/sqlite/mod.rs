@@ -66,6 +66,7 @@ struct Inner {
     path: PathBuf,
     jobs: mpsc::Sender<Msg>,
     readers: Mutex<Vec<Connection>>,
+    read_slots: Arc<tokio::sync::Semaphore>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     keys: keys::KeyCache,
 }
@@ -213,6 +214,18 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Most reads (`SqliteStore::read`) that run at once: twice the CPUs.
+/// A read is CPU work on pages mostly in memory; with a thread for each
+/// of 16 concurrent searches on 2 cores the scheduler sliced them all,
+/// so every search took as long as the slowest share (p99 58–65 ms for a
+/// common word at 1M tickets) and each thread's caches and heap grew
+/// the server's RSS (320–420 MiB); with 4 slots, p99 40–41 ms and
+/// 160–350 MiB, at 7–15% fewer requests a second for light reads
+/// (README, Benchmark, session 14). Reads queue for a slot in order.
+fn read_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get) * 2
+}
+
 /// The writer's page cache, KiB.
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
 
@@ -351,6 +364,7 @@ impl SqliteStore {
                 path: path.to_path_buf(),
                 jobs: tx,
                 readers: Mutex::new(Vec::new()),
+                read_slots: Arc::new(tokio::sync::Semaphore::new(read_slots())),
                 writer: Mutex::new(Some(writer)),
                 keys: keys::KeyCache::default(),
             }),
@@ -394,7 +408,8 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `f` on a pooled read connection, off the async threads.
+    /// Runs `f` on a pooled read connection, off the async threads, once
+    /// one of [`read_slots`] is free.
     fn read<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
     where
         T: Send + 'static,
@@ -402,9 +417,18 @@ impl SqliteStore {
     {
         let inner = self.inner.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || with_reader(&inner, f))
+            let permit = inner
+                .read_slots
+                .clone()
+                .acquire_owned()
                 .await
-                .map_err(other)?
+                .map_err(other)?;
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                with_reader(&inner, f)
+            })
+            .await
+            .map_err(other)?
         })
     }
 

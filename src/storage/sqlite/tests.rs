@@ -740,3 +740,36 @@ async fn the_search_index_is_merged_as_groups_commit() {
         .unwrap();
     assert_eq!(found, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_more_reads_run_at_once_than_there_are_read_slots() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir.path().join("reads.db"));
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let reads: Vec<_> = (0..read_slots() * 4)
+        .map(|_| {
+            let (store, running, most) = (store.clone(), running.clone(), most.clone());
+            tokio::spawn(async move {
+                store
+                    .read(move |conn| {
+                        let now = running.fetch_add(1, SeqCst) + 1;
+                        most.fetch_max(now, SeqCst);
+                        // Held long enough for unbounded reads to overlap.
+                        std::thread::sleep(Duration::from_millis(20));
+                        let one: i64 = conn.query_row("SELECT 1", [], |r| r.get(0))?;
+                        running.fetch_sub(1, SeqCst);
+                        Ok(one)
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for r in reads {
+        assert_eq!(r.await.unwrap().unwrap(), 1);
+    }
+    let most = most.load(SeqCst);
+    assert!(most <= read_slots(), "{most} reads at once");
+    assert!(most >= 2, "reads still run side by side: {most} at most");
+}
