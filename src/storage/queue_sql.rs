@@ -157,12 +157,14 @@ pub(crate) const META_WEIGHT: f64 = 2.0;
 /// ([`order_page`]) and selects the page ([`scored_page_sql`]). The
 /// same page as [`list_sql`] makes for such a query, without the
 /// statement's temporary tables and sorts of 2,000 rows.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone)]
 pub(crate) struct IndexCut {
     /// The words query, with who may see a ticket.
     pub text: String,
     /// The query in the subject, in the names ([`Rescore::texts`]).
     pub marked: [String; 2],
+    /// The dialect's statements for it.
+    pub steps: IndexSteps,
 }
 
 /// The [`IndexCut`] of `q`, when the dialect has one and `q` is such a
@@ -181,6 +183,7 @@ pub(crate) fn index_cut(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Option<I
     Some(IndexCut {
         text: (d.search_text)(search, viewer, q)?,
         marked: (rescore.texts)(search),
+        steps: rescore.steps,
     })
 }
 
@@ -240,7 +243,7 @@ pub(crate) fn order_page(mut rows: Vec<(i64, f64, String)>, limit: u32) -> Vec<(
 /// [`order_page`], filtered and ordered as [`list_sql`] does.
 pub(crate) fn scored_page_sql(
     d: &Dialect,
-    steps: &IndexSteps,
+    cut: &IndexCut,
     viewer: &Agent,
     q: &QueueQuery,
     page: &[(i64, f64)],
@@ -252,7 +255,7 @@ pub(crate) fn scored_page_sql(
         .collect();
     sql.push("WITH s (id, score) AS (", []);
     sql.push(
-        steps.scored,
+        cut.steps.scored,
         [Param::Text(serde_json::Value::from(pairs).to_string())],
     );
     sql.push(") ", []);

@@ -102,10 +102,10 @@ fn index_ids(conn: &Connection, sql: &str, text: &str, bound: i64) -> Result<Vec
 /// The page of an [`IndexCut`]: its steps one by one.
 fn ranked_page(
     conn: &Connection,
-    steps: &IndexSteps,
     query: &QueueQuery,
     cut: &IndexCut,
 ) -> Result<Vec<(i64, f64)>, StoreError> {
+    let steps = &cut.steps;
     let ids = index_ids(conn, steps.cut, &cut.text, MAX_RANKED)?;
     let Some(lowest) = ids.last().copied() else {
         return Ok(Vec::new());
@@ -138,12 +138,12 @@ fn list(conn: &Connection, viewer: &Agent, query: &QueueQuery) -> Result<QueuePa
         Some(_) => Some(conn.unchecked_transaction()?),
         None => None,
     };
-    let sql = match (cut, DIALECT.rescore) {
-        (Some(cut), Some(Rescore { steps, .. })) => {
-            let page = ranked_page(conn, &steps, query, &cut)?;
-            queue_sql::scored_page_sql(&DIALECT, &steps, viewer, query, &page)
+    let sql = match cut {
+        Some(cut) => {
+            let page = ranked_page(conn, query, &cut)?;
+            queue_sql::scored_page_sql(&DIALECT, &cut, viewer, query, &page)
         }
-        _ => queue_sql::list_sql(&DIALECT, viewer, query),
+        None => queue_sql::list_sql(&DIALECT, viewer, query),
     };
     let mut rows = Vec::with_capacity(query.limit as usize + 1);
     each_row(conn, &sql, |r| {
