@@ -67,6 +67,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         16,
         include_str!("../../../migrations/postgres/0016_search_marks.sql"),
     ),
+    (
+        17,
+        include_str!("../../../migrations/postgres/0017_search_deletemerge.sql"),
+    ),
 ];
 
 /// Any advisory-lock key, fixed: "oxidesk migrations".

@@ -64,6 +64,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         16,
         include_str!("../../../migrations/sqlite/0016_search_marks.sql"),
     ),
+    (
+        17,
+        include_str!("../../../migrations/sqlite/0017_search_deletemerge.sql"),
+    ),
 ];
 
 /// Applies the migrations this file lacks; refuses a schema newer than

@@ -115,6 +115,8 @@ fn indexed_len(doc: &SearchDoc) -> usize {
 /// with that, with room to spare. Only levels of 4 segments or more
 /// (`usermerge`) are merged, so an index that has caught up costs
 /// nothing here; at least a few pages, so that small groups add up.
+/// Deleted rows (a re-indexed ticket's old row) are dropped by these
+/// merges alone: FTS5's own merging for them stalled (migration 17).
 pub(super) fn merge_pages(bytes: usize) -> i64 {
     i64::try_from(bytes / 1024).unwrap_or(i64::MAX).max(8)
 }
