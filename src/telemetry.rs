@@ -44,6 +44,9 @@ pub const SQLITE_COMMIT: &str = "oxidesk_sqlite_commit_duration_seconds";
 /// `oxidesk_sqlite_checkpoint_tail_seconds` (histogram): the part of a
 /// checkpoint the writer copies itself, between two groups.
 pub const SQLITE_CHECKPOINT_TAIL: &str = "oxidesk_sqlite_checkpoint_tail_seconds";
+/// `oxidesk_sqlite_search_segments` (set at each scrape): segments of the
+/// full-text index; FTS5 refuses to write at 2,000.
+pub const SQLITE_SEARCH_SEGMENTS: &str = "oxidesk_sqlite_search_segments";
 /// `oxidesk_postgres_connections{state="in_use"|"idle"}` (set at each scrape).
 pub const PG_CONNECTIONS: &str = "oxidesk_postgres_connections";
 /// `oxidesk_store_up`: 1 when the last scrape's store read answered.
@@ -178,6 +181,10 @@ fn describe() {
         "The end of a checkpoint, copied by the SQLite writer between two groups."
     );
     describe_gauge!(PG_CONNECTIONS, "PostgreSQL pool connections, by state.");
+    describe_gauge!(
+        SQLITE_SEARCH_SEGMENTS,
+        "Segments of the SQLite full-text index (FTS5 refuses to write at 2,000)."
+    );
     describe_gauge!(
         STORE_UP,
         "1 when the store answered the last scrape's read."

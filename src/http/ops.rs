@@ -257,6 +257,9 @@ fn record_store_gauges(health: &Result<StoreHealth, String>, now: i64) {
     metrics::gauge!(telemetry::OUTBOX_QUEUED).set(h.queued as f64);
     let age = h.oldest_queued_at.map_or(0, |t| (now - t).max(0));
     metrics::gauge!(telemetry::OUTBOX_OLDEST_AGE).set(age as f64);
+    if let Some(segments) = h.search_segments {
+        metrics::gauge!(telemetry::SQLITE_SEARCH_SEGMENTS).set(segments as f64);
+    }
     if let Some(in_use) = h.connections_in_use {
         metrics::gauge!(telemetry::PG_CONNECTIONS, "state" => "in_use").set(f64::from(in_use));
     }
@@ -289,6 +292,7 @@ mod tests {
             queued: i64::from(oldest.is_some()),
             oldest_queued_at: oldest,
             connections_in_use: None,
+            search_segments: None,
         })
     }
 

@@ -593,6 +593,9 @@ pub struct StoreHealth {
     pub oldest_queued_at: Option<i64>,
     /// PostgreSQL: pool connections in use (`None` on SQLite).
     pub connections_in_use: Option<u32>,
+    /// SQLite: segments of the full-text index (FTS5 refuses to write
+    /// at 2,000; `None` on PostgreSQL).
+    pub search_segments: Option<u64>,
 }
 
 /// Column types of the data every backend holds, for `migrate-data`.

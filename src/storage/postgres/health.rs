@@ -24,6 +24,7 @@ impl PgStore {
                 queued,
                 oldest_queued_at,
                 connections_in_use: Some(self.pool.size().saturating_sub(idle)),
+                search_segments: None,
             })
         })
     }

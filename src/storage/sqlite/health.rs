@@ -31,12 +31,20 @@ impl SqliteStore {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            let search_segments = super::search::index_segments(conn)?;
+            if search_segments > super::search::SEGMENTS_WARNING {
+                tracing::warn!(
+                    search.segments = search_segments,
+                    "the search index has {search_segments} segments: FTS5 refuses to write at 2,000 (README, Operations)"
+                );
+            }
             Ok(StoreHealth {
                 schema_version,
                 latest_schema_version: MIGRATIONS.last().map_or(0, |(n, _)| *n),
                 queued: waiting + rows,
                 oldest_queued_at,
                 connections_in_use: None,
+                search_segments: Some(search_segments),
             })
         })
     }

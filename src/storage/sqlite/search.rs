@@ -100,6 +100,49 @@ pub(super) fn flush_pending(
     Ok(())
 }
 
+/// More segments than this in the index are worth a warning (a few
+/// dozen is usual; FTS5 refuses to write at 2,000, `FTS5_MAX_SEGMENT`).
+pub(super) const SEGMENTS_WARNING: u64 = 200;
+
+/// How many segments the index has: the count at the head of FTS5's
+/// structure record (row 10 of `ticket_search_data`: a 4-byte cookie, in
+/// a version 2 record 4 more bytes `ff 00 00 01`, then the levels and
+/// the segments as varints; `fts5StructureDecode` in SQLite's
+/// fts5_index.c). 0 before anything was indexed.
+pub(super) fn index_segments(conn: &Connection) -> Result<u64, StoreError> {
+    let record: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT block FROM ticket_search_data WHERE id = 10")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    let Some(b) = record else { return Ok(0) };
+    let mut i = if b.get(4..8) == Some(&[0xff, 0, 0, 1][..]) {
+        8
+    } else {
+        4
+    };
+    let bad = || other("the search index's structure record is not one FTS5 writes");
+    let _levels = varint(&b, &mut i).ok_or_else(bad)?;
+    varint(&b, &mut i).ok_or_else(bad)
+}
+
+/// An SQLite varint (big-endian groups of 7 bits, the ninth byte whole)
+/// at `b[*i..]`, moving `i` past it.
+fn varint(b: &[u8], i: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for k in 0..9 {
+        let c = *b.get(*i)?;
+        *i += 1;
+        if k == 8 {
+            return Some((v << 8) | u64::from(c));
+        }
+        v = (v << 7) | u64::from(c & 0x7f);
+        if c & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    Some(v)
+}
+
 /// Bytes of text a document puts in the index: its text, and about as
 /// much again as its subject and names for their marked copies
 /// ([`index_new_ticket`]).

@@ -705,6 +705,7 @@ async fn the_search_index_is_merged_as_groups_commit() {
         // One group each: every ticket is answered before the next.
         store.create_ticket(t).await.unwrap();
     }
+    let health = store.read_health().await.unwrap();
     drop(store);
     let conn = Connection::open(&path).unwrap();
     let automerge: i64 = conn
@@ -731,6 +732,9 @@ async fn the_search_index_is_merged_as_groups_commit() {
         // 13 with the merges, 20 without (FTS5's crisis merges only).
         "{segments} segments after 200 groups: the writer's merges did not run"
     );
+    // What the health read (and the metric) says, from FTS5's structure
+    // record.
+    assert_eq!(health.search_segments, Some(segments as u64));
     let found: i64 = conn
         .query_row(
             "SELECT count(*) FROM ticket_search WHERE ticket_search MATCH 'printer'",
@@ -914,6 +918,10 @@ async fn a_merge_of_deleted_rows_cannot_stall_and_pile_up_segments() {
         index_group(&conn, &mut next, 1, 2000, &[], 8);
     }
     let segments = index_segments(&conn);
+    assert_eq!(
+        super::search::index_segments(&conn).unwrap(),
+        segments as u64
+    );
     assert!(
         segments <= 16,
         "{segments} segments: merges did not keep up"
