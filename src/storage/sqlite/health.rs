@@ -31,11 +31,19 @@ impl SqliteStore {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            let search_segments = super::search::index_segments(conn)?;
-            if search_segments > super::search::SEGMENTS_WARNING {
+            // A diagnostic: what it cannot read leaves the rest of the
+            // health (and readiness) as it is.
+            let search_segments = match super::search::index_segments(conn) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the search index's segment count");
+                    None
+                }
+            };
+            if let Some(n) = search_segments.filter(|n| *n > super::search::SEGMENTS_WARNING) {
                 tracing::warn!(
-                    search.segments = search_segments,
-                    "the search index has {search_segments} segments: FTS5 refuses to write at 2,000 (README, Operations)"
+                    search.segments = n,
+                    "the search index has {n} segments: FTS5 refuses to write at 2,000 (README, Operations)"
                 );
             }
             Ok(StoreHealth {
@@ -44,7 +52,7 @@ impl SqliteStore {
                 queued: waiting + rows,
                 oldest_queued_at,
                 connections_in_use: None,
-                search_segments: Some(search_segments),
+                search_segments,
             })
         })
     }

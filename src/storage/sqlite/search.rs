@@ -16,7 +16,7 @@ use crate::storage::search::SearchDoc;
 
 /// The migrations that make the index (anew); existing tickets are
 /// indexed after them ([`rebuild_index`]).
-pub(super) const MIGRATIONS: &[i64] = &[10, 14, 16];
+pub(super) const MIGRATIONS: &[i64] = &[10, 14, 16, 17];
 
 /// Indexes a ticket not yet in the index (the subject and names with
 /// their marked copies, for ranking: migration 16): at once, or kept in `pending`
