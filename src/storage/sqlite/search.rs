@@ -126,21 +126,20 @@ pub(super) fn index_segments(conn: &Connection) -> Result<u64, StoreError> {
 }
 
 /// An SQLite varint (big-endian groups of 7 bits, the ninth byte whole)
-/// at `b[*i..]`, moving `i` past it.
-fn varint(b: &[u8], i: &mut usize) -> Option<u64> {
+/// at `b[*i..]`, moving `i` past it; `None` past the end of `b`.
+pub(super) fn varint(b: &[u8], i: &mut usize) -> Option<u64> {
     let mut v = 0u64;
-    for k in 0..9 {
+    for _ in 0..8 {
         let c = *b.get(*i)?;
         *i += 1;
-        if k == 8 {
-            return Some((v << 8) | u64::from(c));
-        }
         v = (v << 7) | u64::from(c & 0x7f);
         if c & 0x80 == 0 {
             return Some(v);
         }
     }
-    Some(v)
+    let c = *b.get(*i)?;
+    *i += 1;
+    Some((v << 8) | u64::from(c))
 }
 
 /// Bytes of text a document puts in the index: its text, and about as

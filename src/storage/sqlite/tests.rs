@@ -716,17 +716,7 @@ async fn the_search_index_is_merged_as_groups_commit() {
         )
         .unwrap();
     assert_eq!(automerge, 0, "FTS5's own merging is off");
-    // A segment's pages are rows of `ticket_search_data` whose id holds
-    // its number above bit 37 (FTS5_SEGMENT_ROWID; from 65,536 up:
-    // tombstone pages).
-    let segments: i64 = conn
-        .query_row(
-            "SELECT count(DISTINCT id >> 37) FROM ticket_search_data
-             WHERE id >> 37 BETWEEN 1 AND 65535",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let segments = segment_ids_in_data(&conn);
     assert!(
         segments <= 15,
         // 13 with the merges, 20 without (FTS5's crisis merges only).
@@ -778,9 +768,11 @@ async fn no_more_reads_run_at_once_than_there_are_read_slots() {
     assert!(most >= 2, "reads still run side by side: {most} at most");
 }
 
-/// Segments of the search index (see
-/// `the_search_index_is_merged_as_groups_commit`).
-fn index_segments(conn: &Connection) -> i64 {
+/// Segments of the search index, counted apart from FTS5's structure
+/// record: a segment's pages are rows of `ticket_search_data` whose id
+/// holds its number above bit 37 (FTS5_SEGMENT_ROWID; from 65,536 up:
+/// tombstone pages).
+fn segment_ids_in_data(conn: &Connection) -> i64 {
     conn.query_row(
         "SELECT count(DISTINCT id >> 37) FROM ticket_search_data
          WHERE id >> 37 BETWEEN 1 AND 65535",
@@ -794,21 +786,7 @@ fn index_segments(conn: &Connection) -> i64 {
 /// of them are being merged), from FTS5's structure record (row 10 of
 /// `ticket_search_data`; `fts5StructureDecode` in SQLite's fts5_index.c).
 fn index_levels(conn: &Connection) -> Vec<(u64, u64)> {
-    fn varint(b: &[u8], i: &mut usize) -> u64 {
-        let mut v = 0u64;
-        for k in 0..9 {
-            let c = b[*i];
-            *i += 1;
-            if k == 8 {
-                return (v << 8) | u64::from(c);
-            }
-            v = (v << 7) | u64::from(c & 0x7f);
-            if c & 0x80 == 0 {
-                break;
-            }
-        }
-        v
-    }
+    let varint = |b: &[u8], i: &mut usize| super::search::varint(b, i).unwrap();
     let b: Vec<u8> = conn
         .query_row(
             "SELECT block FROM ticket_search_data WHERE id = 10",
@@ -936,7 +914,7 @@ async fn a_merge_of_deleted_rows_cannot_stall_and_pile_up_segments() {
     for _ in 0..200 {
         index_group(&conn, &mut next, 1, 2000, &[], 8);
     }
-    let segments = index_segments(&conn);
+    let segments = segment_ids_in_data(&conn);
     assert_eq!(
         super::search::index_segments(&conn).unwrap(),
         segments as u64
