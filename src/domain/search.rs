@@ -181,7 +181,8 @@ pub enum Mark {
 }
 
 impl Mark {
-    fn prefix(self) -> &'static str {
+    /// What starts a marked copy of a word.
+    pub fn prefix(self) -> &'static str {
         match self {
             Mark::Subject => "s_",
             Mark::Meta => "m_",
@@ -354,6 +355,37 @@ pub fn scope_words(department: Option<i64>, assignee: Option<AgentId>) -> String
     )
 }
 
+/// Who may see a ticket and the queue's `department` and `assignee`
+/// filters, as scope terms ([`scope_words`]): every clause must hold,
+/// and a clause holds when the ticket has any of its terms. Empty when
+/// nothing is filtered (an admin's unfiltered search).
+fn scope_clauses(
+    viewer: &Agent,
+    department: Option<i64>,
+    assignee: Option<AssigneeFilter>,
+) -> Vec<Vec<String>> {
+    let mut all = Vec::new();
+    if !viewer.admin {
+        let mut any: Vec<String> = viewer
+            .departments
+            .iter()
+            .map(|d| scope_term('d', Some(*d)))
+            .collect();
+        any.push(scope_term('a', Some(viewer.id.0)));
+        all.push(any);
+    }
+    if let Some(d) = department {
+        all.push(vec![scope_term('d', Some(d))]);
+    }
+    match assignee {
+        None => {}
+        Some(AssigneeFilter::Me) => all.push(vec![scope_term('a', Some(viewer.id.0))]),
+        Some(AssigneeFilter::Nobody) => all.push(vec![scope_term('a', None)]),
+        Some(AssigneeFilter::Agent(a)) => all.push(vec![scope_term('a', Some(a.0))]),
+    }
+    all
+}
+
 /// The FTS5 condition on the `scope` column (of [`scope_words`]) that
 /// holds for the tickets `viewer` may see ([`Agent::may_see`]: one of
 /// their departments, or assigned to them) and that the queue's
@@ -364,29 +396,62 @@ pub fn fts5_scope(
     department: Option<i64>,
     assignee: Option<AssigneeFilter>,
 ) -> Option<String> {
-    let mut all = Vec::new();
-    if !viewer.admin {
-        let mut any: Vec<String> = viewer
-            .departments
-            .iter()
-            .map(|d| scope_term('d', Some(*d)))
-            .collect();
-        any.push(scope_term('a', Some(viewer.id.0)));
-        all.push(format!("({})", any.join(" OR ")));
-    }
-    if let Some(d) = department {
-        all.push(scope_term('d', Some(d)));
-    }
-    match assignee {
-        None => {}
-        Some(AssigneeFilter::Me) => all.push(scope_term('a', Some(viewer.id.0))),
-        Some(AssigneeFilter::Nobody) => all.push(scope_term('a', None)),
-        Some(AssigneeFilter::Agent(a)) => all.push(scope_term('a', Some(a.0))),
-    }
+    let all = scope_clauses(viewer, department, assignee);
     if all.is_empty() {
         return None;
     }
+    let all: Vec<String> = all
+        .iter()
+        .map(|any| format!("({})", any.join(" OR ")))
+        .collect();
     Some(format!("scope : ({})", all.join(" AND ")))
+}
+
+/// What starts a lexeme of the index's own in a PostgreSQL `tsvector`
+/// (a scope term, a marked copy, an id range): its parser never yields
+/// it, so no typed word can match one, nor one a typed word. Such
+/// lexemes are written and queried as literals (`CAST(… AS tsvector)`),
+/// not through the parser.
+pub const PG_OWN: char = '~';
+
+/// Words (space-joined) as a PostgreSQL `tsvector` literal of the
+/// index's own lexemes, each `PG_OWN` + `prefix` + the word, without
+/// positions. Words are letters and digits only ([`words`], scope
+/// terms), so quoting cannot be escaped.
+pub fn pg_own_lexemes(words: &str, prefix: &str) -> String {
+    let mut out = String::new();
+    for w in words.split(' ').filter(|w| !w.is_empty()) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push('\'');
+        out.push(PG_OWN);
+        out.push_str(prefix);
+        out.push_str(w);
+        out.push('\'');
+    }
+    out
+}
+
+/// [`fts5_scope`] as a PostgreSQL `tsquery` literal over the scope
+/// lexemes ([`pg_own_lexemes`] of [`scope_words`] with no prefix).
+pub fn tsquery_scope(
+    viewer: &Agent,
+    department: Option<i64>,
+    assignee: Option<AssigneeFilter>,
+) -> Option<String> {
+    let all = scope_clauses(viewer, department, assignee);
+    if all.is_empty() {
+        return None;
+    }
+    let all: Vec<String> = all
+        .iter()
+        .map(|any| {
+            let any: Vec<String> = any.iter().map(|t| format!("'{PG_OWN}{t}'")).collect();
+            format!("({})", any.join(" | "))
+        })
+        .collect();
+    Some(all.join(" & "))
 }
 
 /// A phrase in FTS5's query language.
@@ -544,6 +609,26 @@ impl SearchQuery {
             .map(|p| fts5_phrase_marked(p, mark.prefix()))
             .collect();
         Some(format!("({})", include.join(" AND ")))
+    }
+
+    /// [`SearchQuery::to_fts5_marked`] for PostgreSQL: every word of
+    /// the phrases to find, as a lexeme of the marked copy of one column
+    /// ([`pg_own_lexemes`] with the mark's prefix), a `tsquery` literal.
+    /// The marked copies carry no positions: a phrase ranks as its
+    /// words all in that column. `None`: only numbers were given.
+    pub fn to_tsquery_marked(&self, mark: Mark) -> Option<String> {
+        if self.include.is_empty() {
+            return None;
+        }
+        let mut parts = Vec::new();
+        for p in &self.include {
+            let last = p.words.len() - 1;
+            for (i, w) in p.words.iter().enumerate() {
+                let star = if i == last && p.prefix { ":*" } else { "" };
+                parts.push(format!("'{PG_OWN}{}{w}'{star}", mark.prefix()));
+            }
+        }
+        Some(parts.join(" & "))
     }
 
     /// [`SearchQuery::to_tsquery`] without the exclusions: what a match
@@ -784,11 +869,29 @@ mod tests {
         );
         assert_eq!(
             fts5_scope(&agent(true, vec![]), Some(2), Some(AssigneeFilter::Nobody)).as_deref(),
-            Some("scope : (d2 AND anone)")
+            Some("scope : ((d2) AND (anone))")
         );
         assert_eq!(
             fts5_scope(&agent(false, vec![2]), None, Some(AssigneeFilter::Me)).as_deref(),
-            Some("scope : ((d2 OR a7) AND a7)")
+            Some("scope : ((d2 OR a7) AND (a7))")
+        );
+        // PostgreSQL: the same clauses over lexemes of the index's own.
+        assert_eq!(tsquery_scope(&agent(true, vec![1]), None, None), None);
+        assert_eq!(
+            tsquery_scope(&agent(false, vec![2]), Some(2), Some(AssigneeFilter::Me)).as_deref(),
+            Some("('~d2' | '~a7') & ('~d2') & ('~a7')")
+        );
+        assert_eq!(
+            pg_own_lexemes(&scope_words(Some(3), None), ""),
+            "'~d3' '~anone'"
+        );
+        assert_eq!(pg_own_lexemes("printer jam", "s_"), "'~s_printer' '~s_jam'");
+        let q = SearchQuery::parse("\"out of\" print* -toner")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            q.to_tsquery_marked(Mark::Meta).as_deref(),
+            Some("'~m_out' & '~m_of' & '~m_print':*")
         );
         let q = SearchQuery::parse("printer -toner").unwrap().unwrap();
         assert_eq!(

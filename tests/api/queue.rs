@@ -885,6 +885,102 @@ async fn within_a_relevance_tier_the_most_recently_updated_come_first_on_every_p
     }
 }
 
+/// PostgreSQL reads a search's newest matches from its index a range
+/// of 4,096 ids at a time, newest first, and the rest at once past 64
+/// ranges: tickets whose ids lie in ranges near and far apart rank as
+/// they would side by side (SQLite's ids cannot jump; there the same
+/// tickets are simply consecutive).
+#[tokio::test]
+async fn a_search_ranks_matches_whose_ids_lie_in_ranges_near_and_far_apart() {
+    let b = backend().await;
+    let viewer = b.agent("ria@example.com", &[1]).await;
+    let jump = |range: i64| {
+        let b = &b;
+        async move {
+            if b.pg_name.is_some() {
+                b.sql(&format!(
+                    "SELECT setval('tickets_id_seq', {})",
+                    range * 4096
+                ))
+                .await;
+            }
+        }
+    };
+    let mut at = 0;
+    let mut make = |email: &str, dept: i64, subject: &str, body: &str| {
+        at += 1;
+        ticket(email, dept, subject, body, at)
+    };
+    let a = b.create(make("a@example.com", 1, "quokka seen", "x")).await;
+    b.create(make("b@example.com", 2, "quokka hidden", "quokka"))
+        .await;
+    let c = b
+        .create(make("c@example.com", 1, "other", "a quokka wombat"))
+        .await;
+    jump(150).await;
+    let d = b.create(make("quokka@example.com", 1, "other", "x")).await;
+    let e = b
+        .create(make("e@example.com", 1, "other", "quokka wombat"))
+        .await;
+    jump(152).await;
+    let f = b
+        .create(make("f@example.com", 1, "other", "quokka wombat"))
+        .await;
+    let g = b
+        .create(make("g@example.com", 1, "quokka wombat", "x"))
+        .await;
+    b.create(make("h@example.com", 1, "unrelated", "nothing"))
+        .await;
+    jump(153).await;
+    let h = b
+        .create(make("h@example.com", 1, "other", "the quokka"))
+        .await;
+    b.create(make("i@example.com", 1, "unrelated", "nothing"))
+        .await;
+    let all = vec![
+        g.clone(),
+        a.clone(),
+        d.clone(),
+        h.clone(),
+        f.clone(),
+        e.clone(),
+        c.clone(),
+    ];
+    assert_eq!(b.search(&viewer, "quokka").await, all);
+    assert_eq!(b.search(&viewer, "quok*").await, all);
+    assert_eq!(
+        b.walk(&viewer, &[("q", "quokka"), ("status", "any")], "2")
+            .await,
+        all
+    );
+    // Matches within a few ranges of each other.
+    assert_eq!(
+        b.search(&viewer, "wombat").await,
+        vec![g.clone(), f.clone(), e.clone(), c.clone()]
+    );
+    assert_eq!(
+        b.search(&viewer, "quokka wombat -seen").await,
+        vec![g.clone(), f.clone(), e.clone(), c.clone()]
+    );
+    // Who may see a ticket moves with it in every range.
+    b.transfer(&g, 2).await;
+    b.transfer(&c, 2).await;
+    assert_eq!(
+        b.search(&viewer, "wombat").await,
+        vec![f.clone(), e.clone()]
+    );
+    // (A change sets the ticket's `updated`: the body matches' order is
+    // left out below.)
+    b.assign(&c, Some(viewer.id)).await;
+    assert_eq!(
+        sorted(b.search(&viewer, "wombat").await),
+        sorted(vec![c.clone(), f.clone(), e.clone()])
+    );
+    let found = b.search(&admin(), "wombat").await;
+    assert_eq!(found.first(), Some(&g), "the subject match first");
+    assert_eq!(sorted(found), sorted(vec![g, c, f, e]));
+}
+
 #[tokio::test]
 async fn a_ticket_is_found_as_soon_as_it_is_stored_and_so_is_an_appended_email() {
     let b = backend().await;

@@ -71,6 +71,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         17,
         include_str!("../../../migrations/postgres/0017_search_deletemerge.sql"),
     ),
+    (
+        18,
+        include_str!("../../../migrations/postgres/0018_search_own_lexemes.sql"),
+    ),
 ];
 
 /// Any advisory-lock key, fixed: "oxidesk migrations".
@@ -100,7 +104,7 @@ impl PgStore {
                 tx.execute(*sql)
                     .await
                     .map_err(|e| other(format!("migration {n} failed: {e}")))?;
-                if *n == super::search::MIGRATION {
+                if super::search::MIGRATIONS.contains(n) {
                     super::search::rebuild_index(&mut tx).await?;
                 }
                 sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")

@@ -2,17 +2,39 @@
 //! ticket in `ticket_search` with a GIN index, written in the ticket's
 //! own statement (`tickets::insert_ticket_sql`'s `s` part) or
 //! transaction ([`index_entry`]).
+//!
+//! Besides the words (through the `simple` parser), a row holds lexemes
+//! of the index's own (migration 18, `domain::search::PG_OWN`), so that
+//! a search is answered by the GIN index without reading `tsvector`s:
+//! who may see the ticket (its scope terms), a marked copy of the
+//! subject's and the names' words (ranking), and the range of ids the
+//! ticket is in ([`ID_RANGE`]), with which the newest matches of a common
+//! word are read a range at a time (`queue.rs`) instead of building the
+//! word's whole posting list or testing the newest rows one by one.
 
 use super::*;
+use crate::domain::search::{Mark, pg_own_lexemes};
 use crate::storage::search::SearchDoc;
 
-/// The migration that creates the index; existing tickets are indexed
-/// right after it runs, in its transaction ([`rebuild_index`]).
-pub(super) const MIGRATION: i64 = 10;
+/// The migrations after which every ticket is indexed anew, in their
+/// transaction ([`rebuild_index`]): 10 made the index, 18 added the
+/// lexemes of its own.
+pub(super) const MIGRATIONS: &[i64] = &[10, 18];
 
-/// A ticket's `tsvector` from its three parts (`$n` subject, body, meta).
+/// Tickets per id range: a row holds `~b` and its id divided by this.
+/// The statements below write it as a literal; a test checks they agree.
+pub(crate) const ID_RANGE: i64 = 4096;
+
+/// The lexeme of the id range `range` (of [`ID_RANGE`] ids).
+pub(crate) fn range_lexeme(range: i64) -> String {
+    format!("'{}b{range}'", crate::domain::search::PG_OWN)
+}
+
+/// A ticket's `tsvector` from its three parts (`$n` subject, body,
+/// meta), the lexemes of its own (`own`, a `tsvector` literal of
+/// [`own_lexemes`]) and its id (for its id range).
 macro_rules! doc_sql {
-    ($subject:literal, $body:literal, $meta:literal) => {
+    ($subject:literal, $body:literal, $meta:literal, $own:literal, $id:literal) => {
         concat!(
             "setweight(to_tsvector('simple', ",
             $subject,
@@ -20,20 +42,36 @@ macro_rules! doc_sql {
             $meta,
             "), 'B') || to_tsvector('simple', ",
             $body,
-            ")"
+            ") || CAST(",
+            $own,
+            " AS tsvector) || array_to_tsvector(ARRAY['~b' || (",
+            $id,
+            " / 4096)])"
         )
     };
 }
 
+/// The lexemes of its own a document adds (a `tsvector` literal): its
+/// scope terms and the marked copies of its subject's and names' words.
+pub(super) fn own_lexemes(doc: &SearchDoc) -> String {
+    [
+        pg_own_lexemes(&doc.scope, ""),
+        pg_own_lexemes(&doc.subject, Mark::Subject.prefix()),
+        pg_own_lexemes(&doc.meta, Mark::Meta.prefix()),
+    ]
+    .join(" ")
+}
+
 /// The part of a new ticket's statement (`tickets::insert_ticket_sql`)
 /// that indexes it: `$43` subject, `$44` body, `$45` meta words
-/// ([`SearchDoc`]); `t` the inserted ticket.
+/// ([`SearchDoc`]), `$46` its own lexemes ([`own_lexemes`]); `t` the
+/// inserted ticket.
 macro_rules! search_part {
     () => {
         concat!(
             "s AS (
                  INSERT INTO ticket_search (ticket_id, doc) SELECT t.id, ",
-            doc_sql!("$43", "$44", "$45"),
+            doc_sql!("$43", "$44", "$45", "$46", "t.id"),
             " FROM t
              ), "
         )
@@ -54,15 +92,44 @@ pub(crate) async fn index_entry(
 ) -> Result<(), StoreError> {
     let mut doc = SearchDoc::default();
     doc.push_entry(body, format, attachment_names);
+    let marked = pg_own_lexemes(&doc.meta, Mark::Meta.prefix());
     sqlx::query(
         "UPDATE ticket_search
          SET doc = doc || setweight(to_tsvector('simple', $3), 'B') || to_tsvector('simple', $2)
+                   || CAST($4 AS tsvector)
          WHERE ticket_id = $1
            AND octet_length(doc::text) + 3 * (octet_length($2) + octet_length($3)) < 1000000",
     )
     .bind(ticket_id)
     .bind(&doc.body)
     .bind(&doc.meta)
+    .bind(&marked)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes who may see ticket `ticket_id` (its department and assignee
+/// changed) into its index row: its scope lexemes replaced.
+pub(super) async fn index_scope(
+    conn: &mut sqlx::PgConnection,
+    ticket_id: i64,
+    department: Option<i64>,
+    assignee: Option<crate::domain::staff::AgentId>,
+) -> Result<(), StoreError> {
+    let scope = pg_own_lexemes(
+        &crate::domain::search::scope_words(department, assignee),
+        "",
+    );
+    sqlx::query(
+        "UPDATE ticket_search
+         SET doc = ts_delete(doc, ARRAY(SELECT u.lexeme FROM unnest(doc) u
+                                        WHERE u.lexeme LIKE '~d%' OR u.lexeme LIKE '~a%'))
+                   || CAST($2 AS tsvector)
+         WHERE ticket_id = $1",
+    )
+    .bind(ticket_id)
+    .bind(&scope)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -78,16 +145,21 @@ pub(super) async fn index_new_entry(
     index_entry(conn, ticket_id, &e.body, e.format, &names).await
 }
 
-/// Indexes every ticket anew, a thousand at a time: after migration 10
-/// (tickets stored before it) and after `migrate-data` imported tickets.
+/// A ticket's id, subject, user's name and address, department and
+/// assignee, as [`rebuild_index`] reads them.
+type TicketToIndex = (i64, String, String, String, Option<i64>, Option<i64>);
+
+/// Indexes every ticket anew, a thousand at a time: after migrations 10
+/// and 18 ([`MIGRATIONS`]) and after `migrate-data` imported tickets.
 pub(super) async fn rebuild_index(conn: &mut sqlx::PgConnection) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM ticket_search")
         .execute(&mut *conn)
         .await?;
     let mut after = 0i64;
     loop {
-        let tickets: Vec<(i64, String, String, String)> = sqlx::query_as(
-            "SELECT t.id, t.subject, u.name, u.email FROM tickets t JOIN users u ON u.id = t.user_id
+        let tickets: Vec<TicketToIndex> = sqlx::query_as(
+            "SELECT t.id, t.subject, u.name, u.email, t.dept_id, t.assignee_id
+             FROM tickets t JOIN users u ON u.id = t.user_id
              WHERE t.id > $1 ORDER BY t.id LIMIT 1000",
         )
         .bind(after)
@@ -112,9 +184,16 @@ pub(super) async fn rebuild_index(conn: &mut sqlx::PgConnection) -> Result<(), S
         .bind(&ids)
         .fetch_all(&mut *conn)
         .await?;
-        let (mut subjects, mut bodies, mut metas) = (Vec::new(), Vec::new(), Vec::new());
-        for (id, subject, name, email) in &tickets {
-            let mut doc = SearchDoc::default();
+        let (mut subjects, mut bodies, mut metas, mut owns) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (id, subject, name, email, dept, assignee) in &tickets {
+            let mut doc = SearchDoc {
+                scope: crate::domain::search::scope_words(
+                    *dept,
+                    assignee.map(crate::domain::staff::AgentId),
+                ),
+                ..SearchDoc::default()
+            };
             crate::domain::search::push_index_text(&mut doc.subject, subject);
             crate::domain::search::push_index_text(&mut doc.meta, name);
             crate::domain::search::push_index_text(&mut doc.meta, email);
@@ -129,6 +208,7 @@ pub(super) async fn rebuild_index(conn: &mut sqlx::PgConnection) -> Result<(), S
                 })?;
                 doc.push_entry(body, format, &names);
             }
+            owns.push(own_lexemes(&doc));
             subjects.push(doc.subject);
             bodies.push(doc.body);
             metas.push(doc.meta);
@@ -136,13 +216,15 @@ pub(super) async fn rebuild_index(conn: &mut sqlx::PgConnection) -> Result<(), S
         sqlx::query(concat!(
             "INSERT INTO ticket_search (ticket_id, doc)
              SELECT x.id, ",
-            doc_sql!("x.subject", "x.body", "x.meta"),
-            " FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS x(id, subject, body, meta)"
+            doc_sql!("x.subject", "x.body", "x.meta", "x.own", "x.id"),
+            " FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])
+                 AS x(id, subject, body, meta, own)"
         ))
         .bind(&ids)
         .bind(&subjects)
         .bind(&bodies)
         .bind(&metas)
+        .bind(&owns)
         .execute(&mut *conn)
         .await?;
     }

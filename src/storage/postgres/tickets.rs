@@ -157,6 +157,7 @@ pub(super) async fn insert_ticket_one_statement(
     let plan = MailArrays::new(&t.mail, message_domain)?;
     // Full-text index words (search.rs), written by the statement's `s` part.
     let doc = crate::storage::search::SearchDoc::of_ticket(t);
+    let own = super::search::own_lexemes(&doc);
     let mail = !t.mail.is_empty();
     for _ in 0..NUMBER_ATTEMPTS {
         let number = if numbers.sequential {
@@ -217,6 +218,7 @@ pub(super) async fn insert_ticket_one_statement(
             .bind(&doc.subject)
             .bind(&doc.body)
             .bind(&doc.meta)
+            .bind(&own)
             .fetch_optional(&mut *conn)
             .await?;
         if let Some((ticket_id, entry_id, user_id)) = row {

@@ -13,6 +13,17 @@ impl WorkStore for PgStore {
         Box::pin(async move {
             let mut tx = self.pool.begin().await?;
             common::change_ticket(&mut PgRows(&mut tx), &change).await?;
+            if change.scope_changed {
+                // The index knows who may see the ticket.
+                let f = &change.fields;
+                super::search::index_scope(
+                    &mut tx,
+                    change.ticket_id,
+                    f.department.as_ref().map(|d| d.id),
+                    f.assignee.as_ref().map(|a| AgentId(a.id)),
+                )
+                .await?;
+            }
             tx.commit().await?;
             Ok(())
         })

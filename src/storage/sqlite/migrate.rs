@@ -68,6 +68,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         17,
         include_str!("../../../migrations/sqlite/0017_search_deletemerge.sql"),
     ),
+    (
+        18,
+        include_str!("../../../migrations/sqlite/0018_search_own_lexemes.sql"),
+    ),
 ];
 
 /// Applies the migrations this file lacks; refuses a schema newer than
