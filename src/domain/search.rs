@@ -631,6 +631,35 @@ impl SearchQuery {
         Some(parts.join(" & "))
     }
 
+    /// Whether a phrase of several words is to be found (its words'
+    /// positions must be tested).
+    pub fn has_phrases(&self) -> bool {
+        self.include.iter().any(|p| p.words.len() > 1)
+    }
+
+    /// [`SearchQuery::to_tsquery`] with every phrase to find loosened to
+    /// its words, anywhere (the exclusions stay as they are): what a
+    /// PostgreSQL index answers without reading a `tsvector`, a superset
+    /// of the matches that [`SearchQuery::to_tsquery`] then narrows.
+    pub fn to_tsquery_words(&self) -> Option<String> {
+        let loose = SearchQuery {
+            include: self
+                .include
+                .iter()
+                .flat_map(|p| {
+                    let last = p.words.len() - 1;
+                    p.words.iter().enumerate().map(move |(i, w)| Phrase {
+                        words: vec![w.clone()],
+                        prefix: i == last && p.prefix,
+                    })
+                })
+                .collect(),
+            exclude: self.exclude.clone(),
+            numbers: Vec::new(),
+        };
+        loose.to_tsquery()
+    }
+
     /// [`SearchQuery::to_tsquery`] without the exclusions: what a match
     /// is ranked by (`ts_rank` scores `!word` too, and would rank a
     /// match by what it does not contain).
@@ -886,6 +915,17 @@ mod tests {
             "'~d3' '~anone'"
         );
         assert_eq!(pg_own_lexemes("printer jam", "s_"), "'~s_printer' '~s_jam'");
+        let q = SearchQuery::parse("\"out of\" print* -\"no toner\"")
+            .unwrap()
+            .unwrap();
+        assert!(q.has_phrases());
+        assert_eq!(
+            q.to_tsquery_words().as_deref(),
+            Some("('out') & ('of') & ('print':*) & !('no' <-> 'toner')")
+        );
+        let q = SearchQuery::parse("print* -\"no toner\"").unwrap().unwrap();
+        assert!(!q.has_phrases());
+        assert_eq!(q.to_tsquery_words(), q.to_tsquery());
         let q = SearchQuery::parse("\"out of\" print* -toner")
             .unwrap()
             .unwrap();

@@ -20,7 +20,7 @@ use crate::domain::search::Mark;
 use crate::domain::staff::Agent;
 use crate::storage::QueueStore;
 use crate::storage::queue_sql::{
-    self, Dialect, IndexCut, IndexSteps, MAX_RANKED, Param, ROW_COLUMNS, Rescore, Sql,
+    self, Dialect, IndexCut, IndexSteps, Loose, MAX_RANKED, Param, ROW_COLUMNS, Rescore, Sql,
 };
 
 use super::search::{ID_RANGE, range_lexeme};
@@ -68,8 +68,54 @@ const DIALECT: Dialect = Dialect {
                 s.to_tsquery_marked(Mark::Meta).unwrap_or_default(),
             ]
         },
+        // A phrase is tested by reading the row's `tsvector` (~15 µs
+        // each at 1,000,000 tickets): the cut is of the phrases' words,
+        // read from the index alone, and a phrase is tested only where
+        // a match could reach the page. (`IS TRUE`: by the row found
+        // by id, never by the GIN index, which would list every row
+        // holding the words.)
+        loose: Some(Loose {
+            text: |s| s.to_tsquery_words(),
+            exact: "EXISTS (SELECT 1 FROM ticket_search x
+                            WHERE x.ticket_id = c.id
+                              AND (x.doc @@ to_tsquery('simple', ?)) IS TRUE)",
+        }),
     }),
 };
+
+/// The ids among `ids` whose rows match the words query `text` (its
+/// phrases tested), each row found by its id.
+async fn exact_matches(
+    conn: &mut sqlx::PgConnection,
+    text: &str,
+    ids: &[i64],
+) -> Result<Vec<i64>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found = sqlx::query_scalar(
+        "SELECT ticket_id FROM ticket_search
+         WHERE ticket_id = ANY($2) AND (doc @@ to_tsquery('simple', $1)) IS TRUE",
+    )
+    .bind(text)
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(found)
+}
+
+/// `updated` of the tickets `ids`.
+async fn updated_of(
+    conn: &mut sqlx::PgConnection,
+    steps: &IndexSteps,
+    ids: &[i64],
+) -> Result<HashMap<i64, String>, StoreError> {
+    let rows: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(steps.updated))
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
 
 /// Most id ranges one read of the index names (a `tsquery` of that many
 /// alternatives); past it the rest of the index is read by id.
@@ -152,8 +198,8 @@ async fn newest_matches(
         return Ok(Vec::new());
     };
     let mut ids: Vec<i64> = Vec::new();
-    // The highest range not read yet, how many were read, how many next.
-    let (mut next, mut read, mut width) = (top.div_euclid(ID_RANGE), 0i64, 1i64);
+    // The highest range not read yet, how many ranges to read next.
+    let (mut next, mut width) = (top.div_euclid(ID_RANGE), 1i64);
     while next >= 0 && (ids.len() as i64) < MAX_RANKED {
         let need = MAX_RANKED - ids.len() as i64;
         if width > MAX_RANGES || width > next {
@@ -166,21 +212,28 @@ async fn newest_matches(
         let mut found: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(steps.cut))
             .bind(text)
             .bind(&own)
-            .persistent(false)
             .fetch_all(&mut *conn)
             .await?;
         found.sort_unstable_by(|a, b| b.cmp(a));
         ids.extend(found);
-        read += width;
         next = lo - 1;
         // Enough ranges for the matches still needed at the rate seen
-        // so far, a fifth more (none seen yet: four times as many).
+        // so far over the ids read (the newest range is partly filled),
+        // a fifth more; none seen yet: four times as many.
+        // When the rest holds fewer matches than are still needed at
+        // that rate (a word not seen in a whole range is rarer than one
+        // in 4,096), the rest at once: its own posting list is short.
         let seen = ids.len() as i64;
-        width = if seen == 0 {
+        let read = top + 1 - lo * ID_RANGE;
+        let left = (MAX_RANKED - seen).max(0);
+        let rest = lo * ID_RANGE;
+        width = if seen.saturating_mul(rest) <= left.saturating_mul(read) && read >= ID_RANGE {
+            MAX_RANGES + 1
+        } else if seen == 0 {
             width * 4
         } else {
-            let left = (MAX_RANKED - seen).max(0);
-            ((left * read * 6 + seen * 5 - 1) / (seen * 5)).max(1)
+            let ids_needed = (left * read * 6) / (seen * 5) + 1;
+            ((ids_needed + ID_RANGE - 1) / ID_RANGE).max(1)
         };
     }
     ids.truncate(MAX_RANKED as usize);
@@ -208,7 +261,6 @@ async fn marked_within(
         sqlx::query_scalar(sqlx::AssertSqlSafe(steps.within))
             .bind(marked)
             .bind(and(scope, &ranges(lo, hi)))
-            .persistent(false)
             .fetch_all(&mut *conn)
             .await?
     } else {
@@ -224,9 +276,16 @@ async fn marked_within(
     Ok(found)
 }
 
+/// Ids with their scores.
+type Scored = Vec<(i64, f64)>;
+
 /// The page of an [`IndexCut`]: the newest matches, those with the
 /// words in the subject and in the names, scored ([`queue_sql::rank_cut`]),
 /// the ones that can reach the page looked up for `updated`, ordered.
+/// With phrases, the newest matches of their words, and only the exact
+/// matches among them ranked: those whose words are in the subject or
+/// the names (few) all tested, the others in the page's order until the
+/// page is full.
 async fn ranked_page(
     conn: &mut sqlx::PgConnection,
     viewer: &Agent,
@@ -235,23 +294,78 @@ async fn ranked_page(
 ) -> Result<Vec<(i64, f64)>, StoreError> {
     let steps = &cut.steps;
     let scope = crate::domain::search::tsquery_scope(viewer, query.department, query.assignee);
-    let ids = newest_matches(conn, steps, &cut.text, scope.as_deref()).await?;
+    let loose = query
+        .search
+        .as_ref()
+        .filter(|s| s.has_phrases())
+        .and_then(|s| s.to_tsquery_words());
+    let cut_text = loose.as_deref().unwrap_or(&cut.text);
+    let ids = newest_matches(conn, steps, cut_text, scope.as_deref()).await?;
     let [subject, meta] = &cut.marked;
     let in_subject = marked_within(conn, steps, subject, scope.as_deref(), &ids).await?;
     let in_meta = marked_within(conn, steps, meta, scope.as_deref(), &ids).await?;
-    let candidates = queue_sql::rank_cut(&ids, &in_subject, &in_meta, query.limit);
-    let list: Vec<i64> = candidates.iter().map(|(id, _)| *id).collect();
-    let rows: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(steps.updated))
-        .bind(&list)
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut updated: std::collections::HashMap<i64, String> = rows.into_iter().collect();
-    // Read in one snapshot with the index: every match has its ticket;
-    // one without would be left out.
-    let rows = candidates
-        .into_iter()
-        .filter_map(|(id, score)| updated.remove(&id).map(|u| (id, score, u)))
-        .collect();
+    let scored = queue_sql::rank_cut(&ids, &in_subject, &in_meta, query.limit);
+    let rows = if loose.is_none() {
+        let list: Vec<i64> = scored.iter().map(|(id, _)| *id).collect();
+        let mut updated = updated_of(conn, steps, &list).await?;
+        // Read in one snapshot with the index: every match has its
+        // ticket; one without would be left out.
+        scored
+            .into_iter()
+            .filter_map(|(id, score)| updated.remove(&id).map(|u| (id, score, u)))
+            .collect()
+    } else {
+        let keep = query.limit as usize + 1;
+        // Every match scored (rank_cut's cut-off assumed every one exact).
+        let all = queue_sql::rank_cut(&ids, &in_subject, &in_meta, u32::MAX - 1);
+        let (marked, body): (Scored, Scored) =
+            all.into_iter().partition(|(_, score)| *score < -1.0);
+        let list: Vec<i64> = marked.iter().map(|(id, _)| *id).collect();
+        let exact: std::collections::HashSet<i64> = exact_matches(conn, &cut.text, &list)
+            .await?
+            .into_iter()
+            .collect();
+        let marked: Vec<(i64, f64)> = marked
+            .into_iter()
+            .filter(|(id, _)| exact.contains(id))
+            .collect();
+        let mut list: Vec<i64> = marked.iter().map(|(id, _)| *id).collect();
+        let mut rows: Vec<(i64, f64)> = marked;
+        if rows.len() < keep && !body.is_empty() {
+            // The body matches in the page's order, tested a batch at a
+            // time until the page is full.
+            let body_ids: Vec<i64> = body.iter().map(|(id, _)| *id).collect();
+            let updated = updated_of(conn, steps, &body_ids).await?;
+            let mut order: Vec<(&String, i64)> = body_ids
+                .iter()
+                .filter_map(|id| updated.get(id).map(|u| (u, *id)))
+                .collect();
+            order.sort_unstable_by(|a, b| b.cmp(a));
+            let mut need = keep - rows.len();
+            for batch in order.chunks(need.max(32) * 2) {
+                let batch: Vec<i64> = batch.iter().map(|(_, id)| *id).collect();
+                let exact: std::collections::HashSet<i64> = exact_matches(conn, &cut.text, &batch)
+                    .await?
+                    .into_iter()
+                    .collect();
+                for id in batch.into_iter().filter(|id| exact.contains(id)) {
+                    if need == 0 {
+                        break;
+                    }
+                    rows.push((id, -1.0));
+                    list.push(id);
+                    need -= 1;
+                }
+                if need == 0 {
+                    break;
+                }
+            }
+        }
+        let mut updated = updated_of(conn, steps, &list).await?;
+        rows.into_iter()
+            .filter_map(|(id, score)| updated.remove(&id).map(|u| (id, score, u)))
+            .collect()
+    };
     Ok(queue_sql::order_page(rows, query.limit))
 }
 
