@@ -124,20 +124,6 @@ pub(crate) struct Rescore {
     /// alone needs no ticket, and only the matches that can reach the
     /// page are looked up for their `updated`.
     pub steps: IndexSteps,
-    /// For an index that tests a phrase only by reading a match's row
-    /// (PostgreSQL): the cut of a query with phrases is of the query
-    /// loosened to its words, and only its exact matches are ranked.
-    pub loose: Option<Loose>,
-}
-
-/// A cut by the words of a query's phrases ([`Rescore::loose`]).
-#[derive(Clone, Copy)]
-pub(crate) struct Loose {
-    /// The loosened words query (`None`: only numbers).
-    pub text: fn(&crate::domain::search::SearchQuery) -> Option<String>,
-    /// The condition on a cut match `c` that keeps the exact matches
-    /// (`?`: [`Dialect::search_text`]'s text).
-    pub exact: &'static str,
 }
 
 /// The statements of a search ranked from the index alone ([`IndexCut`]).
@@ -369,11 +355,6 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
             if capped && rescore.is_none() {
                 sql.push("SELECT * FROM (", []);
             }
-            // A loose cut: the phrases' words, then the exact matches.
-            let loose = match rescore.and_then(|r| r.loose) {
-                Some(l) if s.has_phrases() => (l.text)(s).map(|t| (l, t)),
-                _ => None,
-            };
             if let Some(rank_text) = d.rank_text {
                 let rank = rank_text(s).unwrap_or_else(|| text.clone());
                 sql.push(
@@ -382,8 +363,7 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
                 );
                 push_filters(&mut sql, d, viewer, q);
             } else {
-                let matched = loose.as_ref().map_or(text, |(_, t)| t);
-                sql.push(d.text_matches, [Param::Text(matched.clone())]);
+                sql.push(d.text_matches, [Param::Text(text.clone())]);
                 push_filters(&mut sql, d, viewer, q);
             }
             if !numbers.is_empty() {
@@ -404,10 +384,6 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
                     let [a, b] = (r.texts)(s);
                     sql.push(r.score, [Param::Text(a), Param::Text(b)]);
                     sql.push(", c.updated FROM c", []);
-                    if let Some((l, _)) = &loose {
-                        sql.push(" WHERE ", []);
-                        sql.push(l.exact, [Param::Text(text.clone())]);
-                    }
                 } else {
                     sql.push(" DESC LIMIT ?) c", [Param::Int(MAX_RANKED)]);
                 }

@@ -1005,6 +1005,38 @@ async fn a_search_ranks_matches_whose_ids_lie_in_ranges_near_and_far_apart() {
     assert_eq!(sorted(found), sorted(vec![g, j, c, f, e]));
 }
 
+/// A relevance-ranked search ranks its newest 2,000 matches; for a
+/// phrase those are its newest exact matches, not the newest tickets
+/// holding its words (PostgreSQL finds the candidates by the words and
+/// tests the phrase row by row): an old exact match behind more than
+/// 2,000 newer tickets with the words alone is found, on every page.
+#[tokio::test]
+async fn an_old_phrase_match_is_found_behind_many_newer_tickets_with_its_words() {
+    let b = backend().await;
+    let old = b
+        .create(ticket("o@example.com", 1, "x", "the quokka wombat", 0))
+        .await;
+    for i in 0..2_050 {
+        let t = ticket("n@example.com", 1, "x", "wombat then quokka", 1 + i);
+        b.create(t).await;
+    }
+    let new = b
+        .create(ticket("e@example.com", 1, "x", "quokka wombat", 3_000))
+        .await;
+    let expected = vec![new, old];
+    let viewer = b.agent("pia@example.com", &[1]).await;
+    assert_eq!(b.search(&viewer, "\"quokka wombat\"").await, expected);
+    assert_eq!(
+        b.walk(
+            &viewer,
+            &[("q", "\"quokka wombat\""), ("status", "any")],
+            "1"
+        )
+        .await,
+        expected
+    );
+}
+
 #[tokio::test]
 async fn a_ticket_is_found_as_soon_as_it_is_stored_and_so_is_an_appended_email() {
     let b = backend().await;

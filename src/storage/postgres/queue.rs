@@ -20,7 +20,7 @@ use crate::domain::search::Mark;
 use crate::domain::staff::Agent;
 use crate::storage::QueueStore;
 use crate::storage::queue_sql::{
-    self, Dialect, IndexCut, IndexSteps, Loose, MAX_RANKED, Param, ROW_COLUMNS, Rescore, Sql,
+    self, Dialect, IndexCut, IndexSteps, MAX_RANKED, Param, ROW_COLUMNS, Rescore, Sql,
 };
 
 use super::search::{ID_RANGE, range_lexeme};
@@ -68,18 +68,6 @@ const DIALECT: Dialect = Dialect {
                 s.to_tsquery_marked(Mark::Meta).unwrap_or_default(),
             ]
         },
-        // A phrase is tested by reading the row's `tsvector` (~15 µs
-        // each at 1,000,000 tickets): the cut is of the phrases' words,
-        // read from the index alone, and a phrase is tested only where
-        // a match could reach the page. (`IS TRUE`: by the row found
-        // by id, never by the GIN index, which would list every row
-        // holding the words.)
-        loose: Some(Loose {
-            text: |s| s.to_tsquery_words(),
-            exact: "EXISTS (SELECT 1 FROM ticket_search x
-                            WHERE x.ticket_id = c.id
-                              AND (x.doc @@ to_tsquery('simple', ?)) IS TRUE)",
-        }),
     }),
 };
 
@@ -182,13 +170,20 @@ fn ranges(lo: i64, hi: i64) -> String {
 
 /// The most recent [`MAX_RANKED`] matches of `text` (the words) that
 /// `scope` keeps, newest first: a range of ids at a time from the
-/// newest, as many ranges next as the matches so far say are needed;
-/// past [`MAX_RANGES`], the rest by id at once (a rare word: its own
-/// posting list is short).
+/// newest, as many ranges next as the matches so far say are needed (at
+/// least twice as many each time); past [`MAX_RANGES`], or when the rest
+/// holds fewer matches than are needed at that rate, the rest by id at
+/// once (a rare word: its own posting list is short). With `exact` (a
+/// query with phrases, `text` being its words alone), the matches of
+/// `text` read are then tested against `exact` row by row, and only
+/// those that match it count: the cut is of the exact matches, as on
+/// every other page, while the index, not a test per row, finds the
+/// candidates.
 async fn newest_matches(
     conn: &mut sqlx::PgConnection,
     steps: &IndexSteps,
     text: &str,
+    exact: Option<&str>,
     scope: Option<&str>,
 ) -> Result<Vec<i64>, StoreError> {
     let top: Option<i64> = sqlx::query_scalar("SELECT max(ticket_id) FROM ticket_search")
@@ -201,10 +196,23 @@ async fn newest_matches(
     // The highest range not read yet, how many ranges to read next.
     let (mut next, mut width) = (top.div_euclid(ID_RANGE), 1i64);
     while next >= 0 && (ids.len() as i64) < MAX_RANKED {
-        let need = MAX_RANKED - ids.len() as i64;
         if width > MAX_RANGES || width > next {
-            let below = (next + 1).saturating_mul(ID_RANGE);
-            ids.extend(matches_below(conn, text, scope, below, need).await?);
+            let mut below = (next + 1).saturating_mul(ID_RANGE);
+            loop {
+                let need = MAX_RANKED - ids.len() as i64;
+                // Twice as many candidates as are needed when they are
+                // to be tested (most are matches).
+                let ask = if exact.is_some() { need * 2 } else { need };
+                let found = matches_below(conn, text, scope, below, ask).await?;
+                let (Some(&lowest), done) = (found.last(), (found.len() as i64) < ask) else {
+                    break;
+                };
+                below = lowest;
+                ids.extend(only_exact(conn, exact, found).await?);
+                if done || ids.len() as i64 >= MAX_RANKED {
+                    break;
+                }
+            }
             break;
         }
         let lo = next - width + 1;
@@ -215,14 +223,16 @@ async fn newest_matches(
             .fetch_all(&mut *conn)
             .await?;
         found.sort_unstable_by(|a, b| b.cmp(a));
-        ids.extend(found);
+        ids.extend(only_exact(conn, exact, found).await?);
         next = lo - 1;
-        // Enough ranges for the matches still needed at the rate seen
-        // so far over the ids read (the newest range is partly filled),
-        // a fifth more; none seen yet: four times as many.
         // When the rest holds fewer matches than are still needed at
         // that rate (a word not seen in a whole range is rarer than one
         // in 4,096), the rest at once: its own posting list is short.
+        // Else enough ranges for the matches still needed at the rate
+        // seen so far over the ids read (the newest range is partly
+        // filled), a fifth more, and at least twice as many as last
+        // time (a burst of matches among the newest tickets must not
+        // make a read per range).
         let seen = ids.len() as i64;
         let read = top + 1 - lo * ID_RANGE;
         let left = (MAX_RANKED - seen).max(0);
@@ -233,11 +243,28 @@ async fn newest_matches(
             width * 4
         } else {
             let ids_needed = (left * read * 6) / (seen * 5) + 1;
-            ((ids_needed + ID_RANGE - 1) / ID_RANGE).max(1)
+            ((ids_needed + ID_RANGE - 1) / ID_RANGE).max(width * 2)
         };
     }
     ids.truncate(MAX_RANKED as usize);
     Ok(ids)
+}
+
+/// `ids` (newest first) that match `exact`, in their order; all of them
+/// without it.
+async fn only_exact(
+    conn: &mut sqlx::PgConnection,
+    exact: Option<&str>,
+    ids: Vec<i64>,
+) -> Result<Vec<i64>, StoreError> {
+    let Some(exact) = exact else {
+        return Ok(ids);
+    };
+    let found: std::collections::HashSet<i64> = exact_matches(conn, exact, &ids)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(ids.into_iter().filter(|id| found.contains(id)).collect())
 }
 
 /// The ids among `ids` (a cut, newest first) that match the marked
@@ -276,16 +303,9 @@ async fn marked_within(
     Ok(found)
 }
 
-/// Ids with their scores.
-type Scored = Vec<(i64, f64)>;
-
 /// The page of an [`IndexCut`]: the newest matches, those with the
 /// words in the subject and in the names, scored ([`queue_sql::rank_cut`]),
 /// the ones that can reach the page looked up for `updated`, ordered.
-/// With phrases, the newest matches of their words, and only the exact
-/// matches among them ranked: those whose words are in the subject or
-/// the names (few) all tested, the others in the page's order until the
-/// page is full.
 async fn ranked_page(
     conn: &mut sqlx::PgConnection,
     viewer: &Agent,
@@ -294,78 +314,31 @@ async fn ranked_page(
 ) -> Result<Vec<(i64, f64)>, StoreError> {
     let steps = &cut.steps;
     let scope = crate::domain::search::tsquery_scope(viewer, query.department, query.assignee);
-    let loose = query
+    // A phrase is tested by reading the row's `tsvector` (~15 µs each at
+    // 1,000,000 tickets): its candidates are found by its words.
+    let words = query
         .search
         .as_ref()
         .filter(|s| s.has_phrases())
         .and_then(|s| s.to_tsquery_words());
-    let cut_text = loose.as_deref().unwrap_or(&cut.text);
-    let ids = newest_matches(conn, steps, cut_text, scope.as_deref()).await?;
+    let ids = match &words {
+        Some(words) => {
+            newest_matches(conn, steps, words, Some(&cut.text), scope.as_deref()).await?
+        }
+        None => newest_matches(conn, steps, &cut.text, None, scope.as_deref()).await?,
+    };
     let [subject, meta] = &cut.marked;
     let in_subject = marked_within(conn, steps, subject, scope.as_deref(), &ids).await?;
     let in_meta = marked_within(conn, steps, meta, scope.as_deref(), &ids).await?;
     let scored = queue_sql::rank_cut(&ids, &in_subject, &in_meta, query.limit);
-    let rows = if loose.is_none() {
-        let list: Vec<i64> = scored.iter().map(|(id, _)| *id).collect();
-        let mut updated = updated_of(conn, steps, &list).await?;
-        // Read in one snapshot with the index: every match has its
-        // ticket; one without would be left out.
-        scored
-            .into_iter()
-            .filter_map(|(id, score)| updated.remove(&id).map(|u| (id, score, u)))
-            .collect()
-    } else {
-        let keep = query.limit as usize + 1;
-        // Every match scored (rank_cut's cut-off assumed every one exact).
-        let all = queue_sql::rank_cut(&ids, &in_subject, &in_meta, u32::MAX - 1);
-        let (marked, body): (Scored, Scored) =
-            all.into_iter().partition(|(_, score)| *score < -1.0);
-        let list: Vec<i64> = marked.iter().map(|(id, _)| *id).collect();
-        let exact: std::collections::HashSet<i64> = exact_matches(conn, &cut.text, &list)
-            .await?
-            .into_iter()
-            .collect();
-        let marked: Vec<(i64, f64)> = marked
-            .into_iter()
-            .filter(|(id, _)| exact.contains(id))
-            .collect();
-        let mut list: Vec<i64> = marked.iter().map(|(id, _)| *id).collect();
-        let mut rows: Vec<(i64, f64)> = marked;
-        if rows.len() < keep && !body.is_empty() {
-            // The body matches in the page's order, tested a batch at a
-            // time until the page is full.
-            let body_ids: Vec<i64> = body.iter().map(|(id, _)| *id).collect();
-            let updated = updated_of(conn, steps, &body_ids).await?;
-            let mut order: Vec<(&String, i64)> = body_ids
-                .iter()
-                .filter_map(|id| updated.get(id).map(|u| (u, *id)))
-                .collect();
-            order.sort_unstable_by(|a, b| b.cmp(a));
-            let mut need = keep - rows.len();
-            for batch in order.chunks(need.max(32) * 2) {
-                let batch: Vec<i64> = batch.iter().map(|(_, id)| *id).collect();
-                let exact: std::collections::HashSet<i64> = exact_matches(conn, &cut.text, &batch)
-                    .await?
-                    .into_iter()
-                    .collect();
-                for id in batch.into_iter().filter(|id| exact.contains(id)) {
-                    if need == 0 {
-                        break;
-                    }
-                    rows.push((id, -1.0));
-                    list.push(id);
-                    need -= 1;
-                }
-                if need == 0 {
-                    break;
-                }
-            }
-        }
-        let mut updated = updated_of(conn, steps, &list).await?;
-        rows.into_iter()
-            .filter_map(|(id, score)| updated.remove(&id).map(|u| (id, score, u)))
-            .collect()
-    };
+    let list: Vec<i64> = scored.iter().map(|(id, _)| *id).collect();
+    let mut updated = updated_of(conn, steps, &list).await?;
+    // Read in one snapshot with the index: every match has its ticket;
+    // one without would be left out.
+    let rows = scored
+        .into_iter()
+        .filter_map(|(id, score)| updated.remove(&id).map(|u| (id, score, u)))
+        .collect();
     Ok(queue_sql::order_page(rows, query.limit))
 }
 

@@ -229,3 +229,17 @@ pub(super) async fn rebuild_index(conn: &mut sqlx::PgConnection) -> Result<(), S
         .await?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_statements_write_the_id_range_the_searches_read() {
+        let range = format!(" / {ID_RANGE})])");
+        assert!(doc_sql!("a", "b", "c", "d", "e").ends_with(&range));
+        assert!(search_part!().contains(&range));
+        assert_eq!(range_lexeme(244), "'~b244'");
+        assert!(doc_sql!("a", "b", "c", "d", "e").contains("ARRAY['~b' || ("));
+    }
+}

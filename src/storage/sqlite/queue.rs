@@ -55,8 +55,6 @@ const DIALECT: Dialect = Dialect {
             updated: "SELECT id, updated FROM tickets WHERE id IN (SELECT value FROM json_each(?))",
             scored: "SELECT value ->> 0, value ->> 1 FROM json_each(?)",
         },
-        // FTS5 tests a phrase's positions in its index.
-        loose: None,
         texts: |s| {
             [
                 s.to_fts5_marked(Mark::Subject).unwrap_or_default(),
