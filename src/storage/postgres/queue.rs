@@ -106,7 +106,7 @@ async fn updated_of(
 }
 
 /// Most id ranges one read of the index names (a `tsquery` of that many
-/// alternatives); past it the rest of the index is read by id.
+/// alternatives).
 const MAX_RANGES: i64 = 64;
 
 /// The matches of the words `words` and the condition `own` (a
@@ -171,9 +171,9 @@ fn ranges(lo: i64, hi: i64) -> String {
 /// The most recent [`MAX_RANKED`] matches of `text` (the words) that
 /// `scope` keeps, newest first: a range of ids at a time from the
 /// newest, as many ranges next as the matches so far say are needed (at
-/// least twice as many each time); past [`MAX_RANGES`], or when the rest
-/// holds fewer matches than are needed at that rate, the rest by id at
-/// once (a rare word: its own posting list is short). With `exact` (a
+/// least twice as many each time, at most [`MAX_RANGES`]); when the
+/// rest holds fewer matches than are needed at that rate, the rest by
+/// id at once (a rare word: its own posting list is short). With `exact` (a
 /// query with phrases, `text` being its words alone), the matches of
 /// `text` read are then tested against `exact` row by row, and only
 /// those that match it count: the cut is of the exact matches, as on
@@ -194,15 +194,15 @@ async fn newest_matches(
     };
     let mut ids: Vec<i64> = Vec::new();
     // The highest range not read yet, how many ranges to read next.
-    let (mut next, mut width) = (top.div_euclid(ID_RANGE), 1i64);
+    let (mut next, mut width, mut few_left) = (top.div_euclid(ID_RANGE), 1i64, false);
     while next >= 0 && (ids.len() as i64) < MAX_RANKED {
-        if width > MAX_RANGES || width > next {
+        if few_left || width > next {
             let mut below = (next + 1).saturating_mul(ID_RANGE);
             loop {
                 let need = MAX_RANKED - ids.len() as i64;
                 // Twice as many candidates as are needed when they are
                 // to be tested (most are matches).
-                let ask = if exact.is_some() { need * 2 } else { need };
+                let ask = if exact.is_some() { need * 4 } else { need };
                 let found = matches_below(conn, text, scope, below, ask).await?;
                 let (Some(&lowest), done) = (found.last(), (found.len() as i64) < ask) else {
                     break;
@@ -237,14 +237,16 @@ async fn newest_matches(
         let read = top + 1 - lo * ID_RANGE;
         let left = (MAX_RANKED - seen).max(0);
         let rest = lo * ID_RANGE;
-        width = if seen.saturating_mul(rest) <= left.saturating_mul(read) && read >= ID_RANGE {
-            MAX_RANGES + 1
-        } else if seen == 0 {
+        // At most MAX_RANGES at a time: the rest at once reads the
+        // whole posting list of the words below, once per batch.
+        few_left = seen.saturating_mul(rest) <= left.saturating_mul(read) && read >= ID_RANGE;
+        width = if seen == 0 {
             width * 4
         } else {
             let ids_needed = (left * read * 6) / (seen * 5) + 1;
             ((ids_needed + ID_RANGE - 1) / ID_RANGE).max(width * 2)
-        };
+        }
+        .min(MAX_RANGES);
     }
     ids.truncate(MAX_RANKED as usize);
     Ok(ids)
@@ -268,8 +270,8 @@ async fn only_exact(
 }
 
 /// The ids among `ids` (a cut, newest first) that match the marked
-/// `tsquery` literal `marked`: by their id ranges when there are few,
-/// else by id.
+/// `tsquery` literal `marked` (others may come with them: the caller
+/// keeps the cut's).
 async fn marked_within(
     conn: &mut sqlx::PgConnection,
     steps: &IndexSteps,
@@ -284,12 +286,23 @@ async fn marked_within(
         return Ok(Vec::new());
     }
     let (lo, hi) = (lowest.div_euclid(ID_RANGE), newest.div_euclid(ID_RANGE));
-    let found = if hi - lo < MAX_RANGES {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(steps.within))
-            .bind(marked)
-            .bind(and(scope, &ranges(lo, hi)))
-            .fetch_all(&mut *conn)
-            .await?
+    // A full cut over many ranges (a common word): by its ranges, at
+    // most MAX_RANGES at a time; a cut that is not full (the word's
+    // matches are few): by id at once.
+    let found = if hi - lo < MAX_RANGES || ids.len() as i64 >= MAX_RANKED {
+        let mut found = Vec::new();
+        let mut top = hi;
+        while top >= lo {
+            let bottom = (top - MAX_RANGES + 1).max(lo);
+            let part: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(steps.within))
+                .bind(marked)
+                .bind(and(scope, &ranges(bottom, top)))
+                .fetch_all(&mut *conn)
+                .await?;
+            found.extend(part);
+            top = bottom - 1;
+        }
+        found
     } else {
         sqlx::query_scalar(
             "SELECT ticket_id FROM ticket_search WHERE doc @@ CAST($1 AS tsquery) AND ticket_id >= $2",
