@@ -170,10 +170,26 @@ pub(crate) struct IndexCut {
 /// The [`IndexCut`] of `q`, when the dialect has one and `q` is such a
 /// first page.
 pub(crate) fn index_cut(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Option<IndexCut> {
+    if q.after.is_some() {
+        return None;
+    }
+    index_cut_paged(d, viewer, q)
+}
+
+/// [`index_cut`] for any page of such a search (a backend that orders
+/// the cut after a cursor itself: [`after_cursor`]).
+pub(crate) fn index_cut_paged(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Option<IndexCut> {
     let (search, rescore) = (q.search.as_ref()?, d.rescore?);
+    let after_score = matches!(
+        q.after,
+        None | Some(After {
+            key: SortKey::Score(..),
+            ..
+        })
+    );
     let ok = q.sort == Sort::Relevance
         && search.numbers.is_empty()
-        && q.after.is_none()
+        && after_score
         && q.status.is_none()
         && q.topic.is_none()
         && q.priority.is_none();
@@ -224,6 +240,20 @@ pub(crate) fn rank_cut(
         .into_iter()
         .filter(|(_, s)| *s <= threshold)
         .collect()
+}
+
+/// Whether a scored match `(score, updated, id)` comes after the cursor
+/// `after` in a relevance-ranked search (as [`list_sql`]'s condition
+/// says); every match when there is no cursor, none for another sort's.
+pub(crate) fn after_cursor(after: Option<&After>, score: f64, updated: &str, id: i64) -> bool {
+    match after {
+        None => true,
+        Some(After {
+            key: SortKey::Score(s, t),
+            id: last,
+        }) => score > *s || (score == *s && (updated < t.as_str() || (updated == t && id < *last))),
+        Some(_) => false,
+    }
 }
 
 /// The page of [`rank_cut`]'s matches, each with its `updated`: by

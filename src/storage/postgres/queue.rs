@@ -343,7 +343,21 @@ async fn ranked_page(
     let [subject, meta] = &cut.marked;
     let in_subject = marked_within(conn, steps, subject, scope.as_deref(), &ids).await?;
     let in_meta = marked_within(conn, steps, meta, scope.as_deref(), &ids).await?;
-    let scored = queue_sql::rank_cut(&ids, &in_subject, &in_meta, query.limit);
+    // A later page: every match at or below the cursor's score, each
+    // looked up (the page is those after the cursor in the order).
+    let scored = match &query.after {
+        None => queue_sql::rank_cut(&ids, &in_subject, &in_meta, query.limit),
+        Some(after) => {
+            let floor = match &after.key {
+                crate::domain::queue::SortKey::Score(s, _) => *s,
+                _ => f64::INFINITY,
+            };
+            queue_sql::rank_cut(&ids, &in_subject, &in_meta, u32::MAX - 1)
+                .into_iter()
+                .filter(|(_, score)| *score >= floor)
+                .collect()
+        }
+    };
     let list: Vec<i64> = scored.iter().map(|(id, _)| *id).collect();
     let mut updated = updated_of(conn, steps, &list).await?;
     // Read in one snapshot with the index: every match has its ticket;
@@ -351,6 +365,7 @@ async fn ranked_page(
     let rows = scored
         .into_iter()
         .filter_map(|(id, score)| updated.remove(&id).map(|u| (id, score, u)))
+        .filter(|(id, score, u)| queue_sql::after_cursor(query.after.as_ref(), *score, u, *id))
         .collect();
     Ok(queue_sql::order_page(rows, query.limit))
 }
@@ -387,7 +402,7 @@ impl QueueStore for PgStore {
         q: &'a QueueQuery,
     ) -> BoxFuture<'a, Result<QueuePage, StoreError>> {
         Box::pin(async move {
-            if let Some(cut) = queue_sql::index_cut(&DIALECT, viewer, q) {
+            if let Some(cut) = queue_sql::index_cut_paged(&DIALECT, viewer, q) {
                 // The steps of a cut read one snapshot.
                 let mut tx = self.pool.begin().await?;
                 tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
