@@ -396,15 +396,31 @@ pub fn fts5_scope(
     department: Option<i64>,
     assignee: Option<AssigneeFilter>,
 ) -> Option<String> {
-    let all = scope_clauses(viewer, department, assignee);
-    if all.is_empty() {
+    let clauses = scope_clauses(viewer, department, assignee);
+    let all = render_scope(&clauses, |t| t.to_string(), " OR ", " AND ")?;
+    Some(format!("scope : ({all})"))
+}
+
+/// Scope clauses ([`scope_clauses`]) in a query language: each term as
+/// `term` writes it, a clause's terms joined by `or` in parentheses, the
+/// clauses by `and`. `None` for no clause.
+fn render_scope(
+    clauses: &[Vec<String>],
+    term: impl Fn(&str) -> String,
+    or: &str,
+    and: &str,
+) -> Option<String> {
+    if clauses.is_empty() {
         return None;
     }
-    let all: Vec<String> = all
+    let all: Vec<String> = clauses
         .iter()
-        .map(|any| format!("({})", any.join(" OR ")))
+        .map(|any| {
+            let any: Vec<String> = any.iter().map(|t| term(t)).collect();
+            format!("({})", any.join(or))
+        })
         .collect();
-    Some(format!("scope : ({})", all.join(" AND ")))
+    Some(all.join(and))
 }
 
 /// What starts a lexeme of the index's own in a PostgreSQL `tsvector`
@@ -440,18 +456,8 @@ pub fn tsquery_scope(
     department: Option<i64>,
     assignee: Option<AssigneeFilter>,
 ) -> Option<String> {
-    let all = scope_clauses(viewer, department, assignee);
-    if all.is_empty() {
-        return None;
-    }
-    let all: Vec<String> = all
-        .iter()
-        .map(|any| {
-            let any: Vec<String> = any.iter().map(|t| format!("'{PG_OWN}{t}'")).collect();
-            format!("({})", any.join(" | "))
-        })
-        .collect();
-    Some(all.join(" & "))
+    let clauses = scope_clauses(viewer, department, assignee);
+    render_scope(&clauses, |t| format!("'{PG_OWN}{t}'"), " | ", " & ")
 }
 
 /// A phrase in FTS5's query language.
@@ -660,18 +666,6 @@ impl SearchQuery {
         loose.to_tsquery()
     }
 
-    /// [`SearchQuery::to_tsquery`] without the exclusions: what a match
-    /// is ranked by (`ts_rank` scores `!word` too, and would rank a
-    /// match by what it does not contain).
-    pub fn to_tsquery_ranked(&self) -> Option<String> {
-        SearchQuery {
-            include: self.include.clone(),
-            exclude: Vec::new(),
-            numbers: Vec::new(),
-        }
-        .to_tsquery()
-    }
-
     /// The words part as a PostgreSQL `to_tsquery('simple', …)` text
     /// (`None`: only numbers were given).
     pub fn to_tsquery(&self) -> Option<String> {
@@ -811,10 +805,6 @@ mod tests {
         assert_eq!(
             q.to_tsquery().unwrap(),
             "('print':*) & ('out' <-> 'of' <-> 'toner') & ('123456') & ('印' <-> '刷') & !('cafe') & !('paper' <-> 'jam')"
-        );
-        assert_eq!(
-            q.to_tsquery_ranked().unwrap(),
-            "('print':*) & ('out' <-> 'of' <-> 'toner') & ('123456') & ('印' <-> '刷')"
         );
     }
 

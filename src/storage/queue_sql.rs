@@ -84,9 +84,7 @@ pub(crate) struct Dialect {
     /// `t.number` is one of a bound list.
     pub number_in_list: &'static str,
     /// Matches of the words query (one `?` bound with
-    /// [`Dialect::search_text`]'s text; with a `rank_text`, first that
-    /// and then the words query),
-    /// joined to their ticket `t`: `id`, `score` (lower is better),
+    /// [`Dialect::search_text`]'s text), joined to their ticket `t`: `id`, `score` (lower is better),
     /// `t.updated`.
     pub text_matches: &'static str,
     /// How the outer query joins the matches `s` to `t` (SQLite:
@@ -94,11 +92,6 @@ pub(crate) struct Dialect {
     pub search_join: &'static str,
     /// `text_matches`' ticket id column.
     pub text_id: &'static str,
-    /// The query `text_matches` scores with, when it is not the one it
-    /// matches with: the phrases to find without the exclusions (a
-    /// ranking function would score a match by the words it must not
-    /// have, too).
-    pub rank_text: Option<fn(&crate::domain::search::SearchQuery) -> Option<String>>,
     /// The words query's text for this backend, given who searches and
     /// the queue's filters (an index that knows who may see a ticket
     /// matches them too).
@@ -385,17 +378,8 @@ pub(crate) fn list_sql(d: &Dialect, viewer: &Agent, q: &QueueQuery) -> Sql {
             if capped && rescore.is_none() {
                 sql.push("SELECT * FROM (", []);
             }
-            if let Some(rank_text) = d.rank_text {
-                let rank = rank_text(s).unwrap_or_else(|| text.clone());
-                sql.push(
-                    d.text_matches,
-                    [Param::Text(rank), Param::Text(text.clone())],
-                );
-                push_filters(&mut sql, d, viewer, q);
-            } else {
-                sql.push(d.text_matches, [Param::Text(text.clone())]);
-                push_filters(&mut sql, d, viewer, q);
-            }
+            sql.push(d.text_matches, [Param::Text(text.clone())]);
+            push_filters(&mut sql, d, viewer, q);
             if !numbers.is_empty() {
                 // A numbered ticket is listed once, ranked first.
                 sql.push(" AND ", []);
@@ -743,7 +727,6 @@ pub(crate) mod tests {
             text_matches: "SELECT rowid, 0, t.updated FROM x JOIN tickets t ON t.id = x.rowid WHERE x MATCH ?",
             search_join: "s CROSS JOIN tickets t ON t.id = s.id",
             text_id: "rowid",
-            rank_text: None,
             search_text: |s, _, _| s.to_fts5(),
             rescore: None,
         }

@@ -38,7 +38,6 @@ const DIALECT: Dialect = Dialect {
                    WHERE m.doc @@ to_tsquery('simple', ?)",
     search_join: "s JOIN tickets t ON t.id = s.id",
     text_id: "m.ticket_id",
-    rank_text: None,
     search_text: |s, _, _| s.to_tsquery(),
     rescore: Some(Rescore {
         score: "c.score
@@ -200,8 +199,8 @@ async fn newest_matches(
             let mut below = (next + 1).saturating_mul(ID_RANGE);
             loop {
                 let need = MAX_RANKED - ids.len() as i64;
-                // Twice as many candidates as are needed when they are
-                // to be tested (most are matches).
+                // Four times as many candidates as are needed when
+                // they are to be tested.
                 let ask = if exact.is_some() { need * 4 } else { need };
                 let found = matches_below(conn, text, scope, below, ask).await?;
                 let (Some(&lowest), done) = (found.last(), (found.len() as i64) < ask) else {
@@ -237,9 +236,9 @@ async fn newest_matches(
         let read = top + 1 - lo * ID_RANGE;
         let left = (MAX_RANKED - seen).max(0);
         let rest = lo * ID_RANGE;
+        few_left = seen.saturating_mul(rest) <= left.saturating_mul(read) && read >= ID_RANGE;
         // At most MAX_RANGES at a time: the rest at once reads the
         // whole posting list of the words below, once per batch.
-        few_left = seen.saturating_mul(rest) <= left.saturating_mul(read) && read >= ID_RANGE;
         width = if seen == 0 {
             width * 4
         } else {
@@ -334,12 +333,11 @@ async fn ranked_page(
         .as_ref()
         .filter(|s| s.has_phrases())
         .and_then(|s| s.to_tsquery_words());
-    let ids = match &words {
-        Some(words) => {
-            newest_matches(conn, steps, words, Some(&cut.text), scope.as_deref()).await?
-        }
-        None => newest_matches(conn, steps, &cut.text, None, scope.as_deref()).await?,
+    let (text, exact) = match &words {
+        Some(words) => (words.as_str(), Some(cut.text.as_str())),
+        None => (cut.text.as_str(), None),
     };
+    let ids = newest_matches(conn, steps, text, exact, scope.as_deref()).await?;
     let [subject, meta] = &cut.marked;
     let in_subject = marked_within(conn, steps, subject, scope.as_deref(), &ids).await?;
     let in_meta = marked_within(conn, steps, meta, scope.as_deref(), &ids).await?;

@@ -34,7 +34,6 @@ const DIALECT: Dialect = Dialect {
                    WHERE ticket_search MATCH ?",
     search_join: "s CROSS JOIN tickets t ON t.id = s.id",
     text_id: "ticket_search.rowid",
-    rank_text: None,
     // Who may see a ticket is in the index (`scope`, migration 14): the
     // words are matched with it, so no match the viewer may not see is
     // read (the filters on `t` stay the rule).
