@@ -226,9 +226,6 @@ fn read_slots() -> usize {
     std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get) * 2
 }
 
-/// The writer's page cache, KiB.
-const WRITER_CACHE_KIB: i64 = 64 * 1024;
-
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 256;
 
@@ -305,12 +302,9 @@ impl SqliteStore {
         // A 201 means durable: the writer's COMMIT writes the log and the
         // syncer fsyncs it before anyone is answered (sync.rs).
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        // The writer keeps its pages between transactions (readers lose
-        // theirs whenever another connection commits): SQLite's default
-        // of 2 MiB held too few of the search index's segments and the
-        // tables' inner pages, and a fifth of a reply's time in the
-        // writer went to reading pages back from the OS.
-        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        // The writer's page cache follows the file's size (writer.rs,
+        // `writer_cache_kib`), set here and again at each checkpoint.
+        let cache_kib = writer::size_cache(&conn, 0)?;
         // The log hook counts the log's pages after each commit; setting
         // it also turns SQLite's automatic checkpoint (inside COMMIT) off.
         let pages = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -333,6 +327,7 @@ impl SqliteStore {
             },
             message_domain: message_domain.to_string(),
             search: search::PendingIndex::default(),
+            cache_kib,
         };
         let (tx, rx) = mpsc::channel::<Msg>();
         let (sync_tx, sync_rx) = mpsc::channel::<Batch>();

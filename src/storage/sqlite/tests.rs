@@ -972,3 +972,30 @@ async fn migration_17_ends_a_merge_of_deleted_rows() {
     assert_eq!(found("kestrel"), 1);
     assert_eq!(found("w5x1100"), 0, "rows of no ticket are gone");
 }
+
+/// The writer's cache is SQLite's default below the lock page (where a
+/// large one costs a walk of its hash table at COMMIT) and 64 MiB from
+/// 1 GiB on; `size_cache` sets it on the connection only when it moves.
+#[test]
+fn the_writer_cache_follows_the_file_past_the_lock_page() {
+    assert_eq!(writer::writer_cache_kib(0), 2 * 1024);
+    assert_eq!(writer::writer_cache_kib((1 << 30) - 4096), 2 * 1024);
+    assert_eq!(writer::writer_cache_kib(1 << 30), 64 * 1024);
+    assert_eq!(writer::writer_cache_kib(40 << 30), 64 * 1024);
+
+    let dir = tempfile::tempdir().unwrap();
+    let conn = Connection::open(dir.path().join("c.db")).unwrap();
+    conn.execute_batch("CREATE TABLE t (v BLOB); INSERT INTO t VALUES (zeroblob(100000));")
+        .unwrap();
+    let cache = |c: &Connection| -> i64 {
+        c.pragma_query_value(None, "cache_size", |r| r.get(0))
+            .unwrap()
+    };
+    conn.pragma_update(None, "cache_size", -64 * 1024).unwrap();
+    assert_eq!(writer::size_cache(&conn, 64 * 1024).unwrap(), 2 * 1024);
+    assert_eq!(cache(&conn), -2 * 1024);
+    // Unchanged: no statement (a value set meanwhile stays).
+    conn.pragma_update(None, "cache_size", -100).unwrap();
+    assert_eq!(writer::size_cache(&conn, 2 * 1024).unwrap(), 2 * 1024);
+    assert_eq!(cache(&conn), -100);
+}

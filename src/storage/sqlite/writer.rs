@@ -58,6 +58,49 @@ pub(super) struct WriterState {
     pub(super) message_domain: String,
     /// New tickets' index rows, written just before the COMMIT.
     pub(super) search: super::search::PendingIndex,
+    /// The page cache set on the connection, KiB (`size_cache`).
+    pub(super) cache_kib: i64,
+}
+
+/// SQLite's lock page starts here (`PENDING_BYTE`): no page of a file
+/// below this size is numbered past it.
+const LOCK_BYTE: i64 = 1 << 30;
+
+/// The writer's page cache, KiB, for a database file of `bytes`.
+///
+/// From 1 GiB on, 64 MiB: the writer keeps its pages between
+/// transactions (readers lose theirs whenever another connection
+/// commits), and at 1M tickets SQLite's default of 2 MiB held too few of
+/// the search index's segments and the tables' inner pages: a fifth of
+/// a reply's time in the writer went to reading pages back from the OS.
+///
+/// Below 1 GiB, SQLite's default. B-tree balancing parks a page for a
+/// moment at the lock page's number (`balance_nonroot`), which SQLite's
+/// page cache then takes as its highest page; at COMMIT it drops the
+/// pages numbered past the file's end, and when that span is wider than
+/// its hash table it walks the whole table (`pcache1TruncateUnsafe`).
+/// Below the lock page the span always is: with 64 MiB cached, that walk
+/// took 9% of the server's CPU under JSON intake on a fresh database
+/// (perf, README Benchmark, session 17). Past it, nothing lies beyond
+/// the end and the walk never runs.
+pub(super) fn writer_cache_kib(bytes: i64) -> i64 {
+    if bytes >= LOCK_BYTE {
+        64 * 1024
+    } else {
+        2 * 1024
+    }
+}
+
+/// Sets the writer's page cache for the file's current size when it
+/// differs from `current` (KiB); returns the size set.
+pub(super) fn size_cache(conn: &Connection, current: i64) -> rusqlite::Result<i64> {
+    let pages: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
+    let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+    let kib = writer_cache_kib(pages.saturating_mul(page_size));
+    if kib != current {
+        conn.pragma_update(None, "cache_size", -kib)?;
+    }
+    Ok(kib)
 }
 
 /// How far the sender has read the thread for waiting mail: no entry up
@@ -151,6 +194,12 @@ pub(super) fn writer_loop(
                 checkpointing = false;
                 super::sync::checkpoint_tail(&conn);
             } else if !checkpointing && log.pages() >= log.threshold {
+                // Every few thousand pages of log: the cache follows the
+                // file's size.
+                match size_cache(&conn, state.cache_kib) {
+                    Ok(kib) => state.cache_kib = kib,
+                    Err(e) => tracing::warn!(error = %e, "sizing the writer's page cache failed"),
+                }
                 if log.checkpointer.wake() {
                     checkpointing = true;
                 } else {
