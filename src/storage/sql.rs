@@ -39,10 +39,19 @@ pub(crate) const THREAD_BY_NUMBER_FROM_USER: &str =
     "SELECT t.id, t.number, t.dept_id FROM tickets t JOIN users u ON u.id = t.user_id
      WHERE t.number = $1 AND lower(u.email) = lower($2)";
 
-/// The ticket a processed Message-ID went to.
-pub(crate) const PROCESSED_MESSAGE_TICKET: &str =
-    "SELECT t.number FROM processed_messages p LEFT JOIN tickets t ON t.id = p.ticket_id
-     WHERE p.message_id = $1";
+/// A row when a Message-ID was filed already, with the ticket it went
+/// to (none for a bounce that was only logged). A filed message's id is
+/// unique in its entry (`thread_entries.message_id`); `processed_messages`
+/// holds the claims: on SQLite only of messages filed without an entry
+/// of that id (logged bounces) and of those filed before schema 19's
+/// binary, on PostgreSQL of every message.
+pub(crate) const MESSAGE_TICKET: &str =
+    "SELECT t.number FROM thread_entries e JOIN tickets t ON t.id = e.ticket_id
+     WHERE e.message_id = $1
+     UNION ALL
+     SELECT t.number FROM processed_messages p LEFT JOIN tickets t ON t.id = p.ticket_id
+     WHERE p.message_id = $1
+     LIMIT 1";
 
 /// An email's raw message, compressed.
 pub(crate) const INSERT_RAW_MESSAGE: &str =
@@ -213,7 +222,7 @@ mod tests {
         super::THREAD_BY_MESSAGE_ID,
         super::THREAD_BY_OUR_MESSAGE_ID,
         super::THREAD_BY_NUMBER_FROM_USER,
-        super::PROCESSED_MESSAGE_TICKET,
+        super::MESSAGE_TICKET,
         super::INSERT_RAW_MESSAGE,
         super::SET_DROPPED_PARTS,
         super::SET_PROCESSED_MESSAGE_TICKET,

@@ -75,6 +75,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         18,
         include_str!("../../../migrations/postgres/0018_search_own_lexemes.sql"),
     ),
+    (
+        19,
+        include_str!("../../../migrations/postgres/0019_claims_by_entry.sql"),
+    ),
 ];
 
 /// Any advisory-lock key, fixed: "oxidesk migrations".

@@ -436,9 +436,13 @@ pub(super) async fn ingest_email(
     let created = &format_time(email.ticket.now);
     if let Some(id) = &email.message_id {
         // The claim is a unique constraint: a concurrent claim of the same
-        // id waits for this transaction and then finds the row.
+        // id waits for this transaction and then finds the row. An entry
+        // holding the id is a claim too (data copied from SQLite, which
+        // records a filed message's claim in its entry alone).
         let claimed: Option<String> = sqlx::query_scalar(
-            "INSERT INTO processed_messages (message_id, ticket_id, created) VALUES ($1, NULL, $2)
+            "INSERT INTO processed_messages (message_id, ticket_id, created)
+             SELECT $1, NULL, $2
+             WHERE NOT EXISTS (SELECT 1 FROM thread_entries WHERE message_id = $1)
              ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
         )
         .bind(id)
@@ -446,7 +450,7 @@ pub(super) async fn ingest_email(
         .fetch_optional(&mut **tx)
         .await?;
         if claimed.is_none() {
-            let number: Option<String> = sqlx::query_scalar(sql::PROCESSED_MESSAGE_TICKET)
+            let number: Option<String> = sqlx::query_scalar(sql::MESSAGE_TICKET)
                 .bind(id)
                 .fetch_one(&mut **tx)
                 .await?;

@@ -72,6 +72,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         18,
         include_str!("../../../migrations/sqlite/0018_search_own_lexemes.sql"),
     ),
+    (
+        19,
+        include_str!("../../../migrations/sqlite/0019_claims_by_entry.sql"),
+    ),
 ];
 
 /// Applies the migrations this file lacks; refuses a schema newer than

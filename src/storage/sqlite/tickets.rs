@@ -170,17 +170,16 @@ pub(super) fn ingest_email(
 ) -> Result<EmailOutcome, StoreError> {
     let created = &format_time(email.ticket.now);
     if let Some(id) = &email.message_id {
-        // The claim is a constraint, not a check-then-insert.
-        let claimed = conn
-            .prepare_cached(
-                "INSERT INTO processed_messages (message_id, ticket_id, created) VALUES (?1, NULL, ?2)
-                 ON CONFLICT(message_id) DO NOTHING",
-            )?
-            .execute(params![id, created])?;
-        if claimed == 0 {
-            let number: Option<String> = conn
-                .prepare_cached(sql::PROCESSED_MESSAGE_TICKET)?
-                .query_row([id], |r| r.get(0))?;
+        // This connection is the only writer, so a lookup in its
+        // transaction is as good as a claim: the entry's unique id
+        // (written below) holds a filed message's claim, and
+        // `processed_messages` only those filed without such an entry
+        // (one index entry per message instead of two: issue 17).
+        let filed: Option<Option<String>> = conn
+            .prepare_cached(sql::MESSAGE_TICKET)?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        if let Some(number) = filed {
             return Ok(EmailOutcome::Duplicate(
                 number.map(TicketNumber::from_stored),
             ));
@@ -220,7 +219,10 @@ pub(super) fn ingest_email(
         None if run_ready(common::find_thread(&mut SqliteRows(conn), &email.query))?.is_some() => {
             return Err(StoreError::Stale);
         }
-        None if email.is_bounce => return Ok(EmailOutcome::BounceLogged),
+        None if email.is_bounce => {
+            claim_without_entry(conn, email, None, created)?;
+            return Ok(EmailOutcome::BounceLogged);
+        }
         None => {
             let (number, ticket_id, entry_id) = insert_ticket(conn, w, &email.ticket)?;
             (
@@ -231,8 +233,8 @@ pub(super) fn ingest_email(
         }
     };
     // Full-text index (search.rs), in this transaction.
-    let created = matches!(outcome, EmailOutcome::Created(_));
-    super::search::index_email(conn, &mut w.search, ticket_id, email, created)?;
+    let opened = matches!(outcome, EmailOutcome::Created(_));
+    super::search::index_email(conn, &mut w.search, ticket_id, email, opened)?;
     conn.prepare_cached(sql::INSERT_RAW_MESSAGE)?
         .execute(params![entry_id, email.raw_compressed])?;
     // Rare (a part over a cap): a statement of its own rather than a
@@ -241,9 +243,8 @@ pub(super) fn ingest_email(
         conn.prepare_cached(sql::SET_DROPPED_PARTS)?
             .execute(params![dropped, entry_id])?;
     }
-    if let Some(id) = &email.message_id {
-        conn.prepare_cached(sql::SET_PROCESSED_MESSAGE_TICKET)?
-            .execute(params![ticket_id, id])?;
+    if email.ticket.entry.message_id != email.message_id {
+        claim_without_entry(conn, email, Some(ticket_id), created)?;
     }
     if let Some(claim) = &email.ticket.idempotency {
         run_ready(common::claim_idempotency(
@@ -253,6 +254,23 @@ pub(super) fn ingest_email(
         ))?;
     }
     Ok(outcome)
+}
+
+/// Records the claim of a message whose Message-ID no entry holds (a
+/// logged bounce; an entry stored under another id).
+fn claim_without_entry(
+    conn: &Connection,
+    email: &NewEmail,
+    ticket_id: Option<i64>,
+    created: &str,
+) -> Result<(), StoreError> {
+    if let Some(id) = &email.message_id {
+        conn.prepare_cached(
+            "INSERT INTO processed_messages (message_id, ticket_id, created) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![id, ticket_id, created])?;
+    }
+    Ok(())
 }
 
 pub(super) fn load_ticket(
