@@ -305,6 +305,18 @@ impl SqliteStore {
         // The writer's page cache follows the file's size (writer.rs,
         // `writer_cache_kib`), set here and again at each checkpoint.
         let cache_kib = writer::size_cache(&conn, 0)?;
+        // Statement journals in memory: a group's statements that may
+        // abort halfway (the ticket's insert, with its conflict clause
+        // and foreign keys) each open one. On disk-backed temp storage
+        // SQLite buffers it in one 64 KiB block, and freeing that block
+        // made glibc hand the top of the writer's heap back to the kernel
+        // (`madvise`, a TLB flush on every core) about once per ticket:
+        // 9% of the writer's time under email intake (perf, README
+        // Benchmark, session 17). In memory it takes 1 KiB chunks. What
+        // it holds is bounded by the pages one statement changes that
+        // the group had changed before it; the migrations' large
+        // statements ran above, before this.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         // The log hook counts the log's pages after each commit; setting
         // it also turns SQLite's automatic checkpoint (inside COMMIT) off.
         let pages = Arc::new(std::sync::atomic::AtomicU64::new(0));
