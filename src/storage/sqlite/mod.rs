@@ -519,7 +519,14 @@ impl Store for SqliteStore {
     }
 
     fn ingest_email(&self, email: NewEmail) -> BoxFuture<'_, Result<EmailOutcome, StoreError>> {
-        self.write(move |conn, w| ingest_email(conn, w, &email))
+        // A new ticket's words are made here, not on the single writer
+        // thread (a message that joins a thread re-indexes its ticket
+        // from the tables instead).
+        let doc = email
+            .thread
+            .is_none()
+            .then(|| crate::storage::search::SearchDoc::of_ticket(&email.ticket));
+        self.write(move |conn, w| ingest_email(conn, w, &email, doc.as_ref()))
     }
 
     fn idempotency_claim(

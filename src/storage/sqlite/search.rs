@@ -179,16 +179,21 @@ pub(crate) fn index_entry(
 }
 
 /// The index writes of a filed email: a new ticket is indexed from what
-/// was filed (with its group), an appended entry re-indexes its ticket.
+/// was filed (with its group; `doc` when the caller made it already),
+/// an appended entry re-indexes its ticket.
 pub(super) fn index_email(
     conn: &Connection,
     pending: &mut PendingIndex,
     ticket_id: i64,
     email: &NewEmail,
     created: bool,
+    doc: Option<&SearchDoc>,
 ) -> Result<(), StoreError> {
     if created {
-        pending.push(ticket_id, SearchDoc::of_ticket(&email.ticket));
+        let doc = doc
+            .cloned()
+            .unwrap_or_else(|| SearchDoc::of_ticket(&email.ticket));
+        pending.push(ticket_id, doc);
         Ok(())
     } else {
         index_entry(conn, pending, ticket_id)

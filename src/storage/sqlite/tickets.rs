@@ -167,6 +167,7 @@ pub(super) fn ingest_email(
     conn: &Connection,
     w: &mut WriterState,
     email: &NewEmail,
+    doc: Option<&crate::storage::search::SearchDoc>,
 ) -> Result<EmailOutcome, StoreError> {
     let created = &format_time(email.ticket.now);
     if let Some(id) = &email.message_id {
@@ -234,7 +235,7 @@ pub(super) fn ingest_email(
     };
     // Full-text index (search.rs), in this transaction.
     let opened = matches!(outcome, EmailOutcome::Created(_));
-    super::search::index_email(conn, &mut w.search, ticket_id, email, opened)?;
+    super::search::index_email(conn, &mut w.search, ticket_id, email, opened, doc)?;
     conn.prepare_cached(sql::INSERT_RAW_MESSAGE)?
         .execute(params![entry_id, email.raw_compressed])?;
     // Rare (a part over a cap): a statement of its own rather than a
