@@ -612,7 +612,7 @@ async fn a_duplicate_message_id_is_reported_with_its_ticket_and_stored_once() {
 
 /// A Message-ID that only an entry holds (SQLite's way since schema 19,
 /// and what `migrate-data` copies from it) is a duplicate on both
-/// backends, in the same group or transaction as its first delivery too.
+/// backends, and two deliveries at once file it once.
 #[tokio::test]
 async fn a_message_id_held_by_an_entry_alone_is_a_duplicate() {
     let b = backend().await;

@@ -15,6 +15,9 @@ fn sqlite_value(v: &crate::storage::DumpValue) -> rusqlite::types::Value {
     }
 }
 
+/// Entries whose mail `finish_import` records per statement.
+const RECORD_ENTRIES: i64 = 1_000;
+
 impl crate::storage::DataCopy for SqliteStore {
     fn export_rows(
         &self,
@@ -107,9 +110,24 @@ impl crate::storage::DataCopy for SqliteStore {
 
     fn finish_import(&self, ticket_counter: i64) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |conn, w| {
-            conn.execute_batch(include_str!(
+            // A range of entries per statement: what one statement
+            // changes is kept in memory until it ends (mod.rs,
+            // `temp_store`), so the whole table in one would hold all of
+            // it.
+            let last: i64 =
+                conn.query_row("SELECT COALESCE(MAX(entry_id), 0) FROM outbox", [], |r| {
+                    r.get(0)
+                })?;
+            let mut record = conn.prepare(include_str!(
                 "../../../migrations/sqlite/record_outbox_on_entries.sql"
             ))?;
+            let mut from = 0i64;
+            while from <= last {
+                let to = from.saturating_add(RECORD_ENTRIES - 1);
+                record.execute([from, to])?;
+                from = to.saturating_add(1);
+            }
+            drop(record);
             w.taken.set(taken_up_to(conn)?);
             // The index is derived data: made from the imported tickets
             // (and any ticket of this group, whose own row is then not

@@ -312,10 +312,12 @@ impl SqliteStore {
         // made glibc hand the top of the writer's heap back to the kernel
         // (`madvise`, a TLB flush on every core) about once per ticket:
         // 9% of the writer's time under email intake (perf, README
-        // Benchmark, session 17). In memory it takes 1 KiB chunks. What
-        // it holds is bounded by the pages one statement changes that
-        // the group had changed before it; the migrations' large
-        // statements ran above, before this.
+        // Benchmark, session 17). In memory it takes 1 KiB chunks, but
+        // it never spills: it holds every existing page one statement
+        // changes until that statement ends (in WAL mode too). The
+        // writer's statements change a ticket's few rows, or a bounded
+        // batch (outbox claims); the migrations ran above, before this,
+        // and `finish_import` records mail a range of entries at a time.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         // The log hook counts the log's pages after each commit; setting
         // it also turns SQLite's automatic checkpoint (inside COMMIT) off.

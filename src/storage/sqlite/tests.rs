@@ -980,7 +980,8 @@ async fn migration_17_ends_a_merge_of_deleted_rows() {
 fn the_writer_cache_follows_the_file_past_the_lock_page() {
     assert_eq!(writer::writer_cache_kib(0), 2 * 1024);
     assert_eq!(writer::writer_cache_kib((1 << 30) - 4096), 2 * 1024);
-    assert_eq!(writer::writer_cache_kib(1 << 30), 64 * 1024);
+    assert_eq!(writer::writer_cache_kib(1 << 30), 2 * 1024);
+    assert_eq!(writer::writer_cache_kib((1 << 30) + 4096), 64 * 1024);
     assert_eq!(writer::writer_cache_kib(40 << 30), 64 * 1024);
 
     let dir = tempfile::tempdir().unwrap();
@@ -998,4 +999,42 @@ fn the_writer_cache_follows_the_file_past_the_lock_page() {
     conn.pragma_update(None, "cache_size", -100).unwrap();
     assert_eq!(writer::size_cache(&conn, 2 * 1024).unwrap(), 2 * 1024);
     assert_eq!(cache(&conn), -100);
+}
+
+/// `finish_import` records copied mail on its entries a range of ids at
+/// a time: entries far apart (here in the first, third and fifth range)
+/// all get theirs.
+#[tokio::test]
+async fn an_import_records_mail_on_entries_in_every_range_of_ids() {
+    use crate::storage::DataCopy;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("import.db");
+    let store = open_store(&path);
+    for i in 0..3 {
+        store
+            .create_ticket(new_ticket(&format!("imp{i}@x.org"), false, false))
+            .await
+            .unwrap();
+    }
+    let side = Connection::open(&path).unwrap();
+    side.execute_batch(
+        "UPDATE thread_entries SET id = 2500 WHERE id = 2;
+         UPDATE thread_entries SET id = 4001 WHERE id = 3;
+         INSERT INTO outbox (id, ticket_id, entry_id, kind, event, recipients, message_id,
+                             state, next_attempt_at, created_at)
+         VALUES (4, 1, 1, 'autoresponse', 'new', '[\"imp0@x.org\"]', 'a@x', 'queued', 0, 0),
+                (10001, 2, 2500, 'alert', 'new', '[\"s@x.org\"]', 'b@x', 'queued', 0, 0),
+                (16004, 3, 4001, 'autoresponse', 'new', '[\"imp2@x.org\"]', 'c@x', 'queued', 0, 0);",
+    )
+    .unwrap();
+    store.finish_import(0).await.unwrap();
+    let notify: Vec<(i64, i64)> = side
+        .prepare("SELECT id, notify FROM thread_entries ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // Bit (outbox id - entry id * 4), 64 for an autoresponse.
+    assert_eq!(notify, vec![(1, 1 + 64), (2500, 2), (4001, 1 + 64)]);
 }

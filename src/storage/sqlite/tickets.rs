@@ -171,11 +171,14 @@ pub(super) fn ingest_email(
 ) -> Result<EmailOutcome, StoreError> {
     let created = &format_time(email.ticket.now);
     if let Some(id) = &email.message_id {
-        // This connection is the only writer, so a lookup in its
-        // transaction is as good as a claim: the entry's unique id
-        // (written below) holds a filed message's claim, and
-        // `processed_messages` only those filed without such an entry
-        // (one index entry per message instead of two: issue 17).
+        // A lookup is as good as a claim here: this transaction began
+        // IMMEDIATE, holding the database's write lock against every
+        // other writer (`oxidesk pipe` processes too) with the newest
+        // snapshot, and the entry's unique id (written below) stops
+        // anything that slipped by. The entry's id holds a filed
+        // message's claim, `processed_messages` only those filed
+        // without such an entry (one index entry per message instead
+        // of two: issue 17).
         let filed: Option<Option<String>> = conn
             .prepare_cached(sql::MESSAGE_TICKET)?
             .query_row([id], |r| r.get(0))

@@ -68,13 +68,13 @@ const LOCK_BYTE: i64 = 1 << 30;
 
 /// The writer's page cache, KiB, for a database file of `bytes`.
 ///
-/// From 1 GiB on, 64 MiB: the writer keeps its pages between
+/// Past 1 GiB, 64 MiB: the writer keeps its pages between
 /// transactions (readers lose theirs whenever another connection
 /// commits), and at 1M tickets SQLite's default of 2 MiB held too few of
 /// the search index's segments and the tables' inner pages: a fifth of
 /// a reply's time in the writer went to reading pages back from the OS.
 ///
-/// Below 1 GiB, SQLite's default. B-tree balancing parks a page for a
+/// Up to 1 GiB, 2 MiB (about SQLite's default, 2,000 KiB). B-tree balancing parks a page for a
 /// moment at the lock page's number (`balance_nonroot`), which SQLite's
 /// page cache then takes as its highest page; at COMMIT it drops the
 /// pages numbered past the file's end, and when that span is wider than
@@ -84,7 +84,8 @@ const LOCK_BYTE: i64 = 1 << 30;
 /// (perf, README Benchmark, session 17). Past it, nothing lies beyond
 /// the end and the walk never runs.
 pub(super) fn writer_cache_kib(bytes: i64) -> i64 {
-    if bytes >= LOCK_BYTE {
+    // Past the lock page itself: a file of exactly 1 GiB ends at it.
+    if bytes > LOCK_BYTE {
         64 * 1024
     } else {
         2 * 1024
