@@ -294,6 +294,9 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[idx] as f64 / 1000.0
 }
 
+/// The largest `RssAnon` of the server seen after a scenario, KiB.
+static ANON_PEAK_KIB: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -680,10 +683,14 @@ pub fn run(args: &MeasureArgs) -> anyhow::Result<()> {
     let hwm = proc_status_kib(pid, "VmHWM:");
     let _ = child.kill();
     let _ = child.wait();
+    // SQLite's read connections map the database file: its pages they
+    // touch count in VmRSS/VmHWM (the kernel's page cache, shared and
+    // reclaimable); the server's own memory is the anonymous part.
     println!(
-        "server peak RSS (VmHWM): {} MiB; mails delivered to the sink: {}",
+        "server peak RSS (VmHWM, mapped database pages included): {} MiB; peak anonymous RSS (sampled after each scenario): {:.1} MiB; mails delivered to the sink: {}",
         hwm.map(|k| format!("{:.1}", k as f64 / 1024.0))
             .unwrap_or_else(|| "?".into()),
+        ANON_PEAK_KIB.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0,
         sink.accepted()
     );
     if result.is_err() {
@@ -771,8 +778,10 @@ async fn measure(
                 rate: lat.len() as f64 / args.seconds as f64,
                 errors,
             };
+            let anon = proc_status_kib(pid, "RssAnon:").unwrap_or(0);
+            ANON_PEAK_KIB.fetch_max(anon, std::sync::atomic::Ordering::Relaxed);
             println!(
-                "round {} {:<14} p50 {:7.2}  p90 {:7.2}  p99 {:7.2}  max {:8.2} ms  {:7.0} req/s  errors {}  (RSS {} MiB)",
+                "round {} {:<14} p50 {:7.2}  p90 {:7.2}  p99 {:7.2}  max {:8.2} ms  {:7.0} req/s  errors {}  (RSS {} MiB, anonymous {} MiB)",
                 round + 1,
                 f.name,
                 f.p50,
@@ -781,7 +790,8 @@ async fn measure(
                 f.max,
                 f.rate,
                 f.errors,
-                proc_status_kib(pid, "VmRSS:").unwrap_or(0) / 1024
+                proc_status_kib(pid, "VmRSS:").unwrap_or(0) / 1024,
+                anon / 1024
             );
             figures.push(f);
         }

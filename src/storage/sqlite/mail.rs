@@ -276,6 +276,74 @@ pub(super) fn notification_from_row(
     })
 }
 
+/// Claimed outbox row `id` as the sender's job; `None` when the row is
+/// gone.
+fn outbox_job(conn: &Connection, id: i64) -> Result<Option<crate::storage::OutboxJob>, StoreError> {
+    let Some((recipients, ticket_id, mut job, entry_id)) = conn
+        .prepare_cached(sql::OUTBOX_JOB)?
+        .query_row([id], |r| {
+            let user = Party {
+                name: r.get(9)?,
+                email: r.get(10)?,
+            };
+            Ok((
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(19)?,
+                crate::storage::OutboxJob {
+                    id: r.get(0)?,
+                    kind: parse_column(r, 1, MailKind::parse)?,
+                    event: parse_column(r, 2, MailEvent::parse)?,
+                    recipients: Vec::new(),
+                    message_id: r.get(4)?,
+                    attempts: r.get(5)?,
+                    created_at: r.get(6)?,
+                    number: TicketNumber::from_stored(r.get(7)?),
+                    subject: r.get(8)?,
+                    user_name: r.get(9)?,
+                    user_email: r.get(10)?,
+                    topic: r.get(11)?,
+                    priority: r.get(12)?,
+                    department: r.get(13)?,
+                    body: r.get::<_, Option<String>>(14)?.unwrap_or_default(),
+                    format: r.get::<_, Option<String>>(15)?.unwrap_or_default(),
+                    entry_message_id: r.get(16)?,
+                    sender: Party {
+                        name: r.get::<_, Option<String>>(17)?.unwrap_or(user.name),
+                        email: r.get::<_, Option<String>>(18)?.unwrap_or(user.email),
+                    },
+                    earlier_mail: Vec::new(),
+                    department_id: r.get(20)?,
+                    attachments: Vec::new(),
+                },
+                r.get::<_, Option<i64>>(21)?,
+            ))
+        })
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    job.recipients = serde_json::from_str(&recipients).map_err(other)?;
+    // A new ticket's mail is its first of its kind: nothing to thread
+    // on (and two lookups fewer per ticket).
+    if let Some(entry_id) = entry_id
+        && job.kind == MailKind::Response
+    {
+        run_ready(common::response_parts(
+            &mut SqliteRows(conn),
+            &mut job,
+            ticket_id,
+            entry_id,
+        ))?;
+    } else if job.event == MailEvent::Reply {
+        job.earlier_mail = run_ready(common::earlier_mail(
+            &mut SqliteRows(conn),
+            ticket_id,
+            job.id,
+        ))?;
+    }
+    Ok(Some(job))
+}
+
 impl SqliteStore {
     pub(super) fn claim(
         &self,
@@ -283,7 +351,7 @@ impl SqliteStore {
         lease_until: i64,
         limit: u32,
     ) -> BoxFuture<'_, Result<Vec<crate::storage::OutboxJob>, StoreError>> {
-        self.write(move |conn, w| {
+        let claimed = self.write(move |conn, w| {
             // Two index walks (the partial indexes outbox_queued, outbox_leased):
             // due queued rows (retries), and rows whose sender's lease ran out;
             // then mail waiting on the thread, taken in entry order.
@@ -311,68 +379,28 @@ impl SqliteStore {
             }
             let room = (limit as usize).saturating_sub(ids.len());
             ids.extend(take_waiting(conn, w, now, Some(lease_until), room)?);
-            let mut jobs = Vec::with_capacity(ids.len());
-            for id in ids {
-                let job = conn.prepare_cached(sql::OUTBOX_JOB)?.query_row([id], |r| {
-                    let user = Party {
-                        name: r.get(9)?,
-                        email: r.get(10)?,
-                    };
-                    Ok((
-                        r.get::<_, String>(3)?,
-                        r.get::<_, i64>(19)?,
-                        crate::storage::OutboxJob {
-                            id: r.get(0)?,
-                            kind: parse_column(r, 1, MailKind::parse)?,
-                            event: parse_column(r, 2, MailEvent::parse)?,
-                            recipients: Vec::new(),
-                            message_id: r.get(4)?,
-                            attempts: r.get(5)?,
-                            created_at: r.get(6)?,
-                            number: TicketNumber::from_stored(r.get(7)?),
-                            subject: r.get(8)?,
-                            user_name: r.get(9)?,
-                            user_email: r.get(10)?,
-                            topic: r.get(11)?,
-                            priority: r.get(12)?,
-                            department: r.get(13)?,
-                            body: r.get::<_, Option<String>>(14)?.unwrap_or_default(),
-                            format: r.get::<_, Option<String>>(15)?.unwrap_or_default(),
-                            entry_message_id: r.get(16)?,
-                            sender: Party {
-                                name: r.get::<_, Option<String>>(17)?.unwrap_or(user.name),
-                                email: r.get::<_, Option<String>>(18)?.unwrap_or(user.email),
-                            },
-                            earlier_mail: Vec::new(),
-                            department_id: r.get(20)?,
-                            attachments: Vec::new(),
-                        },
-                        r.get::<_, Option<i64>>(21)?,
-                    ))
-                })?;
-                let (recipients, ticket_id, mut job, entry_id) = job;
-                job.recipients = serde_json::from_str(&recipients).map_err(other)?;
-                // A new ticket's mail is its first of its kind: nothing
-                // to thread on (and two lookups fewer per ticket).
-                if let Some(entry_id) = entry_id
-                    && job.kind == MailKind::Response
-                {
-                    run_ready(common::response_parts(
-                        &mut SqliteRows(conn),
-                        &mut job,
-                        ticket_id,
-                        entry_id,
-                    ))?;
-                } else if job.event == MailEvent::Reply {
-                    job.earlier_mail = run_ready(common::earlier_mail(
-                        &mut SqliteRows(conn),
-                        ticket_id,
-                        job.id,
-                    ))?;
-                }
-                jobs.push(job);
+            Ok(ids)
+        });
+        Box::pin(async move {
+            let ids = claimed.await?;
+            if ids.is_empty() {
+                return Ok(Vec::new());
             }
-            Ok(jobs)
+            // What each mail says is read once the claim has committed, on
+            // a reader: a claimed row's ticket, entry and earlier mail no
+            // longer change, and reading them (the thread's Message-IDs,
+            // the reply's files) was a third of the writer's time under
+            // 16 agents replying at 1,000,000 tickets.
+            self.read(move |conn| {
+                let mut jobs = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(job) = outbox_job(conn, id)? {
+                        jobs.push(job);
+                    }
+                }
+                Ok(jobs)
+            })
+            .await
         })
     }
 

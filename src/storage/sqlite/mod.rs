@@ -214,6 +214,11 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// How much of the database file a read connection maps into memory
+/// (`PRAGMA mmap_size`; SQLite maps at most the file's size, up to the
+/// `SQLITE_MAX_MMAP_SIZE` it was built with: `.cargo/config.toml`).
+const READER_MMAP_BYTES: i64 = 1 << 40;
+
 /// Most reads (`SqliteStore::read`) that run at once: twice the CPUs.
 /// A read is CPU work on pages mostly in memory; with a thread for each
 /// of 16 concurrent searches on 2 cores the scheduler sliced them all,
@@ -468,6 +473,7 @@ fn with_reader<T>(
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )?;
             configure(&c)?;
+            c.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
             c
         }
     };

@@ -1038,3 +1038,19 @@ async fn an_import_records_mail_on_entries_in_every_range_of_ids() {
     // Bit (outbox id - entry id * 4), 64 for an autoresponse.
     assert_eq!(notify, vec![(1, 1 + 64), (2500, 2), (4001, 1 + 64)]);
 }
+
+/// Read connections map the whole database file, however large: the
+/// bundled SQLite is built with a larger `SQLITE_MAX_MMAP_SIZE`
+/// (`.cargo/config.toml`) than its default 2 GiB, which SQLite would
+/// silently clamp the setting to.
+#[tokio::test]
+async fn read_connections_map_the_database_beyond_two_gib() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir.path().join("mmap.db"));
+    let mapped: i64 = store
+        .read(|conn| Ok(conn.pragma_query_value(None, "mmap_size", |r| r.get(0))?))
+        .await
+        .unwrap();
+    assert_eq!(mapped, READER_MMAP_BYTES);
+    assert!(mapped > 1 << 31);
+}
