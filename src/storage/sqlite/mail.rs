@@ -387,20 +387,48 @@ impl SqliteStore {
                 return Ok(Vec::new());
             }
             // What each mail says is read once the claim has committed, on
-            // a reader: a claimed row's ticket, entry and earlier mail no
-            // longer change, and reading them (the thread's Message-IDs,
-            // the reply's files) was a third of the writer's time under
-            // 16 agents replying at 1,000,000 tickets.
-            self.read(move |conn| {
-                let mut jobs = Vec::with_capacity(ids.len());
-                for id in ids {
-                    if let Some(job) = outbox_job(conn, id)? {
-                        jobs.push(job);
+            // a reader, in one read transaction: a claimed row's entry and
+            // earlier mail no longer change (its ticket's department or
+            // priority may, as they could after the claim before), and
+            // reading them (the thread's Message-IDs, the reply's files)
+            // was a third of the writer's time under 16 agents replying
+            // at 1,000,000 tickets.
+            let claimed_ids = ids.clone();
+            let read = self
+                .read(move |conn| {
+                    let tx = conn.unchecked_transaction()?;
+                    let mut jobs = Vec::with_capacity(ids.len());
+                    let mut unreadable = Vec::new();
+                    for id in ids {
+                        match outbox_job(&tx, id) {
+                            Ok(Some(job)) => jobs.push(job),
+                            Ok(None) => {
+                                tracing::warn!(outbox_id = id, "a claimed mail's row is gone")
+                            }
+                            Err(e) => unreadable.push((id, e.to_string())),
+                        }
                     }
+                    tx.commit()?;
+                    Ok((jobs, unreadable))
+                })
+                .await;
+            match read {
+                Ok((jobs, unreadable)) => {
+                    // A row that cannot be read will not read better later.
+                    for (id, error) in unreadable {
+                        tracing::warn!(outbox_id = id, %error, "a claimed mail cannot be read");
+                        self.mark_failed(id, format!("cannot be read: {error}"))
+                            .await?;
+                    }
+                    Ok(jobs)
                 }
-                Ok(jobs)
-            })
-            .await
+                Err(e) => {
+                    // Handed back untried, for the next pass.
+                    self.mark_retry_many(Vec::new(), claimed_ids, now, String::new())
+                        .await?;
+                    Err(e)
+                }
+            }
         })
     }
 

@@ -1054,3 +1054,40 @@ async fn read_connections_map_the_database_beyond_two_gib() {
     assert_eq!(mapped, READER_MMAP_BYTES);
     assert!(mapped > 1 << 31);
 }
+
+/// A claimed mail whose row cannot be read (here its recipients are not
+/// JSON) is marked failed, not leased again and again; the rest of the
+/// claim is handed to the sender.
+#[tokio::test]
+async fn a_claimed_mail_that_cannot_be_read_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("claim.db");
+    let store = open_store(&path);
+    store
+        .create_ticket(new_ticket("a@x.org", true, false))
+        .await
+        .unwrap();
+    assert_eq!(store.claim_outbox(1, 100, 64).await.unwrap().len(), 1);
+    let side = Connection::open(&path).unwrap();
+    side.execute_batch(
+        "UPDATE outbox SET state = 'queued', next_attempt_at = 0, lease_until = NULL,
+             recipients = 'not json'",
+    )
+    .unwrap();
+    store
+        .create_ticket(new_ticket("b@x.org", true, false))
+        .await
+        .unwrap();
+    let jobs = store.claim_outbox(2, 200, 64).await.unwrap();
+    let to: Vec<_> = jobs.iter().map(|j| j.recipients.clone()).collect();
+    assert_eq!(to, vec![vec!["b@x.org".to_string()]]);
+    let (state, error): (String, String) = side
+        .query_row(
+            "SELECT state, last_error FROM outbox WHERE recipients = 'not json'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(state, "failed");
+    assert!(error.starts_with("cannot be read"), "{error}");
+}
