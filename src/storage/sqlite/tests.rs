@@ -539,6 +539,55 @@ async fn the_log_is_checkpointed_in_the_background_and_starts_over() {
     assert_eq!(n, 60);
 }
 
+/// Between checkpoints the log is copied ahead in pieces: once it holds a
+/// quarter of the checkpoint threshold, the database file takes those
+/// pages (it grows) although the log has not reached the threshold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_copied_ahead_before_it_reaches_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let hooks = sync::SyncHooks {
+        checkpoint_pages: 4000,
+        ..Default::default()
+    };
+    let store = open_store_with(&path, "########", hooks);
+    store
+        .create_ticket(new_ticket("first@x.org", false, false))
+        .await
+        .unwrap();
+    let size = || std::fs::metadata(&path).unwrap().len();
+    // Frames of 4 KiB pages and their headers: the log file never shrinks,
+    // so this counts every page the log has held since it was made.
+    let log_pages = || {
+        std::fs::metadata(dir.path().join("t.db-wal"))
+            .unwrap()
+            .len()
+            / 4120
+    };
+    let before = size();
+    // 60 × 100 KB: ~1,500 pages of log, past a quarter of 4,000, short
+    // of 4,000.
+    for i in 0..60 {
+        let mut t = new_ticket(&format!("u{i}@x.org"), false, false);
+        t.entry.body = format!("{i} {}", "x".repeat(100_000));
+        store.create_ticket(t).await.unwrap();
+    }
+    assert!(
+        log_pages() < 4000,
+        "the test wrote past the checkpoint: {} pages",
+        log_pages()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while size() <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file stayed at {before} bytes with {} pages of log",
+            log_pages()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Fail-stop: after a failed fsync of the log nothing is answered Ok
 /// again (Linux reports a lost write once; a later fsync may succeed
 /// over a log that recovery stops short of), and new writes are refused.

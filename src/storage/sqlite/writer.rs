@@ -151,6 +151,8 @@ pub(super) enum Msg {
     /// The background checkpoint copied most of the log: finish it here,
     /// between groups (see [`super::sync`]).
     CheckpointTail,
+    /// A round of copying ahead is done.
+    CopiedAhead,
     /// The store is closing: commit what has run, then stop.
     Stop,
 }
@@ -182,6 +184,9 @@ pub(super) fn writer_loop(
     let mut unsynced = 0usize;
     let mut tail_wanted = false;
     let mut stopping = false;
+    // The log's size (pages) at the last copy ahead or checkpoint asked
+    // for; a log that started over is smaller.
+    let mut copied_at = 0u64;
     loop {
         if open && (unsynced == 0 || group.len() >= MAX_GROUP || stopping) {
             let size = group.len();
@@ -195,6 +200,7 @@ pub(super) fn writer_loop(
                 checkpointing = false;
                 super::sync::checkpoint_tail(&conn);
             } else if !checkpointing && log.pages() >= log.threshold {
+                copied_at = log.pages();
                 // Every few thousand pages of log: the cache follows the
                 // file's size.
                 match size_cache(&conn, state.cache_kib) {
@@ -207,6 +213,17 @@ pub(super) fn writer_loop(
                     // No checkpoint thread: copy the log here rather
                     // than let it grow.
                     super::sync::checkpoint_tail(&conn);
+                }
+            } else if !checkpointing {
+                let pages = log.pages();
+                if pages < copied_at {
+                    copied_at = 0;
+                }
+                if pages >= copied_at + log.threshold / super::sync::AHEAD_DIVISOR
+                    && log.checkpointer.copy_ahead()
+                {
+                    copied_at = pages;
+                    checkpointing = true;
                 }
             }
             continue;
@@ -249,6 +266,7 @@ pub(super) fn writer_loop(
                     super::sync::checkpoint_tail(&conn);
                 }
             }
+            Msg::CopiedAhead => checkpointing = false,
             Msg::Stop => stopping = true,
         }
     }
