@@ -355,6 +355,11 @@ impl SqliteStore {
             pages,
             checkpointer: sync::Checkpointer::start(path.to_path_buf(), tx.clone()),
             threshold: hooks.checkpoint_pages,
+            ahead_pages: if hooks.copy_ahead {
+                (hooks.checkpoint_pages / sync::AHEAD_DIVISOR).max(1)
+            } else {
+                0
+            },
             sync_failed: sync_failed.clone(),
         };
         let syncer = {

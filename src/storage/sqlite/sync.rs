@@ -48,11 +48,12 @@ pub(super) const CHECKPOINT_PAGES: u64 = 4096;
 
 /// Between two checkpoints the log is copied ahead every
 /// [`CHECKPOINT_PAGES`] / this many pages (4 MiB): one background round
-/// and a sync of the database file, without starting the log over
-/// ([`Checkpointer::copy_ahead`]). Measured at 1,000,000 tickets
-/// (README, Benchmark, session 19), against none: 16 agents replying,
-/// p99 ~27 ms against ~40 with 4, ~20 with 8; JSON intake on a new
-/// database ~5% slower with 4, ~15% with 8 (each round's two syncs).
+/// and a sync of the database file ([`Checkpointer::copy_ahead`]); the
+/// log starts over only if a round happens to reach its end. Measured at
+/// 1,000,000 tickets (README, Benchmark, session 19), 16 agents
+/// replying: p99 ~40 ms with none, ~27 with 4, ~20 with 8; JSON intake
+/// on a new database ~5% slower with 4, ~15% with 8 (each round's two
+/// syncs).
 pub(super) const AHEAD_DIVISOR: u64 = 4;
 
 /// The background checkpoint copies the log again until a round copies
@@ -120,6 +121,9 @@ pub(super) struct SyncHooks {
     pub(super) before_sync: std::sync::Arc<dyn Fn() -> Result<(), StoreError> + Send + Sync>,
     /// The log is copied once it holds this many pages.
     pub(super) checkpoint_pages: u64,
+    /// Whether the log is copied ahead between checkpoints
+    /// ([`AHEAD_DIVISOR`]).
+    pub(super) copy_ahead: bool,
 }
 
 impl Default for SyncHooks {
@@ -127,6 +131,7 @@ impl Default for SyncHooks {
         Self {
             before_sync: std::sync::Arc::new(|| Ok(())),
             checkpoint_pages: CHECKPOINT_PAGES,
+            copy_ahead: true,
         }
     }
 }
@@ -243,7 +248,8 @@ impl Checkpointer {
 /// log's end does not sync the database file itself: before, the tail's
 /// sync flushed every page copied here (42 ms under replies, with every
 /// request waiting). The syncs here are extra; durability does not rest
-/// on them.
+/// on them. `rounds`: [`MAX_COPY_ROUNDS`] for a checkpoint, one for a
+/// copy ahead.
 fn copy_log(c: &Connection, db_path: &Path, rounds: usize) {
     let db = match File::open(db_path) {
         Ok(f) => f,

@@ -175,7 +175,8 @@ pub(super) fn writer_loop(
     syncer: mpsc::Sender<Batch>,
     log: LogWatch,
 ) {
-    // Whether a checkpoint was asked for and its tail not yet copied.
+    // Whether a checkpoint (or a round of copying ahead) was asked for
+    // and not yet finished.
     let mut checkpointing = false;
     let mut group: Vec<BoxJob> = Vec::with_capacity(MAX_GROUP);
     let mut open = false;
@@ -184,8 +185,10 @@ pub(super) fn writer_loop(
     let mut unsynced = 0usize;
     let mut tail_wanted = false;
     let mut stopping = false;
-    // The log's size (pages) at the last copy ahead or checkpoint asked
-    // for; a log that started over is smaller.
+    // The log's size (pages) after the last commit, and when the last
+    // copy ahead or checkpoint was asked for; both fall back to 0 when
+    // the log starts over (it is smaller than after the commit before).
+    let mut last_pages = 0u64;
     let mut copied_at = 0u64;
     loop {
         if open && (unsynced == 0 || group.len() >= MAX_GROUP || stopping) {
@@ -195,18 +198,20 @@ pub(super) fn writer_loop(
             open = false;
             let batch: Batch = group.drain(..).map(|j| (j, outcome.clone())).collect();
             hand_over(&syncer, batch, &mut unsynced);
+            let pages = log.pages();
+            if pages < last_pages {
+                copied_at = 0;
+            }
+            last_pages = pages;
             if tail_wanted {
                 tail_wanted = false;
                 checkpointing = false;
                 super::sync::checkpoint_tail(&conn);
-            } else if !checkpointing && log.pages() >= log.threshold {
-                copied_at = log.pages();
-                // Every few thousand pages of log: the cache follows the
-                // file's size.
-                match size_cache(&conn, state.cache_kib) {
-                    Ok(kib) => state.cache_kib = kib,
-                    Err(e) => tracing::warn!(error = %e, "sizing the writer's page cache failed"),
-                }
+            } else if checkpointing {
+                // One at a time: the next is asked for once it is done.
+            } else if pages >= log.threshold {
+                copied_at = pages;
+                size_cache_for_file(&conn, &mut state);
                 if log.checkpointer.wake() {
                     checkpointing = true;
                 } else {
@@ -214,17 +219,16 @@ pub(super) fn writer_loop(
                     // than let it grow.
                     super::sync::checkpoint_tail(&conn);
                 }
-            } else if !checkpointing {
-                let pages = log.pages();
-                if pages < copied_at {
-                    copied_at = 0;
-                }
-                if pages >= copied_at + log.threshold / super::sync::AHEAD_DIVISOR
-                    && log.checkpointer.copy_ahead()
-                {
-                    copied_at = pages;
-                    checkpointing = true;
-                }
+            } else if log.ahead_pages > 0
+                && pages >= copied_at + log.ahead_pages
+                && log.checkpointer.copy_ahead()
+            {
+                // A round of copying may reach the log's end, and the log
+                // then starts over short of the threshold: the cache is
+                // sized here too.
+                copied_at = pages;
+                checkpointing = true;
+                size_cache_for_file(&conn, &mut state);
             }
             continue;
         }
@@ -272,6 +276,15 @@ pub(super) fn writer_loop(
     }
 }
 
+/// Every few thousand pages of log, the writer's page cache follows the
+/// file's size ([`size_cache`]).
+fn size_cache_for_file(conn: &Connection, state: &mut WriterState) {
+    match size_cache(conn, state.cache_kib) {
+        Ok(kib) => state.cache_kib = kib,
+        Err(e) => tracing::warn!(error = %e, "sizing the writer's page cache failed"),
+    }
+}
+
 /// How big the log is (pages, as the writer's log hook last counted) and
 /// who copies it.
 pub(super) struct LogWatch {
@@ -279,6 +292,9 @@ pub(super) struct LogWatch {
     pub(super) checkpointer: super::sync::Checkpointer,
     /// A checkpoint is asked for at this many pages.
     pub(super) threshold: u64,
+    /// Between checkpoints, a round of copying ahead is asked for every
+    /// this many pages (0: never; `sync::AHEAD_DIVISOR`).
+    pub(super) ahead_pages: u64,
     /// Set by the syncer when an fsync of the log failed (fail-stop).
     pub(super) sync_failed: Arc<std::sync::atomic::AtomicBool>,
 }
