@@ -44,6 +44,10 @@ pub const SQLITE_COMMIT: &str = "oxidesk_sqlite_commit_duration_seconds";
 /// `oxidesk_sqlite_checkpoint_tail_seconds` (histogram): the part of a
 /// checkpoint the writer copies itself, between two groups.
 pub const SQLITE_CHECKPOINT_TAIL: &str = "oxidesk_sqlite_checkpoint_tail_seconds";
+/// `oxidesk_sqlite_sync_seconds{file="log"|"database"}` (histogram): one
+/// `fdatasync` of the log (every write's answer waits for one) or of the
+/// database file after a checkpoint's copy.
+pub const SQLITE_SYNC: &str = "oxidesk_sqlite_sync_seconds";
 /// `oxidesk_sqlite_search_segments` (set at each scrape): segments of the
 /// full-text index; FTS5 refuses to write at 2,000.
 pub const SQLITE_SEARCH_SEGMENTS: &str = "oxidesk_sqlite_search_segments";
@@ -57,6 +61,10 @@ pub const BUILD_INFO: &str = "oxidesk_build_info";
 /// Seconds: 1 ms … 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Buckets for one fsync: a tenth of a millisecond on an idle disk.
+const SYNC_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
 /// Requests per group commit, up to the writer's cap (512).
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
@@ -113,6 +121,9 @@ pub fn install() -> PrometheusHandle {
                         Matcher::Full(SQLITE_CHECKPOINT_TAIL.into()),
                         LATENCY_BUCKETS,
                     )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(SQLITE_SYNC.into()), SYNC_BUCKETS)
                 })
                 .map(PrometheusBuilder::build_recorder)
                 // The bucket lists are constants and not empty.
@@ -180,6 +191,11 @@ fn describe() {
         Unit::Seconds,
         "The end of a checkpoint, copied by the SQLite writer between two groups."
     );
+    describe_histogram!(
+        SQLITE_SYNC,
+        Unit::Seconds,
+        "One fdatasync of the SQLite log (file=log) or of the database file after a checkpoint's copy (file=database)."
+    );
     describe_gauge!(PG_CONNECTIONS, "PostgreSQL pool connections, by state.");
     describe_gauge!(
         SQLITE_SEARCH_SEGMENTS,
@@ -214,6 +230,24 @@ pub fn sqlite_group(size: usize, elapsed: Duration) {
 /// Records the writer's share of one checkpoint.
 pub fn sqlite_checkpoint_tail(elapsed: Duration) {
     metrics::histogram!(SQLITE_CHECKPOINT_TAIL).record(elapsed.as_secs_f64());
+}
+
+/// Which file an fsync of SQLite's was of ([`sqlite_sync`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncedFile {
+    /// The log (`-wal`), by the syncer.
+    Log,
+    /// The database file, by the checkpointer.
+    Database,
+}
+
+/// Records one fsync of SQLite's log or database file.
+pub fn sqlite_sync(file: SyncedFile, elapsed: Duration) {
+    let file = match file {
+        SyncedFile::Log => "log",
+        SyncedFile::Database => "database",
+    };
+    metrics::histogram!(SQLITE_SYNC, "file" => file).record(elapsed.as_secs_f64());
 }
 
 /// How the sender ended one mail.

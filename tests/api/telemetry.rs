@@ -175,6 +175,8 @@ async fn metrics_move_after_requests() {
     if std::env::var("TEST_DATABASE_URL").is_err() {
         assert!(moved("oxidesk_sqlite_commit_batch_size_count", &[]) >= 4.0);
         assert!(moved("oxidesk_sqlite_commit_duration_seconds_count", &[]) >= 4.0);
+        // Every answered write waited for an fsync of the log.
+        assert!(moved("oxidesk_sqlite_sync_seconds_count", &[("file", "log")]) >= 1.0);
         // Tickets were indexed: the full-text index has segments.
         assert!(sample(&after, "oxidesk_sqlite_search_segments", &[]) >= 1.0);
     } else {

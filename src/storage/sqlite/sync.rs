@@ -34,8 +34,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
+
+use crate::telemetry::SyncedFile;
 
 use super::writer::{Batch, Msg};
 use super::{StoreError, configure, other};
@@ -47,14 +50,39 @@ use super::{StoreError, configure, other};
 pub(super) const CHECKPOINT_PAGES: u64 = 4096;
 
 /// Between two checkpoints the log is copied ahead every
-/// [`CHECKPOINT_PAGES`] / this many pages (4 MiB): one background round
-/// and a sync of the database file ([`Checkpointer::copy_ahead`]); the
-/// log starts over only if a round happens to reach its end. Measured at
-/// 1,000,000 tickets (README, Benchmark, session 19), 16 agents
-/// replying: p99 ~40 ms with none, ~27 with 4, ~20 with 8; JSON intake
-/// on a new database ~5% slower with 4, ~15% with 8 (each round's two
-/// syncs).
+/// [`CHECKPOINT_PAGES`] / this many pages (4 MiB) at most: one
+/// background round and a sync of the database file
+/// ([`Checkpointer::copy_ahead`]); the log starts over only if a round
+/// happens to reach its end. While those syncs are slow the pieces are
+/// smaller, down to a sixteenth of a checkpoint ([`next_piece`]).
+/// Measured at 1,000,000 tickets (README, Benchmark, sessions 19 and
+/// 20), 16 agents replying: p99 ~40 ms with no copy ahead, ~27 with
+/// quarters, ~20 with eighths on one VM; JSON intake on a new database
+/// ~5% slower with quarters, ~15% with eighths (each round's two syncs),
+/// where its pages, written again and again, sync in 1–3 ms: pieces
+/// stay quarters there.
 pub(super) const AHEAD_DIVISOR: u64 = 4;
+
+/// A sync of the database file after a round of copying ahead that
+/// takes longer than this halves the next piece (down to a quarter of
+/// the largest); one under a quarter of it doubles the next piece (up
+/// to the largest). Every fsync of the log issued meanwhile waits for
+/// it. Replies at 1,000,000 tickets scatter their pages over the file
+/// and a quarter's sync takes 5–25 ms; intake's pages sync in 1–3 ms.
+const SLOW_SYNC: Duration = Duration::from_millis(8);
+
+/// The next piece to copy ahead (pages), after a round of `piece` pages
+/// whose sync of the database file took `synced`; `largest` is the
+/// piece of [`AHEAD_DIVISOR`] (0: copying ahead is off).
+pub(super) fn next_piece(piece: u64, synced: Duration, largest: u64) -> u64 {
+    if synced > SLOW_SYNC {
+        (piece / 2).max(largest / 4).max(1).min(largest)
+    } else if synced < SLOW_SYNC / 4 {
+        (piece * 2).min(largest)
+    } else {
+        piece
+    }
+}
 
 /// The background checkpoint copies the log again until a round copies
 /// at most this many frames ([`copy_log`]).
@@ -83,7 +111,12 @@ pub(super) fn syncer_loop(
         let synced = if failed.load(Ordering::SeqCst) {
             Err(log_lost())
         } else if committed {
-            (hooks.before_sync)().and_then(|()| sync_log(&wal, &mut file))
+            (hooks.before_sync)().and_then(|()| {
+                let started = Instant::now();
+                let synced = sync_log(&wal, &mut file);
+                crate::telemetry::sqlite_sync(SyncedFile::Log, started.elapsed());
+                synced
+            })
         } else {
             Ok(())
         };
@@ -197,7 +230,7 @@ enum Wake {
     /// Copy the log, then ask the writer for the tail (the log starts over).
     Checkpoint,
     /// One round of copying only: the database file's writes reach the
-    /// disk in pieces a quarter of a checkpoint's. An fsync of the log
+    /// disk in pieces of a quarter of a checkpoint or less. An fsync of the log
     /// waits for the disk to take whatever was written before it; behind
     /// a whole checkpoint's pages (16 MiB synced at once) that took up
     /// to 53 ms, and every request waiting on that fsync waited as long.
@@ -249,13 +282,15 @@ impl Checkpointer {
 /// sync flushed every page copied here (42 ms under replies, with every
 /// request waiting). The syncs here are extra; durability does not rest
 /// on them. `rounds`: [`MAX_COPY_ROUNDS`] for a checkpoint, one for a
-/// copy ahead.
-fn copy_log(c: &Connection, db_path: &Path, rounds: usize) {
+/// copy ahead. Returns how long the longest sync of the database file
+/// took (zero when nothing was synced).
+fn copy_log(c: &Connection, db_path: &Path, rounds: usize) -> Duration {
+    let mut longest = Duration::ZERO;
     let db = match File::open(db_path) {
         Ok(f) => f,
         Err(e) => {
             tracing::warn!(error = %e, "checkpoint: cannot open the database file");
-            return;
+            return longest;
         }
     };
     let mut before: Option<i64> = None;
@@ -269,19 +304,27 @@ fn copy_log(c: &Connection, db_path: &Path, rounds: usize) {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "checkpoint failed");
-                return;
+                return longest;
             }
         };
-        if let Err(e) = db.sync_data() {
+        let started = Instant::now();
+        let synced = db.sync_data();
+        let took = started.elapsed();
+        crate::telemetry::sqlite_sync(SyncedFile::Database, took);
+        longest = longest.max(took);
+        if let Err(e) = synced {
             tracing::warn!(error = %e, "checkpoint: syncing the database file failed");
-            return;
+            return longest;
         }
         match before {
             // Fewer than `before`: the log started over since.
-            Some(b) if (if copied >= b { copied - b } else { copied }) <= TAIL_FRAMES => return,
+            Some(b) if (if copied >= b { copied - b } else { copied }) <= TAIL_FRAMES => {
+                return longest;
+            }
             _ => before = Some(copied),
         }
     }
+    longest
 }
 
 fn checkpoint_loop(db_path: &Path, rx: &mpsc::Receiver<Wake>, writer: &mpsc::Sender<Msg>) {
@@ -301,13 +344,18 @@ fn checkpoint_loop(db_path: &Path, rx: &mpsc::Receiver<Wake>, writer: &mpsc::Sen
                 }
             }
         }
-        let (rounds, done) = match wake {
-            Wake::Checkpoint => (MAX_COPY_ROUNDS, Msg::CheckpointTail),
-            Wake::Ahead => (1, Msg::CopiedAhead),
+        let rounds = match wake {
+            Wake::Checkpoint => MAX_COPY_ROUNDS,
+            Wake::Ahead => 1,
         };
-        if let Some(c) = &conn {
-            copy_log(c, db_path, rounds);
-        }
+        let synced = match &conn {
+            Some(c) => copy_log(c, db_path, rounds),
+            None => Duration::ZERO,
+        };
+        let done = match wake {
+            Wake::Checkpoint => Msg::CheckpointTail,
+            Wake::Ahead => Msg::CopiedAhead(synced),
+        };
         if writer.send(done).is_err() {
             return;
         }
@@ -319,9 +367,44 @@ fn checkpoint_loop(db_path: &Path, rx: &mpsc::Receiver<Wake>, writer: &mpsc::Sen
 /// next transaction starts the log over. Errors are logged: the log is
 /// copied at the next attempt.
 pub(super) fn checkpoint_tail(conn: &Connection) {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
         tracing::warn!(error = %e, "checkpoint (tail) failed");
     }
     crate::telemetry::sqlite_checkpoint_tail(started.elapsed());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_syncs_of_the_database_shrink_the_piece_and_quick_ones_grow_it_back() {
+        let largest = CHECKPOINT_PAGES / AHEAD_DIVISOR;
+        let slow = SLOW_SYNC + Duration::from_millis(1);
+        let quick = SLOW_SYNC / 8;
+        let middling = SLOW_SYNC / 2;
+        // Halved while slow, down to a quarter of the largest.
+        let mut piece = largest;
+        let mut seen = vec![piece];
+        for _ in 0..4 {
+            piece = next_piece(piece, slow, largest);
+            seen.push(piece);
+        }
+        assert_eq!(
+            seen,
+            [largest, largest / 2, largest / 4, largest / 4, largest / 4]
+        );
+        // Kept while neither; doubled back while quick, up to the largest.
+        assert_eq!(next_piece(piece, middling, largest), piece);
+        piece = next_piece(piece, quick, largest);
+        assert_eq!(piece, largest / 2);
+        piece = next_piece(piece, quick, largest);
+        piece = next_piece(piece, quick, largest);
+        assert_eq!(piece, largest);
+        // Off stays off; a tiny test threshold keeps at least a page.
+        assert_eq!(next_piece(0, slow, 0), 0);
+        assert_eq!(next_piece(0, quick, 0), 0);
+        assert_eq!(next_piece(2, slow, 2), 1);
+    }
 }

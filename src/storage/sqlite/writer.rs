@@ -151,8 +151,9 @@ pub(super) enum Msg {
     /// The background checkpoint copied most of the log: finish it here,
     /// between groups (see [`super::sync`]).
     CheckpointTail,
-    /// A round of copying ahead is done.
-    CopiedAhead,
+    /// A round of copying ahead is done; its sync of the database file
+    /// took this long.
+    CopiedAhead(std::time::Duration),
     /// The store is closing: commit what has run, then stop.
     Stop,
 }
@@ -190,6 +191,9 @@ pub(super) fn writer_loop(
     // the log starts over (it is smaller than after the commit before).
     let mut last_pages = 0u64;
     let mut copied_at = 0u64;
+    // The piece copied ahead: the largest while the database file's
+    // syncs are quick, smaller while they are slow (`sync::next_piece`).
+    let mut piece = log.ahead_pages;
     loop {
         if open && (unsynced == 0 || group.len() >= MAX_GROUP || stopping) {
             let size = group.len();
@@ -219,10 +223,7 @@ pub(super) fn writer_loop(
                     // than let it grow.
                     super::sync::checkpoint_tail(&conn);
                 }
-            } else if log.ahead_pages > 0
-                && pages >= copied_at + log.ahead_pages
-                && log.checkpointer.copy_ahead()
-            {
+            } else if piece > 0 && pages >= copied_at + piece && log.checkpointer.copy_ahead() {
                 // A round of copying may reach the log's end, and the log
                 // then starts over short of the threshold: the cache is
                 // sized here too.
@@ -270,7 +271,10 @@ pub(super) fn writer_loop(
                     super::sync::checkpoint_tail(&conn);
                 }
             }
-            Msg::CopiedAhead => checkpointing = false,
+            Msg::CopiedAhead(synced) => {
+                checkpointing = false;
+                piece = super::sync::next_piece(piece, synced, log.ahead_pages);
+            }
             Msg::Stop => stopping = true,
         }
     }
