@@ -46,7 +46,7 @@ pub const SQLITE_COMMIT: &str = "oxidesk_sqlite_commit_duration_seconds";
 pub const SQLITE_CHECKPOINT_TAIL: &str = "oxidesk_sqlite_checkpoint_tail_seconds";
 /// `oxidesk_sqlite_sync_seconds{file="log"|"database"}` (histogram): one
 /// `fdatasync` of the log (every write's answer waits for one) or of the
-/// database file after a checkpoint's copy.
+/// database file after a checkpoint's or a copy ahead's pages.
 pub const SQLITE_SYNC: &str = "oxidesk_sqlite_sync_seconds";
 /// `oxidesk_sqlite_search_segments` (set at each scrape): segments of the
 /// full-text index; FTS5 refuses to write at 2,000.
@@ -62,9 +62,11 @@ pub const BUILD_INFO: &str = "oxidesk_build_info";
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-/// Buckets for one fsync: a tenth of a millisecond on an idle disk.
+/// Buckets for one fsync: a tenth of a millisecond on an idle disk; 2
+/// and 8 ms are where copying ahead grows and shrinks its pieces.
 const SYNC_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.0025, 0.005, 0.008, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0,
 ];
 /// Requests per group commit, up to the writer's cap (512).
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
@@ -194,7 +196,7 @@ fn describe() {
     describe_histogram!(
         SQLITE_SYNC,
         Unit::Seconds,
-        "One fdatasync of the SQLite log (file=log) or of the database file after a checkpoint's copy (file=database)."
+        "One fdatasync of the SQLite log (file=log) or of the database file after a checkpoint's or a copy ahead's pages (file=database)."
     );
     describe_gauge!(PG_CONNECTIONS, "PostgreSQL pool connections, by state.");
     describe_gauge!(

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use crate::telemetry::SyncedFile;
+use crate::telemetry::{SyncedFile, sqlite_sync};
 
 use super::writer::{Batch, Msg};
 use super::{StoreError, configure, other};
@@ -59,16 +59,20 @@ pub(super) const CHECKPOINT_PAGES: u64 = 4096;
 /// 20), 16 agents replying: p99 ~40 ms with no copy ahead, ~27 with
 /// quarters, ~20 with eighths on one VM; JSON intake on a new database
 /// ~5% slower with quarters, ~15% with eighths (each round's two syncs),
-/// where its pages, written again and again, sync in 1–3 ms: pieces
+/// where its pages, written again and again, sync in 1–2.5 ms: pieces
 /// stay quarters there.
 pub(super) const AHEAD_DIVISOR: u64 = 4;
 
+/// The smallest piece copied ahead is the largest ([`AHEAD_DIVISOR`])
+/// divided by this: a sixteenth of a checkpoint.
+const SMALLEST_PIECE_DIVISOR: u64 = 4;
+
 /// A sync of the database file after a round of copying ahead that
-/// takes longer than this halves the next piece (down to a quarter of
-/// the largest); one under a quarter of it doubles the next piece (up
-/// to the largest). Every fsync of the log issued meanwhile waits for
+/// takes longer than this halves the next piece (down to
+/// [`SMALLEST_PIECE_DIVISOR`]); one under a quarter of it doubles the
+/// next piece (up to the largest). Every fsync of the log issued meanwhile waits for
 /// it. Replies at 1,000,000 tickets scatter their pages over the file
-/// and a quarter's sync takes 5–25 ms; intake's pages sync in 1–3 ms.
+/// and a quarter's sync takes 5–25 ms; intake's pages sync in 1–2.5 ms.
 const SLOW_SYNC: Duration = Duration::from_millis(8);
 
 /// The next piece to copy ahead (pages), after a round of `piece` pages
@@ -76,7 +80,10 @@ const SLOW_SYNC: Duration = Duration::from_millis(8);
 /// piece of [`AHEAD_DIVISOR`] (0: copying ahead is off).
 pub(super) fn next_piece(piece: u64, synced: Duration, largest: u64) -> u64 {
     if synced > SLOW_SYNC {
-        (piece / 2).max(largest / 4).max(1).min(largest)
+        (piece / 2)
+            .max(largest / SMALLEST_PIECE_DIVISOR)
+            .max(1)
+            .min(largest)
     } else if synced < SLOW_SYNC / 4 {
         (piece * 2).min(largest)
     } else {
@@ -111,12 +118,7 @@ pub(super) fn syncer_loop(
         let synced = if failed.load(Ordering::SeqCst) {
             Err(log_lost())
         } else if committed {
-            (hooks.before_sync)().and_then(|()| {
-                let started = Instant::now();
-                let synced = sync_log(&wal, &mut file);
-                crate::telemetry::sqlite_sync(SyncedFile::Log, started.elapsed());
-                synced
-            })
+            (hooks.before_sync)().and_then(|()| sync_log(&wal, &mut file))
         } else {
             Ok(())
         };
@@ -205,8 +207,10 @@ fn sync_log(wal: &Path, file: &mut Option<File>) -> Result<(), StoreError> {
     let f = file
         .as_ref()
         .ok_or_else(|| other("database log not open"))?;
-    f.sync_data()
-        .map_err(|e| StoreError::Busy(format!("fsync of {}: {e}", wal.display())))?;
+    let started = Instant::now();
+    let synced = f.sync_data();
+    sqlite_sync(SyncedFile::Log, started.elapsed());
+    synced.map_err(|e| StoreError::Busy(format!("fsync of {}: {e}", wal.display())))?;
     if !same {
         // A log new since the last sync (made at start) is also an entry
         // of its directory: sync that once, as SQLite does.
@@ -230,8 +234,9 @@ enum Wake {
     /// Copy the log, then ask the writer for the tail (the log starts over).
     Checkpoint,
     /// One round of copying only: the database file's writes reach the
-    /// disk in pieces of a quarter of a checkpoint or less. An fsync of the log
-    /// waits for the disk to take whatever was written before it; behind
+    /// disk in pieces of a quarter of a checkpoint or less. An fsync of
+    /// the log waits for the disk to take whatever was written before it;
+    /// behind
     /// a whole checkpoint's pages (16 MiB synced at once) that took up
     /// to 53 ms, and every request waiting on that fsync waited as long.
     Ahead,
@@ -283,14 +288,14 @@ impl Checkpointer {
 /// request waiting). The syncs here are extra; durability does not rest
 /// on them. `rounds`: [`MAX_COPY_ROUNDS`] for a checkpoint, one for a
 /// copy ahead. Returns how long the longest sync of the database file
-/// took (zero when nothing was synced).
-fn copy_log(c: &Connection, db_path: &Path, rounds: usize) -> Duration {
-    let mut longest = Duration::ZERO;
+/// took, none when a round failed before its sync.
+fn copy_log(c: &Connection, db_path: &Path, rounds: usize) -> Option<Duration> {
+    let mut longest: Option<Duration> = None;
     let db = match File::open(db_path) {
         Ok(f) => f,
         Err(e) => {
             tracing::warn!(error = %e, "checkpoint: cannot open the database file");
-            return longest;
+            return None;
         }
     };
     let mut before: Option<i64> = None;
@@ -304,14 +309,14 @@ fn copy_log(c: &Connection, db_path: &Path, rounds: usize) -> Duration {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "checkpoint failed");
-                return longest;
+                return None;
             }
         };
         let started = Instant::now();
         let synced = db.sync_data();
         let took = started.elapsed();
-        crate::telemetry::sqlite_sync(SyncedFile::Database, took);
-        longest = longest.max(took);
+        sqlite_sync(SyncedFile::Database, took);
+        longest = longest.max(Some(took));
         if let Err(e) = synced {
             tracing::warn!(error = %e, "checkpoint: syncing the database file failed");
             return longest;
@@ -348,10 +353,7 @@ fn checkpoint_loop(db_path: &Path, rx: &mpsc::Receiver<Wake>, writer: &mpsc::Sen
             Wake::Checkpoint => MAX_COPY_ROUNDS,
             Wake::Ahead => 1,
         };
-        let synced = match &conn {
-            Some(c) => copy_log(c, db_path, rounds),
-            None => Duration::ZERO,
-        };
+        let synced = conn.as_ref().and_then(|c| copy_log(c, db_path, rounds));
         let done = match wake {
             Wake::Checkpoint => Msg::CheckpointTail,
             Wake::Ahead => Msg::CopiedAhead(synced),
@@ -402,9 +404,25 @@ mod tests {
         piece = next_piece(piece, quick, largest);
         piece = next_piece(piece, quick, largest);
         assert_eq!(piece, largest);
-        // Off stays off; a tiny test threshold keeps at least a page.
+        // The thresholds themselves: over SLOW_SYNC halves, under a
+        // quarter of it doubles, both ends kept.
+        let p = largest / 2;
+        assert_eq!(next_piece(p, SLOW_SYNC, largest), p);
+        assert_eq!(
+            next_piece(p, SLOW_SYNC + Duration::from_nanos(1), largest),
+            p / 2
+        );
+        assert_eq!(next_piece(p, SLOW_SYNC / 4, largest), p);
+        assert_eq!(
+            next_piece(p, SLOW_SYNC / 4 - Duration::from_nanos(1), largest),
+            2 * p
+        );
+        // Off stays off; a tiny test threshold keeps at least a page
+        // (a piece of 0 would never grow back).
         assert_eq!(next_piece(0, slow, 0), 0);
         assert_eq!(next_piece(0, quick, 0), 0);
         assert_eq!(next_piece(2, slow, 2), 1);
+        assert_eq!(next_piece(1, slow, 1), 1);
+        assert_eq!(next_piece(1, slow, 3), 1);
     }
 }

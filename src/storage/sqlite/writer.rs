@@ -152,8 +152,8 @@ pub(super) enum Msg {
     /// between groups (see [`super::sync`]).
     CheckpointTail,
     /// A round of copying ahead is done; its sync of the database file
-    /// took this long.
-    CopiedAhead(std::time::Duration),
+    /// took this long (none: the round failed before it synced).
+    CopiedAhead(Option<std::time::Duration>),
     /// The store is closing: commit what has run, then stop.
     Stop,
 }
@@ -273,7 +273,9 @@ pub(super) fn writer_loop(
             }
             Msg::CopiedAhead(synced) => {
                 checkpointing = false;
-                piece = super::sync::next_piece(piece, synced, log.ahead_pages);
+                if let Some(synced) = synced {
+                    piece = super::sync::next_piece(piece, synced, log.ahead_pages);
+                }
             }
             Msg::Stop => stopping = true,
         }
@@ -296,8 +298,9 @@ pub(super) struct LogWatch {
     pub(super) checkpointer: super::sync::Checkpointer,
     /// A checkpoint is asked for at this many pages.
     pub(super) threshold: u64,
-    /// Between checkpoints, a round of copying ahead is asked for every
-    /// this many pages (0: never; `sync::AHEAD_DIVISOR`).
+    /// The largest piece copied ahead between checkpoints, in pages (0:
+    /// never; `sync::AHEAD_DIVISOR`); the piece asked for shrinks from it
+    /// while the database file's syncs are slow (`sync::next_piece`).
     pub(super) ahead_pages: u64,
     /// Set by the syncer when an fsync of the log failed (fail-stop).
     pub(super) sync_failed: Arc<std::sync::atomic::AtomicBool>,
