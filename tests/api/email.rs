@@ -1,12 +1,10 @@
 //! Email intake over HTTP and through `oxidesk pipe`.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_env};
+use crate::helpers::{TestApp, pipe, spawn_app, spawn_app_env};
 
 fn mail(from: &str, subject: &str, message_id: &str, extra: &[&str], body: &str) -> Vec<u8> {
     let mut lines = vec![
@@ -316,29 +314,6 @@ async fn priority_headers_count_only_when_enabled() {
     .await
     .number();
     assert_eq!(on.get_ticket(&n).await["priority"]["id"], json!(1));
-}
-
-fn pipe(app: &TestApp, input: &[u8], env: &[(&str, &str)]) -> (i32, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxidesk"));
-    cmd.arg("--config")
-        .arg(&app.config_path)
-        .arg("pipe")
-        .env_remove("OXIDESK_CONFIG");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-    )
 }
 
 #[tokio::test]

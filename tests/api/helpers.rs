@@ -1,7 +1,9 @@
 //! `spawn_app()`: a real oxidesk on 127.0.0.1:0 with a fresh SQLite file.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use oxidesk::app::{AppState, serve};
@@ -351,6 +353,32 @@ impl TestApp {
 }
 
 /// A valid minimal ticket with a unique address.
+/// Runs `oxidesk --config APP'S CONFIG pipe` (another process on the
+/// app's database) with `input` on standard input and `env` set: its
+/// exit code and standard output.
+pub fn pipe(app: &TestApp, input: &[u8], env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxidesk"));
+    cmd.arg("--config")
+        .arg(&app.config_path)
+        .arg("pipe")
+        .env_remove("OXIDESK_CONFIG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
 pub fn ticket(tag: &str) -> Value {
     serde_json::json!({
         "name": "Test User",

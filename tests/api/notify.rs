@@ -12,7 +12,7 @@ use oxidesk::mail_out::sender::OutboxSender;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    TestApp, TestClock, outbox_sender, spawn_app_full, ticket, with_staff_alerts,
+    TestApp, TestClock, outbox_sender, pipe, spawn_app_full, ticket, with_staff_alerts,
 };
 use crate::smtp_sink::SmtpSink;
 
@@ -227,6 +227,45 @@ async fn an_auto_reply_gets_no_autoresponse_and_the_cap_holds() {
     assert_eq!(autos, 2, "{all:?}");
     assert!(all.iter().all(|m| m.rcpt != vec!["robot@example.com"]));
     assert_eq!(pass(&sender, &clock, clock.now() + 3600).await, 0);
+}
+
+/// `oxidesk pipe` runs as another process on the same database while
+/// the server runs: the autoresponses it queued count against the
+/// server's hourly cap for that address (SQLite's writer keeps the
+/// windows in memory and reads them again when another process wrote).
+#[tokio::test]
+async fn autoresponses_queued_by_pipe_count_against_the_servers_cap() {
+    let sink = SmtpSink::start().await;
+    let env = [("OXIDESK__MAIL__AUTORESPONSE_LIMIT_PER_HOUR", "2")];
+    let app = app_with_sink(sink.port, &env).await;
+    // The server has written (and read its windows) before the pipe runs.
+    let n = app.post_json(&ticket("first")).await.number();
+    assert_eq!(
+        notification_kinds(&app.get_ticket(&n).await),
+        ["autoresponse", "alert"]
+    );
+    for i in 0..2 {
+        let raw = format!(
+            "From: Piped <piped-cap@example.com>\r\nTo: support@example.com\r\n\
+             Subject: Piped {i}\r\nMessage-ID: <piped-cap-{i}@example.com>\r\n\
+             Content-Type: text/plain; charset=UTF-8\r\n\r\nThe printer is down.\r\n"
+        );
+        let (code, out) = pipe(&app, raw.as_bytes(), &env);
+        assert_eq!(code, 0, "{out}");
+        let n = out.trim().rsplit(' ').next().unwrap().to_string();
+        assert_eq!(
+            notification_kinds(&app.get_ticket(&n).await),
+            ["autoresponse", "alert"]
+        );
+    }
+    // The address has had its two this hour, through the pipe.
+    let n = app.post_json(&ticket("piped-cap")).await.number();
+    assert_eq!(notification_kinds(&app.get_ticket(&n).await), ["alert"]);
+    let n = app.post_json(&ticket("someone-else")).await.number();
+    assert_eq!(
+        notification_kinds(&app.get_ticket(&n).await),
+        ["autoresponse", "alert"]
+    );
 }
 
 #[tokio::test]

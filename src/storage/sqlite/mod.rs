@@ -337,6 +337,8 @@ impl SqliteStore {
                 Ok(())
             },
         ))?;
+        // Read before the windows: a write in between reads them again.
+        let data_version = writer::data_version(&conn)?;
         let state = WriterState {
             numbers,
             windows: load_windows(&conn, unix_now())?,
@@ -347,6 +349,7 @@ impl SqliteStore {
             message_domain: message_domain.to_string(),
             search: search::PendingIndex::default(),
             cache_kib,
+            data_version,
         };
         let (tx, rx) = mpsc::channel::<Msg>();
         let (sync_tx, sync_rx) = mpsc::channel::<Batch>();

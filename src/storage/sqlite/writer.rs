@@ -60,6 +60,29 @@ pub(super) struct WriterState {
     pub(super) search: super::search::PendingIndex,
     /// The page cache set on the connection, KiB (`size_cache`).
     pub(super) cache_kib: i64,
+    /// `PRAGMA data_version` when `windows` were last read: it moves when
+    /// another connection commits ([`follow_other_writers`]).
+    pub(super) data_version: i64,
+}
+
+/// The connection's `PRAGMA data_version`: it moves when another
+/// connection (an `oxidesk pipe` process, a CLI command) commits, not
+/// when this one does.
+pub(super) fn data_version(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+}
+
+/// At the start of a group (the write lock held): when another process
+/// wrote since the last group, the hourly autoresponse windows are read
+/// again, so that mail queued by `oxidesk pipe` counts against a cap
+/// that `serve` keeps in memory.
+fn follow_other_writers(conn: &Connection, state: &mut WriterState) -> Result<(), StoreError> {
+    let now = data_version(conn)?;
+    if now != state.data_version {
+        state.windows = super::mail::load_windows(conn, unix_now())?;
+        state.data_version = now;
+    }
+    Ok(())
 }
 
 /// SQLite's lock page starts here (`PENDING_BYTE`): no page of a file
@@ -249,6 +272,12 @@ pub(super) fn writer_loop(
                 if !open {
                     if let Err(e) = exec_cached(&conn, "BEGIN IMMEDIATE") {
                         job.finish(Err(map_sqlite(e)));
+                        continue;
+                    }
+                    if let Err(e) = follow_other_writers(&conn, &mut state) {
+                        rollback(&conn, &mut state);
+                        tracing::error!(error = %e, "reading what other processes wrote failed");
+                        job.finish(Err(e));
                         continue;
                     }
                     open = true;
