@@ -69,7 +69,9 @@ pub(super) struct WriterState {
 /// connection (an `oxidesk pipe` process, a CLI command) commits, not
 /// when this one does.
 pub(super) fn data_version(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    Ok(conn
+        .prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))?)
 }
 
 /// At the start of a group (the write lock held): when another process
