@@ -352,7 +352,6 @@ impl TestApp {
     }
 }
 
-/// A valid minimal ticket with a unique address.
 /// Runs `oxidesk --config APP'S CONFIG pipe` (another process on the
 /// app's database) with `input` on standard input and `env` set: its
 /// exit code and standard output.
@@ -379,6 +378,7 @@ pub fn pipe(app: &TestApp, input: &[u8], env: &[(&str, &str)]) -> (i32, String) 
     )
 }
 
+/// A valid minimal ticket with a unique address.
 pub fn ticket(tag: &str) -> Value {
     serde_json::json!({
         "name": "Test User",

@@ -11,18 +11,20 @@ pub(super) fn kind_bit(kind: MailKind) -> i64 {
     1 << kind.index()
 }
 /// `thread_entries.notify`: the entry's mail counted against its user's
-/// hourly cap (the windows are rebuilt from this bit at start).
+/// hourly cap (the windows are rebuilt from this bit at start and after
+/// another process wrote: `writer::follow_other_writers`).
 pub(super) const MAIL_USER_CAPPED: i64 = 64;
 /// `thread_entries.notify`: the event was a reply, not a new ticket.
 pub(super) const MAIL_REPLY: i64 = 128;
 
 /// Rebuilds the autoresponse windows from the thread: the autoresponses
-/// its entries queued in the last hour, replayed in order. Entries are
-/// read newest first and the scan stops a little over an hour back, so
-/// it reads only that hour.
+/// its entries queued in the last hour, replayed in order (at start, and
+/// when another process wrote: `writer::follow_other_writers`). Entries
+/// are read newest first and the scan stops a little over an hour back,
+/// so it reads only that hour.
 pub(super) fn load_windows(conn: &Connection, now: i64) -> Result<Windows, StoreError> {
     let mut recent: Vec<(i64, i64)> = Vec::new();
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT t.user_id, e.created, e.notify FROM thread_entries e
          JOIN tickets t ON t.id = e.ticket_id ORDER BY e.id DESC",
     )?;

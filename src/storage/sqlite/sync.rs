@@ -300,6 +300,10 @@ fn copy_log(c: &Connection, db_path: &Path, rounds: usize) -> Option<Duration> {
     };
     let mut before: Option<i64> = None;
     for _ in 0..rounds {
+        // `PASSIVE` leaves the log's header alone; a `RESTART` or
+        // `TRUNCATE` here would move the writer's `data_version` and
+        // make its next group read the autoresponse windows again
+        // (`writer::follow_other_writers`).
         let copied = match c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
             Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
         }) {

@@ -1142,3 +1142,32 @@ async fn a_claimed_mail_that_cannot_be_read_fails_alone() {
     assert_eq!(state, "failed");
     assert!(error.starts_with("cannot be read"), "{error}");
 }
+
+/// The writer reads the autoresponse windows again when `PRAGMA
+/// data_version` moved (`writer::follow_other_writers`): it must move
+/// for another connection's commit alone, not for the writer's own
+/// commits, a reader's reads or a `PASSIVE` checkpoint on another
+/// connection (each would make every group read an hour of entries).
+#[test]
+fn data_version_moves_for_another_connections_commit_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.db");
+    let writer = Connection::open(&path).unwrap();
+    writer
+        .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER);")
+        .unwrap();
+    let other = Connection::open(&path).unwrap();
+    let version = |c: &Connection| writer::data_version(c).unwrap();
+    let start = version(&writer);
+    writer.execute("INSERT INTO t VALUES (1)", []).unwrap();
+    assert_eq!(version(&writer), start, "its own commit");
+    let _: i64 = other
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    other
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        .unwrap();
+    assert_eq!(version(&writer), start, "a read and a PASSIVE checkpoint");
+    other.execute("INSERT INTO t VALUES (2)", []).unwrap();
+    assert_ne!(version(&writer), start, "another connection's commit");
+}

@@ -1,10 +1,12 @@
 //! The hourly autoresponse cap's windows, per user (one user per
 //! address, case-insensitively), in memory.
 //!
-//! The SQLite backend has exactly one writer, so the writer thread can
-//! keep the windows itself and be exact while it runs; at start they are
-//! rebuilt from the autoresponses the thread's entries queued in the last
-//! hour. Keeping the
+//! The SQLite backend has exactly one writer per process, so the writer
+//! thread can keep the windows itself; at start, and at a group after
+//! another process (`oxidesk pipe`, a CLI command) wrote, they are
+//! rebuilt from the autoresponses the thread's entries queued in the
+//! last hour (`writer::follow_other_writers`; a rebuild replays only
+//! that hour, so a window may realign by one mail). Keeping the
 //! counter on the user's row instead dirtied one random `users` page per
 //! ticket, which was the largest cost of notifications. (PostgreSQL, with
 //! several instances, keeps the counter in the row.)

@@ -77,12 +77,26 @@ pub(super) fn data_version(conn: &Connection) -> Result<i64, StoreError> {
 /// At the start of a group (the write lock held): when another process
 /// wrote since the last group, the hourly autoresponse windows are read
 /// again, so that mail queued by `oxidesk pipe` counts against a cap
-/// that `serve` keeps in memory.
+/// that `serve` keeps in memory. (Only commits of other connections
+/// move the version: not this one's, not readers', not the `PASSIVE`
+/// checkpoints of `sync.rs`; a test in `tests.rs` holds SQLite to it.)
 fn follow_other_writers(conn: &Connection, state: &mut WriterState) -> Result<(), StoreError> {
     let now = data_version(conn)?;
     if now != state.data_version {
         state.windows = super::mail::load_windows(conn, unix_now())?;
         state.data_version = now;
+    }
+    Ok(())
+}
+
+/// Opens a transaction for a group (or a rerun): `BEGIN IMMEDIATE`, then
+/// [`follow_other_writers`]; rolled back if that fails.
+fn begin(conn: &Connection, state: &mut WriterState) -> Result<(), StoreError> {
+    exec_cached(conn, "BEGIN IMMEDIATE").map_err(map_sqlite)?;
+    if let Err(e) = follow_other_writers(conn, state) {
+        rollback(conn, state);
+        tracing::error!(error = %e, "reading what other processes wrote failed");
+        return Err(e);
     }
     Ok(())
 }
@@ -272,18 +286,12 @@ pub(super) fn writer_loop(
                     continue;
                 }
                 if !open {
-                    if let Err(e) = exec_cached(&conn, "BEGIN IMMEDIATE") {
-                        job.finish(Err(map_sqlite(e)));
-                        continue;
-                    }
-                    if let Err(e) = follow_other_writers(&conn, &mut state) {
-                        rollback(&conn, &mut state);
-                        tracing::error!(error = %e, "reading what other processes wrote failed");
+                    started = std::time::Instant::now();
+                    if let Err(e) = begin(&conn, &mut state) {
                         job.finish(Err(e));
                         continue;
                     }
                     open = true;
-                    started = std::time::Instant::now();
                 }
                 if job.run(&conn, &mut state) {
                     group.push(job);
@@ -383,8 +391,8 @@ fn rerun_without(
     rollback(conn, state);
     let mut batch: Batch = Vec::with_capacity(group.len() + 1);
     for mut job in group.drain(..) {
-        let outcome = match exec_cached(conn, "BEGIN IMMEDIATE") {
-            Err(e) => Err(map_sqlite(e)),
+        let outcome = match begin(conn, state) {
+            Err(e) => Err(e),
             Ok(()) if job.run(conn, state) => commit(conn, state),
             Ok(()) => {
                 rollback(conn, state);
