@@ -2,13 +2,11 @@
 //! parsing, no poison messages, the same answer on both backends. Every
 //! test runs on SQLite, and on PostgreSQL with `TEST_DATABASE_URL`.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_env};
+use crate::helpers::{TestApp, pipe_output, spawn_app, spawn_app_env};
 
 /// A text/plain message; `body` and `subject` are sent as given (bytes).
 fn mail(subject: &[u8], message_id: &[u8], body: &[u8]) -> Vec<u8> {
@@ -30,25 +28,10 @@ fn mail(subject: &[u8], message_id: &[u8], body: &[u8]) -> Vec<u8> {
     m
 }
 
-/// Runs `oxidesk pipe` on `input` with the app's configuration.
+/// Runs `oxidesk pipe` on `input` with the app's configuration: its
+/// exit code and everything it wrote.
 fn pipe(app: &TestApp, input: &[u8], env: &[(&str, &str)]) -> (i32, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxidesk"));
-    cmd.arg("--config")
-        .arg(&app.config_path)
-        .arg("pipe")
-        .env_remove("OXIDESK_CONFIG");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A refusal may come before all of the input is read.
-    let _ = child.stdin.take().unwrap().write_all(input);
-    let out = child.wait_with_output().unwrap();
+    let out = pipe_output(app, input, env);
     (
         out.status.code().unwrap_or(-1),
         format!(

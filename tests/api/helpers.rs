@@ -3,7 +3,7 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 use oxidesk::app::{AppState, serve};
@@ -353,9 +353,9 @@ impl TestApp {
 }
 
 /// Runs `oxidesk --config APP'S CONFIG pipe` (another process on the
-/// app's database) with `input` on standard input and `env` set: its
-/// exit code and standard output.
-pub fn pipe(app: &TestApp, input: &[u8], env: &[(&str, &str)]) -> (i32, String) {
+/// app's database) with `input` on standard input and `env` set: what
+/// it exited with and wrote.
+pub fn pipe_output(app: &TestApp, input: &[u8], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxidesk"));
     cmd.arg("--config")
         .arg(&app.config_path)
@@ -367,11 +367,17 @@ pub fn pipe(app: &TestApp, input: &[u8], env: &[(&str, &str)]) -> (i32, String) 
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let out = child.wait_with_output().unwrap();
+    // A refusal may come before all of the input is read.
+    let _ = child.stdin.take().unwrap().write_all(input);
+    child.wait_with_output().unwrap()
+}
+
+/// [`pipe_output`]: its exit code and standard output.
+pub fn pipe(app: &TestApp, input: &[u8], env: &[(&str, &str)]) -> (i32, String) {
+    let out = pipe_output(app, input, env);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).to_string(),
