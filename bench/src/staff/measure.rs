@@ -141,6 +141,8 @@ struct Data {
     twenty: String,
     /// Rare words that match a few tickets.
     rare: Vec<String>,
+    /// Phrases to search for (`--phrase`, else [`PHRASES`]).
+    phrases: Vec<String>,
 }
 
 const PHRASES: &[&str] = &[
@@ -198,7 +200,9 @@ fn scenarios() -> Vec<(&'static str, Plan)> {
         ),
         (
             "search-phrase",
-            Box::new(|_: &Agent, _: &Data, rng: &mut Rng| search(rng.pick(PHRASES))),
+            Box::new(|_: &Agent, d: &Data, rng: &mut Rng| {
+                search(rng.pick_ref(&d.phrases).as_str())
+            }),
         ),
         (
             "search-number",
@@ -475,7 +479,7 @@ fn numbers_of(body: &[u8]) -> anyhow::Result<(Vec<String>, Option<String>)> {
     Ok((list, v["next_cursor"].as_str().map(str::to_string)))
 }
 
-async fn gather(port: u16, admin: &Agent) -> anyhow::Result<Data> {
+async fn gather(port: u16, admin: &Agent, phrases: &[String]) -> anyhow::Result<Data> {
     let mut conn = Conn::new(port);
     let mut list = async |path: String| -> anyhow::Result<(Vec<String>, Option<String>)> {
         let a = conn.call(&get(path.clone(), Auth::Bearer), admin).await?;
@@ -568,7 +572,7 @@ async fn gather(port: u16, admin: &Agent) -> anyhow::Result<Data> {
     for q in ["printer", "password", "invoice"]
         .iter()
         .map(|s| s.to_string())
-        .chain(PHRASES.iter().map(|s| s.to_string()))
+        .chain(phrases.iter().cloned())
     {
         let (n, next) = list(format!("/api/v1/tickets?q={}&status=any&limit=50", enc(&q))).await?;
         println!(
@@ -582,6 +586,7 @@ async fn gather(port: u16, admin: &Agent) -> anyhow::Result<Data> {
         open,
         twenty,
         rare,
+        phrases: phrases.to_vec(),
     })
 }
 
@@ -720,7 +725,12 @@ async fn measure(
             cookie,
         });
     }
-    let data = std::sync::Arc::new(gather(port, &agents[0]).await?);
+    let phrases: Vec<String> = if args.phrase.is_empty() {
+        PHRASES.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.phrase.clone()
+    };
+    let data = std::sync::Arc::new(gather(port, &agents[0], &phrases).await?);
     for path in ["/scp/".to_string(), format!("/scp/tickets/{}", data.twenty)] {
         let (html, css) = page_weight(port, &agents[0], &path).await?;
         println!(

@@ -85,6 +85,10 @@ pub struct MeasureArgs {
     /// Only these scenarios (comma-separated names, see the output).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// The phrases `search-phrase` draws from (repeat the option; default:
+    /// five phrases in three languages): one at a time shows each one's cost.
+    #[arg(long)]
+    pub phrase: Vec<String>,
 }
 
 /// A configuration for the store or the server on `database`: the seeded
