@@ -885,6 +885,79 @@ async fn within_a_relevance_tier_the_most_recently_updated_come_first_on_every_p
     }
 }
 
+/// A search whose hundreds of newest matches tie (found in bodies
+/// alone) orders them by their last update: SQLite meets tickets most
+/// recently updated first, in every status, instead of looking each
+/// match up, and reads by id what the walk did not meet (here, an old
+/// subject match updated long ago behind 150 newer tickets). The page
+/// must be the one that ordering every match gives, on every page.
+#[tokio::test]
+async fn hundreds_of_tied_matches_are_ordered_by_their_last_update_on_every_page() {
+    let b = backend().await;
+    let viewer = b.agent("uma@example.com", &[1]).await;
+    let mut at = 0;
+    let mut next = || {
+        at += 1;
+        at
+    };
+    let old_subject = b
+        .create(ticket("s@example.com", 1, "capybara", "x", next()))
+        .await;
+    let mut body = Vec::new();
+    for i in 0..260 {
+        let email = format!("b{i}@example.com");
+        let t = ticket(&email, 1, "other", "a capybara here", next());
+        body.push(b.create(t).await);
+    }
+    let new_subject = b
+        .create(ticket("s@example.com", 1, "capybara again", "x", next()))
+        .await;
+    for i in 0..150 {
+        let email = format!("n{i}@example.com");
+        b.create(ticket(&email, 1, "unrelated", "nothing", next()))
+            .await;
+    }
+    // Older body matches updated last, in other statuses too; a few
+    // hidden from the viewer.
+    let mut changes = String::new();
+    let mut updated: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for (i, number) in body.iter().enumerate() {
+        updated.insert(number.clone(), 2 + i as i64);
+    }
+    for (k, i) in [7usize, 30, 31, 99, 150, 151, 200].into_iter().enumerate() {
+        let status = ["closed", "resolved", "open"][k % 3];
+        let when = 10_000 + (k as i64 % 4);
+        updated.insert(body[i].clone(), when);
+        changes.push_str(&format!(
+            "UPDATE tickets SET updated = '{}', status = '{status}' WHERE number = '{}';",
+            time(when),
+            body[i]
+        ));
+    }
+    b.sql(&changes).await;
+    for i in [8usize, 201] {
+        // Through the product's path, so that the index follows (and
+        // `updated` moves: hidden, they are on no page).
+        b.transfer(&body[i], 2).await;
+        updated.remove(&body[i]);
+    }
+    // By update, then by id (the order they were made in).
+    let id = |n: &str| body.iter().position(|b| b == n).unwrap();
+    let mut ties: Vec<String> = updated.keys().cloned().collect();
+    ties.sort_by(|x, y| updated[y].cmp(&updated[x]).then_with(|| id(y).cmp(&id(x))));
+    let mut expected = vec![new_subject.clone(), old_subject.clone()];
+    expected.extend(ties);
+    let q = [("q", "capybara"), ("status", "any")];
+    for limit in ["1", "2", "3", "50"] {
+        let page = b.page(&viewer, &[q[0], q[1], ("limit", limit)]).await;
+        let numbers: Vec<String> = page.rows.iter().map(|r| r.number.to_string()).collect();
+        let n: usize = limit.parse().unwrap();
+        assert_eq!(numbers, expected[..n], "first page of {limit}");
+        assert!(page.next_cursor.is_some());
+    }
+    assert_eq!(b.walk(&viewer, &q, "50").await, expected);
+}
+
 /// PostgreSQL reads a search's newest matches from its index a range
 /// of 4,096 ids at a time, newest first, and the rest at once past 64
 /// ranges: tickets whose ids lie in ranges near and far apart rank as

@@ -20,9 +20,10 @@ use super::*;
 use crate::domain::queue::{QueueCounts, QueuePage, QueueQuery};
 use crate::domain::search::Mark;
 use crate::domain::staff::Agent;
+use crate::domain::views::TicketStatus;
 use crate::storage::QueueStore;
 use crate::storage::queue_sql::{
-    self, Dialect, IndexCut, IndexSteps, MAX_RANKED, Param, ROW_COLUMNS, Rescore, Sql,
+    self, Dialect, IndexCut, IndexSteps, MAX_RANKED, Param, ROW_COLUMNS, RecencyWalk, Rescore, Sql,
 };
 
 const DIALECT: Dialect = Dialect {
@@ -113,20 +114,63 @@ fn ranked_page(
     let in_subject = index_ids(conn, steps.within, subject, lowest)?;
     let in_meta = index_ids(conn, steps.within, meta, lowest)?;
     let candidates = queue_sql::rank_cut(&ids, &in_subject, &in_meta, query.limit);
-    let list: Vec<i64> = candidates.iter().map(|(id, _)| *id).collect();
-    let mut updated = std::collections::HashMap::with_capacity(list.len());
-    let mut stmt = conn.prepare_cached(steps.updated)?;
-    let mut rows = stmt.query([bind(&Param::Ints(list))])?;
-    while let Some(r) = rows.next()? {
-        updated.insert(r.get::<_, i64>(0)?, r.get::<_, String>(1)?);
+    let mut walk = RecencyWalk::new(&candidates, query.limit);
+    if let Some(bound) = walk.walk_bound() {
+        walk_recent(conn, &mut walk, bound)?;
     }
-    // Read in one snapshot with the index (`list`): every match has its
-    // ticket; one without would be left out.
-    let rows = candidates
-        .into_iter()
-        .filter_map(|(id, score)| updated.remove(&id).map(|u| (id, score, u)))
-        .collect();
-    Ok(queue_sql::order_page(rows, query.limit))
+    if !walk.decided() {
+        read_updated(conn, steps.updated, &mut walk)?;
+    }
+    // Read in one snapshot with the index: every match has its ticket;
+    // one without would be left out.
+    Ok(walk.page())
+}
+
+/// The tickets, most recently updated first (then the highest id), on
+/// the queue's index (`tickets_queue`: status, then `updated`): one range
+/// per status (`?` each), merged by SQLite as they are read.
+static RECENT_TICKETS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let one = "SELECT updated, id FROM tickets WHERE status = ?";
+    let all: Vec<&str> = TicketStatus::ALL.iter().map(|_| one).collect();
+    format!("{} ORDER BY 1 DESC, 2 DESC", all.join(" UNION ALL "))
+});
+
+/// Meets tickets most recently updated first, at most `bound` of them,
+/// until `walk`'s page is decided.
+fn walk_recent(conn: &Connection, walk: &mut RecencyWalk, bound: usize) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(&RECENT_TICKETS)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(
+        TicketStatus::ALL.iter().map(|s| s.as_str()),
+    ))?;
+    let mut steps = 0usize;
+    while let Some(r) = rows.next()? {
+        walk.meet(r.get(1)?, text_at(r, 0)?);
+        steps += 1;
+        if steps >= bound || walk.decided() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Column `i` of `r`, text (not copied).
+fn text_at<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r str, StoreError> {
+    match r.get_ref(i)? {
+        rusqlite::types::ValueRef::Text(t) => {
+            std::str::from_utf8(t).map_err(|_| other("a ticket's `updated` is not UTF-8"))
+        }
+        _ => Err(other("a ticket's `updated` is not text")),
+    }
+}
+
+/// Reads by id the `updated` of the matches `walk` still needs.
+fn read_updated(conn: &Connection, sql: &str, walk: &mut RecencyWalk) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query([bind(&Param::Ints(walk.missing()))])?;
+    while let Some(r) = rows.next()? {
+        walk.meet(r.get(0)?, text_at(r, 1)?);
+    }
+    Ok(())
 }
 
 fn list(conn: &Connection, viewer: &Agent, query: &QueueQuery) -> Result<QueuePage, StoreError> {
