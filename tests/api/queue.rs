@@ -889,7 +889,8 @@ async fn within_a_relevance_tier_the_most_recently_updated_come_first_on_every_p
 /// alone) orders them by their last update: SQLite meets tickets most
 /// recently updated first, in every status, instead of looking each
 /// match up, and reads by id what the walk did not meet (here, an old
-/// subject match updated long ago behind 150 newer tickets). The page
+/// subject match updated before every other ticket, past the walk's
+/// bound). The page
 /// must be the one that ordering every match gives, on every page.
 #[tokio::test]
 async fn hundreds_of_tied_matches_are_ordered_by_their_last_update_on_every_page() {
@@ -956,6 +957,20 @@ async fn hundreds_of_tied_matches_are_ordered_by_their_last_update_on_every_page
         assert!(page.next_cursor.is_some());
     }
     assert_eq!(b.walk(&viewer, &q, "50").await, expected);
+    // In bodies alone: the newest updated decide the page early, and a
+    // page of 2 ends inside a tie of `updated` across two statuses.
+    let q = [("q", "here"), ("status", "any")];
+    for limit in ["1", "2", "3", "50"] {
+        let page = b.page(&viewer, &[q[0], q[1], ("limit", limit)]).await;
+        let numbers: Vec<String> = page.rows.iter().map(|r| r.number.to_string()).collect();
+        let n: usize = limit.parse().unwrap();
+        assert_eq!(
+            numbers,
+            expected[2..2 + n],
+            "bodies alone, first page of {limit}"
+        );
+    }
+    assert_eq!(b.walk(&viewer, &q, "50").await, expected[2..]);
 }
 
 /// PostgreSQL reads a search's newest matches from its index a range

@@ -118,17 +118,26 @@ fn ranked_page(
     if let Some(bound) = walk.walk_bound() {
         walk_recent(conn, &mut walk, bound)?;
     }
-    if !walk.decided() {
-        read_updated(conn, steps.updated, &mut walk)?;
-    }
     // Read in one snapshot with the index: every match has its ticket;
-    // one without would be left out.
+    // one without is forgotten (as if it had not matched) and the
+    // matches after it in its tier are read in its place.
+    while !walk.decided() {
+        let missing = walk.missing();
+        if missing.is_empty() {
+            break;
+        }
+        read_updated(conn, steps.updated, &mut walk, &missing)?;
+        walk.forget_unmet(&missing);
+    }
     Ok(walk.page())
 }
 
 /// The tickets, most recently updated first (then the highest id), on
 /// the queue's index (`tickets_queue`: status, then `updated`): one range
-/// per status (`?` each), merged by SQLite as they are read.
+/// per status (`?` each), merged by SQLite as they are read. Every
+/// ticket has one of [`TicketStatus::ALL`] (the only values the product
+/// writes, and what a queue row must parse as): one with another status
+/// would never be met, and a page could be decided without it.
 static RECENT_TICKETS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let one = "SELECT updated, id FROM tickets WHERE status = ?";
     let all: Vec<&str> = TicketStatus::ALL.iter().map(|_| one).collect();
@@ -163,10 +172,15 @@ fn text_at<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r str, StoreError
     }
 }
 
-/// Reads by id the `updated` of the matches `walk` still needs.
-fn read_updated(conn: &Connection, sql: &str, walk: &mut RecencyWalk) -> Result<(), StoreError> {
+/// Reads by id the `updated` of matches `ids` for `walk`.
+fn read_updated(
+    conn: &Connection,
+    sql: &str,
+    walk: &mut RecencyWalk,
+    ids: &[i64],
+) -> Result<(), StoreError> {
     let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query([bind(&Param::Ints(walk.missing()))])?;
+    let mut rows = stmt.query([bind(&Param::Ints(ids.to_vec()))])?;
     while let Some(r) = rows.next()? {
         walk.meet(r.get(0)?, text_at(r, 1)?);
     }
