@@ -164,12 +164,9 @@ fn walk_recent(conn: &Connection, walk: &mut RecencyWalk, bound: usize) -> Resul
 
 /// Column `i` of `r`, text (not copied).
 fn text_at<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r str, StoreError> {
-    match r.get_ref(i)? {
-        rusqlite::types::ValueRef::Text(t) => {
-            std::str::from_utf8(t).map_err(|_| other("a ticket's `updated` is not UTF-8"))
-        }
-        _ => Err(other("a ticket's `updated` is not text")),
-    }
+    r.get_ref(i)?
+        .as_str()
+        .map_err(|_| other("a ticket's `updated` is not UTF-8 text"))
 }
 
 /// Reads by id the `updated` of matches `ids` for `walk`.
