@@ -583,6 +583,130 @@ async fn counts_are_open_by_department_mine_unassigned_and_today() {
     );
 }
 
+/// How many connections to the test's database wait for a lock.
+async fn waiting_for_locks(conn: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn tickets_moved_at_once_in_opposite_directions_both_move_and_keep_the_counts() {
+    // PostgreSQL's `open_counts` rows are shared by the tickets of a
+    // department, assignee and shard (id mod 16): two tickets of one
+    // shard moved at once, 1 to 2 and 2 to 1, each changed the row the
+    // other wanted next, and one move was aborted as a deadlock.
+    let b = backend().await;
+    if b.pg_name.is_none() {
+        eprintln!("PostgreSQL only (TEST_DATABASE_URL): SQLite has one writer");
+        return;
+    }
+    use sqlx::Connection;
+    let mut n = Vec::new();
+    for i in 0..17 {
+        let dept = if i == 16 { 2 } else { 1 };
+        n.push(
+            b.create(ticket(&format!("m{i}@example.com"), dept, "m", "x", i))
+                .await,
+        );
+    }
+    let ids: Vec<i64> = {
+        let mut c = sqlx::PgConnection::connect(&b.config.database)
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for number in [&n[0], &n[16]] {
+            ids.push(
+                sqlx::query_scalar("SELECT id FROM tickets WHERE number = $1")
+                    .bind(number)
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap(),
+            );
+        }
+        ids
+    };
+    let (a, z) = (ids[0], ids[1]);
+    assert_eq!(a % 16, z % 16, "ids {a} and {z} share a shard");
+
+    // A third transaction holds department 1's row, so that both moves
+    // queue behind it: the one to department 2 (which takes from
+    // department 1's row first in the old order), then the one to
+    // department 1 (which, in the old order, had already taken from
+    // department 2's row).
+    let mut holder = sqlx::PgConnection::connect(&b.config.database)
+        .await
+        .unwrap();
+    let mut watcher = sqlx::PgConnection::connect(&b.config.database)
+        .await
+        .unwrap();
+    let mut hold = holder.begin().await.unwrap();
+    sqlx::query(
+        "SELECT n FROM open_counts WHERE dept_id = 1 AND assignee_id = 0 AND shard = $1 FOR UPDATE",
+    )
+    .bind(a % 16)
+    .fetch_all(&mut *hold)
+    .await
+    .unwrap();
+    let mv = |id: i64, dept: i64| {
+        let url = b.config.database.clone();
+        tokio::spawn(async move {
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query("UPDATE tickets SET dept_id = $1 WHERE id = $2")
+                .bind(dept)
+                .bind(id)
+                .execute(&mut c)
+                .await
+                .map(|_| ())
+        })
+    };
+    let to_two = mv(a, 2);
+    while waiting_for_locks(&mut watcher).await < 1 {
+        tokio::task::yield_now().await;
+    }
+    let to_one = mv(z, 1);
+    while waiting_for_locks(&mut watcher).await < 2 {
+        tokio::task::yield_now().await;
+    }
+    hold.commit().await.unwrap();
+    let (to_two, to_one) = (to_two.await.unwrap(), to_one.await.unwrap());
+    assert!(to_two.is_ok(), "{to_two:?}");
+    assert!(to_one.is_ok(), "{to_one:?}");
+    let depts: Vec<i64> =
+        sqlx::query_scalar("SELECT dept_id FROM tickets WHERE id IN ($1, $2) ORDER BY id")
+            .bind(a)
+            .bind(z)
+            .fetch_all(&mut watcher)
+            .await
+            .unwrap();
+    assert_eq!(depts, vec![2, 1]);
+
+    // The counts follow both moves: still 16 open in department 1, 1 in 2.
+    let c = b
+        .store
+        .queue_counts(&admin(), jiff::Timestamp::from_second(T0).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        c.open_by_department
+            .iter()
+            .map(|(d, _, n)| (*d, *n))
+            .collect::<Vec<_>>(),
+        vec![(1, 16), (2, 1)]
+    );
+    let rows: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT dept_id, n FROM open_counts WHERE shard = $1 ORDER BY dept_id")
+            .bind(i32::try_from(a % 16).unwrap())
+            .fetch_all(&mut watcher)
+            .await
+            .unwrap();
+    assert_eq!(rows, vec![(1, 1), (2, 1)], "shard {}", a % 16);
+}
+
 fn attachment(name: &str) -> NewAttachment {
     NewAttachment {
         name: name.into(),

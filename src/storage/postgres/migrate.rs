@@ -79,6 +79,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         19,
         include_str!("../../../migrations/postgres/0019_claims_by_entry.sql"),
     ),
+    (
+        20,
+        include_str!("../../../migrations/postgres/0020_open_counts_order.sql"),
+    ),
 ];
 
 /// Any advisory-lock key, fixed: "oxidesk migrations".

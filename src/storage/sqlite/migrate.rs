@@ -76,6 +76,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         19,
         include_str!("../../../migrations/sqlite/0019_claims_by_entry.sql"),
     ),
+    (
+        20,
+        include_str!("../../../migrations/sqlite/0020_open_counts_order.sql"),
+    ),
 ];
 
 /// Applies the migrations this file lacks; refuses a schema newer than
