@@ -124,6 +124,75 @@ mod tests {
     }
 
     #[test]
+    fn text_right_after_an_encoded_word_keeps_to_it() {
+        // The vendored mail-parser's patch 4 (vendor/mail-parser/PATCHES.md).
+        let subject = |h: &str| parse(&["From: a@example.com", h, "", "x"]).subject;
+        assert_eq!(
+            subject("Subject: =?UTF-8?B?0L3QtSDQtNC+0YHRgtCw0LLQu9C10L3Qvg==?=. Mail failure.")
+                .as_deref(),
+            Some("не доставлено. Mail failure.")
+        );
+        // White space between them is kept as one space; encoded words
+        // next to each other are joined (RFC 2047).
+        assert_eq!(
+            subject("Subject: =?UTF-8?Q?caf=C3=A9?= . ok").as_deref(),
+            Some("café . ok")
+        );
+        assert_eq!(
+            subject("Subject: =?UTF-8?Q?a?= =?UTF-8?Q?b?=c d").as_deref(),
+            Some("abc d")
+        );
+        assert_eq!(
+            subject("Subject: =?UTF-8?Q?a?=\r\n .b").as_deref(),
+            Some("a .b")
+        );
+    }
+
+    #[test]
+    fn a_file_name_in_segments_is_decoded_whole_in_its_first_segments_charset() {
+        // RFC 2231: the charset is named in the first segment; ISO-2022-JP
+        // switches to JIS and back within each segment (the vendored
+        // mail-parser's patch 5).
+        let d = parse(&[
+            "From: a@example.com",
+            "Subject: files",
+            "MIME-Version: 1.0",
+            "Content-Type: multipart/mixed; boundary=\"b\"",
+            "",
+            "--b",
+            "Content-Type: text/plain",
+            "",
+            "see file",
+            "--b",
+            "Content-Type: application/octet-stream",
+            "Content-Disposition: attachment;",
+            " filename*0*=ISO-2022-JP'ja'%1b$B%3f7$7$$%25F%25%2d%259%25H%1b%28B;",
+            " filename*1*=%20;",
+            " filename*2*=%1b$B%25I%25%2d%25e%25a%25s%25H%1b%28B;",
+            " filename*3=100%.txt",
+            "",
+            "x",
+            "--b--",
+        ]);
+        assert_eq!(d.attachments.len(), 1);
+        assert_eq!(d.attachments[0].name, "新しいテキスト ドキュメント100%.txt");
+        // UTF-8 in segments (each whole in itself) as before.
+        let d = parse(&[
+            "From: a@example.com",
+            "MIME-Version: 1.0",
+            "Content-Type: multipart/mixed; boundary=\"b\"",
+            "",
+            "--b",
+            "Content-Type: application/octet-stream",
+            "Content-Disposition: attachment; filename*0*=UTF-8''caf%C3%A9; filename*1=-menu.txt",
+            "",
+            "x",
+            "--b--",
+        ]);
+        assert_eq!(d.attachments[0].name, "café-menu.txt");
+    }
+
+    #[test]
     fn priority_headers() {
         let p = |h: &str| parse(&["From: a@example.com", h, "", "x"]).priority;
         assert_eq!(p("X-Priority: 1 (Highest)"), Some(PriorityHint::High));

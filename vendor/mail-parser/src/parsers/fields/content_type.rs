@@ -38,6 +38,14 @@ struct ContentTypeParser<'x> {
     values: Vec<Cow<'x, str>>,
     attributes: Vec<Attribute<'x>>,
     continuations: Option<Vec<Continuation<'x>>>,
+    // oxidesk patch (5): RFC 2231 names the charset in a value's first
+    // segment only, and a stateful charset (ISO-2022-JP) may switch
+    // modes in one segment for the next: the segments' bytes are
+    // joined, then decoded once. The first segments that named a
+    // charset (name, charset, text as sent), and the later segments as
+    // sent, percent-encoded.
+    first_segments: Vec<(Cow<'x, str>, Cow<'x, str>, String)>,
+    later_segments: Vec<(Cow<'x, str>, u32, String)>,
 
     token_start: usize,
     token_end: usize,
@@ -181,6 +189,22 @@ impl<'x> ContentTypeParser<'x> {
                 self.values.concat().into()
             };
 
+            // oxidesk patch (5).
+            if self.attr_position > 0 {
+                let sent = if self.is_encoded_attribute {
+                    value.to_string()
+                } else {
+                    value.replace('%', "%25")
+                };
+                self.later_segments
+                    .push((attr_name.clone(), self.attr_position, sent));
+            } else if self.is_encoded_attribute {
+                if let Some(charset) = &self.attr_charset {
+                    self.first_segments
+                        .push((attr_name.clone(), charset.clone(), value.to_string()));
+                }
+            }
+
             if self.is_encoded_attribute {
                 if let (true, decoded_bytes) = decode_hex(value.as_bytes()) {
                     value = if let Some(decoder) = self
@@ -248,6 +272,33 @@ impl<'x> ContentTypeParser<'x> {
                 self.attributes.push(Attribute { name: key, value });
             }
         }
+        // oxidesk patch (5): a value whose first segment named a charset
+        // is decoded again, whole, from its segments' bytes.
+        // Sorted, each key's segments are found by a binary search, and a
+        // key named twice is decoded once: linear after the sorts.
+        self.later_segments.sort();
+        self.first_segments.sort_by(|a, b| a.0.cmp(&b.0));
+        self.first_segments.dedup_by(|a, b| a.0 == b.0);
+        for (key, charset, first) in self.first_segments.drain(..) {
+            let Some(decoder) = charset_decoder(charset.as_bytes()) else {
+                continue;
+            };
+            let from = self.later_segments.partition_point(|(k, _, _)| *k < key);
+            let to = self.later_segments.partition_point(|(k, _, _)| *k <= key);
+            if from == to {
+                continue;
+            }
+            let mut sent = first;
+            for (_, _, segment) in &self.later_segments[from..to] {
+                sent.push_str(segment);
+            }
+            if let (true, bytes) = decode_hex(sent.as_bytes()) {
+                if let Some(old) = self.attributes.iter_mut().find(|a| a.name == key) {
+                    old.value = decoder(&bytes).into();
+                }
+            }
+        }
+        self.later_segments.clear();
     }
 }
 
@@ -267,6 +318,8 @@ impl<'x> MessageStream<'x> {
             attributes: Vec::new(),
             values: Vec::new(),
             continuations: None,
+            first_segments: Vec::new(),
+            later_segments: Vec::new(),
 
             is_continuation: false,
             is_encoded_attribute: false,

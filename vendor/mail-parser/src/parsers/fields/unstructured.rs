@@ -12,14 +12,18 @@ struct UnstructuredParser<'x> {
     token_end: usize,
     tokens: Vec<Cow<'x, str>>,
     last_is_encoded: bool,
+    // oxidesk patch (4): whether the text read since the last encoded
+    // word began right after it, with no white space between them.
+    glued: bool,
 }
 
 impl<'x> UnstructuredParser<'x> {
     fn add_token(&mut self, stream: &MessageStream<'x>) {
         if self.token_start > 0 {
-            if !self.tokens.is_empty() {
+            if !self.tokens.is_empty() && !self.glued {
                 self.tokens.push(" ".into());
             }
+            self.glued = false;
             self.tokens.push(String::from_utf8_lossy(
                 stream.bytes(self.token_start - 1..self.token_end),
             ));
@@ -45,12 +49,18 @@ impl<'x> MessageStream<'x> {
             token_end: 0,
             tokens: Vec::new(),
             last_is_encoded: true,
+            glued: false,
         };
+        // oxidesk patch (4): text right after an encoded word, with no
+        // white space between them (`=?UTF-8?B?…?=. Mail failure.`), is
+        // joined to it without the space that separates tokens.
+        let mut after_encoded = false;
 
         while let Some(ch) = self.next() {
             match ch {
                 b'\n' => {
                     parser.add_token(self);
+                    after_encoded = false;
 
                     if !self.try_next_is_space() {
                         return match parser.tokens.len() {
@@ -63,6 +73,7 @@ impl<'x> MessageStream<'x> {
                     }
                 }
                 b' ' | b'\t' | b'\r' => {
+                    after_encoded = false;
                     continue;
                 }
                 b'=' if self.peek_char(b'?') => {
@@ -70,6 +81,7 @@ impl<'x> MessageStream<'x> {
                     if let Some(token) = self.decode_rfc2047() {
                         parser.add_token(self);
                         parser.add_rfc2047(token);
+                        after_encoded = true;
                         continue;
                     }
                     self.restore();
@@ -79,7 +91,9 @@ impl<'x> MessageStream<'x> {
 
             if parser.token_start == 0 {
                 parser.token_start = self.offset();
+                parser.glued = after_encoded;
             }
+            after_encoded = false;
 
             parser.token_end = self.offset();
         }
