@@ -594,6 +594,19 @@ async fn waiting_for_locks(conn: &mut sqlx::PgConnection) -> i64 {
     .unwrap()
 }
 
+/// Waits until `n` connections of the test's database wait for a lock
+/// (10 s at most: a move that never waits fails the test, not hangs it).
+async fn until_waiting(watcher: &mut sqlx::PgConnection, n: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while waiting_for_locks(watcher).await < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} moves never waited for the held row"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
 #[tokio::test]
 async fn tickets_moved_at_once_in_opposite_directions_both_move_and_keep_the_counts() {
     // PostgreSQL's `open_counts` rows are shared by the tickets of a
@@ -606,32 +619,30 @@ async fn tickets_moved_at_once_in_opposite_directions_both_move_and_keep_the_cou
         return;
     }
     use sqlx::Connection;
-    let mut n = Vec::new();
-    for i in 0..17 {
-        let dept = if i == 16 { 2 } else { 1 };
-        n.push(
-            b.create(ticket(&format!("m{i}@example.com"), dept, "m", "x", i))
-                .await,
-        );
+    // 32 tickets in department 1 (ids over every shard, gaps or not),
+    // then one in department 2; `a` is one of department 1 in its shard.
+    let mut z_number = String::new();
+    for i in 0..33 {
+        let dept = if i == 32 { 2 } else { 1 };
+        z_number = b
+            .create(ticket(&format!("m{i}@example.com"), dept, "m", "x", i))
+            .await;
     }
-    let ids: Vec<i64> = {
-        let mut c = sqlx::PgConnection::connect(&b.config.database)
+    let mut watcher = sqlx::PgConnection::connect(&b.config.database)
+        .await
+        .unwrap();
+    let z: i64 = sqlx::query_scalar("SELECT id FROM tickets WHERE number = $1")
+        .bind(&z_number)
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+    let shard = z % 16;
+    let a: i64 =
+        sqlx::query_scalar("SELECT min(id) FROM tickets WHERE dept_id = 1 AND id % 16 = $1")
+            .bind(shard)
+            .fetch_one(&mut watcher)
             .await
             .unwrap();
-        let mut ids = Vec::new();
-        for number in [&n[0], &n[16]] {
-            ids.push(
-                sqlx::query_scalar("SELECT id FROM tickets WHERE number = $1")
-                    .bind(number)
-                    .fetch_one(&mut c)
-                    .await
-                    .unwrap(),
-            );
-        }
-        ids
-    };
-    let (a, z) = (ids[0], ids[1]);
-    assert_eq!(a % 16, z % 16, "ids {a} and {z} share a shard");
 
     // A third transaction holds department 1's row, so that both moves
     // queue behind it: the one to department 2 (which takes from
@@ -641,14 +652,11 @@ async fn tickets_moved_at_once_in_opposite_directions_both_move_and_keep_the_cou
     let mut holder = sqlx::PgConnection::connect(&b.config.database)
         .await
         .unwrap();
-    let mut watcher = sqlx::PgConnection::connect(&b.config.database)
-        .await
-        .unwrap();
     let mut hold = holder.begin().await.unwrap();
     sqlx::query(
         "SELECT n FROM open_counts WHERE dept_id = 1 AND assignee_id = 0 AND shard = $1 FOR UPDATE",
     )
-    .bind(a % 16)
+    .bind(shard)
     .fetch_all(&mut *hold)
     .await
     .unwrap();
@@ -665,13 +673,9 @@ async fn tickets_moved_at_once_in_opposite_directions_both_move_and_keep_the_cou
         })
     };
     let to_two = mv(a, 2);
-    while waiting_for_locks(&mut watcher).await < 1 {
-        tokio::task::yield_now().await;
-    }
+    until_waiting(&mut watcher, 1).await;
     let to_one = mv(z, 1);
-    while waiting_for_locks(&mut watcher).await < 2 {
-        tokio::task::yield_now().await;
-    }
+    until_waiting(&mut watcher, 2).await;
     hold.commit().await.unwrap();
     let (to_two, to_one) = (to_two.await.unwrap(), to_one.await.unwrap());
     assert!(to_two.is_ok(), "{to_two:?}");
@@ -685,7 +689,8 @@ async fn tickets_moved_at_once_in_opposite_directions_both_move_and_keep_the_cou
             .unwrap();
     assert_eq!(depts, vec![2, 1]);
 
-    // The counts follow both moves: still 16 open in department 1, 1 in 2.
+    // The counts follow both moves: still 32 open in department 1, 1 in
+    // 2, and the shard's rows say what its tickets are.
     let c = b
         .store
         .queue_counts(&admin(), jiff::Timestamp::from_second(T0).unwrap())
@@ -696,15 +701,25 @@ async fn tickets_moved_at_once_in_opposite_directions_both_move_and_keep_the_cou
             .iter()
             .map(|(d, _, n)| (*d, *n))
             .collect::<Vec<_>>(),
-        vec![(1, 16), (2, 1)]
+        vec![(1, 32), (2, 1)]
     );
-    let rows: Vec<(i64, i64)> =
-        sqlx::query_as("SELECT dept_id, n FROM open_counts WHERE shard = $1 ORDER BY dept_id")
-            .bind(i32::try_from(a % 16).unwrap())
-            .fetch_all(&mut watcher)
-            .await
-            .unwrap();
-    assert_eq!(rows, vec![(1, 1), (2, 1)], "shard {}", a % 16);
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT dept_id, n FROM open_counts WHERE shard = $1 AND n <> 0 ORDER BY dept_id",
+    )
+    .bind(i32::try_from(shard).unwrap())
+    .fetch_all(&mut watcher)
+    .await
+    .unwrap();
+    let held: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT dept_id, count(*) FROM tickets WHERE status = 'open' AND id % 16 = $1
+         GROUP BY dept_id ORDER BY dept_id",
+    )
+    .bind(shard)
+    .fetch_all(&mut watcher)
+    .await
+    .unwrap();
+    assert_eq!(rows, held, "shard {shard}");
+    assert_eq!(held.iter().find(|(d, _)| *d == 2), Some(&(2, 1)));
 }
 
 fn attachment(name: &str) -> NewAttachment {

@@ -190,6 +190,20 @@ mod tests {
             "--b--",
         ]);
         assert_eq!(d.attachments[0].name, "café-menu.txt");
+        // A character's bytes split between two segments.
+        let d = parse(&[
+            "From: a@example.com",
+            "MIME-Version: 1.0",
+            "Content-Type: multipart/mixed; boundary=\"b\"",
+            "",
+            "--b",
+            "Content-Type: application/octet-stream",
+            "Content-Disposition: attachment; filename*0*=UTF-8''caf%C3; filename*1*=%A9.txt",
+            "",
+            "x",
+            "--b--",
+        ]);
+        assert_eq!(d.attachments[0].name, "café.txt");
     }
 
     #[test]

@@ -39,13 +39,15 @@ struct ContentTypeParser<'x> {
     attributes: Vec<Attribute<'x>>,
     continuations: Option<Vec<Continuation<'x>>>,
     // oxidesk patch (5): RFC 2231 names the charset in a value's first
-    // segment only, and a stateful charset (ISO-2022-JP) may switch
-    // modes in one segment for the next: the segments' bytes are
-    // joined, then decoded once. The first segments that named a
-    // charset (name, charset, text as sent), and the later segments as
-    // sent, percent-encoded.
+    // segment only, for the whole value, and a character's bytes may be
+    // split between segments: the segments' bytes are joined, then
+    // decoded once (upstream decoded each later segment as UTF-8 on
+    // its own). The first segments that named a charset (name,
+    // charset, text as sent), and the later segments as sent,
+    // percent-encoded (a plain segment that is not ASCII: `None`, and
+    // its value is left as upstream makes it).
     first_segments: Vec<(Cow<'x, str>, Cow<'x, str>, String)>,
-    later_segments: Vec<(Cow<'x, str>, u32, String)>,
+    later_segments: Vec<(Cow<'x, str>, u32, Option<String>)>,
 
     token_start: usize,
     token_end: usize,
@@ -192,9 +194,11 @@ impl<'x> ContentTypeParser<'x> {
             // oxidesk patch (5).
             if self.attr_position > 0 {
                 let sent = if self.is_encoded_attribute {
-                    value.to_string()
+                    Some(value.to_string())
+                } else if value.is_ascii() {
+                    Some(value.replace('%', "%25"))
                 } else {
-                    value.replace('%', "%25")
+                    None
                 };
                 self.later_segments
                     .push((attr_name.clone(), self.attr_position, sent));
@@ -275,13 +279,23 @@ impl<'x> ContentTypeParser<'x> {
         // oxidesk patch (5): a value whose first segment named a charset
         // is decoded again, whole, from its segments' bytes.
         // Sorted, each key's segments are found by a binary search, and a
-        // key named twice is decoded once: linear after the sorts.
+        // key named twice is decoded once (its attribute found as
+        // upstream's merge above finds it, by name).
         self.later_segments.sort();
         self.first_segments.sort_by(|a, b| a.0.cmp(&b.0));
         self.first_segments.dedup_by(|a, b| a.0 == b.0);
         for (key, charset, first) in self.first_segments.drain(..) {
-            let Some(decoder) = charset_decoder(charset.as_bytes()) else {
-                continue;
+            // UTF-8 (and ASCII) have no decoder in the map: the bytes are
+            // taken as UTF-8, as upstream takes a value without a charset.
+            let decoder: fn(&[u8]) -> String = match charset_decoder(charset.as_bytes()) {
+                Some(decoder) => decoder,
+                None if ["utf-8", "utf8", "us-ascii"]
+                    .iter()
+                    .any(|c| charset.eq_ignore_ascii_case(c)) =>
+                {
+                    |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned()
+                }
+                None => continue,
             };
             let from = self.later_segments.partition_point(|(k, _, _)| *k < key);
             let to = self.later_segments.partition_point(|(k, _, _)| *k <= key);
@@ -289,8 +303,15 @@ impl<'x> ContentTypeParser<'x> {
                 continue;
             }
             let mut sent = first;
+            let mut plain_non_ascii = false;
             for (_, _, segment) in &self.later_segments[from..to] {
-                sent.push_str(segment);
+                match segment {
+                    Some(segment) => sent.push_str(segment),
+                    None => plain_non_ascii = true,
+                }
+            }
+            if plain_non_ascii {
+                continue;
             }
             if let (true, bytes) = decode_hex(sent.as_bytes()) {
                 if let Some(old) = self.attributes.iter_mut().find(|a| a.name == key) {
