@@ -176,34 +176,34 @@ mod tests {
         ]);
         assert_eq!(d.attachments.len(), 1);
         assert_eq!(d.attachments[0].name, "新しいテキスト ドキュメント100%.txt");
+        // The file name of a one-part message whose disposition is `line`.
+        let name = |line: &str| {
+            let d = parse(&[
+                "From: a@example.com",
+                "MIME-Version: 1.0",
+                "Content-Type: multipart/mixed; boundary=\"b\"",
+                "",
+                "--b",
+                "Content-Type: application/octet-stream",
+                line,
+                "",
+                "x",
+                "--b--",
+            ]);
+            d.attachments[0].name.clone()
+        };
         // UTF-8 in segments (each whole in itself) as before.
-        let d = parse(&[
-            "From: a@example.com",
-            "MIME-Version: 1.0",
-            "Content-Type: multipart/mixed; boundary=\"b\"",
-            "",
-            "--b",
-            "Content-Type: application/octet-stream",
-            "Content-Disposition: attachment; filename*0*=UTF-8''caf%C3%A9; filename*1=-menu.txt",
-            "",
-            "x",
-            "--b--",
-        ]);
-        assert_eq!(d.attachments[0].name, "café-menu.txt");
+        assert_eq!(
+            name(
+                "Content-Disposition: attachment; filename*0*=UTF-8''caf%C3%A9; filename*1=-menu.txt"
+            ),
+            "café-menu.txt"
+        );
         // A character's bytes split between two segments.
-        let d = parse(&[
-            "From: a@example.com",
-            "MIME-Version: 1.0",
-            "Content-Type: multipart/mixed; boundary=\"b\"",
-            "",
-            "--b",
-            "Content-Type: application/octet-stream",
-            "Content-Disposition: attachment; filename*0*=UTF-8''caf%C3; filename*1*=%A9.txt",
-            "",
-            "x",
-            "--b--",
-        ]);
-        assert_eq!(d.attachments[0].name, "café.txt");
+        assert_eq!(
+            name("Content-Disposition: attachment; filename*0*=UTF-8''caf%C3; filename*1*=%A9.txt"),
+            "café.txt"
+        );
     }
 
     #[test]

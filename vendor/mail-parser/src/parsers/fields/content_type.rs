@@ -8,7 +8,10 @@ use std::borrow::Cow;
 
 use crate::{
     Attribute, ContentType, HeaderValue,
-    decoders::{charsets::map::charset_decoder, hex::decode_hex},
+    decoders::{
+        charsets::{DecoderFnc, map::charset_decoder},
+        hex::decode_hex,
+    },
     parsers::MessageStream,
 };
 
@@ -287,7 +290,7 @@ impl<'x> ContentTypeParser<'x> {
         for (key, charset, first) in self.first_segments.drain(..) {
             // UTF-8 (and ASCII) have no decoder in the map: the bytes are
             // taken as UTF-8, as upstream takes a value without a charset.
-            let decoder: fn(&[u8]) -> String = match charset_decoder(charset.as_bytes()) {
+            let decoder: DecoderFnc = match charset_decoder(charset.as_bytes()) {
                 Some(decoder) => decoder,
                 None if ["utf-8", "utf8", "us-ascii"]
                     .iter()
