@@ -477,6 +477,43 @@ async fn a_search_finds_what_the_permission_rule_shows_and_nothing_else() {
     }
 }
 
+/// Who may see a ticket is in SQLite's index as words of its own
+/// (`d1`, `anone`): typed, such words find the tickets that say them,
+/// never the tickets of that department or assignee, whether searched
+/// for, excluded or as a prefix.
+#[tokio::test]
+async fn words_that_look_like_the_index_scope_find_only_tickets_that_say_them() {
+    let b = backend().await;
+    let one = b.agent("one@example.com", &[1, 2]).await;
+    let plain = b
+        .create(ticket("p@example.com", 1, "scopeword", "x", 1))
+        .await;
+    let says = b
+        .create(ticket("s@example.com", 2, "scopeword d1 dnoneish", "x", 2))
+        .await;
+    let mut none = ticket("n@example.com", 1, "scopeword", "x", 3);
+    none.department = None;
+    let none = b.create(none).await;
+    for viewer in [&admin(), &one] {
+        assert_eq!(b.search(viewer, "d1").await, vec![says.clone()]);
+        assert_eq!(b.search(viewer, "scopeword d2").await, Vec::<String>::new());
+        assert_eq!(b.search(viewer, "dnon*").await, vec![says.clone()]);
+        assert_eq!(b.search(viewer, "an*").await, Vec::<String>::new());
+        assert_eq!(
+            sorted(b.search(viewer, "scopeword -d2").await),
+            sorted(if viewer.admin {
+                vec![plain.clone(), says.clone(), none.clone()]
+            } else {
+                vec![plain.clone(), says.clone()]
+            })
+        );
+        assert_eq!(
+            b.search(viewer, "scopeword -d1").await.len(),
+            if viewer.admin { 2 } else { 1 }
+        );
+    }
+}
+
 /// Who may see a ticket changes with its department and assignee; a
 /// search follows at once (SQLite's index holds the scope, rewritten by
 /// the change's own transaction).
