@@ -483,18 +483,11 @@ pub fn tsquery_scope(
 
 /// A phrase in FTS5's query language.
 fn fts5_phrase(p: &Phrase) -> String {
-    fts5_phrase_marked(p, "")
-}
-
-/// A phrase in FTS5's query language, each word with `prefix` (a
-/// [`Mark`]'s, or none).
-fn fts5_phrase_marked(p: &Phrase, prefix: &str) -> String {
     let mut out = String::from("\"");
     for (i, w) in p.words.iter().enumerate() {
         if i > 0 {
             out.push(' ');
         }
-        out.push_str(prefix);
         out.push_str(w);
     }
     out.push('"');
@@ -638,20 +631,27 @@ impl SearchQuery {
         Some(out)
     }
 
-    /// The phrases a ticket must contain, all found in the marked copy
-    /// of one column ([`marked_copy`]; exclusions left out: a match
-    /// already has none of them anywhere). `None`: only numbers were
-    /// given.
+    /// Every word of the phrases to find, all in the marked copy of one
+    /// column ([`marked_copy`]; exclusions left out: a match already has
+    /// none of them anywhere), the last word of a prefix phrase as a
+    /// prefix. A phrase ranks as its words all in that column, not
+    /// necessarily side by side: as PostgreSQL ranks it
+    /// ([`SearchQuery::to_tsquery_marked`], whose marked copies carry no
+    /// positions), so that both backends order a page alike. `None`: only
+    /// numbers were given.
     pub fn to_fts5_marked(&self, mark: Mark) -> Option<String> {
         if self.include.is_empty() {
             return None;
         }
-        let include: Vec<String> = self
-            .include
-            .iter()
-            .map(|p| fts5_phrase_marked(p, mark.prefix()))
-            .collect();
-        Some(format!("({})", include.join(" AND ")))
+        let mut words = Vec::new();
+        for p in &self.include {
+            let last = p.words.len() - 1;
+            for (i, w) in p.words.iter().enumerate() {
+                let star = if i == last && p.prefix { "*" } else { "" };
+                words.push(format!("\"{}{w}\"{star}", mark.prefix()));
+            }
+        }
+        Some(format!("({})", words.join(" AND ")))
     }
 
     /// [`SearchQuery::to_fts5_marked`] for PostgreSQL: every word of
@@ -833,11 +833,11 @@ mod tests {
         );
         assert_eq!(
             q.to_fts5_marked(Mark::Subject).unwrap(),
-            r#"("s_print"* AND "s_out s_of s_toner" AND "s_123456" AND "s_印 s_刷")"#
+            r#"("s_print"* AND "s_out" AND "s_of" AND "s_toner" AND "s_123456" AND "s_印" AND "s_刷")"#
         );
         assert_eq!(
             q.to_fts5_marked(Mark::Meta).unwrap(),
-            r#"("m_print"* AND "m_out m_of m_toner" AND "m_123456" AND "m_印 m_刷")"#
+            r#"("m_print"* AND "m_out" AND "m_of" AND "m_toner" AND "m_123456" AND "m_印" AND "m_刷")"#
         );
         assert_eq!(
             q.to_tsquery().unwrap(),

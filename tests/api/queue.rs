@@ -933,6 +933,49 @@ async fn a_subject_and_body_match_outranks_one_word_in_a_long_body() {
     );
 }
 
+/// A phrase ranks as in the subject when the subject holds its words,
+/// side by side or not, on both backends alike (PostgreSQL's marked
+/// copies carry no positions; SQLite's query asks for the words).
+#[tokio::test]
+async fn a_phrase_ranks_as_in_the_subject_when_the_subject_holds_its_words() {
+    let b = backend().await;
+    let exact = b
+        .create(ticket(
+            "e@example.com",
+            1,
+            "Access denied on the share",
+            "see subject",
+            1,
+        ))
+        .await;
+    let apart = b
+        .create(ticket(
+            "a@example.com",
+            1,
+            "Access to the drive was denied",
+            "It says access denied",
+            2,
+        ))
+        .await;
+    let body = b
+        .create(ticket(
+            "b@example.com",
+            1,
+            "Question",
+            "access denied again",
+            3,
+        ))
+        .await;
+    let expected = vec![apart.clone(), exact.clone(), body.clone()];
+    assert_eq!(b.search(&admin(), "\"access denied\"").await, expected);
+    assert_eq!(
+        b.numbers(&admin(), &[("q", "\"access denied\""), ("status", "open")])
+            .await,
+        expected
+    );
+    assert_eq!(b.search(&admin(), "\"access den*\"").await, expected);
+}
+
 #[tokio::test]
 async fn words_in_the_subject_outrank_words_in_the_names_which_outrank_words_in_a_body() {
     // The tiers of relevance, for a word, a phrase and a prefix, on a

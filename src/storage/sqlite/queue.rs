@@ -3,8 +3,9 @@
 //! threads: a search may rank thousands of matches).
 //!
 //! Relevance is where the words are: a match in the subject weighs 5, in
-//! the names and file names 2, in the bodies 1 (all the query's phrases
-//! in that column), then recency. Not FTS5's `bm25`: its IDF counts every
+//! the names and file names 2, in the bodies 1 (all the words of the
+//! query's phrases in that column, side by side or not, as PostgreSQL
+//! ranks them), then recency. Not FTS5's `bm25`: its IDF counts every
 //! match of each phrase in the whole index on every query, a pass over a
 //! common word's or a phrase's whole posting list (~5 ms for `printer`,
 //! ~30 ms for `"out of toner"` at 400,000 tickets, growing with the
