@@ -320,18 +320,27 @@ pub struct Phrase {
 }
 
 impl Phrase {
+    /// Each word, with whether it is a prefix (the last one of a prefix
+    /// phrase).
+    fn each_word(&self) -> impl Iterator<Item = (&str, bool)> {
+        let last = self.words.len().saturating_sub(1);
+        self.words
+            .iter()
+            .enumerate()
+            .map(move |(i, w)| (w.as_str(), i == last && self.prefix))
+    }
+
     /// Whether one of the words could match a scope term of
     /// [`scope_words`] (a letter `a` or `d`, then `none`, or digits after
     /// an optional `m`), the last word as a prefix when it is one.
     fn may_meet_scope_term(&self) -> bool {
-        let last = self.words.len().saturating_sub(1);
-        self.words.iter().enumerate().any(|(i, w)| {
+        self.each_word().any(|(w, prefix)| {
             let Some(rest) = w.strip_prefix(['a', 'd']) else {
                 return false;
             };
             let digits = rest.strip_prefix('m').unwrap_or(rest);
             let all_digits = digits.bytes().all(|b| b.is_ascii_digit());
-            if i == last && self.prefix {
+            if prefix {
                 "none".starts_with(rest) || all_digits
             } else {
                 rest == "none" || (!digits.is_empty() && all_digits)
@@ -643,14 +652,13 @@ impl SearchQuery {
         if self.include.is_empty() {
             return None;
         }
-        let mut words = Vec::new();
-        for p in &self.include {
-            let last = p.words.len() - 1;
-            for (i, w) in p.words.iter().enumerate() {
-                let star = if i == last && p.prefix { "*" } else { "" };
-                words.push(format!("\"{}{w}\"{star}", mark.prefix()));
-            }
-        }
+        let words: Vec<String> = self
+            .included_words()
+            .map(|(w, prefix)| {
+                let star = if prefix { "*" } else { "" };
+                format!("\"{}{w}\"{star}", mark.prefix())
+            })
+            .collect();
         Some(format!("({})", words.join(" AND ")))
     }
 
@@ -663,15 +671,19 @@ impl SearchQuery {
         if self.include.is_empty() {
             return None;
         }
-        let mut parts = Vec::new();
-        for p in &self.include {
-            let last = p.words.len() - 1;
-            for (i, w) in p.words.iter().enumerate() {
-                let star = if i == last && p.prefix { ":*" } else { "" };
-                parts.push(format!("'{PG_OWN}{}{w}'{star}", mark.prefix()));
-            }
-        }
+        let parts: Vec<String> = self
+            .included_words()
+            .map(|(w, prefix)| {
+                let star = if prefix { ":*" } else { "" };
+                format!("'{PG_OWN}{}{w}'{star}", mark.prefix())
+            })
+            .collect();
         Some(parts.join(" & "))
+    }
+
+    /// Every word of the phrases to find, with whether it is a prefix.
+    fn included_words(&self) -> impl Iterator<Item = (&str, bool)> {
+        self.include.iter().flat_map(Phrase::each_word)
     }
 
     /// Whether a phrase of several words is to be found (its words'
@@ -687,14 +699,10 @@ impl SearchQuery {
     pub fn to_tsquery_words(&self) -> Option<String> {
         let loose = SearchQuery {
             include: self
-                .include
-                .iter()
-                .flat_map(|p| {
-                    let last = p.words.len() - 1;
-                    p.words.iter().enumerate().map(move |(i, w)| Phrase {
-                        words: vec![w.clone()],
-                        prefix: i == last && p.prefix,
-                    })
+                .included_words()
+                .map(|(w, prefix)| Phrase {
+                    words: vec![w.to_string()],
+                    prefix,
                 })
                 .collect(),
             exclude: self.exclude.clone(),
